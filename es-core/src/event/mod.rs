@@ -1,0 +1,12 @@
+//! The event envelope: what a caller appends ([`EventData`]) and what a store returns
+//! ([`RecordedEvent`]), with its [`Payload`] and [`EventMetadata`].
+
+mod data;
+mod metadata;
+mod payload;
+mod recorded;
+
+pub use data::EventData;
+pub use metadata::EventMetadata;
+pub use payload::{Payload, PayloadError};
+pub use recorded::{RecordedEvent, recorded_now};

@@ -1,0 +1,161 @@
+use std::fmt;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// An event's body: JSON text, validated once when it is built.
+///
+/// The rules are those of PostgreSQL's `jsonb`, so that an event the in-memory store accepts is one
+/// PostgreSQL accepts too: the text must be one JSON value, and strings may not hold the `\u0000`
+/// escape (jsonb cannot store the NUL character). Cloning is cheap (the bytes are shared).
+///
+/// ```
+/// use es_core::Payload;
+/// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+/// struct Deposited { amount: i64 }
+///
+/// let payload = Payload::from_value(&Deposited { amount: 10 })?;
+/// assert_eq!(payload.as_str(), r#"{"amount":10}"#);
+/// assert_eq!(payload.deserialize::<Deposited>()?, Deposited { amount: 10 });
+/// assert!(Payload::from_json(&b"{not json"[..]).is_err());
+/// assert!(Payload::from_json(&br#"{"name":"a\u0000b"}"#[..]).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Payload(Bytes);
+
+/// A payload was rejected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// The value could not be serialized, or the text is not JSON.
+    #[error("payload is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The JSON holds a `\u0000` escape, which PostgreSQL's jsonb cannot store.
+    #[error("payload holds the escape \\u0000 at byte {at}; the NUL character cannot be stored")]
+    NulCharacter {
+        /// Byte offset of the escape.
+        at: usize,
+    },
+}
+
+impl Payload {
+    /// Serializes `value` to JSON.
+    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, PayloadError> {
+        let bytes = serde_json::to_vec(value)?;
+        check_no_nul_escape(&bytes)?;
+        Ok(Self(Bytes::from(bytes)))
+    }
+
+    /// Checks that `json` is one JSON value that jsonb can store, and wraps it unchanged.
+    pub fn from_json(json: impl Into<Bytes>) -> Result<Self, PayloadError> {
+        let bytes = json.into();
+        // A full parse (not `IgnoredAny`) also rejects lone UTF-16 surrogates in escapes, as jsonb does.
+        serde_json::from_slice::<serde_json::Value>(&bytes)?;
+        check_no_nul_escape(&bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// Wraps JSON text that a store validated when it was written, without checking it again.
+    ///
+    /// For backends returning stored events: the text passed [`Payload::from_json`] or
+    /// [`Payload::from_value`] before it was stored, so checking it on every read would only cost
+    /// time. A payload that is not JSON after all fails when it is deserialized, never silently.
+    pub fn from_stored(json: impl Into<Bytes>) -> Self {
+        Self(json.into())
+    }
+
+    /// Deserializes the payload into `T`.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.0)
+    }
+
+    /// Parses the payload into a JSON tree (upcasters work on this form).
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_slice(&self.0)
+    }
+
+    /// The JSON text as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The JSON text. Payloads are built from UTF-8 JSON, so this never fails for a valid payload;
+    /// bytes that are not UTF-8 read as the empty string.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The shared bytes, for backends that hand them to a driver without copying.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Size of the JSON text in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the text is empty (never true for a validated payload).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 256;
+        let text = self.as_str();
+        match text.char_indices().nth(SHOWN) {
+            Some((cut, _)) => write!(f, "Payload({}… {} bytes)", &text[..cut], text.len()),
+            None => write!(f, "Payload({text})"),
+        }
+    }
+}
+
+/// Finds a `\u0000` escape. Backslashes occur only inside JSON strings, and every backslash starts
+/// an escape of at least two bytes, so stepping over escapes pairwise never misreads `\\u0000`.
+fn check_no_nul_escape(json: &[u8]) -> Result<(), PayloadError> {
+    let mut at = 0;
+    while let Some(offset) = json[at..].iter().position(|&b| b == b'\\') {
+        let start = at + offset;
+        if json[start + 1..].starts_with(b"u0000") {
+            return Err(PayloadError::NulCharacter { at: start });
+        }
+        at = start + 2;
+        if at >= json.len() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_escape_is_rejected_but_escaped_backslash_is_not() {
+        assert!(matches!(
+            Payload::from_json(&br#"["\u0000"]"#[..]),
+            Err(PayloadError::NulCharacter { at: 2 })
+        ));
+        assert!(Payload::from_json(&br#"["\\u0000"]"#[..]).is_ok());
+        assert!(Payload::from_json(&br#"["\\\u0000"]"#[..]).is_err());
+        assert!(Payload::from_value("a\0b").is_err());
+    }
+
+    #[test]
+    fn lone_surrogates_and_trailing_garbage_are_rejected() {
+        assert!(Payload::from_json(&br#"["\ud800"]"#[..]).is_err());
+        assert!(Payload::from_json(&b"{} {}"[..]).is_err());
+        assert!(Payload::from_json(&b""[..]).is_err());
+    }
+
+    #[test]
+    fn debug_output_is_bounded() {
+        let long = Payload::from_value(&"x".repeat(10_000)).unwrap();
+        assert!(format!("{long:?}").len() < 400);
+    }
+}

@@ -1,0 +1,20 @@
+//! Validated identifiers: tenants, streams, event types, event ids and idempotency keys.
+//!
+//! Every identifier is checked once, when it is built (or deserialized), so a value of one of these
+//! types is always valid and backends never see a malformed id. Cloning a textual id is cheap (a
+//! reference-count increment), because ids travel on every event a store reads.
+
+mod error;
+mod event_id;
+mod event_type;
+mod idempotency_key;
+mod stream;
+mod tenant;
+mod text;
+
+pub use error::{IdError, IdKind};
+pub use event_id::EventId;
+pub use event_type::EventType;
+pub use idempotency_key::IdempotencyKey;
+pub use stream::StreamId;
+pub use tenant::TenantId;

@@ -1,0 +1,116 @@
+use std::error::Error as StdError;
+
+use super::ExpectedVersion;
+use crate::{EventId, IdempotencyKey, StreamId, TenantId};
+
+/// Why a store call failed. Domain situations (a conflict, a reused key) are variants of their own,
+/// never a driver's error; every variant names the tenant or stream it concerns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream's version did not match the expected version; nothing was written. Reload the
+    /// stream and decide again.
+    #[error(
+        "version conflict on stream {stream_id:?} of tenant {tenant}: expected {expected}, the stream is at version {actual}"
+    )]
+    VersionConflict {
+        /// The tenant.
+        tenant: TenantId,
+        /// The stream.
+        stream_id: StreamId,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's version when the append was refused (0: the stream is empty).
+        actual: u64,
+    },
+
+    /// The idempotency key was used before for a different request; nothing was written. Use a new
+    /// key for a new request.
+    #[error(
+        "idempotency key {key:?} of tenant {tenant} was first used for a different request (on stream {original_stream_id:?})"
+    )]
+    IdempotencyConflict {
+        /// The tenant.
+        tenant: TenantId,
+        /// The reused key.
+        key: IdempotencyKey,
+        /// The stream the key's first append wrote to.
+        original_stream_id: StreamId,
+    },
+
+    /// An event with this id is already stored in the tenant; nothing was written.
+    #[error("event id {event_id} is already stored in tenant {tenant}")]
+    DuplicateEventId {
+        /// The tenant.
+        tenant: TenantId,
+        /// The id.
+        event_id: EventId,
+    },
+
+    /// The append was refused before any I/O because its input is malformed; nothing was written.
+    #[error("invalid append to stream {stream_id:?}: {reason}")]
+    InvalidAppend {
+        /// The target stream.
+        stream_id: StreamId,
+        /// What is wrong.
+        reason: InvalidAppend,
+    },
+
+    /// Data read from the store breaks the contract (for example an id that is no longer valid):
+    /// the store was changed behind the framework's back. Nothing is skipped; the read stops here.
+    #[error("stored data is corrupt: {detail}")]
+    Corrupt {
+        /// What was found, and where.
+        detail: String,
+    },
+
+    /// The backend failed (connection lost, timeout, driver error).
+    #[error("{operation} failed in the store backend{}: {source}", if *retryable { " (transient; safe to retry)" } else { "" })]
+    Backend {
+        /// What the store was doing (`"append"`, `"read_all"`, …).
+        operation: &'static str,
+        /// Whether retrying the same call can succeed and is safe (it cannot duplicate a write).
+        retryable: bool,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// Why an append's input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidAppend {
+    /// The batch holds no event.
+    #[error("the batch is empty; an append writes at least one event")]
+    EmptyBatch,
+    /// An event has schema version 0; versions start at 1.
+    #[error("event #{index} has schema version 0; schema versions start at 1")]
+    SchemaVersionZero {
+        /// The event's index in the batch.
+        index: usize,
+    },
+    /// Two events of the batch share an id.
+    #[error("event id {event_id} appears twice in the batch")]
+    DuplicateEventId {
+        /// The repeated id.
+        event_id: EventId,
+    },
+}
+
+impl StoreError {
+    /// Whether the call may be retried as it is: a transient backend failure of a call that cannot
+    /// write twice. A [`StoreError::VersionConflict`] is not retryable as is: decide again first.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Backend { retryable: true, .. })
+    }
+
+    /// Wraps a backend error.
+    pub fn backend(
+        operation: &'static str,
+        retryable: bool,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        Self::Backend { operation, retryable, source: source.into() }
+    }
+}

@@ -1,0 +1,87 @@
+use std::future::Future;
+use std::time::Duration;
+
+use super::{
+    AppendOptions, AppendResult, EventStream, ExpectedVersion, IdempotencyRecord, Position,
+    ReadAllOptions, ReadStreamOptions, StoreError,
+};
+use crate::{EventData, IdempotencyKey, StreamId, TenantId};
+
+/// A backend: the engine that hands out [`EventStore`] handles, one per tenant.
+///
+/// Handles are cheap; take one per request or keep one per tenant. Nothing a handle does reaches
+/// another tenant's data.
+///
+/// ```no_run
+/// # async fn demo<B: es_core::MultiTenantStore>(backend: B) -> Result<(), es_core::StoreError> {
+/// use es_core::{EventStore, TenantId};
+/// let acme = backend.tenant(TenantId::new("acme").expect("valid tenant id"));
+/// let head = acme.head_position().await?;
+/// # Ok(()) }
+/// ```
+pub trait MultiTenantStore: Clone + Send + Sync + 'static {
+    /// The tenant-scoped handle.
+    type Store: EventStore;
+
+    /// A handle scoped to `tenant`.
+    fn tenant(&self, tenant: TenantId) -> Self::Store;
+}
+
+/// The event store, as seen by one tenant: append to streams, read streams and the global log.
+///
+/// Every backend keeps the same promises, checked by the conformance suite
+/// (`es_core::conformance_tests!`, feature `testing`):
+/// - a stream's first event has version 1 and versions have no gaps; an empty stream is version 0;
+/// - an append writes all its events or none, contiguous in the stream, and only if the
+///   [`ExpectedVersion`] holds, else it fails with [`StoreError::VersionConflict`];
+/// - every event gets a global [`Position`]; [`read_all`](EventStore::read_all) returns events in
+///   position order and never skips one that becomes visible later;
+/// - an idempotency key makes an append safe to retry (see [`AppendOptions`]);
+/// - nothing crosses tenants.
+///
+/// The methods return `Send` futures and `'static` streams, so a handle works from any task.
+/// Backends are chosen by type (static dispatch), which is why this trait uses
+/// `impl Future` returns rather than boxed futures.
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// The tenant this handle is scoped to.
+    fn tenant(&self) -> &TenantId;
+
+    /// Appends `events` to `stream_id` atomically if the stream's version matches `expected`.
+    fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+        options: AppendOptions,
+    ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+
+    /// Reads one stream. A stream with no events reads as empty.
+    fn read_stream(&self, stream_id: &StreamId, options: ReadStreamOptions) -> EventStream;
+
+    /// Reads the tenant's global log after a position, in position order, in pages.
+    fn read_all(&self, options: ReadAllOptions) -> EventStream;
+
+    /// The stream's version: that of its last event, 0 if it has none.
+    fn stream_version(
+        &self,
+        stream_id: &StreamId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The position of the tenant's last event that [`read_all`](EventStore::read_all) can return
+    /// now ([`Position::BEGINNING`] if none).
+    fn head_position(&self) -> impl Future<Output = Result<Position, StoreError>> + Send;
+
+    /// Waits until the head moves past `after` or `timeout` passes, whichever comes first, and
+    /// returns the head then. Backends wake waiters when events commit (no busy polling).
+    fn wait_for_events(
+        &self,
+        after: Position,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Position, StoreError>> + Send;
+
+    /// The record an append with this idempotency key left, if any.
+    fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+}

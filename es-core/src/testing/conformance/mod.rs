@@ -1,0 +1,138 @@
+//! The backend conformance suite: the event-store contract as executable cases.
+//!
+//! A backend proves itself by calling [`conformance_tests!`](crate::conformance_tests) in one of its
+//! test files with a function that builds a fresh, empty backend:
+//!
+//! ```text
+//! // es-memory/tests/conformance.rs (compiled and run by the workspace's tests)
+//! async fn fresh_backend() -> es_memory::MemoryStore {
+//!     es_memory::MemoryStore::new()
+//! }
+//! es_core::conformance_tests!(fresh_backend);
+//! ```
+//!
+//! That expands to a module `conformance` holding one `#[test]` per case (so `cargo test
+//! conformance` runs them all and each is reported by name). Every case takes its own tenants, so a
+//! backend that shares one database between cases still runs them in isolation.
+//!
+//! The cases are public functions too, for a backend that wants to run one under other conditions.
+#![allow(clippy::missing_panics_doc)]
+
+mod append;
+mod concurrency;
+mod fixtures;
+mod idempotency;
+mod notify;
+mod payloads;
+mod read_all;
+mod read_stream;
+mod tenancy;
+
+use std::future::Future;
+
+pub use append::*;
+pub use concurrency::*;
+pub use idempotency::*;
+pub use notify::*;
+pub use payloads::*;
+pub use read_all::*;
+pub use read_stream::*;
+pub use tenancy::*;
+
+/// Runs one case on a fresh multi-threaded runtime (two workers, so concurrency cases interleave for
+/// real). Used by the code [`conformance_tests!`](crate::conformance_tests) generates.
+pub fn run<F: Future<Output = ()>>(case: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a test needs a tokio runtime");
+    runtime.block_on(case);
+}
+
+/// Expands to a module `conformance` with one `#[test]` per case of the event-store contract, each
+/// run against the backend that `$factory().await` builds.
+///
+/// `$factory` is a path to a function (or any callable) returning a future of a fresh
+/// [`MultiTenantStore`](crate::MultiTenantStore). See [`testing::conformance`](crate::testing::conformance).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:path) => {
+        $crate::__conformance_cases! { $factory;
+            append_to_new_stream_starts_at_version_one,
+            versions_are_contiguous_across_appends,
+            batch_is_contiguous_and_shares_one_timestamp,
+            no_stream_on_existing_stream_conflicts,
+            stream_exists_on_empty_stream_conflicts,
+            stream_exists_on_existing_stream_appends,
+            exact_version_matching_appends,
+            exact_version_mismatch_conflicts_and_reports_actual,
+            exact_zero_means_empty_stream,
+            any_appends_to_new_and_existing_streams,
+            conflicting_batch_writes_nothing,
+            invalid_batches_are_rejected_and_write_nothing,
+            duplicate_event_id_is_rejected_and_writes_nothing,
+            event_ids_are_scoped_to_tenant,
+            concurrent_exact_appends_to_new_stream_have_one_winner,
+            concurrent_exact_appends_one_winner_per_version,
+            concurrent_any_appends_lose_nothing,
+            concurrent_appends_to_many_streams_are_all_read_once,
+            tailing_reader_sees_every_event_once_in_order,
+            idempotent_retry_returns_first_result_and_writes_nothing,
+            idempotent_retry_ignores_expected_version_after_stream_moved,
+            idempotent_retry_with_rebuilt_event_ids_is_same_request,
+            idempotency_key_with_other_events_conflicts,
+            idempotency_key_on_other_stream_conflicts,
+            idempotency_key_with_other_expected_version_conflicts,
+            idempotency_keys_are_scoped_to_tenant,
+            concurrent_idempotent_retries_write_once,
+            failed_append_leaves_no_idempotency_record,
+            idempotency_record_is_queryable,
+            read_stream_forward_from_middle,
+            read_stream_backward_from_end,
+            read_stream_backward_from_middle,
+            read_stream_past_end,
+            read_stream_with_limit,
+            missing_stream_reads_empty_at_version_zero,
+            read_stream_returns_only_that_stream,
+            read_all_order_equals_commit_order,
+            read_all_after_position_resumes_from_middle,
+            read_all_filters_by_event_type,
+            read_all_with_limit_and_small_pages,
+            read_all_past_head_is_empty,
+            head_position_tracks_appends,
+            read_all_pages_through_a_large_log,
+            tenants_cannot_read_each_others_streams,
+            tenants_have_independent_stream_versions,
+            read_all_and_head_are_scoped_to_tenant,
+            handle_reports_its_tenant,
+            envelope_round_trips,
+            large_payloads_round_trip,
+            unicode_payloads_and_ids_round_trip,
+            invalid_ids_are_rejected,
+            wait_for_events_wakes_on_append,
+            wait_for_events_times_out_without_append,
+            wait_for_events_returns_at_once_when_head_is_past,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($factory:path; $($case:ident),* $(,)?) => {
+        #[allow(unused_imports)]
+        mod conformance {
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    $crate::testing::conformance::run(async {
+                        let backend = $factory().await;
+                        $crate::testing::conformance::$case(backend).await;
+                    });
+                }
+            )*
+        }
+    };
+}

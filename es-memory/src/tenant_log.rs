@@ -1,0 +1,144 @@
+//! One tenant's events, streams and idempotency records, and the append that changes them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use es_core::event::recorded_now;
+use es_core::{
+    AppendRequest, AppendResult, EventId, IdempotencyKey, IdempotencyRecord, Position,
+    RecordedEvent, StoreError, StreamId, TenantId,
+};
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+/// A tenant's data behind its lock, and the channel that wakes readers waiting for new events.
+pub(crate) struct TenantLog {
+    pub(crate) tenant: TenantId,
+    pub(crate) state: RwLock<TenantState>,
+    pub(crate) head: watch::Sender<Position>,
+}
+
+#[derive(Default)]
+pub(crate) struct TenantState {
+    /// Every event of the tenant, in position order.
+    pub(crate) events: Vec<RecordedEvent>,
+    /// For each stream, the indexes of its events in `events`, in version order.
+    pub(crate) streams: HashMap<StreamId, Vec<usize>>,
+    event_ids: HashSet<EventId>,
+    idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+}
+
+impl TenantLog {
+    pub(crate) fn new(tenant: TenantId) -> Self {
+        Self { tenant, state: RwLock::default(), head: watch::Sender::new(Position::BEGINNING) }
+    }
+
+    /// Checks and writes one append atomically: under the write lock nothing else can interleave,
+    /// and every check happens before the first event is pushed, so a refused append leaves no trace.
+    pub(crate) fn append(
+        &self,
+        request: AppendRequest,
+        positions: &AtomicU64,
+    ) -> Result<AppendResult, StoreError> {
+        let mut state = self.state.write();
+
+        if let Some((key, fingerprint)) = &request.idempotency
+            && let Some(record) = state.idempotency.get(key)
+        {
+            return if record.fingerprint == *fingerprint {
+                Ok(record.result)
+            } else {
+                Err(StoreError::IdempotencyConflict {
+                    tenant: self.tenant.clone(),
+                    key: key.clone(),
+                    original_stream_id: record.stream_id.clone(),
+                })
+            };
+        }
+
+        let current = state.streams.get(&request.stream_id).map_or(0, Vec::len) as u64;
+        if !request.expected.matches(current) {
+            return Err(StoreError::VersionConflict {
+                tenant: self.tenant.clone(),
+                stream_id: request.stream_id,
+                expected: request.expected,
+                actual: current,
+            });
+        }
+        if let Some(event) =
+            request.events.iter().find(|event| state.event_ids.contains(&event.event_id))
+        {
+            return Err(StoreError::DuplicateEventId {
+                tenant: self.tenant.clone(),
+                event_id: event.event_id,
+            });
+        }
+
+        let recorded_at = recorded_now();
+        let count = request.events.len() as u64;
+        // Positions are taken under this tenant's write lock, so within the tenant they increase in
+        // the order appends commit; other tenants' appends may take numbers in between.
+        let first_position = positions.fetch_add(count, Ordering::Relaxed) + 1;
+        let state = &mut *state;
+        let first_index = state.events.len();
+        state.events.reserve(request.events.len());
+        let mut metadata_of_previous = None::<Arc<es_core::EventMetadata>>;
+        for (offset, event) in request.events.into_iter().enumerate() {
+            let offset = offset as u64;
+            state.event_ids.insert(event.event_id);
+            // Events of one command usually share their metadata: share it in memory too.
+            let metadata = match metadata_of_previous {
+                Some(previous) if *previous == event.metadata => previous,
+                _ => Arc::new(event.metadata),
+            };
+            metadata_of_previous = Some(metadata.clone());
+            state.events.push(RecordedEvent {
+                event_id: event.event_id,
+                tenant: self.tenant.clone(),
+                stream_id: request.stream_id.clone(),
+                stream_version: current + 1 + offset,
+                position: Position::new(first_position + offset),
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata,
+                recorded_at,
+            });
+        }
+        state
+            .streams
+            .entry(request.stream_id.clone())
+            .or_default()
+            .extend(first_index..state.events.len());
+
+        let result = AppendResult {
+            first_version: current + 1,
+            last_version: current + count,
+            first_position: Position::new(first_position),
+            last_position: Position::new(first_position + count - 1),
+        };
+        if let Some((key, fingerprint)) = request.idempotency {
+            state.idempotency.insert(
+                key.clone(),
+                IdempotencyRecord {
+                    key,
+                    stream_id: request.stream_id,
+                    fingerprint,
+                    result,
+                    recorded_at,
+                },
+            );
+        }
+        self.head.send_replace(result.last_position);
+        Ok(result)
+    }
+
+    pub(crate) fn stream_version(&self, stream_id: &StreamId) -> u64 {
+        self.state.read().streams.get(stream_id).map_or(0, Vec::len) as u64
+    }
+
+    pub(crate) fn idempotency_record(&self, key: &IdempotencyKey) -> Option<IdempotencyRecord> {
+        self.state.read().idempotency.get(key).cloned()
+    }
+}

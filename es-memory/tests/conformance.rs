@@ -1,0 +1,7 @@
+//! The es-core conformance suite against the in-memory backend.
+
+async fn fresh_backend() -> es_memory::MemoryStore {
+    es_memory::MemoryStore::new()
+}
+
+es_core::conformance_tests!(fresh_backend);
