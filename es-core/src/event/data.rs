@@ -57,7 +57,7 @@ impl EventData {
         self
     }
 
-    /// Sets the schema version (1 or more; a store rejects 0).
+    /// Sets the schema version (1 to 2³¹−1; a store refuses others).
     #[must_use]
     pub fn with_schema_version(mut self, schema_version: u32) -> Self {
         self.schema_version = schema_version;

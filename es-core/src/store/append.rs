@@ -87,8 +87,8 @@ pub struct IdempotencyRecord {
 /// An append checked against the rules every backend shares, ready for a backend to write.
 ///
 /// Backends build one first thing in `append`, so that bad input is refused the same way
-/// everywhere and before any I/O: the batch is not empty, no schema version is 0, no event id
-/// appears twice; and, when an idempotency key is given, its [`Fingerprint`] is computed.
+/// everywhere and before any I/O: the batch is not empty, no event id
+/// appears twice, schema versions are within 1..=2³¹−1; and, when an idempotency key is given, its [`Fingerprint`] is computed.
 #[derive(Clone, Debug)]
 pub struct AppendRequest {
     /// The target stream.
@@ -113,8 +113,11 @@ impl AppendRequest {
         if events.is_empty() {
             return Err(invalid(InvalidAppend::EmptyBatch));
         }
-        if let Some(index) = events.iter().position(|event| event.schema_version == 0) {
-            return Err(invalid(InvalidAppend::SchemaVersionZero { index }));
+        if let Some((index, event)) = events.iter().enumerate().find(|(_, event)| {
+            event.schema_version == 0 || i32::try_from(event.schema_version).is_err()
+        }) {
+            let schema_version = event.schema_version;
+            return Err(invalid(InvalidAppend::SchemaVersionOutOfRange { index, schema_version }));
         }
         if events.len() > 1 {
             let mut seen = HashSet::with_capacity(events.len());
@@ -214,7 +217,7 @@ mod tests {
         assert!(matches!(
             zero,
             Err(StoreError::InvalidAppend {
-                reason: InvalidAppend::SchemaVersionZero { index: 0 },
+                reason: InvalidAppend::SchemaVersionOutOfRange { index: 0, schema_version: 0 },
                 ..
             })
         ));

@@ -84,11 +84,16 @@ pub enum InvalidAppend {
     /// The batch holds no event.
     #[error("the batch is empty; an append writes at least one event")]
     EmptyBatch,
-    /// An event has schema version 0; versions start at 1.
-    #[error("event #{index} has schema version 0; schema versions start at 1")]
-    SchemaVersionZero {
+    /// An event's schema version is 0 or above `i32::MAX`; versions run from 1 to 2³¹−1 (the
+    /// range every backend can store).
+    #[error(
+        "event #{index} has schema version {schema_version}; schema versions run from 1 to 2147483647"
+    )]
+    SchemaVersionOutOfRange {
         /// The event's index in the batch.
         index: usize,
+        /// The refused version.
+        schema_version: u32,
     },
     /// Two events of the batch share an id.
     #[error("event id {event_id} appears twice in the batch")]

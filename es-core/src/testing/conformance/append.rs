@@ -159,7 +159,7 @@ pub async fn conflicting_batch_writes_nothing<B: MultiTenantStore>(backend: B) {
     assert_eq!((retried.first_version, retried.last_version), (3, 12));
 }
 
-/// Malformed input (no events, schema version 0, one id twice) is refused before anything is written.
+/// Malformed input (no events, a schema version outside 1..=2³¹−1, one id twice) is refused before anything is written.
 pub async fn invalid_batches_are_rejected_and_write_nothing<B: MultiTenantStore>(backend: B) {
     let store = scoped(&backend, "a");
     let s = stream("order-1");
@@ -169,18 +169,26 @@ pub async fn invalid_batches_are_rejected_and_write_nothing<B: MultiTenantStore>
         "{empty:?}"
     );
 
-    let zero = vec![numbered(0), numbered(1).with_schema_version(0)];
-    let zero = store.append(&s, ExpectedVersion::Any, zero, AppendOptions::default()).await;
-    assert!(
-        matches!(
-            zero,
-            Err(StoreError::InvalidAppend {
-                reason: InvalidAppend::SchemaVersionZero { index: 1 },
-                ..
-            })
-        ),
-        "{zero:?}"
-    );
+    for version in [0, 1 << 31, u32::MAX] {
+        let batch = vec![numbered(0), numbered(1).with_schema_version(version)];
+        let refused = store.append(&s, ExpectedVersion::Any, batch, AppendOptions::default()).await;
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::InvalidAppend {
+                    reason: InvalidAppend::SchemaVersionOutOfRange { index: 1, schema_version },
+                    ..
+                }) if schema_version == version
+            ),
+            "{refused:?}"
+        );
+    }
+    // The highest valid version is stored by every backend.
+    let highest = numbered(2).with_schema_version(i32::MAX.unsigned_abs());
+    append(&store, &stream("order-highest"), ExpectedVersion::NoStream, vec![highest]).await;
+    let stored = read_all(&store).await;
+    assert_eq!(stored.len(), 1, "only the valid append may be written");
+    assert_eq!(stored[0].schema_version, i32::MAX.unsigned_abs());
 
     let id = EventId::new();
     let twice = vec![numbered(0).with_event_id(id), numbered(1).with_event_id(id)];
@@ -189,7 +197,7 @@ pub async fn invalid_batches_are_rejected_and_write_nothing<B: MultiTenantStore>
         matches!(twice, Err(StoreError::InvalidAppend { reason: InvalidAppend::DuplicateEventId { event_id }, .. }) if event_id == id),
         "{twice:?}"
     );
-    assert!(read_all(&store).await.is_empty());
+    assert_eq!(read_all(&store).await.len(), 1, "no invalid append may write anything");
     assert_eq!(store.stream_version(&s).await.expect("stream_version"), 0);
 }
 
