@@ -1,5 +1,65 @@
 //! # es-postgres
 //!
-//! The PostgreSQL backend of [`es_core`] (work in progress): sqlx with embedded migrations, a batch
-//! append in one statement, gap-safe global order, LISTEN/NOTIFY wake-ups. Until it lands, use
-//! `es-memory`.
+//! The PostgreSQL backend of [`es_core`], on sqlx. It keeps every promise of the event-store
+//! contract under concurrency and passes the same conformance suite as the in-memory backend.
+//!
+//! ```no_run
+//! use es_core::{AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore,
+//!               StreamId, TenantId};
+//! use es_postgres::{PgStore, PgStoreOptions};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = PgStore::connect_with(
+//!     PgStoreOptions::new("postgres://app@127.0.0.1:5432/app").schema("es")?,
+//! )
+//! .await?;
+//! backend.migrate().await?; // idempotent: creates the schema and applies pending migrations
+//!
+//! let store = backend.tenant(TenantId::new("acme")?);
+//! let stream = StreamId::in_category("account", "1")?;
+//! let opened = EventData::json(EventType::new("account.opened")?, &serde_json::json!({ "owner": "Ada" }))?;
+//! store.append(&stream, ExpectedVersion::NoStream, vec![opened], AppendOptions::default()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Schema
+//! The tables live in one schema (default `es`, see [`PgStoreOptions::schema`]) created and
+//! migrated by [`PgStore::migrate`] from migrations embedded in the crate (`migrations/`): `events`
+//! (the log; `UPDATE`, `DELETE` and `TRUNCATE` are refused by triggers), `streams` (one row per
+//! stream: its version and the lock that serialises appends to it) and `idempotency_keys`
+//! (durable records of idempotent appends). Every key starts with the tenant.
+//!
+//! ## Appends
+//! One round trip: the `append_events()` function checks the idempotency record and the expected
+//! version, locks the stream's row, inserts the whole batch with one `INSERT … SELECT FROM unnest(…)`
+//! and records the idempotency key, all in the statement's transaction. A conflict writes nothing.
+//! Transient failures are retried (up to [`PgStoreOptions::append_attempts`]) only where a retry
+//! cannot write twice: when the server rolled the statement back, or when the connection was lost
+//! and the append carries an idempotency key.
+//!
+//! ## Global order
+//! Positions come from one sequence, so they are taken in one order and committed in another.
+//! Readers return events only up to a *horizon*, a position below which every append transaction
+//! has ended (module `horizon`, and `docs/postgres.md`): nothing is ever skipped and no timer
+//! guesses that a gap is dead. The cost: an append transaction that stays open holds every reader
+//! of the schema back until it ends; [`PgStore::horizon_status`] shows which session does.
+//!
+//! ## Waiting for events
+//! [`EventStore::wait_for_events`](es_core::EventStore::wait_for_events) wakes on LISTEN/NOTIFY
+//! (channel `es_events_<schema>`), sent by a background task after appends rather than inside
+//! each append transaction, and polls every [`PgStoreOptions::poll_interval`] as a fallback.
+//!
+//! ## Feature flags
+//! None.
+
+mod append;
+mod error;
+mod horizon;
+mod notify;
+mod options;
+mod read;
+mod store;
+
+pub use error::ConfigError;
+pub use options::PgStoreOptions;
+pub use store::{HorizonStatus, OpenAppend, PgStore, PgTenantStore};

@@ -1,0 +1,196 @@
+//! The append: one call of `append_events()`, mapped to the contract's results and errors.
+
+use std::time::Duration;
+
+use es_core::{
+    AppendRequest, AppendResult, EventId, ExpectedVersion, Position, StoreError, StreamId, TenantId,
+};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use crate::error::{
+    IDEMPOTENCY_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
+    rolled_back_transiently,
+};
+use crate::store::Inner;
+
+const APPEND: &str = "SELECT o_outcome, o_first_version, o_last_version, o_first_position, \
+     o_last_position, o_actual_version, o_original_stream_id \
+     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+const WRITTEN: i16 = 0;
+const REPLAYED: i16 = 1;
+const VERSION_CONFLICT: i16 = 2;
+const IDEMPOTENCY_CONFLICT: i16 = 3;
+
+/// The batch as the columns `append_events()` takes.
+struct Columns<'a> {
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<Option<String>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(request: &'a AppendRequest) -> Result<Self, StoreError> {
+        let events = &request.events;
+        let metadata = events
+            .iter()
+            .map(|event| {
+                if event.metadata.is_empty() {
+                    Ok(None)
+                } else {
+                    serde_json::to_string(&event.metadata).map(Some)
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|error| StoreError::backend("append", false, error))?;
+        Ok(Self {
+            event_ids: events.iter().map(|event| *event.event_id.as_uuid()).collect(),
+            event_types: events.iter().map(|event| event.event_type.as_str()).collect(),
+            // AppendRequest::new has checked that every schema version fits in an i32.
+            schema_versions: events
+                .iter()
+                .map(|event| i32::try_from(event.schema_version).unwrap_or(i32::MAX))
+                .collect(),
+            payloads: events.iter().map(|event| event.payload.as_str()).collect(),
+            metadata,
+        })
+    }
+}
+
+fn expected_columns(expected: ExpectedVersion) -> (i16, i64) {
+    match expected {
+        ExpectedVersion::Any => (0, 0),
+        ExpectedVersion::NoStream => (1, 0),
+        ExpectedVersion::StreamExists => (2, 0),
+        // No stream reaches i64::MAX events, so a larger expectation is a conflict either way.
+        ExpectedVersion::Exact(version) => (3, i64::try_from(version).unwrap_or(i64::MAX)),
+    }
+}
+
+pub(crate) async fn append(
+    inner: &Inner,
+    tenant: &TenantId,
+    request: AppendRequest,
+) -> Result<AppendResult, StoreError> {
+    let columns = Columns::of(&request)?;
+    let (expected_kind, expected_version) = expected_columns(request.expected);
+    let (key, fingerprint) = match &request.idempotency {
+        Some((key, fingerprint)) => (Some(key.as_str()), Some(&fingerprint.0[..])),
+        None => (None, None),
+    };
+    let attempts = inner.options.append_attempts;
+    let mut attempt = 1;
+    loop {
+        let call = sqlx::query(APPEND)
+            .bind(tenant.as_str())
+            .bind(request.stream_id.as_str())
+            .bind(expected_kind)
+            .bind(expected_version)
+            .bind(&columns.event_ids)
+            .bind(&columns.event_types)
+            .bind(&columns.schema_versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
+            .bind(key)
+            .bind(fingerprint)
+            .fetch_one(&inner.pool)
+            .await;
+        let error = match call {
+            Ok(row) => return outcome(inner, tenant, &request, &row),
+            Err(error) => error,
+        };
+        if constraint(&error) == Some("events_event_id_key") {
+            return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);
+        }
+        // A statement the server rolled back wrote nothing; a lost connection may have committed,
+        // which only an idempotency key makes safe to retry (the retry then replays the record).
+        let safe_to_retry = has_sqlstate(&error, IDEMPOTENCY_RACE)
+            || rolled_back_transiently(&error)
+            || (outcome_unknown(&error) && key.is_some());
+        if safe_to_retry && attempt < attempts {
+            tracing::debug!(%error, attempt, stream = %request.stream_id, "es.append: transient failure, retrying");
+            tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
+            attempt += 1;
+            continue;
+        }
+        return Err(StoreError::backend("append", safe_to_retry, error));
+    }
+}
+
+fn outcome(
+    inner: &Inner,
+    tenant: &TenantId,
+    request: &AppendRequest,
+    row: &PgRow,
+) -> Result<AppendResult, StoreError> {
+    let corrupt = |error: sqlx::Error| StoreError::Corrupt {
+        detail: format!("append_events() returned an unexpected row: {error}"),
+    };
+    let number = |column: &str| -> Result<u64, StoreError> {
+        let value: i64 = row.try_get(column).map_err(corrupt)?;
+        u64::try_from(value).map_err(|_| StoreError::Corrupt {
+            detail: format!("append_events() returned {column} = {value}"),
+        })
+    };
+    let outcome: i16 = row.try_get("o_outcome").map_err(corrupt)?;
+    match outcome {
+        WRITTEN | REPLAYED => {
+            let result = AppendResult {
+                first_version: number("o_first_version")?,
+                last_version: number("o_last_version")?,
+                first_position: Position::new(number("o_first_position")?),
+                last_position: Position::new(number("o_last_position")?),
+            };
+            if outcome == WRITTEN {
+                inner.wakeups.appended(&inner.pool);
+            }
+            Ok(result)
+        }
+        VERSION_CONFLICT => Err(StoreError::VersionConflict {
+            tenant: tenant.clone(),
+            stream_id: request.stream_id.clone(),
+            expected: request.expected,
+            actual: number("o_actual_version")?,
+        }),
+        IDEMPOTENCY_CONFLICT => {
+            let original: String = row.try_get("o_original_stream_id").map_err(corrupt)?;
+            let original_stream_id =
+                StreamId::new(&original).map_err(|error| StoreError::Corrupt {
+                    detail: format!("stored idempotency record names stream {original:?}: {error}"),
+                })?;
+            let key = request.idempotency.as_ref().map(|(key, _)| key.clone());
+            let key = key.ok_or_else(|| StoreError::Corrupt {
+                detail: "idempotency conflict without a key".to_owned(),
+            })?;
+            Err(StoreError::IdempotencyConflict { tenant: tenant.clone(), key, original_stream_id })
+        }
+        other => Err(StoreError::Corrupt {
+            detail: format!("append_events() returned unknown outcome {other}"),
+        }),
+    }
+}
+
+/// Finds which of the batch's ids is already stored (the unique violation names only the constraint).
+async fn duplicate_event_id(inner: &Inner, tenant: &TenantId, event_ids: &[Uuid]) -> StoreError {
+    let found: Result<Option<Uuid>, _> = sqlx::query_scalar(
+        "SELECT event_id FROM events WHERE tenant = $1 AND event_id = ANY($2) LIMIT 1",
+    )
+    .bind(tenant.as_str())
+    .bind(event_ids)
+    .fetch_optional(&inner.pool)
+    .await;
+    match found {
+        Ok(Some(id)) => StoreError::DuplicateEventId {
+            tenant: tenant.clone(),
+            event_id: EventId::from_uuid(id),
+        },
+        Ok(None) => StoreError::Corrupt {
+            detail: "unique violation on an event id that is not stored".to_owned(),
+        },
+        Err(error) => read_error("append", error),
+    }
+}

@@ -1,0 +1,117 @@
+//! Connection and behaviour settings.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// How a [`PgStore`](crate::PgStore) connects and behaves.
+///
+/// ```
+/// use std::time::Duration;
+/// use es_postgres::PgStoreOptions;
+/// let options = PgStoreOptions::new("postgres://app@127.0.0.1/app")
+///     .schema("events")?
+///     .max_connections(20)
+///     .statement_timeout(Duration::from_secs(10));
+/// assert_eq!(options.schema_name(), "events");
+/// # Ok::<(), es_postgres::ConfigError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct PgStoreOptions {
+    pub(crate) url: String,
+    pub(crate) schema: String,
+    pub(crate) max_connections: u32,
+    pub(crate) min_connections: u32,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) horizon_wait: Duration,
+    pub(crate) append_attempts: u32,
+}
+
+impl PgStoreOptions {
+    /// Defaults: schema `es`, 10 connections, 5 s to acquire one, a 30 s statement timeout, a
+    /// 500 ms polling fallback for waiting readers, 3 attempts for safely retryable appends.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: "es".to_owned(),
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(30)),
+            poll_interval: Duration::from_millis(500),
+            horizon_wait: Duration::from_millis(250),
+            append_attempts: 3,
+        }
+    }
+
+    /// The schema holding the store's tables: lowercase ASCII letters, digits and `_`, starting with
+    /// a letter or `_`, at most 63 bytes (PostgreSQL's identifier limit).
+    pub fn schema(mut self, schema: &str) -> Result<Self, ConfigError> {
+        let valid_start = schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_');
+        let valid_rest =
+            schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if schema.is_empty() || schema.len() > 63 || !valid_start || !valid_rest {
+            return Err(ConfigError::InvalidSchema { schema: schema.to_owned() });
+        }
+        schema.clone_into(&mut self.schema);
+        Ok(self)
+    }
+
+    /// The schema name.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
+    /// The most connections the pool opens (the LISTEN connection of waiting readers comes on top).
+    #[must_use]
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Connections the pool keeps open when idle.
+    #[must_use]
+    pub fn min_connections(mut self, min: u32) -> Self {
+        self.min_connections = min;
+        self
+    }
+
+    /// How long a call waits for a free connection before failing (retryably).
+    #[must_use]
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// PostgreSQL's `statement_timeout` for the store's connections; `None` for the server's default.
+    #[must_use]
+    pub fn statement_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.statement_timeout = timeout.into();
+        self
+    }
+
+    /// How often a waiting reader checks for new events when no notification arrives (a fallback:
+    /// LISTEN/NOTIFY normally wakes it within milliseconds).
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long one read waits for in-flight appends to finish before it settles for the horizon it
+    /// has (see the crate docs, "Global order").
+    #[must_use]
+    pub fn horizon_wait(mut self, wait: Duration) -> Self {
+        self.horizon_wait = wait;
+        self
+    }
+
+    /// Attempts for an append that fails transiently where a retry cannot write twice (at least 1).
+    #[must_use]
+    pub fn append_attempts(mut self, attempts: u32) -> Self {
+        self.append_attempts = attempts.max(1);
+        self
+    }
+}

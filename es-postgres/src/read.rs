@@ -1,0 +1,294 @@
+//! Reads as streams of keyset-paginated pages.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use es_core::{
+    Direction, EventId, EventMetadata, EventStream, EventType, Payload, Position, ReadAllOptions,
+    ReadStreamOptions, RecordedEvent, StoreError, StreamId, TenantId,
+};
+use futures_util::{TryStreamExt, stream};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use crate::error::read_error;
+use crate::store::Inner;
+
+/// The envelope's columns, in the order `Decoder::decode` reads them by name.
+macro_rules! select_events {
+    ($($where:literal),+) => {
+        concat!(
+            "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, ",
+            "payload::text AS payload, metadata::text AS metadata, recorded_at FROM events WHERE ",
+            $($where),+
+        )
+    };
+}
+
+const READ_ALL: &str =
+    select_events!("tenant = $1 AND position > $2 AND position <= $3 ORDER BY position LIMIT $4");
+const READ_ALL_TYPES: &str = select_events!(
+    "tenant = $1 AND position > $2 AND position <= $3 AND event_type = ANY($5) ",
+    "ORDER BY position LIMIT $4"
+);
+const READ_FORWARD: &str = select_events!(
+    "tenant = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version LIMIT $4"
+);
+const READ_BACKWARD: &str = select_events!(
+    "tenant = $1 AND stream_id = $2 AND stream_version <= $3 ",
+    "ORDER BY stream_version DESC LIMIT $4"
+);
+
+const STREAM_PAGE: u64 = 1_000;
+
+/// Turns rows into envelopes, sharing what repeats between rows (stream ids, type names).
+struct Decoder {
+    tenant: TenantId,
+    last_stream: Option<StreamId>,
+    types: Vec<EventType>,
+    empty_metadata: Arc<EventMetadata>,
+}
+
+impl Decoder {
+    fn new(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            last_stream: None,
+            types: Vec::new(),
+            empty_metadata: Arc::new(EventMetadata::default()),
+        }
+    }
+
+    fn decode(&mut self, row: &PgRow) -> Result<RecordedEvent, StoreError> {
+        let position: i64 = get(row, "position")?;
+        let corrupt = |what: String| StoreError::Corrupt {
+            detail: format!("event at position {position}: {what}"),
+        };
+        let stream_id: &str = get(row, "stream_id")?;
+        let stream_id = match &self.last_stream {
+            Some(last) if last.as_str() == stream_id => last.clone(),
+            _ => {
+                let id = StreamId::new(stream_id).map_err(|error| corrupt(error.to_string()))?;
+                self.last_stream = Some(id.clone());
+                id
+            }
+        };
+        let event_type: &str = get(row, "event_type")?;
+        let event_type = if let Some(known) =
+            self.types.iter().find(|known| known.as_str() == event_type)
+        {
+            known.clone()
+        } else {
+            let parsed = EventType::new(event_type).map_err(|error| corrupt(error.to_string()))?;
+            self.types.push(parsed.clone());
+            parsed
+        };
+        let metadata = match get::<Option<&str>>(row, "metadata")? {
+            None => self.empty_metadata.clone(),
+            Some(json) => Arc::new(
+                serde_json::from_str(json)
+                    .map_err(|error| corrupt(format!("metadata: {error}")))?,
+            ),
+        };
+        let stream_version: i64 = get(row, "stream_version")?;
+        let schema_version: i32 = get(row, "schema_version")?;
+        let payload: String = get(row, "payload")?;
+        Ok(RecordedEvent {
+            event_id: EventId::from_uuid(get::<Uuid>(row, "event_id")?),
+            tenant: self.tenant.clone(),
+            stream_id,
+            stream_version: u64::try_from(stream_version)
+                .map_err(|_| corrupt(format!("stream version {stream_version}")))?,
+            position: Position::new(
+                u64::try_from(position).map_err(|_| corrupt("negative position".to_owned()))?,
+            ),
+            event_type,
+            schema_version: u32::try_from(schema_version)
+                .map_err(|_| corrupt(format!("schema version {schema_version}")))?,
+            payload: Payload::from_stored(payload),
+            metadata,
+            recorded_at: get::<DateTime<Utc>>(row, "recorded_at")?,
+        })
+    }
+}
+
+fn get<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
+    row: &'r PgRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    row.try_get(column)
+        .map_err(|error| StoreError::Corrupt { detail: format!("column {column}: {error}") })
+}
+
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+struct AllCursor {
+    inner: Arc<Inner>,
+    decoder: Decoder,
+    after: i64,
+    horizon: Option<i64>,
+    /// Set once the read has asked for a newer horizon after reaching the first one.
+    refreshed: bool,
+    exhausted: bool,
+    remaining: u64,
+    page_size: u64,
+    types: Option<Vec<String>>,
+}
+
+impl AllCursor {
+    async fn horizon(&self) -> Result<i64, StoreError> {
+        let horizon =
+            self.inner.horizon.advance(&self.inner.pool, self.inner.options.horizon_wait).await?;
+        Ok(clamp(horizon))
+    }
+
+    /// The next page: events after `after`, never past the horizon. When a page comes back short
+    /// (the horizon is reached) the read asks once for a newer horizon, so events that committed
+    /// while it read are included; then it ends.
+    async fn next_page(mut self) -> Result<Option<(Vec<RecordedEvent>, Self)>, StoreError> {
+        loop {
+            if self.exhausted || self.remaining == 0 {
+                return Ok(None);
+            }
+            let horizon = if let Some(horizon) = self.horizon {
+                horizon
+            } else {
+                let horizon = self.horizon().await?;
+                self.horizon = Some(horizon);
+                horizon
+            };
+            let limit = self.page_size.min(self.remaining);
+            let query = sqlx::query(if self.types.is_some() { READ_ALL_TYPES } else { READ_ALL })
+                .bind(self.decoder.tenant.as_str())
+                .bind(self.after)
+                .bind(horizon)
+                .bind(clamp(limit));
+            let query = match &self.types {
+                Some(types) => query.bind(types),
+                None => query,
+            };
+            let rows = query
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(|error| read_error("read_all", error))?;
+            let short = (rows.len() as u64) < limit;
+            let events =
+                rows.iter().map(|row| self.decoder.decode(row)).collect::<Result<Vec<_>, _>>()?;
+            if let Some(last) = events.last() {
+                self.after = clamp(last.position.value());
+                self.remaining -= events.len() as u64;
+            }
+            if short {
+                if self.refreshed {
+                    self.exhausted = true;
+                } else {
+                    self.refreshed = true;
+                    let newer = self.horizon().await?;
+                    if newer > horizon {
+                        self.horizon = Some(newer);
+                    } else {
+                        self.exhausted = true;
+                    }
+                }
+            }
+            if !events.is_empty() {
+                return Ok(Some((events, self)));
+            }
+        }
+    }
+}
+
+pub(crate) fn read_all(
+    inner: Arc<Inner>,
+    tenant: TenantId,
+    options: ReadAllOptions,
+) -> EventStream {
+    let cursor = AllCursor {
+        inner,
+        decoder: Decoder::new(tenant),
+        after: clamp(options.after.value()),
+        horizon: None,
+        refreshed: false,
+        exhausted: false,
+        remaining: options.limit.unwrap_or(u64::MAX),
+        page_size: options.page_size.max(1) as u64,
+        types: options
+            .event_types
+            .map(|types| types.iter().map(|t| t.as_str().to_owned()).collect()),
+    };
+    let pages = stream::try_unfold(cursor, AllCursor::next_page);
+    Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
+}
+
+struct StreamCursor {
+    inner: Arc<Inner>,
+    decoder: Decoder,
+    stream_id: StreamId,
+    direction: Direction,
+    /// The next version to read (inclusive), in the read's direction.
+    next_version: u64,
+    remaining: u64,
+    exhausted: bool,
+}
+
+impl StreamCursor {
+    /// The next page of the stream. No horizon is needed here: appends to one stream are
+    /// serialised by its row lock, so version n is visible only after every version before it.
+    async fn next_page(mut self) -> Result<Option<(Vec<RecordedEvent>, Self)>, StoreError> {
+        if self.exhausted
+            || self.remaining == 0
+            || (self.direction == Direction::Backward && self.next_version == 0)
+        {
+            return Ok(None);
+        }
+        let limit = STREAM_PAGE.min(self.remaining);
+        let sql = match self.direction {
+            Direction::Forward => READ_FORWARD,
+            Direction::Backward => READ_BACKWARD,
+        };
+        let rows = sqlx::query(sql)
+            .bind(self.decoder.tenant.as_str())
+            .bind(self.stream_id.as_str())
+            .bind(clamp(self.next_version))
+            .bind(clamp(limit))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(|error| read_error("read_stream", error))?;
+        self.exhausted = (rows.len() as u64) < limit;
+        let events =
+            rows.iter().map(|row| self.decoder.decode(row)).collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = events.last() else { return Ok(None) };
+        self.next_version = match self.direction {
+            Direction::Forward => last.stream_version + 1,
+            Direction::Backward => last.stream_version - 1,
+        };
+        self.remaining -= events.len() as u64;
+        Ok(Some((events, self)))
+    }
+}
+
+pub(crate) fn read_stream(
+    inner: Arc<Inner>,
+    tenant: TenantId,
+    stream_id: StreamId,
+    options: ReadStreamOptions,
+) -> EventStream {
+    let next_version = match (options.direction, options.from_version) {
+        (Direction::Forward, from) => from.unwrap_or(1).max(1),
+        (Direction::Backward, from) => from.unwrap_or(u64::MAX),
+    };
+    let cursor = StreamCursor {
+        inner,
+        decoder: Decoder::new(tenant),
+        stream_id,
+        direction: options.direction,
+        next_version,
+        remaining: options.limit.unwrap_or(u64::MAX),
+        exhausted: false,
+    };
+    let pages = stream::try_unfold(cursor, StreamCursor::next_page);
+    Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
+}

@@ -1,0 +1,327 @@
+//! The backend, its tenant-scoped handles, migrations and operator views.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use es_core::{
+    AppendOptions, AppendRequest, AppendResult, EventData, EventStore, EventStream,
+    ExpectedVersion, Fingerprint, IdempotencyKey, IdempotencyRecord, MultiTenantStore, Position,
+    ReadAllOptions, ReadStreamOptions, StoreError, StreamId, TenantId,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool, Row};
+use tracing::Instrument;
+
+use crate::error::read_error;
+use crate::horizon::Horizon;
+use crate::notify::Wakeups;
+use crate::{PgStoreOptions, append, read};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The PostgreSQL backend: a connection pool on one schema, handing out a [`PgTenantStore`] per
+/// tenant. Clones share the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: PgPool,
+    pub(crate) options: PgStoreOptions,
+    pub(crate) horizon: Horizon,
+    pub(crate) wakeups: Wakeups,
+}
+
+/// What holds readers back, for operators (see the crate docs, "Global order").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HorizonStatus {
+    /// The horizon readers use now: they return no event past it.
+    pub horizon: Position,
+    /// The highest position any append has taken (committed or not).
+    pub last_taken: Position,
+    /// Sessions inside an append transaction now; while one stays open, the horizon cannot pass
+    /// the positions it took.
+    pub open_appends: Vec<OpenAppend>,
+}
+
+/// A session inside an append transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenAppend {
+    /// Its backend process id (`pg_stat_activity.pid`; `pg_terminate_backend(pid)` ends it).
+    pub pid: i32,
+    /// When its transaction began.
+    pub transaction_start: Option<DateTime<Utc>>,
+    /// `pg_stat_activity.state` (`active`, `idle in transaction`, …).
+    pub state: Option<String>,
+    /// The client's `application_name`.
+    pub application_name: Option<String>,
+}
+
+impl PgStore {
+    /// Connects with default [`PgStoreOptions`] (schema `es`). Call [`PgStore::migrate`] before the
+    /// first use of a new database.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(PgStoreOptions::new(url)).await
+    }
+
+    /// Connects with the given options.
+    pub async fn connect_with(options: PgStoreOptions) -> Result<Self, StoreError> {
+        let mut server_options = vec![("search_path", options.schema.clone())];
+        if let Some(timeout) = options.statement_timeout {
+            server_options.push(("statement_timeout", timeout.as_millis().to_string()));
+        }
+        let connect = PgConnectOptions::from_str(&options.url)
+            .map_err(|error| StoreError::backend("connect", false, error))?
+            .application_name("es-postgres")
+            .options(server_options);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|error| read_error("connect", error))?;
+        let wakeups = Wakeups::new(&options.schema);
+        Ok(Self { inner: Arc::new(Inner { pool, options, horizon: Horizon::default(), wakeups }) })
+    }
+
+    /// Creates the schema if needed and applies the embedded migrations that have not run yet.
+    /// Idempotent, and safe to run from several processes at once (sqlx serialises migrators with an
+    /// advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let schema = &self.inner.options.schema;
+        let span = tracing::info_span!("es.migrate", schema = %schema);
+        async {
+            let mut connection =
+                self.inner.pool.acquire().await.map_err(|error| read_error("migrate", error))?;
+            // The name was validated (lowercase identifier) by PgStoreOptions::schema.
+            let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+            if let Err(error) =
+                sqlx::query(AssertSqlSafe(create.clone())).execute(&mut *connection).await
+            {
+                // Two processes creating the schema at once: one of them sees a duplicate; once is enough.
+                if !crate::error::has_sqlstate(&error, "23505")
+                    && !crate::error::has_sqlstate(&error, "42P06")
+                {
+                    return Err(StoreError::backend("migrate", false, error));
+                }
+            }
+            MIGRATOR
+                .run(&mut *connection)
+                .await
+                .map_err(|error| StoreError::backend("migrate", false, error))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The connection pool (for transactional read models and admin queries in the same schema).
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The options the store was built with.
+    pub fn options(&self) -> &PgStoreOptions {
+        &self.inner.options
+    }
+
+    /// What holds readers back now: the horizon, the last position taken, and the sessions inside
+    /// append transactions (an operator's first look when projections stop advancing).
+    pub async fn horizon_status(&self) -> Result<HorizonStatus, StoreError> {
+        let pool = &self.inner.pool;
+        let horizon = self.inner.horizon.advance(pool, Duration::ZERO).await?;
+        let last_taken: i64 = sqlx::query_scalar("SELECT o_last_position FROM horizon_probe()")
+            .fetch_one(pool)
+            .await
+            .map_err(|error| read_error("horizon_status", error))?;
+        let rows = sqlx::query(
+            "SELECT a.pid, a.xact_start, a.state, a.application_name \
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'relation' AND l.relation = 'streams'::regclass \
+               AND l.pid <> pg_backend_pid() \
+             GROUP BY a.pid, a.xact_start, a.state, a.application_name ORDER BY a.xact_start",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(|error| read_error("horizon_status", error))?;
+        let open_appends = rows
+            .iter()
+            .map(|row| {
+                Ok(OpenAppend {
+                    pid: row.try_get("pid")?,
+                    transaction_start: row.try_get("xact_start")?,
+                    state: row.try_get("state")?,
+                    application_name: row.try_get("application_name")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|error| read_error("horizon_status", error))?;
+        Ok(HorizonStatus {
+            horizon: Position::new(horizon),
+            last_taken: Position::new(u64::try_from(last_taken).unwrap_or(0)),
+            open_appends,
+        })
+    }
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.inner.options.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MultiTenantStore for PgStore {
+    type Store = PgTenantStore;
+
+    fn tenant(&self, tenant: TenantId) -> PgTenantStore {
+        PgTenantStore { inner: self.inner.clone(), tenant }
+    }
+}
+
+/// One tenant's view of a [`PgStore`]; implements [`EventStore`].
+#[derive(Clone)]
+pub struct PgTenantStore {
+    inner: Arc<Inner>,
+    tenant: TenantId,
+}
+
+impl fmt::Debug for PgTenantStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgTenantStore")
+            .field("schema", &self.inner.options.schema)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgTenantStore {
+    async fn head(&self, horizon: u64) -> Result<Position, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar(
+            "SELECT max(position) FROM events WHERE tenant = $1 AND position <= $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(i64::try_from(horizon).unwrap_or(i64::MAX))
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(|error| read_error("head_position", error))?;
+        Ok(Position::new(head.and_then(|head| u64::try_from(head).ok()).unwrap_or(0)))
+    }
+}
+
+impl EventStore for PgTenantStore {
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+        options: AppendOptions,
+    ) -> Result<AppendResult, StoreError> {
+        let request = AppendRequest::new(stream_id, expected, events, options)?;
+        let span = tracing::debug_span!(
+            "es.append", tenant = %self.tenant, stream = %stream_id, %expected, count = request.events.len()
+        );
+        append::append(&self.inner, &self.tenant, request).instrument(span).await
+    }
+
+    fn read_stream(&self, stream_id: &StreamId, options: ReadStreamOptions) -> EventStream {
+        read::read_stream(self.inner.clone(), self.tenant.clone(), stream_id.clone(), options)
+    }
+
+    fn read_all(&self, options: ReadAllOptions) -> EventStream {
+        read::read_all(self.inner.clone(), self.tenant.clone(), options)
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM streams WHERE tenant = $1 AND stream_id = $2")
+                .bind(self.tenant.as_str())
+                .bind(stream_id.as_str())
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(|error| read_error("stream_version", error))?;
+        Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
+    }
+
+    async fn head_position(&self) -> Result<Position, StoreError> {
+        let horizon =
+            self.inner.horizon.advance(&self.inner.pool, self.inner.options.horizon_wait).await?;
+        self.head(horizon).await
+    }
+
+    async fn wait_for_events(
+        &self,
+        after: Position,
+        timeout: Duration,
+    ) -> Result<Position, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribe before looking, so an append between the look and the wait still wakes us.
+        let mut wakeups = self.inner.wakeups.subscribe(&self.inner.pool);
+        loop {
+            wakeups.borrow_and_update();
+            let now = tokio::time::Instant::now();
+            let wait = deadline.saturating_duration_since(now).min(self.inner.options.horizon_wait);
+            let horizon = self.inner.horizon.advance(&self.inner.pool, wait).await?;
+            let head = self.head(horizon).await?;
+            if head > after || tokio::time::Instant::now() >= deadline {
+                return Ok(head);
+            }
+            let next_poll =
+                (tokio::time::Instant::now() + self.inner.options.poll_interval).min(deadline);
+            // A notification, the polling fallback or the deadline, whichever comes first.
+            let _ = tokio::time::timeout_at(next_poll, wakeups.changed()).await;
+        }
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT stream_id, fingerprint, first_version, last_version, first_position, last_position, recorded_at \
+             FROM idempotency_keys WHERE tenant = $1 AND key = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(key.as_str())
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(|error| read_error("idempotency_record", error))?;
+        let Some(row) = row else { return Ok(None) };
+        let corrupt = |detail: String| StoreError::Corrupt {
+            detail: format!("idempotency record {key:?}: {detail}"),
+        };
+        let get_u64 = |column: &str| -> Result<u64, StoreError> {
+            let value: i64 = row.try_get(column).map_err(|error| corrupt(error.to_string()))?;
+            u64::try_from(value).map_err(|_| corrupt(format!("{column} = {value}")))
+        };
+        let stream_id: String =
+            row.try_get("stream_id").map_err(|error| corrupt(error.to_string()))?;
+        let fingerprint: Vec<u8> =
+            row.try_get("fingerprint").map_err(|error| corrupt(error.to_string()))?;
+        Ok(Some(IdempotencyRecord {
+            key: key.clone(),
+            stream_id: StreamId::new(&stream_id).map_err(|error| corrupt(error.to_string()))?,
+            fingerprint: Fingerprint(
+                fingerprint
+                    .try_into()
+                    .map_err(|_| corrupt("fingerprint is not 32 bytes".to_owned()))?,
+            ),
+            result: AppendResult {
+                first_version: get_u64("first_version")?,
+                last_version: get_u64("last_version")?,
+                first_position: Position::new(get_u64("first_position")?),
+                last_position: Position::new(get_u64("last_position")?),
+            },
+            recorded_at: row.try_get("recorded_at").map_err(|error| corrupt(error.to_string()))?,
+        }))
+    }
+}

@@ -1,0 +1,5 @@
+//! The es-core conformance suite against PostgreSQL, each case on its own schema.
+
+mod common;
+
+es_core::conformance_tests!(common::fresh_schema);
