@@ -1,0 +1,243 @@
+//! Global order under concurrency: a reader never misses an event that commits after a later one.
+//!
+//! PostgreSQL hands out positions when appends run and makes events visible when they commit, in
+//! any order. These tests hold transactions open, roll them back and interleave many of them, and
+//! check that readers of `read_all` see every committed event exactly once, in position order.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{fresh_schema, fresh_schema_with, raw_append, tenant};
+use es_core::{
+    AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore, Payload,
+    Position, ReadAllOptions, RecordedEvent, StreamId,
+};
+use futures_util::TryStreamExt;
+use rand::Rng;
+
+async fn read_all<S: EventStore>(store: &S, after: Position) -> Vec<RecordedEvent> {
+    store.read_all(ReadAllOptions::after(after)).try_collect().await.expect("read_all")
+}
+
+fn number(event: &RecordedEvent) -> u64 {
+    event.payload.to_value().expect("JSON")["n"].as_u64().expect("n")
+}
+
+fn numbered(n: u64) -> EventData {
+    EventData::new(
+        EventType::new("test.numbered").unwrap(),
+        Payload::from_value(&serde_json::json!({ "n": n })).unwrap(),
+    )
+}
+
+/// An append holds position p open; a later append takes p+1 and commits. The reader must not
+/// return p+1 while p may still commit; once p commits, it returns both, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_waits_for_a_held_transaction_then_sees_it() {
+    let fresh = fresh_schema_with(|options| options.horizon_wait(Duration::from_millis(50))).await;
+    let store = fresh.tenant(tenant("gap"));
+
+    let mut held = fresh.store.pool().begin().await.unwrap();
+    let held_position = raw_append(&mut held, "gap", "held-1", 1).await;
+    let later = store
+        .append(
+            &StreamId::new("later-1").unwrap(),
+            ExpectedVersion::Any,
+            vec![numbered(2)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(later.first_position.value() > u64::try_from(held_position).unwrap());
+
+    // While the first transaction is open, the later event must stay invisible to read_all.
+    for _ in 0..3 {
+        let seen = read_all(&store, Position::BEGINNING).await;
+        assert!(
+            seen.is_empty(),
+            "read_all returned {:?} past an open transaction",
+            seen.iter().map(|e| e.position).collect::<Vec<_>>()
+        );
+        assert_eq!(store.head_position().await.unwrap(), Position::BEGINNING);
+    }
+    let status = fresh.store.horizon_status().await.unwrap();
+    assert_eq!(status.open_appends.len(), 1, "the open append must be named: {status:?}");
+
+    // A tailing reader waits; the commit wakes it and it sees both events in position order.
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.wait_for_events(Position::BEGINNING, Duration::from_secs(20)).await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished(), "the waiter must wait while the horizon is held");
+    held.commit().await.unwrap();
+    let head = waiter.await.unwrap();
+    assert_eq!(head, later.last_position);
+    let seen = read_all(&store, Position::BEGINNING).await;
+    assert_eq!(seen.iter().map(number).collect::<Vec<_>>(), [1, 2]);
+    assert!(seen[0].position < seen[1].position);
+}
+
+/// A rolled-back append leaves a hole in the positions; the reader must go past it, not stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_passes_a_rolled_back_transaction() {
+    let fresh = fresh_schema_with(|options| options.horizon_wait(Duration::from_millis(50))).await;
+    let store = fresh.tenant(tenant("gap"));
+
+    let mut doomed = fresh.store.pool().begin().await.unwrap();
+    raw_append(&mut doomed, "gap", "doomed-1", 1).await;
+    let later = store
+        .append(
+            &StreamId::new("later-1").unwrap(),
+            ExpectedVersion::Any,
+            vec![numbered(2)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(read_all(&store, Position::BEGINNING).await.is_empty());
+
+    doomed.rollback().await.unwrap();
+    let started = std::time::Instant::now();
+    let head = store.wait_for_events(Position::BEGINNING, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(head, later.last_position);
+    assert!(started.elapsed() < Duration::from_secs(5), "the reader stalled on a dead position");
+    assert_eq!(
+        read_all(&store, Position::BEGINNING).await.iter().map(number).collect::<Vec<_>>(),
+        [2]
+    );
+    assert_eq!(store.stream_version(&StreamId::new("doomed-1").unwrap()).await.unwrap(), 0);
+}
+
+/// A long-open transaction that does not append does not hold readers back: only append
+/// transactions count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrelated_open_transactions_do_not_hold_readers_back() {
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("gap"));
+    let mut unrelated = fresh.store.pool().begin().await.unwrap();
+    sqlx::query("CREATE TEMP TABLE scratch (x int)").execute(&mut *unrelated).await.unwrap();
+    sqlx::query("INSERT INTO scratch VALUES (1)").execute(&mut *unrelated).await.unwrap();
+    let written = store
+        .append(
+            &StreamId::new("s-1").unwrap(),
+            ExpectedVersion::Any,
+            vec![numbered(1)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.head_position().await.unwrap(), written.last_position);
+    assert_eq!(read_all(&store, Position::BEGINNING).await.len(), 1);
+    unrelated.rollback().await.unwrap();
+}
+
+/// 8 writers append in explicit transactions with random delays inside them (some roll back),
+/// while a reader tails `read_all`: it must see every committed event exactly once, in position
+/// order, and nothing that rolled back. Rounds: `ES_GAP_STRESS_ROUNDS` (default 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_eight_writers_with_delays_and_a_tailing_reader() {
+    const WRITERS: u64 = 8;
+    const APPENDS: u64 = 30;
+    let rounds: u64 =
+        std::env::var("ES_GAP_STRESS_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let fresh = fresh_schema_with(|options| {
+        options.max_connections(16).poll_interval(Duration::from_millis(20))
+    })
+    .await;
+    for round in 0..rounds {
+        let tenant_name = format!("stress-{round}");
+        let store = fresh.tenant(tenant(&tenant_name));
+        let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+
+        let reader = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut seen: Vec<RecordedEvent> = Vec::new();
+                let mut checkpoint = Position::BEGINNING;
+                loop {
+                    let finished = *done_rx.borrow_and_update();
+                    let page: Vec<RecordedEvent> = store
+                        .read_all(ReadAllOptions::after(checkpoint).page_size(17))
+                        .try_collect()
+                        .await
+                        .unwrap();
+                    for event in page {
+                        assert!(
+                            event.position > checkpoint,
+                            "position {} after checkpoint {checkpoint}",
+                            event.position
+                        );
+                        checkpoint = event.position;
+                        seen.push(event);
+                    }
+                    if finished {
+                        // One last read after every writer finished must find nothing more.
+                        let rest: Vec<RecordedEvent> = store
+                            .read_all(ReadAllOptions::after(checkpoint))
+                            .try_collect()
+                            .await
+                            .unwrap();
+                        assert!(rest.is_empty(), "the tailing reader missed {} events", rest.len());
+                        return seen;
+                    }
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(30), done_rx.changed()).await;
+                    store.wait_for_events(checkpoint, Duration::from_millis(30)).await.unwrap();
+                }
+            })
+        };
+
+        let mut writers = tokio::task::JoinSet::new();
+        for writer in 0..WRITERS {
+            let (pool, tenant_name) = (fresh.store.pool().clone(), tenant_name.clone());
+            writers.spawn(async move {
+                let mut committed = Vec::new();
+                for i in 0..APPENDS {
+                    let n = writer * 1_000 + i;
+                    let (delay, roll_back) = {
+                        let mut rng = rand::rng();
+                        (Duration::from_millis(rng.random_range(0..15)), rng.random_ratio(1, 8))
+                    };
+                    let mut tx = pool.begin().await.unwrap();
+                    raw_append(&mut tx, &tenant_name, &format!("account-{}", n % 5), n).await;
+                    tokio::time::sleep(delay).await;
+                    if roll_back {
+                        tx.rollback().await.unwrap();
+                    } else {
+                        tx.commit().await.unwrap();
+                        committed.push(n);
+                    }
+                }
+                committed
+            });
+        }
+        let mut committed = BTreeSet::new();
+        while let Some(result) = writers.join_next().await {
+            committed.extend(result.unwrap());
+        }
+        done_tx.send(true).unwrap();
+        let seen = reader.await.unwrap();
+
+        let numbers: Vec<u64> = seen.iter().map(number).collect();
+        let unique: BTreeSet<u64> = numbers.iter().copied().collect();
+        assert_eq!(unique.len(), numbers.len(), "round {round}: an event was seen twice");
+        assert_eq!(
+            unique, committed,
+            "round {round}: the reader must see exactly the committed events"
+        );
+        assert!(
+            seen.windows(2).all(|pair| pair[0].position < pair[1].position),
+            "round {round}: positions out of order"
+        );
+        assert_eq!(
+            seen,
+            read_all(&store, Position::BEGINNING).await,
+            "round {round}: tailing and full reads differ"
+        );
+    }
+}
