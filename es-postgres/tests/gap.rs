@@ -4,6 +4,8 @@
 //! any order. These tests hold transactions open, roll them back and interleave many of them, and
 //! check that readers of `read_all` see every committed event exactly once, in position order.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -75,8 +77,8 @@ async fn reader_waits_for_a_held_transaction_then_sees_it() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiter.is_finished(), "the waiter must wait while the horizon is held");
     held.commit().await.unwrap();
-    let head = waiter.await.unwrap();
-    assert_eq!(head, later.last_position);
+    let woken_at = waiter.await.unwrap();
+    assert_eq!(woken_at, later.last_position);
     let seen = read_all(&store, Position::BEGINNING).await;
     assert_eq!(seen.iter().map(number).collect::<Vec<_>>(), [1, 2]);
     assert!(seen[0].position < seen[1].position);

@@ -1,0 +1,14 @@
+-- The least-privilege role for applications using es-postgres with schema `es`.
+-- Run as the schema's owner after `PgStore::migrate()`; the application then connects as a login
+-- role that is a member of es_app. It can append and read, and cannot change or delete events
+-- (the append-only triggers refuse that to every role; this role lacks the rights as well).
+CREATE ROLE es_app NOLOGIN;
+GRANT USAGE ON SCHEMA es TO es_app;
+GRANT SELECT, INSERT ON es.events TO es_app;
+GRANT SELECT, INSERT, UPDATE ON es.streams TO es_app;
+GRANT SELECT, INSERT ON es.idempotency_keys TO es_app;
+GRANT USAGE, SELECT ON SEQUENCE es.event_position_seq TO es_app;
+GRANT EXECUTE ON FUNCTION es.append_events(text, text, smallint, bigint, uuid[], text[], integer[], text[], text[], text, bytea) TO es_app;
+GRANT EXECUTE ON FUNCTION es.horizon_probe() TO es_app;
+GRANT EXECUTE ON FUNCTION es.running_transactions(text[]) TO es_app;
+-- horizon_probe() reads pg_locks; every role may (PUBLIC), so nothing more is needed for it.

@@ -1,0 +1,305 @@
+//! Failures and operations: killed connections, repeated migrations, the append-only log, the
+//! least-privilege role, configuration errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{database_url, fresh_schema, raw_append, tenant};
+use es_core::{
+    AppendOptions, EventData, EventStore, EventType, ExpectedVersion, IdempotencyKey,
+    MultiTenantStore, Payload, Position, ReadAllOptions, RecordedEvent, StoreError, StreamId,
+};
+use es_postgres::{ConfigError, PgStore, PgStoreOptions};
+use futures_util::TryStreamExt;
+use sqlx::AssertSqlSafe;
+
+fn batch(count: u64) -> Vec<EventData> {
+    (0..count)
+        .map(|n| {
+            EventData::new(
+                EventType::new("test.bulk").unwrap(),
+                Payload::from_value(&serde_json::json!({ "n": n, "fill": "x".repeat(200) }))
+                    .unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn read_all<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
+    store.read_all(ReadAllOptions::from_beginning()).try_collect().await.unwrap()
+}
+
+/// A session terminated with `pg_terminate_backend` inside an append transaction leaves nothing:
+/// no event, no stream row, and readers are not held back afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_connection_mid_append_leaves_nothing() {
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("kill"));
+    let mut victim = fresh.store.pool().acquire().await.unwrap();
+    let pid: i32 =
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *victim).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *victim).await.unwrap();
+    raw_append(&mut victim, "kill", "victim-1", 1).await;
+
+    let killer = sqlx::PgPool::connect(&database_url()).await.unwrap();
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&killer)
+        .await
+        .unwrap();
+    assert!(terminated);
+    assert!(
+        sqlx::query("COMMIT").execute(&mut *victim).await.is_err(),
+        "the terminated session cannot commit"
+    );
+    drop(victim);
+
+    let after = store
+        .append(
+            &StreamId::new("after-1").unwrap(),
+            ExpectedVersion::Any,
+            batch(1),
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.stream_version(&StreamId::new("victim-1").unwrap()).await.unwrap(), 0);
+    let events = read_all(&store).await;
+    assert_eq!(events.len(), 1, "only the later append may be visible");
+    assert_eq!(events[0].position, after.last_position);
+}
+
+/// A large idempotent append whose connection is killed while it runs is retried by the store and
+/// lands exactly once, whether the kill hit before or after the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_append_survives_a_killed_connection_exactly_once() {
+    const EVENTS: u64 = 20_000;
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("kill"));
+    let killer = tokio::spawn(async move {
+        let admin = sqlx::PgPool::connect(&database_url()).await.unwrap();
+        for _ in 0..400 {
+            let pids: Vec<i32> = sqlx::query_scalar(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE '%append_events%' AND state = 'active' \
+                 AND pid <> pg_backend_pid() AND application_name = 'es-postgres'",
+            )
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            if let Some(pid) = pids.first() {
+                let _: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                    .bind(pid)
+                    .fetch_one(&admin)
+                    .await
+                    .unwrap();
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let key = IdempotencyKey::new("bulk-import-1").unwrap();
+    let stream = StreamId::new("bulk-1").unwrap();
+    let result = store
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            batch(EVENTS),
+            AppendOptions::default().idempotency_key(key.clone()),
+        )
+        .await;
+    let kill_landed = killer.await.unwrap();
+    let result = result.unwrap_or_else(|error| {
+        panic!("the store must retry an idempotent append (killed: {kill_landed}): {error}")
+    });
+    assert_eq!((result.first_version, result.last_version), (1, EVENTS));
+    assert_eq!(store.stream_version(&stream).await.unwrap(), EVENTS);
+    assert_eq!(read_all(&store).await.len() as u64, EVENTS, "exactly one copy of the batch");
+    assert!(kill_landed, "the test must actually have killed the append's connection");
+}
+
+/// Without an idempotency key, a killed connection is reported as a non-retryable backend error
+/// (the append may or may not have committed) rather than retried blindly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connection_without_key_is_not_retried() {
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("kill"));
+    let killer = tokio::spawn(async move {
+        let admin = sqlx::PgPool::connect(&database_url()).await.unwrap();
+        for _ in 0..400 {
+            let killed: Option<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%append_events%' \
+                 AND state = 'active' AND pid <> pg_backend_pid() AND application_name = 'es-postgres' LIMIT 1",
+            )
+            .fetch_optional(&admin)
+            .await
+            .unwrap();
+            if killed.is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let stream = StreamId::new("bulk-1").unwrap();
+    let result = store
+        .append(&stream, ExpectedVersion::NoStream, batch(20_000), AppendOptions::default())
+        .await;
+    assert!(killer.await.unwrap(), "the test must actually have killed the append's connection");
+    match result {
+        Err(error @ StoreError::Backend { .. }) => assert!(
+            !error.is_retryable(),
+            "an append of unknown outcome without a key is not safe to retry"
+        ),
+        Ok(_) => {} // the kill landed after the commit: the append is whole
+        Err(other) => panic!("unexpected error {other:?}"),
+    }
+    let version = store.stream_version(&stream).await.unwrap();
+    assert!(
+        version == 0 || version == 20_000,
+        "an append is all or nothing, found {version} events"
+    );
+}
+
+/// Migrations are idempotent: running them again changes nothing.
+#[tokio::test]
+async fn migrations_run_twice() {
+    let fresh = fresh_schema().await;
+    fresh.store.migrate().await.unwrap();
+    fresh.store.migrate().await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(fresh.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, 2);
+    let store = fresh.tenant(tenant("m"));
+    store
+        .append(
+            &StreamId::new("s-1").unwrap(),
+            ExpectedVersion::NoStream,
+            batch(1),
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// The database refuses UPDATE, DELETE and TRUNCATE on the log, whoever asks.
+#[tokio::test]
+async fn the_log_is_append_only() {
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("ao"));
+    store
+        .append(
+            &StreamId::new("s-1").unwrap(),
+            ExpectedVersion::NoStream,
+            batch(2),
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    for statement in ["UPDATE events SET payload = '{}'", "DELETE FROM events", "TRUNCATE events"] {
+        let error = sqlx::query(statement).execute(fresh.store.pool()).await.expect_err(statement);
+        let code =
+            error.as_database_error().and_then(|db| db.code().map(std::borrow::Cow::into_owned));
+        assert_eq!(code.as_deref(), Some("ESA01"), "{statement}: {error}");
+        assert!(error.to_string().contains("append-only"), "{error}");
+    }
+    assert_eq!(read_all(&store).await.len(), 2);
+}
+
+/// The least-privilege application role of docs/postgres.md can append and read, and cannot
+/// change or delete events.
+#[tokio::test]
+async fn least_privilege_role_can_append_but_not_rewrite() {
+    let fresh = fresh_schema().await;
+    let schema = fresh.schema().to_owned();
+    let role = format!("{schema}_app");
+    let admin = fresh.store.pool();
+    let grants = include_str!("../../docs/postgres-app-role.sql")
+        .replace("es_app", &role)
+        .replace("es.", &format!("{schema}."))
+        .replace("SCHEMA es ", &format!("SCHEMA {schema} "));
+    sqlx::raw_sql(AssertSqlSafe(grants)).execute(admin).await.unwrap();
+
+    let mut tx = admin.begin().await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("SET LOCAL ROLE {role}"))).execute(&mut *tx).await.unwrap();
+    raw_append(&mut tx, "app", "s-1", 1).await;
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(count, 1);
+    let position: (i64, Vec<String>) =
+        sqlx::query_as("SELECT * FROM horizon_probe()").fetch_one(&mut *tx).await.unwrap();
+    assert!(position.0 >= 1);
+    for statement in [
+        "UPDATE events SET payload = '{}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "DELETE FROM idempotency_keys",
+    ] {
+        sqlx::query("SAVEPOINT attempt").execute(&mut *tx).await.unwrap();
+        let error = sqlx::query(statement).execute(&mut *tx).await.expect_err(statement);
+        let code =
+            error.as_database_error().and_then(|db| db.code().map(std::borrow::Cow::into_owned));
+        assert_eq!(
+            code.as_deref(),
+            Some("42501"),
+            "{statement} must be refused by privileges: {error}"
+        );
+        sqlx::query("ROLLBACK TO SAVEPOINT attempt").execute(&mut *tx).await.unwrap();
+    }
+    tx.rollback().await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP OWNED BY {role}; DROP ROLE {role}")))
+        .execute(admin)
+        .await
+        .unwrap();
+}
+
+/// Bad configuration is refused before connecting; an unreachable server is a retryable error.
+#[tokio::test]
+async fn configuration_errors_are_typed() {
+    for bad in ["", "Upper", "1starts_with_digit", "has-dash", "spaces here", &"x".repeat(64)] {
+        assert!(
+            matches!(
+                PgStoreOptions::new(database_url()).schema(bad),
+                Err(ConfigError::InvalidSchema { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    let unreachable = PgStoreOptions::new("postgres://postgres@127.0.0.1:1/postgres")
+        .acquire_timeout(Duration::from_millis(500));
+    let error = PgStore::connect_with(unreachable).await.expect_err("port 1 is closed");
+    assert!(error.is_retryable(), "connection failures are transient: {error}");
+    assert!(matches!(
+        PgStore::connect("not a url").await,
+        Err(StoreError::Backend { operation: "connect", .. })
+    ));
+}
+
+/// Each tenant's head ignores positions taken by other tenants, and the horizon status reports
+/// positions taken.
+#[tokio::test]
+async fn horizon_status_reports_positions() {
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("hs"));
+    let written = store
+        .append(
+            &StreamId::new("s-1").unwrap(),
+            ExpectedVersion::NoStream,
+            batch(3),
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let status = fresh.store.horizon_status().await.unwrap();
+    assert_eq!(status.last_taken, written.last_position);
+    assert_eq!(status.horizon, written.last_position);
+    assert!(status.open_appends.is_empty());
+    assert!(written.last_position > Position::BEGINNING);
+}
