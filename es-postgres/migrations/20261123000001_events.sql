@@ -1,19 +1,14 @@
--- The event log, streams and idempotency records.
+-- The event log and idempotency records.
 --
 -- Every name here is unqualified: the store runs its migrations with `search_path` set to its
 -- schema (default `es`), so one database can hold several stores beside application tables.
 
 -- One global order for all tenants. CACHE 1 (the default) is required: the read horizon (see
 -- horizon_probe) relies on last_value being the highest position any session has taken.
+-- There is no table of streams: a stream is its events, and its version is its highest
+-- stream_version (one index probe). Keeping a separate row per stream would add a write and a
+-- row lock to every append.
 CREATE SEQUENCE event_position_seq AS bigint MINVALUE 1 CACHE 1;
-
--- One row per stream: its version, and the row lock that serialises appends to the stream.
-CREATE TABLE streams (
-    tenant     text   NOT NULL,
-    stream_id  text   NOT NULL,
-    version    bigint NOT NULL CHECK (version >= 1),
-    CONSTRAINT streams_pkey PRIMARY KEY (tenant, stream_id)
-);
 
 CREATE TABLE events (
     tenant          text        NOT NULL,
@@ -28,7 +23,8 @@ CREATE TABLE events (
     recorded_at     timestamptz NOT NULL,
     -- read_all: a tenant's log in position order (keyset pagination).
     CONSTRAINT events_pkey PRIMARY KEY (tenant, position),
-    -- read_stream, and the guarantee that a version is written once.
+    -- read_stream, a stream's version (its highest), and optimistic concurrency: two appends can
+    -- never both write one version of a stream.
     CONSTRAINT events_stream_version_key UNIQUE (tenant, stream_id, stream_version),
     CONSTRAINT events_event_id_key UNIQUE (tenant, event_id)
 );

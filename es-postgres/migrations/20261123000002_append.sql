@@ -1,13 +1,18 @@
--- Append in one round trip: idempotency, the expected-version check, the stream lock, the batch
--- insert and the idempotency record, in one statement's transaction.
+-- Append in one round trip: idempotency, the expected-version check, the batch insert and the
+-- idempotency record, in one statement's transaction.
 --
 -- Outcomes (o_outcome): 0 written; 1 idempotent replay (o_* hold the first append's result);
 -- 2 version conflict (o_actual_version); 3 idempotency conflict (o_original_stream_id).
--- Errors: SQLSTATE 23505 on events_event_id_key (an event id already stored), ESI01 when a
--- concurrent append recorded the same idempotency key first (retry the call: it then replays).
+-- Errors (the statement is rolled back, nothing is written, the call may be repeated):
+--   23505 on events_event_id_key  an event id of the batch is already stored;
+--   ESV01                         a concurrent append took one of the versions first;
+--   ESI01                         a concurrent append recorded the same idempotency key first.
 --
--- Order matters for the read horizon (see horizon_probe): the statement that locks the stream row
--- takes a lock on the `streams` table before any position is taken from the sequence.
+-- Versions: the unique key (tenant, stream_id, stream_version) is the concurrency control. An
+-- append computes its versions from the stream's current version and inserts them; if another
+-- transaction holds one of them (committed, or committing: the insert waits for it), the insert
+-- skips that row, the count falls short and the statement fails with ESV01. Exact(n) checks that
+-- version n exists, so together with "n+1 is free" the stream is exactly at n and stays gap-free.
 CREATE FUNCTION append_events(
     p_tenant            text,
     p_stream_id         text,
@@ -32,9 +37,10 @@ LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_count   integer := cardinality(p_event_ids);
-    v_current bigint;
-    v_created boolean := false;
+    v_count    integer := cardinality(p_event_ids);
+    v_current  bigint;
+    v_matches  boolean;
+    v_inserted integer;
     v_record  idempotency_keys%ROWTYPE;
 BEGIN
     IF p_idempotency_key IS NOT NULL THEN
@@ -56,35 +62,28 @@ BEGIN
         END IF;
     END IF;
 
-    LOOP
-        SELECT s.version INTO v_current FROM streams s
-        WHERE s.tenant = p_tenant AND s.stream_id = p_stream_id
-        FOR UPDATE;
-        EXIT WHEN FOUND;
-        v_current := 0;
-        EXIT WHEN p_expected_kind = 2 OR (p_expected_kind = 3 AND p_expected_version <> 0);
-        -- A new stream: whoever inserts its row first owns it; a concurrent creator waits here for
-        -- that transaction, inserts nothing, and goes round to lock the committed row.
-        INSERT INTO streams (tenant, stream_id, version) VALUES (p_tenant, p_stream_id, v_count)
-        ON CONFLICT DO NOTHING;
-        IF FOUND THEN
-            v_created := true;
-            EXIT;
-        END IF;
-    END LOOP;
+    -- Appends to one stream take turns (a lock in memory, no WAL), so reading the version and
+    -- inserting after it cannot interleave with another append to the stream. The unique key below
+    -- stays the guarantee; the lock only spares concurrent appenders from failing and retrying.
+    PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.append'), hashtext(p_tenant || '/' || p_stream_id));
 
-    IF NOT (p_expected_kind = 0
+    IF p_expected_kind = 3 THEN
+        v_current := p_expected_version;
+        v_matches := v_current = 0 OR EXISTS (
+            SELECT 1 FROM events e
+            WHERE e.tenant = p_tenant AND e.stream_id = p_stream_id AND e.stream_version = v_current);
+    ELSE
+        SELECT coalesce(max(e.stream_version), 0) INTO v_current FROM events e
+        WHERE e.tenant = p_tenant AND e.stream_id = p_stream_id;
+        v_matches := p_expected_kind = 0
             OR (p_expected_kind = 1 AND v_current = 0)
-            OR (p_expected_kind = 2 AND v_current > 0)
-            OR (p_expected_kind = 3 AND v_current = p_expected_version)) THEN
-        o_outcome := 2;
-        o_actual_version := v_current;
-        RETURN;
+            OR (p_expected_kind = 2 AND v_current > 0);
     END IF;
-
-    IF NOT v_created THEN
-        UPDATE streams s SET version = v_current + v_count
-        WHERE s.tenant = p_tenant AND s.stream_id = p_stream_id;
+    IF NOT v_matches THEN
+        o_outcome := 2;
+        SELECT coalesce(max(e.stream_version), 0) INTO o_actual_version FROM events e
+        WHERE e.tenant = p_tenant AND e.stream_id = p_stream_id;
+        RETURN;
     END IF;
 
     o_recorded_at := date_trunc('microseconds', now());
@@ -96,9 +95,15 @@ BEGIN
                e.sv, e.payload::jsonb, e.meta::jsonb, o_recorded_at
         FROM unnest(p_event_ids, p_event_types, p_schema_versions, p_payloads, p_metadata)
              WITH ORDINALITY AS e(id, ty, sv, payload, meta, ord)
+        ON CONFLICT (tenant, stream_id, stream_version) DO NOTHING
         RETURNING position
     )
-    SELECT min(position), max(position) INTO o_first_position, o_last_position FROM inserted;
+    SELECT count(*), min(position), max(position) INTO v_inserted, o_first_position, o_last_position
+    FROM inserted;
+    IF v_inserted < v_count THEN
+        RAISE EXCEPTION 'stream % of tenant % moved past version % while appending', p_stream_id, p_tenant, v_current
+            USING ERRCODE = 'ESV01';
+    END IF;
 
     o_outcome := 0;
     o_first_version := v_current + 1;
@@ -119,8 +124,9 @@ END
 $$;
 
 -- The read horizon. Returns the sequence's last value L, then the virtual transaction ids of every
--- other transaction holding a lock on `streams`. A transaction holding a position p <= L took its
--- `streams` lock before p, so it appears in that list unless it has already ended. Once every
+-- other transaction holding a RowExclusiveLock on `events` (what INSERT takes; readers take only
+-- AccessShareLock). An append takes that lock when its INSERT starts, before the INSERT evaluates
+-- nextval(), so a transaction holding a position p <= L appears in the list unless it has ended. Once every
 -- listed transaction has ended, every position <= L is either committed (and visible) or dead:
 -- readers may then return events up to L without ever missing one that commits later.
 CREATE FUNCTION horizon_probe(OUT o_last_position bigint, OUT o_writers text[])
@@ -134,7 +140,8 @@ BEGIN
     FROM pg_locks l
     WHERE l.locktype = 'relation'
       AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
-      AND l.relation = 'streams'::regclass
+      AND l.relation = 'events'::regclass
+      AND l.mode = 'RowExclusiveLock'
       AND l.pid IS DISTINCT FROM pg_backend_pid();
 END
 $$;

@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::error::{
-    IDEMPOTENCY_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
+    IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
     rolled_back_transiently,
 };
 use crate::store::Inner;
@@ -18,6 +18,23 @@ use crate::store::Inner;
 const APPEND: &str = "SELECT o_outcome, o_first_version, o_last_version, o_first_position, \
      o_last_position, o_actual_version, o_original_stream_id \
      FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// The fast path, one plain statement: appends without an idempotency key that expect an exact
+/// version (`Exact(n)`, `NoStream` as `Exact(0)`), which is every append the command pipeline
+/// makes. The stream's version is read in the statement; if it does not match, nothing is
+/// inserted. A concurrent append that took one of the versions makes the insert fail on the unique
+/// key (after waiting for that append to commit), which aborts the whole statement: all or nothing.
+/// The INSERT takes its lock on `events` before it evaluates `nextval()`, as the horizon requires.
+const APPEND_EXACT: &str = "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, \
+     event_type, schema_version, payload, metadata, recorded_at) \
+     SELECT $1, nextval('event_position_seq'), $2, current.version + e.ord, e.id, e.ty, e.sv, \
+            e.payload::jsonb, e.meta::jsonb, date_trunc('microseconds', now()) \
+     FROM (SELECT coalesce(max(stream_version), 0) AS version FROM events \
+           WHERE tenant = $1 AND stream_id = $2) AS current, \
+          unnest($4::uuid[], $5::text[], $6::integer[], $7::text[], $8::text[]) \
+            WITH ORDINALITY AS e(id, ty, sv, payload, meta, ord) \
+     WHERE current.version = $3 \
+     RETURNING position";
 
 const WRITTEN: i16 = 0;
 const REPLAYED: i16 = 1;
@@ -77,6 +94,14 @@ pub(crate) async fn append(
     request: AppendRequest,
 ) -> Result<AppendResult, StoreError> {
     let columns = Columns::of(&request)?;
+    let exact = match request.expected {
+        ExpectedVersion::NoStream => Some(0),
+        ExpectedVersion::Exact(version) => Some(version),
+        ExpectedVersion::Any | ExpectedVersion::StreamExists => None,
+    };
+    if let (Some(version), None) = (exact, &request.idempotency) {
+        return append_exact(inner, tenant, &request, &columns, version).await;
+    }
     let (expected_kind, expected_version) = expected_columns(request.expected);
     let (key, fingerprint) = match &request.idempotency {
         Some((key, fingerprint)) => (Some(key.as_str()), Some(&fingerprint.0[..])),
@@ -106,12 +131,89 @@ pub(crate) async fn append(
         if constraint(&error) == Some("events_event_id_key") {
             return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);
         }
+        // Another writer took one of the versions (only possible for writers outside this function's
+        // lock, such as another deployment's older code): nothing was written. Deciding again is the
+        // caller's business when it expected a version; with Any or StreamExists it is ours.
+        if has_sqlstate(&error, VERSION_RACE) {
+            if matches!(request.expected, ExpectedVersion::Any | ExpectedVersion::StreamExists)
+                && attempt < attempts
+            {
+                attempt += 1;
+                continue;
+            }
+            return Err(version_conflict(inner, tenant, &request).await);
+        }
         // A statement the server rolled back wrote nothing; a lost connection may have committed,
         // which only an idempotency key makes safe to retry (the retry then replays the record).
         let safe_to_retry = has_sqlstate(&error, IDEMPOTENCY_RACE)
             || rolled_back_transiently(&error)
             || (outcome_unknown(&error) && key.is_some());
         if safe_to_retry && attempt < attempts {
+            tracing::debug!(%error, attempt, stream = %request.stream_id, "es.append: transient failure, retrying");
+            tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
+            attempt += 1;
+            continue;
+        }
+        return Err(StoreError::backend("append", safe_to_retry, error));
+    }
+}
+
+/// The fast path (see [`APPEND_EXACT`]); retries only what the server rolled back.
+async fn append_exact(
+    inner: &Inner,
+    tenant: &TenantId,
+    request: &AppendRequest,
+    columns: &Columns<'_>,
+    version: u64,
+) -> Result<AppendResult, StoreError> {
+    let Ok(expected) = i64::try_from(version) else {
+        // No stream reaches i64::MAX events.
+        return Err(version_conflict(inner, tenant, request).await);
+    };
+    let mut attempt = 1;
+    loop {
+        let inserted: Result<Vec<i64>, _> = sqlx::query_scalar(APPEND_EXACT)
+            .bind(tenant.as_str())
+            .bind(request.stream_id.as_str())
+            .bind(expected)
+            .bind(&columns.event_ids)
+            .bind(&columns.event_types)
+            .bind(&columns.schema_versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
+            .fetch_all(&inner.pool)
+            .await;
+        let error = match inserted {
+            Ok(positions) if positions.is_empty() => {
+                return Err(version_conflict(inner, tenant, request).await);
+            }
+            Ok(positions) => {
+                let count = positions.len() as u64;
+                let position = |value: Option<&i64>| {
+                    Position::new(value.and_then(|p| u64::try_from(*p).ok()).unwrap_or(0))
+                };
+                inner.wakeups.appended(&inner.pool);
+                return Ok(AppendResult {
+                    first_version: version + 1,
+                    last_version: version + count,
+                    first_position: position(positions.iter().min()),
+                    last_position: position(positions.iter().max()),
+                });
+            }
+            Err(error) => error,
+        };
+        match constraint(&error) {
+            Some("events_event_id_key") => {
+                return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);
+            }
+            Some("events_stream_version_key") => {
+                return Err(version_conflict(inner, tenant, request).await);
+            }
+            _ => {}
+        }
+        // Without an idempotency key only a statement the server rolled back is safe to repeat.
+        let safe_to_retry = rolled_back_transiently(&error);
+        if safe_to_retry && attempt < inner.options.append_attempts {
             tracing::debug!(%error, attempt, stream = %request.stream_id, "es.append: transient failure, retrying");
             tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
             attempt += 1;
@@ -171,6 +273,26 @@ fn outcome(
         other => Err(StoreError::Corrupt {
             detail: format!("append_events() returned unknown outcome {other}"),
         }),
+    }
+}
+
+/// A conflict detected by the unique key rather than the version check: report the version now.
+async fn version_conflict(inner: &Inner, tenant: &TenantId, request: &AppendRequest) -> StoreError {
+    let actual: Result<Option<i64>, _> = sqlx::query_scalar(
+        "SELECT max(stream_version) FROM events WHERE tenant = $1 AND stream_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(request.stream_id.as_str())
+    .fetch_one(&inner.pool)
+    .await;
+    match actual {
+        Ok(actual) => StoreError::VersionConflict {
+            tenant: tenant.clone(),
+            stream_id: request.stream_id.clone(),
+            expected: request.expected,
+            actual: actual.and_then(|version| u64::try_from(version).ok()).unwrap_or(0),
+        },
+        Err(error) => read_error("append", error),
     }
 }
 

@@ -18,6 +18,8 @@ pub enum ConfigError {
 
 /// SQLSTATE of the append function's "idempotency key recorded concurrently".
 pub(crate) const IDEMPOTENCY_RACE: &str = "ESI01";
+/// SQLSTATE of the append function's "a concurrent append took one of the versions".
+pub(crate) const VERSION_RACE: &str = "ESV01";
 /// `serialization_failure`, `deadlock_detected`: the statement was rolled back, nothing written.
 const ROLLED_BACK: [&str; 2] = ["40001", "40P01"];
 /// `query_canceled` (statement timeout), `admin_shutdown`, `cannot_connect_now`: rolled back too.

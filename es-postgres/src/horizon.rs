@@ -6,14 +6,14 @@
 //! a position `L` such that every transaction that took a position `<= L` has ended.
 //!
 //! `horizon_probe()` reads `L` (the sequence's last value) and then lists the transactions that
-//! hold a lock on the `streams` table; an append locks `streams` before it takes a position, so
-//! every transaction that could still hold a position `<= L` is on that list. When all of them have
+//! hold a `RowExclusiveLock` on `events`; an append's INSERT takes that lock before it evaluates
+//! `nextval()`, so every transaction that could still hold a position `<= L` is on that list. When all of them have
 //! ended (committed: their events are visible; rolled back: their positions are dead), `L` becomes
 //! the horizon. Nothing is skipped on a timer, and a rolled-back append only delays readers until
 //! it ends.
 //!
 //! The cost: an append transaction that stays open holds back every reader of this schema until it
-//! ends (other long transactions in the cluster do not: only holders of the `streams` lock count).
+//! ends (other long transactions in the cluster do not: only writers of `events` count).
 //! [`PgStore::horizon_status`](crate::PgStore::horizon_status) names the sessions that do.
 
 use std::sync::atomic::{AtomicU64, Ordering};

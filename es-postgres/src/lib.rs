@@ -25,14 +25,16 @@
 //! ## Schema
 //! The tables live in one schema (default `es`, see [`PgStoreOptions::schema`]) created and
 //! migrated by [`PgStore::migrate`] from migrations embedded in the crate (`migrations/`): `events`
-//! (the log; `UPDATE`, `DELETE` and `TRUNCATE` are refused by triggers), `streams` (one row per
-//! stream: its version and the lock that serialises appends to it) and `idempotency_keys`
-//! (durable records of idempotent appends). Every key starts with the tenant.
+//! (the log; `UPDATE`, `DELETE` and `TRUNCATE` are refused by triggers) and `idempotency_keys`
+//! (durable records of idempotent appends). Every key starts with the tenant. There is no table of
+//! streams: a stream's version is its highest `stream_version`, and the unique key on
+//! `(tenant, stream_id, stream_version)` is the concurrency control.
 //!
 //! ## Appends
-//! One round trip: the `append_events()` function checks the idempotency record and the expected
-//! version, locks the stream's row, inserts the whole batch with one `INSERT … SELECT FROM unnest(…)`
-//! and records the idempotency key, all in the statement's transaction. A conflict writes nothing.
+//! One round trip: the `append_events()` function checks the idempotency record, takes the
+//! stream's turn (a transaction-scoped advisory lock, no disk write), checks the expected version,
+//! inserts the whole batch with one `INSERT … SELECT FROM unnest(…)` and records the idempotency
+//! key, all in the statement's transaction. A conflict writes nothing.
 //! Transient failures are retried (up to [`PgStoreOptions::append_attempts`]) only where a retry
 //! cannot write twice: when the server rolled the statement back, or when the connection was lost
 //! and the append carries an idempotency key.

@@ -2,7 +2,8 @@
 //!
 //! A `NOTIFY` inside every append transaction would make commits queue on PostgreSQL's notify lock,
 //! so appends only signal a background task that sends one `pg_notify` for however many appends
-//! happened meanwhile. Readers in the same process are woken directly; readers elsewhere within a
+//! happened meanwhile, at most one per `notify_interval` (a few milliseconds: a sequential writer
+//! then pays for one NOTIFY per interval, not one per append). Readers in the same process are woken directly; readers elsewhere within a
 //! round trip; and every waiter also polls, so a lost notification only delays it.
 
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 
 pub(crate) struct Wakeups {
+    notify_interval: Duration,
     channel: String,
     /// Bumped on every local append and every notification received.
     generation: watch::Sender<u64>,
@@ -23,8 +25,9 @@ pub(crate) struct Wakeups {
 }
 
 impl Wakeups {
-    pub(crate) fn new(schema: &str) -> Self {
+    pub(crate) fn new(schema: &str, notify_interval: Duration) -> Self {
         Self {
+            notify_interval,
             channel: format!("es_events_{schema}"),
             generation: watch::Sender::new(0),
             outgoing: Arc::new(Notify::new()),
@@ -38,12 +41,15 @@ impl Wakeups {
         self.generation.send_modify(|generation| *generation = generation.wrapping_add(1));
         self.notifier.get_or_init(|| {
             let (pool, channel, outgoing) = (pool.clone(), self.channel.clone(), self.outgoing.clone());
+            let interval = self.notify_interval;
             tokio::spawn(async move {
                 loop {
                     outgoing.notified().await;
                     if let Err(error) = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await {
                         tracing::warn!(%error, "es.notify: NOTIFY failed; remote readers fall back to polling");
                     }
+                    // Appends during the pause leave one permit: one NOTIFY covers them all.
+                    tokio::time::sleep(interval).await;
                 }
             })
             .abort_handle()

@@ -25,13 +25,14 @@ pub struct PgStoreOptions {
     pub(crate) acquire_timeout: Duration,
     pub(crate) statement_timeout: Option<Duration>,
     pub(crate) poll_interval: Duration,
+    pub(crate) notify_interval: Duration,
     pub(crate) horizon_wait: Duration,
     pub(crate) append_attempts: u32,
 }
 
 impl PgStoreOptions {
     /// Defaults: schema `es`, 10 connections, 5 s to acquire one, a 30 s statement timeout, a
-    /// 500 ms polling fallback for waiting readers, 3 attempts for safely retryable appends.
+    /// 500 ms polling fallback for waiting readers, a NOTIFY at most every 5 ms, 3 attempts for safely retryable appends.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -41,6 +42,7 @@ impl PgStoreOptions {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
             poll_interval: Duration::from_millis(500),
+            notify_interval: Duration::from_millis(5),
             horizon_wait: Duration::from_millis(250),
             append_attempts: 3,
         }
@@ -97,6 +99,15 @@ impl PgStoreOptions {
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The shortest time between two NOTIFYs this store sends to wake readers in other processes
+    /// (default 5 ms): their wake-up may lag a commit by this much, and writers do not pay one
+    /// NOTIFY per append. Readers in the same process are woken at once regardless.
+    #[must_use]
+    pub fn notify_interval(mut self, interval: Duration) -> Self {
+        self.notify_interval = interval;
         self
     }
 

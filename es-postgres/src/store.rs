@@ -85,7 +85,7 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|error| read_error("connect", error))?;
-        let wakeups = Wakeups::new(&options.schema);
+        let wakeups = Wakeups::new(&options.schema, options.notify_interval);
         Ok(Self { inner: Arc::new(Inner { pool, options, horizon: Horizon::default(), wakeups }) })
     }
 
@@ -141,7 +141,7 @@ impl PgStore {
         let rows = sqlx::query(
             "SELECT a.pid, a.xact_start, a.state, a.application_name \
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.locktype = 'relation' AND l.relation = 'streams'::regclass \
+             WHERE l.locktype = 'relation' AND l.relation = 'events'::regclass AND l.mode = 'RowExclusiveLock' \
                AND l.pid <> pg_backend_pid() \
              GROUP BY a.pid, a.xact_start, a.state, a.application_name ORDER BY a.xact_start",
         )
@@ -242,13 +242,14 @@ impl EventStore for PgTenantStore {
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM streams WHERE tenant = $1 AND stream_id = $2")
-                .bind(self.tenant.as_str())
-                .bind(stream_id.as_str())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(|error| read_error("stream_version", error))?;
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT max(stream_version) FROM events WHERE tenant = $1 AND stream_id = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(stream_id.as_str())
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(|error| read_error("stream_version", error))?;
         Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
     }
 

@@ -1,0 +1,315 @@
+//! es-postgres beside hand-written sqlx on the same table shape, in one run.
+//!
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p es-postgres --bench pg_vs_raw`
+//!
+//! The raw side writes to `es_bench_raw.events`, created `LIKE es_bench.events INCLUDING ALL` (same
+//! columns, keys and indexes; no stream table, no version check, no idempotency). Each scenario
+//! alternates raw and store rounds (`ROUNDS` of `ROUND` each) so drift in the machine affects both
+//! alike, and prints events/s and the store/raw ratio. Environment: `BENCH_ROUND_MS` (default 2000),
+//! `BENCH_READ_EVENTS` (default 200000), `BENCH_ONLY` (`single`, `batch` or `read`: one group).
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss
+)]
+
+use std::time::{Duration, Instant};
+
+use es_core::{
+    AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore, Payload,
+    ReadAllOptions, StreamId, TenantId,
+};
+use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+const ROUNDS: usize = 2;
+const TENANT: &str = "bench";
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Deposited {
+    account: String,
+    amount: i64,
+    currency: String,
+}
+
+fn payload_json(n: u64) -> String {
+    format!(r#"{{"account":"acc-{}","amount":{},"currency":"EUR"}}"#, n % 1_000, n % 997)
+}
+
+fn event(n: u64) -> EventData {
+    EventData::new(
+        EventType::new("account.deposited").unwrap(),
+        Payload::from_json(payload_json(n)).unwrap(),
+    )
+}
+
+fn round() -> Duration {
+    Duration::from_millis(
+        std::env::var("BENCH_ROUND_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000),
+    )
+}
+
+/// Runs `writers` tasks, each calling `step(writer, i)` until the round ends; returns events/s.
+async fn rate<F, Fut>(writers: u64, events_per_step: u64, step: F) -> f64
+where
+    F: Fn(u64, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let deadline = Instant::now() + round();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..writers {
+        let step = step.clone();
+        tasks.spawn(async move {
+            let mut steps = 0u64;
+            while Instant::now() < deadline {
+                step(writer, steps).await;
+                steps += 1;
+            }
+            steps
+        });
+    }
+    let mut steps = 0;
+    while let Some(done) = tasks.join_next().await {
+        steps += done.unwrap();
+    }
+    (steps * events_per_step) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Scenario {
+    name: &'static str,
+    raw: f64,
+    store: f64,
+}
+
+fn report(scenario: &Scenario, target: f64) {
+    let ratio = scenario.store / scenario.raw;
+    println!(
+        "{:<34} raw {:>11.0} ev/s   es-postgres {:>11.0} ev/s   ratio {:>5.1}%   target >= {:.0}%  {}",
+        scenario.name,
+        scenario.raw,
+        scenario.store,
+        ratio * 100.0,
+        target * 100.0,
+        if ratio >= target { "met" } else { "NOT MET" }
+    );
+}
+
+async fn raw_insert_one(pool: &PgPool, stream: &str, version: i64, n: u64) {
+    sqlx::query(
+        "INSERT INTO es_bench_raw.events (tenant, position, stream_id, stream_version, event_id, event_type, \
+         schema_version, payload, metadata, recorded_at) \
+         VALUES ($1, nextval('es_bench_raw.event_position_seq'), $2, $3, $4, 'account.deposited', 1, $5::jsonb, NULL, now())",
+    )
+    .bind(TENANT)
+    .bind(stream)
+    .bind(version)
+    .bind(Uuid::now_v7())
+    .bind(payload_json(n))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn raw_insert_batch(pool: &PgPool, stream: &str, first_version: i64, count: u64) {
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    let payloads: Vec<String> = (0..count).map(payload_json).collect();
+    sqlx::query(
+        "INSERT INTO es_bench_raw.events (tenant, position, stream_id, stream_version, event_id, event_type, \
+         schema_version, payload, metadata, recorded_at) \
+         SELECT $1, nextval('es_bench_raw.event_position_seq'), $2, $3 + e.ord, e.id, 'account.deposited', 1, \
+                e.payload::jsonb, NULL, now() \
+         FROM unnest($4::uuid[], $5::text[]) WITH ORDINALITY AS e(id, payload, ord)",
+    )
+    .bind(TENANT)
+    .bind(stream)
+    .bind(first_version - 1)
+    .bind(&ids)
+    .bind(&payloads)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn appends(
+    store: &PgTenantStore,
+    raw: &PgPool,
+    writers: u64,
+    batch: u64,
+    name: &'static str,
+) -> Scenario {
+    let (mut raw_rate, mut store_rate) = (0.0, 0.0);
+    for round_no in 0..ROUNDS {
+        let pool = raw.clone();
+        raw_rate += rate(writers, batch, move |writer, step| {
+            let pool = pool.clone();
+            async move {
+                let stream = format!("raw-{name}-{round_no}-{writer}-{}", step / 50);
+                let version = i64::try_from(step % 50).unwrap() * i64::try_from(batch).unwrap() + 1;
+                if batch == 1 {
+                    raw_insert_one(&pool, &stream, version, step).await;
+                } else {
+                    raw_insert_batch(&pool, &stream, version, batch).await;
+                }
+            }
+        })
+        .await;
+        let store = store.clone();
+        store_rate += rate(writers, batch, move |writer, step| {
+            let store = store.clone();
+            async move {
+                let stream =
+                    StreamId::new(format!("store-{name}-{round_no}-{writer}-{}", step / 50))
+                        .unwrap();
+                let expected = ExpectedVersion::Exact((step % 50) * batch);
+                let events = (0..batch).map(|n| event(step * batch + n)).collect();
+                store.append(&stream, expected, events, AppendOptions::default()).await.unwrap();
+            }
+        })
+        .await;
+    }
+    Scenario { name, raw: raw_rate / ROUNDS as f64, store: store_rate / ROUNDS as f64 }
+}
+
+async fn raw_read_all(pool: &PgPool, tenant: &str) -> (u64, f64) {
+    let started = Instant::now();
+    let (mut after, mut count) = (0i64, 0u64);
+    loop {
+        let rows = sqlx::query(
+            "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, \
+             payload::text AS payload, metadata::text AS metadata, recorded_at FROM es_bench_raw.events \
+             WHERE tenant = $1 AND position > $2 ORDER BY position LIMIT 1000",
+        )
+        .bind(tenant)
+        .bind(after)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            after = row.get("position");
+            let _id: Uuid = row.get("event_id");
+            let _stream: &str = row.get("stream_id");
+            let _type: &str = row.get("event_type");
+            let _at: chrono::DateTime<chrono::Utc> = row.get("recorded_at");
+            let payload: &str = row.get("payload");
+            let _typed: Deposited = serde_json::from_str(payload).unwrap();
+            count += 1;
+        }
+    }
+    (count, count as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn store_read_all(store: &PgTenantStore) -> (u64, f64) {
+    let started = Instant::now();
+    let mut events = store.read_all(ReadAllOptions::from_beginning());
+    let mut count = 0u64;
+    while let Some(event) = events.next().await {
+        let _typed: Deposited = event.unwrap().deserialize_payload().unwrap();
+        count += 1;
+    }
+    (count, count as f64 / started.elapsed().as_secs_f64())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL");
+    let admin = PgPool::connect(&url).await.unwrap();
+    for schema in ["es_bench", "es_bench_raw"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let backend = PgStore::connect_with(
+        PgStoreOptions::new(&url).schema("es_bench").unwrap().max_connections(10),
+    )
+    .await
+    .unwrap();
+    backend.migrate().await.unwrap();
+    sqlx::raw_sql(
+        "CREATE SCHEMA es_bench_raw; \
+         CREATE TABLE es_bench_raw.events (LIKE es_bench.events INCLUDING ALL); \
+         CREATE SEQUENCE es_bench_raw.event_position_seq AS bigint MINVALUE 1 CACHE 1;",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    let raw = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect(&url).await.unwrap();
+    let store = backend.tenant(TenantId::new(TENANT).unwrap());
+    println!("es-postgres vs raw sqlx, {} rounds of {:?} per side, alternating", ROUNDS, round());
+
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || name.contains(only.as_str());
+    if wanted("single") {
+        report(&appends(&store, &raw, 1, 1, "append 1 event, 1 writer").await, 0.90);
+        report(&appends(&store, &raw, 8, 1, "append 1 event, 8 writers").await, 0.90);
+    }
+    if wanted("batch") {
+        report(&appends(&store, &raw, 1, 100, "append batch of 100, 1 writer").await, 0.75);
+        report(&appends(&store, &raw, 4, 100, "append batch of 100, 4 writers").await, 0.75);
+    }
+    if !wanted("read") {
+        return;
+    }
+
+    // Reads: both tables hold the same events (the store's, copied), read whole and typed.
+    let target: u64 =
+        std::env::var("BENCH_READ_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let reader_tenant = backend.tenant(TenantId::new("reader").unwrap());
+    let mut written = 0;
+    while written < target {
+        let stream = StreamId::new(format!("read-{}", written / 1_000)).unwrap();
+        let events = (0..1_000).map(|n| event(written + n)).collect();
+        reader_tenant
+            .append(&stream, ExpectedVersion::Any, events, AppendOptions::default())
+            .await
+            .unwrap();
+        written += 1_000;
+    }
+    sqlx::query(
+        "INSERT INTO es_bench_raw.events SELECT * FROM es_bench.events WHERE tenant = 'reader'",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::raw_sql("VACUUM ANALYZE es_bench.events; VACUUM ANALYZE es_bench_raw.events")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let raw_reader =
+        sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
+    let (mut raw_rate, mut store_rate) = (0.0, 0.0);
+    for _ in 0..=ROUNDS {
+        let (count, rate) = raw_read_all(&raw_reader, "reader").await;
+        assert_eq!(count, target);
+        raw_rate += rate;
+        let (count, rate) = store_read_all(&reader_tenant).await;
+        assert_eq!(count, target);
+        store_rate += rate;
+    }
+    report(
+        &Scenario {
+            name: "read_all typed (200k-event log)",
+            raw: raw_rate / (ROUNDS + 1) as f64,
+            store: store_rate / (ROUNDS + 1) as f64,
+        },
+        0.70,
+    );
+
+    drop(backend);
+    for schema in ["es_bench", "es_bench_raw"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}
