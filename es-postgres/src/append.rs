@@ -21,20 +21,47 @@ const APPEND: &str = "SELECT o_outcome, o_first_version, o_last_version, o_first
 
 /// The fast path, one plain statement: appends without an idempotency key that expect an exact
 /// version (`Exact(n)`, `NoStream` as `Exact(0)`), which is every append the command pipeline
-/// makes. The stream's version is read in the statement; if it does not match, nothing is
-/// inserted. A concurrent append that took one of the versions makes the insert fail on the unique
-/// key (after waiting for that append to commit), which aborts the whole statement: all or nothing.
+/// makes. The batch takes versions n+1, n+2, …; the unique key on
+/// `(tenant, stream_id, stream_version)` refuses them if the stream is already past n (after waiting for a concurrent
+/// append to commit), which aborts the whole statement: all or nothing. That n itself exists is
+/// checked once per statement for n > 0 (for n = 0 the unique key on version 1 suffices), so a
+/// stream behind the expectation inserts nothing rather than leaving a gap.
 /// The INSERT takes its lock on `events` before it evaluates `nextval()`, as the horizon requires.
-const APPEND_EXACT: &str = "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, \
-     event_type, schema_version, payload, metadata, recorded_at) \
-     SELECT $1, nextval('event_position_seq'), $2, current.version + e.ord, e.id, e.ty, e.sv, \
-            e.payload::jsonb, e.meta::jsonb, date_trunc('microseconds', now()) \
-     FROM (SELECT coalesce(max(stream_version), 0) AS version FROM events \
-           WHERE tenant = $1 AND stream_id = $2) AS current, \
-          unnest($4::uuid[], $5::text[], $6::integer[], $7::text[], $8::text[]) \
-            WITH ORDINALITY AS e(id, ty, sv, payload, meta, ord) \
-     WHERE current.version = $3 \
-     RETURNING position";
+macro_rules! insert_batch {
+    ($condition:literal) => {
+        concat!(
+            "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, event_type, ",
+            "schema_version, payload, metadata, recorded_at) ",
+            "SELECT $1, nextval('event_position_seq'), $2, $3 + e.ord, e.id, e.ty, e.sv, ",
+            "e.payload::jsonb, e.meta::jsonb, date_trunc('microseconds', now()) ",
+            "FROM unnest($4::uuid[], $5::text[], $6::integer[], $7::text[], $8::text[]) ",
+            "WITH ORDINALITY AS e(id, ty, sv, payload, meta, ord) ",
+            $condition,
+            " RETURNING position"
+        )
+    };
+}
+const APPEND_NEW: &str = insert_batch!("WHERE $3 = 0");
+/// One event, bound as scalars (no arrays to encode and unnest): the commonest append.
+macro_rules! insert_one {
+    ($condition:literal) => {
+        concat!(
+            "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, event_type, ",
+            "schema_version, payload, metadata, recorded_at) ",
+            "SELECT $1, nextval('event_position_seq'), $2, $3 + 1, $4, $5, $6, $7::jsonb, $8::jsonb, ",
+            "date_trunc('microseconds', now()) ",
+            $condition,
+            " RETURNING position"
+        )
+    };
+}
+const APPEND_ONE_NEW: &str = insert_one!("WHERE $3 = 0");
+const APPEND_ONE_AFTER: &str = insert_one!(
+    "WHERE EXISTS (SELECT 1 FROM events x WHERE x.tenant = $1 AND x.stream_id = $2 AND x.stream_version = $3)"
+);
+const APPEND_AFTER: &str = insert_batch!(
+    "WHERE EXISTS (SELECT 1 FROM events x WHERE x.tenant = $1 AND x.stream_id = $2 AND x.stream_version = $3)"
+);
 
 const WRITTEN: i16 = 0;
 const REPLAYED: i16 = 1;
@@ -158,7 +185,7 @@ pub(crate) async fn append(
     }
 }
 
-/// The fast path (see [`APPEND_EXACT`]); retries only what the server rolled back.
+/// The fast path (see [`insert_batch!`]); retries only what the server rolled back.
 async fn append_exact(
     inner: &Inner,
     tenant: &TenantId,
@@ -172,17 +199,33 @@ async fn append_exact(
     };
     let mut attempt = 1;
     loop {
-        let inserted: Result<Vec<i64>, _> = sqlx::query_scalar(APPEND_EXACT)
+        let single = columns.event_ids.len() == 1;
+        let sql = match (single, expected == 0) {
+            (true, true) => APPEND_ONE_NEW,
+            (true, false) => APPEND_ONE_AFTER,
+            (false, true) => APPEND_NEW,
+            (false, false) => APPEND_AFTER,
+        };
+        let query = sqlx::query_scalar(sql)
             .bind(tenant.as_str())
             .bind(request.stream_id.as_str())
-            .bind(expected)
-            .bind(&columns.event_ids)
-            .bind(&columns.event_types)
-            .bind(&columns.schema_versions)
-            .bind(&columns.payloads)
-            .bind(&columns.metadata)
-            .fetch_all(&inner.pool)
-            .await;
+            .bind(expected);
+        let query = if single {
+            query
+                .bind(columns.event_ids[0])
+                .bind(columns.event_types[0])
+                .bind(columns.schema_versions[0])
+                .bind(columns.payloads[0])
+                .bind(columns.metadata[0].as_deref())
+        } else {
+            query
+                .bind(&columns.event_ids)
+                .bind(&columns.event_types)
+                .bind(&columns.schema_versions)
+                .bind(&columns.payloads)
+                .bind(&columns.metadata)
+        };
+        let inserted: Result<Vec<i64>, _> = query.fetch_all(&inner.pool).await;
         let error = match inserted {
             Ok(positions) if positions.is_empty() => {
                 return Err(version_conflict(inner, tenant, request).await);
