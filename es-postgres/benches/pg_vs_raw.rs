@@ -284,10 +284,12 @@ async fn main() {
     .execute(&admin)
     .await
     .unwrap();
-    sqlx::raw_sql("VACUUM ANALYZE es_bench.events; VACUUM ANALYZE es_bench_raw.events")
-        .execute(&admin)
-        .await
-        .unwrap();
+    for table in ["es_bench.events", "es_bench_raw.events"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
     let raw_reader =
         sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
     let (mut raw_rate, mut store_rate) = (0.0, 0.0);
