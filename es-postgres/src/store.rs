@@ -96,13 +96,22 @@ impl PgStore {
         let schema = &self.inner.options.schema;
         let span = tracing::info_span!("es.migrate", schema = %schema);
         async {
-            let mut connection =
-                self.inner.pool.acquire().await.map_err(|error| read_error("migrate", error))?;
+            // A connection of its own, never returned to the pool: migrations may run longer than
+            // the store's statement timeout allows its queries, so the timeout is lifted here.
+            let mut connection = self
+                .inner
+                .pool
+                .acquire()
+                .await
+                .map_err(|error| read_error("migrate", error))?
+                .detach();
+            sqlx::query("SET statement_timeout = 0")
+                .execute(&mut connection)
+                .await
+                .map_err(|error| read_error("migrate", error))?;
             // The name was validated (lowercase identifier) by PgStoreOptions::schema.
             let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-            if let Err(error) =
-                sqlx::query(AssertSqlSafe(create.clone())).execute(&mut *connection).await
-            {
+            if let Err(error) = sqlx::query(AssertSqlSafe(create)).execute(&mut connection).await {
                 // Two processes creating the schema at once: one of them sees a duplicate; once is enough.
                 if !crate::error::has_sqlstate(&error, "23505")
                     && !crate::error::has_sqlstate(&error, "42P06")
@@ -110,10 +119,9 @@ impl PgStore {
                     return Err(StoreError::backend("migrate", false, error));
                 }
             }
-            MIGRATOR
-                .run(&mut *connection)
-                .await
-                .map_err(|error| StoreError::backend("migrate", false, error))
+            let migrated = MIGRATOR.run(&mut connection).await;
+            let _ = sqlx::Connection::close(connection).await;
+            migrated.map_err(|error| StoreError::backend("migrate", false, error))
         }
         .instrument(span)
         .await

@@ -303,3 +303,65 @@ async fn horizon_status_reports_positions() {
     assert!(status.open_appends.is_empty());
     assert!(written.last_position > Position::BEGINNING);
 }
+
+/// A reader in another process (another `PgStore` on the same schema, polling only every 30 s) is
+/// woken by LISTEN/NOTIFY within a fraction of a second of a commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_wakes_a_reader_in_another_process() {
+    let fresh = fresh_schema().await;
+    let remote = PgStore::connect_with(
+        PgStoreOptions::new(database_url())
+            .schema(fresh.schema())
+            .unwrap()
+            .poll_interval(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let reader = remote.tenant(tenant("n"));
+    let writer = fresh.tenant(tenant("n"));
+    // Start listening, then let the LISTEN connection settle before the append.
+    assert_eq!(
+        reader.wait_for_events(Position::BEGINNING, Duration::from_millis(300)).await.unwrap(),
+        Position::BEGINNING
+    );
+    let waiting = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let head =
+            reader.wait_for_events(Position::BEGINNING, Duration::from_secs(20)).await.unwrap();
+        (head, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let written = writer
+        .append(
+            &StreamId::new("s-1").unwrap(),
+            ExpectedVersion::NoStream,
+            batch(1),
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let (head, waited) = waiting.await.unwrap();
+    assert_eq!(head, written.last_position);
+    assert!(
+        waited < Duration::from_secs(2),
+        "NOTIFY must wake the remote reader long before its 30 s poll ({waited:?})"
+    );
+}
+
+/// A statement timeout aborts the append as a whole; the error says it is safe to retry.
+#[tokio::test]
+async fn statement_timeout_is_a_retryable_error_and_writes_nothing() {
+    let fresh = common::fresh_schema_with(|options| {
+        options.statement_timeout(Duration::from_millis(1)).append_attempts(2)
+    })
+    .await;
+    let store = fresh.tenant(tenant("t"));
+    let stream = StreamId::new("big-1").unwrap();
+    let error = store
+        .append(&stream, ExpectedVersion::NoStream, batch(50_000), AppendOptions::default())
+        .await
+        .expect_err("1 ms is too short");
+    assert!(matches!(error, StoreError::Backend { operation: "append", .. }), "{error:?}");
+    assert!(error.is_retryable(), "a statement the server cancelled wrote nothing: {error}");
+    assert_eq!(store.stream_version(&stream).await.unwrap(), 0);
+}

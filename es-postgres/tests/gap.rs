@@ -138,13 +138,11 @@ async fn unrelated_open_transactions_do_not_hold_readers_back() {
     unrelated.rollback().await.unwrap();
 }
 
-/// 8 writers append in explicit transactions with random delays inside them (some roll back),
-/// while a reader tails `read_all`: it must see every committed event exactly once, in position
+/// 8 writers append, half in explicit transactions with random delays inside them (1 in 8 rolled
+/// back), half through the store's single-statement path, while a reader tails `read_all`: it must see every committed event exactly once, in position
 /// order, and nothing that rolled back. Rounds: `ES_GAP_STRESS_ROUNDS` (default 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_eight_writers_with_delays_and_a_tailing_reader() {
-    const WRITERS: u64 = 8;
-    const APPENDS: u64 = 30;
     let rounds: u64 =
         std::env::var("ES_GAP_STRESS_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let fresh = fresh_schema_with(|options| {
@@ -154,69 +152,15 @@ async fn stress_eight_writers_with_delays_and_a_tailing_reader() {
     for round in 0..rounds {
         let tenant_name = format!("stress-{round}");
         let store = fresh.tenant(tenant(&tenant_name));
-        let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
 
-        let reader = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut seen: Vec<RecordedEvent> = Vec::new();
-                let mut checkpoint = Position::BEGINNING;
-                loop {
-                    let finished = *done_rx.borrow_and_update();
-                    let page: Vec<RecordedEvent> = store
-                        .read_all(ReadAllOptions::after(checkpoint).page_size(17))
-                        .try_collect()
-                        .await
-                        .unwrap();
-                    for event in page {
-                        assert!(
-                            event.position > checkpoint,
-                            "position {} after checkpoint {checkpoint}",
-                            event.position
-                        );
-                        checkpoint = event.position;
-                        seen.push(event);
-                    }
-                    if finished {
-                        // One last read after every writer finished must find nothing more.
-                        let rest: Vec<RecordedEvent> = store
-                            .read_all(ReadAllOptions::after(checkpoint))
-                            .try_collect()
-                            .await
-                            .unwrap();
-                        assert!(rest.is_empty(), "the tailing reader missed {} events", rest.len());
-                        return seen;
-                    }
-                    let _ =
-                        tokio::time::timeout(Duration::from_millis(30), done_rx.changed()).await;
-                    store.wait_for_events(checkpoint, Duration::from_millis(30)).await.unwrap();
-                }
-            })
-        };
+        let reader = tokio::spawn(tail(store.clone(), done_rx));
 
         let mut writers = tokio::task::JoinSet::new();
         for writer in 0..WRITERS {
-            let (pool, tenant_name) = (fresh.store.pool().clone(), tenant_name.clone());
-            writers.spawn(async move {
-                let mut committed = Vec::new();
-                for i in 0..APPENDS {
-                    let n = writer * 1_000 + i;
-                    let (delay, roll_back) = {
-                        let mut rng = rand::rng();
-                        (Duration::from_millis(rng.random_range(0..15)), rng.random_ratio(1, 8))
-                    };
-                    let mut tx = pool.begin().await.unwrap();
-                    raw_append(&mut tx, &tenant_name, &format!("account-{}", n % 5), n).await;
-                    tokio::time::sleep(delay).await;
-                    if roll_back {
-                        tx.rollback().await.unwrap();
-                    } else {
-                        tx.commit().await.unwrap();
-                        committed.push(n);
-                    }
-                }
-                committed
-            });
+            let (pool, tenant_name, store) =
+                (fresh.store.pool().clone(), tenant_name.clone(), store.clone());
+            writers.spawn(write(pool, tenant_name, store, writer));
         }
         let mut committed = BTreeSet::new();
         while let Some(result) = writers.join_next().await {
@@ -242,4 +186,88 @@ async fn stress_eight_writers_with_delays_and_a_tailing_reader() {
             "round {round}: tailing and full reads differ"
         );
     }
+}
+
+const WRITERS: u64 = 8;
+const APPENDS: u64 = 30;
+
+/// Follows `read_all` from the beginning until told the writers are done, then checks nothing is left.
+async fn tail(
+    store: es_postgres::PgTenantStore,
+    mut done: tokio::sync::watch::Receiver<bool>,
+) -> Vec<RecordedEvent> {
+    let mut seen: Vec<RecordedEvent> = Vec::new();
+    let mut checkpoint = Position::BEGINNING;
+    loop {
+        let finished = *done.borrow_and_update();
+        let page: Vec<RecordedEvent> = store
+            .read_all(ReadAllOptions::after(checkpoint).page_size(17))
+            .try_collect()
+            .await
+            .unwrap();
+        for event in page {
+            assert!(
+                event.position > checkpoint,
+                "position {} after checkpoint {checkpoint}",
+                event.position
+            );
+            checkpoint = event.position;
+            seen.push(event);
+        }
+        if finished {
+            // One last read after every writer finished must find nothing more.
+            let rest: Vec<RecordedEvent> =
+                store.read_all(ReadAllOptions::after(checkpoint)).try_collect().await.unwrap();
+            assert!(rest.is_empty(), "the tailing reader missed {} events", rest.len());
+            return seen;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(30), done.changed()).await;
+        store.wait_for_events(checkpoint, Duration::from_millis(30)).await.unwrap();
+    }
+}
+
+/// One writer of the stress test; returns the numbers of the events it committed.
+async fn write(
+    pool: sqlx::PgPool,
+    tenant_name: String,
+    store: es_postgres::PgTenantStore,
+    writer: u64,
+) -> Vec<u64> {
+    let mut committed = Vec::new();
+    let mut fast_version = 0;
+    for i in 0..APPENDS {
+        let n = writer * 1_000 + i;
+        let (delay, roll_back) = {
+            let mut rng = rand::rng();
+            (Duration::from_millis(rng.random_range(0..15)), rng.random_ratio(1, 8))
+        };
+        if writer.is_multiple_of(2) {
+            // Even writers: the function path, in a transaction held open a while.
+            let mut tx = pool.begin().await.unwrap();
+            raw_append(&mut tx, &tenant_name, &format!("account-{}", n % 5), n).await;
+            tokio::time::sleep(delay).await;
+            if roll_back {
+                tx.rollback().await.unwrap();
+            } else {
+                tx.commit().await.unwrap();
+                committed.push(n);
+            }
+        } else {
+            // Odd writers: the store's single-statement fast path on their own streams.
+            let stream = StreamId::new(format!("fast-{writer}")).unwrap();
+            store
+                .append(
+                    &stream,
+                    ExpectedVersion::Exact(fast_version),
+                    vec![numbered(n)],
+                    AppendOptions::default(),
+                )
+                .await
+                .unwrap();
+            fast_version += 1;
+            committed.push(n);
+            tokio::time::sleep(delay).await;
+        }
+    }
+    committed
 }
