@@ -66,7 +66,8 @@ impl PageReader {
         match &mut self.cursor {
             Cursor::All { next_index, after, options } => {
                 let start = *next_index.get_or_insert_with(|| first_index_after(&state, *after));
-                let want = options.page_size.min(room);
+                // A page of at least one event, so every refill makes progress.
+                let want = options.page_size.max(1).min(room);
                 let mut index = start;
                 // Scan at most a few pages' worth per refill so a selective filter cannot hold the
                 // lock over the whole log.

@@ -30,7 +30,13 @@ use crate::error::read_error;
 #[derive(Default)]
 pub(crate) struct Horizon {
     published: AtomicU64,
-    /// One probe at a time: readers that arrive meanwhile wait and probe after it.
+    /// How many probes have started, and the number of the last one that completed.
+    started: AtomicU64,
+    completed: AtomicU64,
+    /// One probe at a time. A reader that finds, once it holds the lock, that a probe which started
+    /// after the reader arrived has completed uses that probe's result: it reflects every commit
+    /// that preceded the reader's call, so many concurrent readers share one probe (and one wait)
+    /// instead of queueing for one each.
     probing: Mutex<()>,
 }
 
@@ -47,7 +53,19 @@ impl Horizon {
         pool: &PgPool,
         max_wait: Duration,
     ) -> Result<u64, StoreError> {
+        let arrival = self.started.load(Ordering::Acquire);
         let _probing = self.probing.lock().await;
+        if self.completed.load(Ordering::Acquire) > arrival {
+            return Ok(self.published());
+        }
+        let probe = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let horizon = self.probe(pool, max_wait).await?;
+        self.completed.store(probe, Ordering::Release);
+        Ok(horizon)
+    }
+
+    /// Reads L and the open appends, waits up to `max_wait` for them to end, publishes L if they did.
+    async fn probe(&self, pool: &PgPool, max_wait: Duration) -> Result<u64, StoreError> {
         let (last_position, mut writers): (i64, Vec<String>) =
             sqlx::query_as("SELECT o_last_position, o_writers FROM horizon_probe()")
                 .fetch_one(pool)

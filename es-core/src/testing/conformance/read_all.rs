@@ -81,6 +81,10 @@ pub async fn read_all_with_limit_and_small_pages<B: MultiTenantStore>(backend: B
         collect(store.read_all(ReadAllOptions::from_beginning().page_size(1).limit(1))).await;
     assert_eq!(numbers(&single), [0]);
     assert!(collect(store.read_all(ReadAllOptions::from_beginning().limit(0))).await.is_empty());
+    // A page size of 0, set on the public field, must still make progress (as a page of 1).
+    let mut zero = ReadAllOptions::from_beginning().limit(4);
+    zero.page_size = 0;
+    assert_eq!(numbers(&collect(store.read_all(zero)).await), [0, 1, 2, 3]);
 }
 
 /// Reading after the head, or far past it, returns nothing.
