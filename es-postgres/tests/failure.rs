@@ -28,6 +28,15 @@ fn batch(count: u64) -> Vec<EventData> {
         .collect()
 }
 
+/// Appends `count` events to a new stream.
+async fn append_new<S: EventStore>(store: &S, stream: &str, count: u64) -> es_core::AppendResult {
+    let stream = StreamId::new(stream).unwrap();
+    store
+        .append(&stream, ExpectedVersion::NoStream, batch(count), AppendOptions::default())
+        .await
+        .unwrap()
+}
+
 async fn read_all<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
     store.read_all(ReadAllOptions::from_beginning()).try_collect().await.unwrap()
 }
@@ -178,15 +187,7 @@ async fn migrations_run_twice() {
         .unwrap();
     assert_eq!(applied, 2);
     let store = fresh.tenant(tenant("m"));
-    store
-        .append(
-            &StreamId::new("s-1").unwrap(),
-            ExpectedVersion::NoStream,
-            batch(1),
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    append_new(&store, "s-1", 1).await;
 }
 
 /// The database refuses UPDATE, DELETE and TRUNCATE on the log, whoever asks.
@@ -194,15 +195,7 @@ async fn migrations_run_twice() {
 async fn the_log_is_append_only() {
     let fresh = fresh_schema().await;
     let store = fresh.tenant(tenant("ao"));
-    store
-        .append(
-            &StreamId::new("s-1").unwrap(),
-            ExpectedVersion::NoStream,
-            batch(2),
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    append_new(&store, "s-1", 2).await;
     for statement in ["UPDATE events SET payload = '{}'", "DELETE FROM events", "TRUNCATE events"] {
         let error = sqlx::query(statement).execute(fresh.store.pool()).await.expect_err(statement);
         let code =
@@ -288,15 +281,7 @@ async fn configuration_errors_are_typed() {
 async fn horizon_status_reports_positions() {
     let fresh = fresh_schema().await;
     let store = fresh.tenant(tenant("hs"));
-    let written = store
-        .append(
-            &StreamId::new("s-1").unwrap(),
-            ExpectedVersion::NoStream,
-            batch(3),
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    let written = append_new(&store, "s-1", 3).await;
     let status = fresh.store.horizon_status().await.unwrap();
     assert_eq!(status.last_taken, written.last_position);
     assert_eq!(status.horizon, written.last_position);
@@ -331,15 +316,7 @@ async fn notify_wakes_a_reader_in_another_process() {
         (head, started.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let written = writer
-        .append(
-            &StreamId::new("s-1").unwrap(),
-            ExpectedVersion::NoStream,
-            batch(1),
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    let written = append_new(&writer, "s-1", 1).await;
     let (head, waited) = waiting.await.unwrap();
     assert_eq!(head, written.last_position);
     assert!(

@@ -27,6 +27,15 @@ fn number(event: &RecordedEvent) -> u64 {
     event.payload.to_value().expect("JSON")["n"].as_u64().expect("n")
 }
 
+/// Appends one numbered event to `stream` through the store.
+async fn append_one<S: EventStore>(store: &S, stream: &str, n: u64) -> es_core::AppendResult {
+    let stream = StreamId::new(stream).unwrap();
+    store
+        .append(&stream, ExpectedVersion::Any, vec![numbered(n)], AppendOptions::default())
+        .await
+        .unwrap()
+}
+
 fn numbered(n: u64) -> EventData {
     EventData::new(
         EventType::new("test.numbered").unwrap(),
@@ -43,15 +52,7 @@ async fn reader_waits_for_a_held_transaction_then_sees_it() {
 
     let mut held = fresh.store.pool().begin().await.unwrap();
     let held_position = raw_append(&mut held, "gap", "held-1", 1).await;
-    let later = store
-        .append(
-            &StreamId::new("later-1").unwrap(),
-            ExpectedVersion::Any,
-            vec![numbered(2)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    let later = append_one(&store, "later-1", 2).await;
     assert!(later.first_position.value() > u64::try_from(held_position).unwrap());
 
     // While the first transaction is open, the later event must stay invisible to read_all.
@@ -92,15 +93,7 @@ async fn reader_passes_a_rolled_back_transaction() {
 
     let mut doomed = fresh.store.pool().begin().await.unwrap();
     raw_append(&mut doomed, "gap", "doomed-1", 1).await;
-    let later = store
-        .append(
-            &StreamId::new("later-1").unwrap(),
-            ExpectedVersion::Any,
-            vec![numbered(2)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    let later = append_one(&store, "later-1", 2).await;
     assert!(read_all(&store, Position::BEGINNING).await.is_empty());
 
     doomed.rollback().await.unwrap();
@@ -124,15 +117,7 @@ async fn unrelated_open_transactions_do_not_hold_readers_back() {
     let mut unrelated = fresh.store.pool().begin().await.unwrap();
     sqlx::query("CREATE TEMP TABLE scratch (x int)").execute(&mut *unrelated).await.unwrap();
     sqlx::query("INSERT INTO scratch VALUES (1)").execute(&mut *unrelated).await.unwrap();
-    let written = store
-        .append(
-            &StreamId::new("s-1").unwrap(),
-            ExpectedVersion::Any,
-            vec![numbered(1)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    let written = append_one(&store, "s-1", 1).await;
     assert_eq!(store.head_position().await.unwrap(), written.last_position);
     assert_eq!(read_all(&store, Position::BEGINNING).await.len(), 1);
     unrelated.rollback().await.unwrap();
