@@ -1,8 +1,59 @@
 //! # es-macros
 //!
-//! The proc-macro crate of the framework. It will hold `#[derive(Event)]`, `#[derive(Aggregate)]`
-//! and `#[projection]` (issue: "es-macros: derives that generate event versioning and upcasters,
-//! command dispatch and projection wiring"); `es-core` will re-export them, so applications never
-//! depend on this crate directly.
+//! The derive macros of the framework, re-exported by `es-core` (feature `derive`, on by default);
+//! applications use them as `es_core::Event` and so on and never depend on this crate directly.
+//! Generated code names only `::es_core::…` (or the path given with `crate = "…"`).
 //!
-//! It exports no macro yet: the store contract they generate code against comes first.
+//! Each entry point parses, checks and emits (`expand/`); every mistake becomes a compile error on
+//! the offending token, and a minimal impl is emitted beside it so that one mistake gives one error.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "expansion functions are mostly `quote!` templates; split up they are harder to read"
+)]
+
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Implements `es_core::Event` for an event struct or an enum of event structs.
+///
+/// On a struct: `#[event(name = "account.opened", version = 2, upcast(from = 1, with = path))]`
+/// (all optional: the name defaults to the type's name, the version to 1). Upcasters:
+/// `upcast(from = k, with = fn_path)` with `fn(serde_json::Value) -> Result<Value, UpcastError>`,
+/// or `upcast(from = k, type = OldType)` where the old type converts `Into` the next version's type.
+/// Fields may carry `#[pii(subject = "field")]`.
+///
+/// On an enum: every variant wraps one event struct, `Opened(AccountOpened)`.
+#[proc_macro_derive(Event, attributes(event, pii))]
+pub fn derive_event(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::event::derive(&input).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// Implements `es_core::Aggregate` from
+/// `#[aggregate(name = "account", event = AccountEvent, error = AccountError, snapshot(every = 200, version = 1))]`.
+#[proc_macro_derive(Aggregate, attributes(aggregate))]
+pub fn derive_aggregate(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::aggregate::derive(&input).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// On an `impl` block of command methods (`fn open(&self, command: Open) -> Result<…, …>`):
+/// generates the command enum (`{Type}Command`), its `From` impls and the dispatch.
+#[proc_macro_attribute]
+pub fn commands(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemImpl);
+    expand::commands::expand(&args.into(), &item).into()
+}
+
+/// On an `impl` block of async event handlers (`async fn on_deposited(&mut self, event: &Deposited)`):
+/// implements `es_core::Projection` with the handled types, the dispatch and the checkpoint name.
+#[proc_macro_attribute]
+pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemImpl);
+    expand::projection::expand(args.into(), &item).into()
+}

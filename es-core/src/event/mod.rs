@@ -5,6 +5,7 @@ mod data;
 mod metadata;
 mod payload;
 mod recorded;
+pub mod typed;
 
 pub use data::EventData;
 pub use metadata::EventMetadata;

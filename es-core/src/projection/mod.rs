@@ -1,0 +1,64 @@
+//! Projections: read models built from the global log.
+//!
+//! `#[projection(name = "…")]` (feature `derive`) on an impl block of async handlers, one per
+//! event type, implements [`Projection`]: the handled types (so the store filters, not the
+//! runner), the dispatch, and the name the runner checkpoints under.
+
+use std::error::Error as StdError;
+use std::future::Future;
+
+use crate::event::typed::{DecodeError, EventTypeInfo};
+use crate::{EventType, RecordedEvent};
+
+/// A read model fed by events.
+pub trait Projection: Send + 'static {
+    /// The stable name its checkpoint is stored under.
+    const NAME: &'static str;
+    /// The event types it handles; the store delivers only these.
+    const EVENT_TYPES: &'static [&'static EventTypeInfo];
+
+    /// Handles one event (decoded and upcast by the generated code). At-least-once delivery:
+    /// handlers must be idempotent.
+    fn handle(
+        &mut self,
+        event: &RecordedEvent,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+
+    /// The names of [`Projection::EVENT_TYPES`], for the store's filter.
+    fn event_types() -> Vec<EventType> {
+        Self::EVENT_TYPES.iter().filter_map(|info| EventType::new(info.name).ok()).collect()
+    }
+}
+
+/// A projection failed to handle an event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// The stored event could not be decoded (unknown version, failed upcaster, bad payload).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The handler failed.
+    #[error("{message}")]
+    Handler {
+        /// What failed.
+        message: String,
+        /// Why.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+}
+
+impl ProjectionError {
+    /// A handler failure with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self::Handler { message: message.into(), source: None }
+    }
+
+    /// A handler failure caused by another error.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        Self::Handler { message: message.into(), source: Some(source.into()) }
+    }
+}
