@@ -87,3 +87,22 @@ const fn str_eq(a: &str, b: &str) -> bool {
     }
     true
 }
+
+/// The event type of the stub `Aggregate` impl emitted beside a derive error; never instantiated.
+pub enum NoEvent {}
+
+impl crate::Event for NoEvent {
+    const TYPES: &'static [&'static crate::EventTypeInfo] = &[];
+
+    fn type_info(&self) -> &'static crate::EventTypeInfo {
+        match *self {}
+    }
+
+    fn to_payload(&self) -> Result<Payload, crate::PayloadError> {
+        match *self {}
+    }
+
+    fn from_stored(event_type: &str, _: u32, _: &Payload) -> Result<Self, DecodeError> {
+        Err(DecodeError::UnknownType { event_type: event_type.to_owned(), known: KnownTypes(&[]) })
+    }
+}

@@ -57,8 +57,10 @@ pub(crate) fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(syn::Token![=]) {
         let _: syn::Expr = meta.value()?.parse()?;
     } else if meta.input.peek(syn::token::Paren) {
-        let _content;
-        syn::parenthesized!(_content in meta.input);
+        let content;
+        syn::parenthesized!(content in meta.input);
+        // Consume the inside too: syn reports unparsed tokens as an error of their own.
+        let _: proc_macro2::TokenStream = content.parse()?;
     }
     Ok(())
 }

@@ -86,9 +86,17 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     if let Err(message) = check::category_name("aggregate name", &name) {
         ctxt.error(ident, format!("{message}; set one with `#[aggregate(name = \"…\")]`"));
     }
-    ctxt.finish()?;
-
     let krate = krate(krate_slot.take());
+    if let Err(errors) = ctxt.finish() {
+        let errors = errors.into_compile_error();
+        let stub = if input.generics.params.is_empty() && matches!(input.data, syn::Data::Struct(_))
+        {
+            stub(ident, event.get(), error.get(), &krate)
+        } else {
+            TokenStream::new()
+        };
+        return Ok(quote! { #errors #stub });
+    }
     let (Some(event), Some(error)) = (event.take(), error.take()) else {
         return Err(syn::Error::new(attr_span, "unreachable: checked above"));
     };
@@ -164,4 +172,28 @@ fn parse_snapshot(ctxt: &mut Ctxt, meta: &syn::meta::ParseNestedMeta<'_>) -> syn
         Ok(())
     })?;
     Ok(Snapshot { every: every.take(), version: version.take().unwrap_or(1) })
+}
+
+/// Emitted beside errors, so the `#[commands]` block and other uses do not add errors of their own.
+fn stub(
+    ident: &syn::Ident,
+    event: Option<&Type>,
+    error: Option<&Type>,
+    krate: &Path,
+) -> TokenStream {
+    let event = event.map_or_else(|| quote!(#krate::__private::NoEvent), |ty| quote!(#ty));
+    let error = error.map_or_else(|| quote!(()), |ty| quote!(#ty));
+    quote! {
+        const _: () = {
+            impl #krate::Aggregate for #ident {
+                const NAME: &'static str = "";
+                const SNAPSHOT: #krate::SnapshotPolicy = #krate::SnapshotPolicy::NEVER;
+                type Event = #event;
+                type Command = ();
+                type Error = #error;
+                fn evolve(&mut self, _: &Self::Event) { ::core::unreachable!() }
+                fn handle(&self, _: ()) -> ::core::result::Result<::std::vec::Vec<Self::Event>, Self::Error> { ::core::unreachable!() }
+            }
+        };
+    }
 }

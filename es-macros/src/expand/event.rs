@@ -91,8 +91,11 @@ fn parse_upcast(
 ) -> syn::Result<Option<Upcast>> {
     let mut from = Slot::new("upcast", "from");
     let mut step = Slot::new("upcast", "with");
+    // `from` given with a bad value is reported on the value; do not also say it is missing.
+    let mut from_given = false;
     meta.parse_nested_meta(|inner| {
         if inner.path.is_ident("from") {
+            from_given = true;
             let literal: LitInt = inner.value()?.parse()?;
             match literal.base10_parse::<u32>() {
                 Ok(0) => ctxt.error(
@@ -156,6 +159,13 @@ fn parse_pii(ctxt: &mut Ctxt, input: &DeriveInput, fields: &Fields) -> Vec<(Stri
                 continue;
             }
             marked = true;
+            if matches!(attr.meta, syn::Meta::Path(_)) {
+                ctxt.error(
+                    attr,
+                    "`#[pii]` needs `subject = \"field\"`: the field that names the data subject",
+                );
+                continue;
+            }
             let Some(field_name) = &field.ident else {
                 ctxt.error(attr, "`#[pii]` needs a named field: the field's name is recorded");
                 continue;
@@ -251,7 +261,12 @@ fn derive_struct(input: &DeriveInput, fields: &Fields) -> TokenStream {
         .map_or((1, ident.span()), |(value, literal)| (*value, literal.span()));
     check_chain(&mut ctxt, version, version_span, &attrs.upcasts);
     let krate = krate(attrs.krate.clone());
-    let stub = stub_struct(input, &krate);
+    // No stub for a generic type: it could not be valid either, and would only add errors.
+    let stub = if input.generics.params.is_empty() {
+        stub_struct(input, &krate)
+    } else {
+        TokenStream::new()
+    };
     if let Err(errors) = ctxt.finish() {
         let errors = errors.into_compile_error();
         return quote! { #errors #stub };
@@ -419,7 +434,11 @@ fn derive_enum(input: &DeriveInput, data: &syn::DataEnum) -> TokenStream {
     let ident = &input.ident;
     if let Err(errors) = ctxt.finish() {
         let errors = errors.into_compile_error();
-        let stub = stub_enum(input, &krate);
+        let stub = if input.generics.params.is_empty() {
+            stub_enum(input, &krate)
+        } else {
+            TokenStream::new()
+        };
         return quote! { #errors #stub };
     }
 

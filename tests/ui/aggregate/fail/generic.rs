@@ -1,0 +1,22 @@
+use es_core::{Aggregate, Apply, Event, commands};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+pub struct Opened;
+#[derive(Debug, Serialize, Deserialize, Event)]
+pub struct Deposited { pub amount: i64 }
+
+#[derive(Debug, Event)]
+pub enum AccountEvent { Opened(Opened), Deposited(Deposited) }
+
+#[derive(Debug)]
+pub enum AccountError { NotOpen }
+
+pub struct Open;
+pub struct Deposit { pub amount: i64 }
+
+#[derive(Default, Aggregate)]
+#[aggregate(event = AccountEvent, error = AccountError)]
+pub struct Account<T> { state: T }
+
+fn main() {}

@@ -1,0 +1,7 @@
+use es_core::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event)]
+pub enum AccountEvent {}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use es_core::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+pub struct Opened;
+
+#[derive(Event)]
+pub enum AccountEvent {
+    Opened(Opened),
+    Closed,
+    Renamed { name: String },
+}
+
+fn main() {}

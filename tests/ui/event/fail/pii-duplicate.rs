@@ -1,0 +1,12 @@
+use es_core::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+pub struct Opened {
+    owner: String,
+    #[pii(subject = "owner")]
+    #[pii(subject = "owner")]
+    email: String,
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use es_core::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+pub struct Opened {
+    owner: String,
+    #[pii(subject = "owner", key = "k")]
+    email: String,
+}
+
+fn main() {}

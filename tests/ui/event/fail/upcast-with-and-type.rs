@@ -1,0 +1,11 @@
+use es_core::Event;
+use serde::{Deserialize, Serialize};
+
+fn f(v: serde_json::Value) -> Result<serde_json::Value, es_core::upcast::UpcastError> { Ok(v) }
+#[derive(Deserialize)]
+pub struct V1 { amount: i64 }
+#[derive(Serialize, Deserialize, Event)]
+#[event(version = 2, upcast(from = 1, with = f, type = V1))]
+pub struct Deposited { amount: i64 }
+
+fn main() {}

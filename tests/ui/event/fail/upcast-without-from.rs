@@ -1,0 +1,9 @@
+use es_core::Event;
+use serde::{Deserialize, Serialize};
+
+fn f(v: serde_json::Value) -> Result<serde_json::Value, es_core::upcast::UpcastError> { Ok(v) }
+#[derive(Serialize, Deserialize, Event)]
+#[event(version = 2, upcast(with = f))]
+pub struct Deposited { amount: i64 }
+
+fn main() {}

@@ -1,0 +1,19 @@
+use es_core::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+pub struct Opened { owner: String }
+#[derive(Serialize, Deserialize, Event)]
+pub struct Closed;
+
+#[derive(Event)]
+pub enum AccountEvent {
+    Opened(Opened),
+    Closed(Closed),
+}
+
+fn main() {
+    let event: AccountEvent = Closed.into();
+    assert_eq!(es_core::Event::type_info(&event).name, "Closed");
+    assert_eq!(<AccountEvent as es_core::Event>::TYPES.len(), 2);
+}

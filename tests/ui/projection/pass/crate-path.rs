@@ -1,0 +1,21 @@
+extern crate es_core as renamed;
+use renamed::{Event, ProjectionError, RecordedEvent, projection};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+pub struct Deposited { pub amount: i64 }
+#[derive(Serialize, Deserialize, Event)]
+pub struct Withdrawn { pub amount: i64 }
+
+#[derive(Default)]
+pub struct Balances { total: i64 }
+
+#[projection(name = "balances", crate = "renamed")]
+impl Balances {
+    async fn on_deposited(&mut self, event: &Deposited, _meta: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.total += event.amount;
+        Ok(())
+    }
+}
+
+fn main() {}

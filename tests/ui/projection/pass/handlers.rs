@@ -1,0 +1,30 @@
+use es_core::{Event, Projection, ProjectionError, RecordedEvent, projection};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+pub struct Deposited { pub amount: i64 }
+#[derive(Serialize, Deserialize, Event)]
+pub struct Withdrawn { pub amount: i64 }
+
+#[derive(Default)]
+pub struct Balances { total: i64 }
+
+#[projection(name = "balances")]
+impl Balances {
+    async fn on_deposited(&mut self, event: &Deposited) -> Result<(), ProjectionError> {
+        self.total += event.amount;
+        Ok(())
+    }
+
+    async fn on_withdrawn(&mut self, event: &Withdrawn, meta: &RecordedEvent) -> Result<(), ProjectionError> {
+        let _ = meta.position;
+        self.total -= event.amount;
+        Ok(())
+    }
+}
+
+fn main() {
+    assert_eq!(<Balances as Projection>::NAME, "balances");
+    assert_eq!(Balances::EVENT_TYPES.len(), 2);
+    let _ = Balances::default().total;
+}
