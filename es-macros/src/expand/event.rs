@@ -133,10 +133,12 @@ fn parse_upcast(
     match (from.take(), step.take()) {
         (Some((from, from_literal)), Some(step)) => Ok(Some(Upcast { from, from_literal, step })),
         (None, _) => {
-            ctxt.error(
-                &meta.path,
-                "`upcast` needs `from = <version>`: the stored version it reads",
-            );
+            if !from_given {
+                ctxt.error(
+                    &meta.path,
+                    "`upcast` needs `from = <version>`: the stored version it reads",
+                );
+            }
             Ok(None)
         }
         (Some(_), None) => {
