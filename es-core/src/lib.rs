@@ -86,7 +86,7 @@ pub use store::{
     ReadAllOptions, ReadStreamOptions, StoreError,
 };
 
-/// `#[derive(Event)]`: see [`macro@Event`]'s documentation in [`es_macros`].
+// The derive macros; each keeps its documentation from es-macros.
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use es_macros::{Aggregate, Event, commands, projection};

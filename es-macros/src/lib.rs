@@ -16,6 +16,8 @@ mod attr;
 mod check;
 mod ctxt;
 mod expand;
+#[cfg(test)]
+mod snapshot_tests;
 
 use proc_macro::TokenStream;
 
