@@ -49,11 +49,89 @@
 //! }
 //! ```
 //!
+//! ## A domain with the derives
+//!
+//! Events are plain structs with a stable name and a schema version; older stored versions are
+//! upcast on read. An aggregate decides on commands (one method each) and folds events (one
+//! exhaustive `match`: forgetting a variant is a compile error that points at it).
+//!
+//! ```
+//! use es_core::{Aggregate, Apply, Event, Projection, ProjectionError, commands, projection};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize, Event)]
+//! #[event(name = "account.opened", version = 2, upcast(from = 1, with = add_currency))]
+//! pub struct AccountOpened { pub owner: String, pub currency: String }
+//!
+//! fn add_currency(mut v1: serde_json::Value) -> Result<serde_json::Value, es_core::upcast::UpcastError> {
+//!     v1["currency"] = "EUR".into(); // version 1 had no currency
+//!     Ok(v1)
+//! }
+//!
+//! #[derive(Debug, Serialize, Deserialize, Event)]
+//! #[event(name = "account.deposited")]
+//! pub struct Deposited { pub amount: i64 }
+//!
+//! #[derive(Debug, Event)]
+//! pub enum AccountEvent { Opened(AccountOpened), Deposited(Deposited) }
+//!
+//! #[derive(Debug)]
+//! pub enum AccountError { NotOpen }
+//!
+//! #[derive(Default, Aggregate)]
+//! #[aggregate(name = "account", event = AccountEvent, error = AccountError, snapshot(every = 200))]
+//! pub struct Account { open: bool, balance: i64 }
+//!
+//! pub struct Deposit { pub amount: i64 }
+//!
+//! #[commands] // generates `AccountCommand` with `From<Deposit>`, and the dispatch
+//! impl Account {
+//!     pub fn deposit(&self, command: Deposit) -> Result<Deposited, AccountError> {
+//!         if !self.open { return Err(AccountError::NotOpen) }
+//!         Ok(Deposited { amount: command.amount })
+//!     }
+//! }
+//!
+//! impl Apply<AccountEvent> for Account {
+//!     fn apply(&mut self, event: &AccountEvent) {
+//!         match event {
+//!             AccountEvent::Opened(_) => self.open = true,
+//!             AccountEvent::Deposited(deposited) => self.balance += deposited.amount,
+//!         }
+//!     }
+//! }
+//!
+//! #[derive(Default)]
+//! pub struct TotalDeposits { pub cents: i64 }
+//!
+//! #[projection(name = "total_deposits")] // handled types, dispatch, checkpoint name
+//! impl TotalDeposits {
+//!     async fn on_deposited(&mut self, event: &Deposited) -> Result<(), ProjectionError> {
+//!         self.cents += event.amount;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // A stored version-1 event reads as version 2:
+//! let v1 = es_core::Payload::from_json(r#"{"owner":"ada"}"#.as_bytes().to_vec())?;
+//! let opened = AccountEvent::from_stored("account.opened", 1, &v1)?;
+//! let mut account = Account::default();
+//! account.apply(&opened);
+//! let decided = account.handle(Deposit { amount: 5 }.into());
+//! assert!(matches!(decided.as_deref(), Ok([AccountEvent::Deposited(_)])));
+//! assert_eq!(TotalDeposits::EVENT_TYPES[0].name, "account.deposited");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Modules
 //! - [`id`]: tenants, streams, event types, event ids, idempotency keys, all validated on creation.
 //! - [`event`]: the envelope ([`EventData`] in, [`RecordedEvent`] out), [`Payload`], [`EventMetadata`].
 //! - [`store`]: [`EventStore`], [`MultiTenantStore`], [`ExpectedVersion`], [`Position`], reads and
 //!   appends, [`StoreError`].
+//! - [`Event`], [`EventVariant`], [`DecodeError`] (typed events) and [`upcast`]: stored names and
+//!   versions, upcaster chains.
+//! - [`aggregate`]: [`Aggregate`], [`Apply`], [`HandleCommand`], [`Decision`], [`SnapshotPolicy`].
+//! - [`projection`]: [`Projection`], [`ProjectionError`].
 //! - `testing` (feature `testing`): the backend conformance suite.
 //!
 //! ## Feature flags
