@@ -82,6 +82,7 @@
 //! #[aggregate(name = "account", event = AccountEvent, error = AccountError, snapshot(every = 200))]
 //! pub struct Account { open: bool, balance: i64 }
 //!
+//! #[derive(Clone)]
 //! pub struct Deposit { pub amount: i64 }
 //!
 //! #[commands] // generates `AccountCommand` with `From<Deposit>`, and the dispatch
@@ -145,6 +146,8 @@ pub mod aggregate;
 pub mod event;
 pub mod id;
 pub mod projection;
+pub mod repository;
+pub mod snapshot;
 pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

@@ -145,3 +145,32 @@ impl EventStore for MemoryTenantStore {
         Ok(self.log.idempotency_record(key))
     }
 }
+
+impl es_core::snapshot::SnapshotStore for MemoryTenantStore {
+    async fn load_snapshot(
+        &self,
+        stream_id: &StreamId,
+    ) -> Result<Option<es_core::snapshot::Snapshot>, StoreError> {
+        Ok(self.log.state.read().snapshots.get(stream_id).cloned())
+    }
+
+    async fn save_snapshot(&self, snapshot: es_core::snapshot::Snapshot) -> Result<(), StoreError> {
+        let mut state = self.log.state.write();
+        let newer = state
+            .snapshots
+            .get(&snapshot.stream_id)
+            .is_none_or(|stored| stored.version < snapshot.version);
+        if newer {
+            state.snapshots.insert(snapshot.stream_id.clone(), snapshot);
+        }
+        Ok(())
+    }
+}
+
+impl MemoryTenantStore {
+    /// Replaces a stream's snapshot as it is, even an older or damaged one: for tests of how the
+    /// repository treats snapshots it cannot trust.
+    pub fn put_snapshot_unchecked(&self, snapshot: es_core::snapshot::Snapshot) {
+        self.log.state.write().snapshots.insert(snapshot.stream_id.clone(), snapshot);
+    }
+}

@@ -27,6 +27,7 @@ pub(crate) struct TenantState {
     pub(crate) streams: HashMap<StreamId, Vec<usize>>,
     event_ids: HashSet<EventId>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    pub(crate) snapshots: HashMap<StreamId, es_core::snapshot::Snapshot>,
 }
 
 impl TenantLog {

@@ -60,6 +60,7 @@ mod horizon;
 mod notify;
 mod options;
 mod read;
+mod snapshot;
 mod store;
 
 pub use error::ConfigError;

@@ -209,6 +209,14 @@ impl fmt::Debug for PgTenantStore {
 }
 
 impl PgTenantStore {
+    pub(crate) fn tenant_id(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
     async fn head(&self, horizon: u64) -> Result<Position, StoreError> {
         let head: Option<i64> = sqlx::query_scalar(
             "SELECT max(position) FROM events WHERE tenant = $1 AND position <= $2",

@@ -85,13 +85,16 @@ pub struct Account {
     balance: i64,
 }
 
+#[derive(Clone)]
 pub struct Open {
     pub owner: String,
     pub email: String,
 }
+#[derive(Clone)]
 pub struct Deposit {
     pub amount: i64,
 }
+#[derive(Clone)]
 pub struct Withdraw {
     pub amount: i64,
 }

@@ -1,5 +1,6 @@
 //! Test support for backends and applications (feature `testing`).
 //!
+//! - [`aggregate`]: given / when / then scenarios for aggregates, without a store.
 //! - [`conformance`]: every case of the event-store contract, as async functions over any
 //!   [`MultiTenantStore`](crate::MultiTenantStore), and the [`conformance_tests!`](crate::conformance_tests)
 //!   macro that turns them into one `#[test]` each.
@@ -13,4 +14,5 @@
     reason = "test code: a failed expectation is how a case reports failure"
 )]
 
+pub mod aggregate;
 pub mod conformance;

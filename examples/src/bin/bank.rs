@@ -61,12 +61,15 @@ struct Account {
     balance: i64,
 }
 
+#[derive(Clone)]
 struct Open {
     owner: String,
 }
+#[derive(Clone)]
 struct Deposit {
     cents: i64,
 }
+#[derive(Clone)]
 struct Withdraw {
     cents: i64,
 }

@@ -12,7 +12,9 @@ pub enum AccountEvent { Opened(Opened), Deposited(Deposited) }
 #[derive(Debug)]
 pub enum AccountError { NotOpen }
 
+#[derive(Clone)]
 pub struct Open;
+#[derive(Clone)]
 pub struct Deposit { pub amount: i64 }
 
 #[derive(Default, Aggregate)]

@@ -12,7 +12,9 @@ pub enum AccountEvent { Opened(Opened), Deposited(Deposited) }
 #[derive(Debug)]
 pub enum AccountError { NotOpen }
 
+#[derive(Clone)]
 pub struct Open;
+#[derive(Clone)]
 pub struct Deposit { pub amount: i64 }
 
 #[derive(Default, Aggregate)]
@@ -28,7 +30,9 @@ impl Apply<AccountEvent> for Account {
     }
 }
 
+#[derive(Clone)]
 pub struct Noop;
+#[derive(Clone)]
 pub struct Maybe;
 
 #[derive(Debug)]

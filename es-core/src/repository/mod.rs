@@ -1,0 +1,483 @@
+//! The command pipeline: load (snapshot + tail), decide, append with the loaded version, and on a
+//! version conflict reload and decide again, a bounded number of times with jittered backoff.
+//!
+//! ```
+//! # use es_core::{Aggregate, Apply, Event, commands};
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Debug, Serialize, Deserialize, Event)] #[event(name = "counter.incremented")]
+//! # pub struct Incremented { by: i64 }
+//! # #[derive(Debug, Event)] pub enum CounterEvent { Incremented(Incremented) }
+//! # #[derive(Debug)] pub enum CounterError { TooBig }
+//! # #[derive(Default, Serialize, Deserialize, Aggregate)]
+//! # #[aggregate(name = "counter", event = CounterEvent, error = CounterError)]
+//! # pub struct Counter { value: i64 }
+//! # #[derive(Clone)] pub struct Increment { by: i64 }
+//! # #[commands] impl Counter {
+//! #     pub fn increment(&self, c: Increment) -> Result<Incremented, CounterError> {
+//! #         if self.value + c.by > 100 { Err(CounterError::TooBig) } else { Ok(Incremented { by: c.by }) }
+//! #     }
+//! # }
+//! # impl Apply<CounterEvent> for Counter {
+//! #     fn apply(&mut self, e: &CounterEvent) { match e { CounterEvent::Incremented(i) => self.value += i.by } }
+//! # }
+//! use es_core::repository::{CommandOptions, Repository, RepositoryError};
+//! use es_core::StreamId;
+//!
+//! async fn demo<S: es_core::EventStore>(store: S) -> Result<(), RepositoryError<CounterError>> {
+//!     let counters = Repository::<Counter, _>::new(store);
+//!     let id = StreamId::in_category(Counter::NAME, "7").expect("valid id");
+//!     let outcome = counters.execute(&id, Increment { by: 5 }, CommandOptions::default()).await?;
+//!     assert_eq!(outcome.version, 1);
+//!     let refused = counters.execute(&id, Increment { by: 500 }, CommandOptions::default()).await;
+//!     assert!(matches!(refused, Err(RepositoryError::Domain(CounterError::TooBig))));
+//!     Ok(())
+//! }
+//! ```
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::snapshot::{NoSnapshots, Snapshot, SnapshotStore};
+use crate::{
+    Aggregate, AppendOptions, AppendResult, DecodeError, EncodeError, Event, EventMetadata,
+    EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord, Payload, ReadStreamOptions,
+    StoreError, StreamId,
+};
+
+/// How the repository retries after version conflicts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepositoryOptions {
+    /// Attempts per command (load, decide, append), at least 1. Default 8.
+    pub max_attempts: u32,
+    /// The backoff before the second attempt; doubled each time, with jitter. Default 2 ms.
+    pub base_delay: Duration,
+    /// The longest backoff. Default 200 ms.
+    pub max_delay: Duration,
+}
+
+impl Default for RepositoryOptions {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+impl RepositoryOptions {
+    /// Sets the attempts per command (at least 1).
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Sets the backoff range.
+    #[must_use]
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.base_delay = base;
+        self.max_delay = max.max(base);
+        self
+    }
+}
+
+/// Per-command options: the idempotency key and the metadata its events carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommandOptions {
+    /// Makes the command safe to retry: if an append with this key already happened, its result is
+    /// returned and nothing is decided or written again.
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// Metadata for every event the command appends (correlation, causation, actor, custom).
+    pub metadata: EventMetadata,
+}
+
+impl CommandOptions {
+    /// Sets the idempotency key.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    /// Sets the correlation id of the events.
+    #[must_use]
+    pub fn correlation_id(mut self, id: Uuid) -> Self {
+        self.metadata.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the causation id of the events (the id of the message that caused the command).
+    #[must_use]
+    pub fn causation_id(mut self, id: Uuid) -> Self {
+        self.metadata.causation_id = Some(id);
+        self
+    }
+
+    /// Sets the actor.
+    #[must_use]
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.metadata.actor = Some(actor.into());
+        self
+    }
+}
+
+/// An aggregate as loaded: its state and the version it includes.
+#[derive(Debug)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The stream version the state includes (0: no event yet).
+    pub version: u64,
+    /// The version of the snapshot the load started from, if one was used.
+    pub from_snapshot: Option<u64>,
+}
+
+/// What a command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// The stream's version after the command.
+    pub version: u64,
+    /// What was appended (`None`: the command decided no event).
+    pub appended: Option<AppendResult>,
+    /// Attempts it took (1 without conflicts).
+    pub attempts: u32,
+    /// Whether the result came from the idempotency record of an earlier run of this command.
+    pub replayed: bool,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepositoryError<E: Debug> {
+    /// The aggregate refused the command; nothing was appended.
+    #[error("the command was refused: {0:?}")]
+    Domain(E),
+    /// Other writers kept changing the stream; nothing was appended.
+    #[error(
+        "gave up on stream {stream_id} after {attempts} attempts: other writers kept changing it"
+    )]
+    Contention {
+        /// The stream.
+        stream_id: StreamId,
+        /// The attempts made.
+        attempts: u32,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be read as the aggregate's event type.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A decided event could not be serialized.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// Loads aggregates of type `A` from an event store, runs commands on them, appends their events.
+pub struct Repository<A, S, N = NoSnapshots> {
+    store: S,
+    snapshots: N,
+    options: RepositoryOptions,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A, S: Clone, N: Clone> Clone for Repository<A, S, N> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            snapshots: self.snapshots.clone(),
+            options: self.options.clone(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S, NoSnapshots> {
+    /// A repository without snapshots.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            snapshots: NoSnapshots,
+            options: RepositoryOptions::default(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A, S, N> Repository<A, S, N>
+where
+    A: Aggregate + Serialize + DeserializeOwned,
+    S: EventStore,
+    N: SnapshotStore,
+{
+    /// Uses `snapshots` (usually the same store handle) to load from and write snapshots, by the
+    /// aggregate's [`SnapshotPolicy`](crate::SnapshotPolicy).
+    pub fn with_snapshots<M: SnapshotStore>(self, snapshots: M) -> Repository<A, S, M> {
+        Repository { store: self.store, snapshots, options: self.options, _aggregate: PhantomData }
+    }
+
+    /// Sets the retry options.
+    #[must_use]
+    pub fn with_options(mut self, options: RepositoryOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Loads an aggregate: the latest valid snapshot, then the events after it.
+    pub async fn load(&self, stream_id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let (mut state, mut version, from_snapshot) = match self
+            .snapshots
+            .load_snapshot(stream_id)
+            .await
+        {
+            Ok(Some(snapshot)) => match accept::<A>(&snapshot) {
+                Some((state, version)) => (state, version, Some(version)),
+                None => (A::default(), 0, None),
+            },
+            Ok(None) => (A::default(), 0, None),
+            Err(error) => {
+                // A snapshot store that fails costs a full replay, never the command.
+                tracing::warn!(%error, aggregate = A::NAME, stream = %stream_id, "es.snapshot: load failed; replaying from events");
+                (A::default(), 0, None)
+            }
+        };
+        let mut events = self
+            .store
+            .read_stream(stream_id, ReadStreamOptions::forward().from_version(version + 1));
+        while let Some(recorded) = events.try_next().await? {
+            state.evolve(&A::Event::decode(&recorded)?);
+            version = recorded.stream_version;
+        }
+        Ok(Loaded { state, version, from_snapshot })
+    }
+
+    /// Runs a command: load, decide, append with `Exact(version)`; on a version conflict, reload
+    /// and decide again (up to [`RepositoryOptions::max_attempts`], with jittered exponential
+    /// backoff). A domain error comes back unchanged and appends nothing. With an idempotency key,
+    /// a command that already ran returns its recorded result without deciding again.
+    pub async fn execute(
+        &self,
+        stream_id: &StreamId,
+        command: impl Into<A::Command>,
+        options: CommandOptions,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        let span = tracing::info_span!(
+            "es.command",
+            aggregate = A::NAME,
+            stream = %stream_id,
+            version = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let command = command.into();
+        async move {
+            let result = self.run(stream_id, &command, &options).await;
+            let span = tracing::Span::current();
+            match &result {
+                Ok(outcome) => {
+                    span.record("version", outcome.version);
+                    span.record("attempts", outcome.attempts);
+                    span.record("outcome", if outcome.replayed { "replayed" } else { "ok" });
+                }
+                Err(RepositoryError::Domain(_)) => {
+                    span.record("outcome", "refused");
+                }
+                Err(_) => {
+                    span.record("outcome", "failed");
+                }
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run(
+        &self,
+        stream_id: &StreamId,
+        command: &A::Command,
+        options: &CommandOptions,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        if let Some(key) = &options.idempotency_key
+            && let Some(record) = self.store.idempotency_record(key).await?
+        {
+            return replayed(stream_id, key, record);
+        }
+        let mut append_options = AppendOptions::default();
+        if let Some(key) = &options.idempotency_key {
+            append_options = append_options.idempotency_key(key.clone());
+        }
+        for attempt in 1..=self.options.max_attempts {
+            let mut loaded = self.load(stream_id).await?;
+            let events = loaded.state.handle(command.clone()).map_err(RepositoryError::Domain)?;
+            if events.is_empty() {
+                return Ok(CommandOutcome {
+                    version: loaded.version,
+                    appended: None,
+                    attempts: attempt,
+                    replayed: false,
+                });
+            }
+            let data = events
+                .iter()
+                .map(|event| {
+                    event.to_event_data().map(|data| data.with_metadata(options.metadata.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match self
+                .store
+                .append(
+                    stream_id,
+                    ExpectedVersion::Exact(loaded.version),
+                    data,
+                    append_options.clone(),
+                )
+                .await
+            {
+                Ok(appended) => {
+                    self.snapshot_if_due(stream_id, &mut loaded, &events, appended.last_version);
+                    return Ok(CommandOutcome {
+                        version: appended.last_version,
+                        appended: Some(appended),
+                        attempts: attempt,
+                        replayed: false,
+                    });
+                }
+                Err(StoreError::VersionConflict { actual, .. }) => {
+                    tracing::debug!(
+                        attempt,
+                        loaded = loaded.version,
+                        actual,
+                        "es.command: version conflict, deciding again"
+                    );
+                    if attempt < self.options.max_attempts {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                    }
+                }
+                // A concurrent run of the same command (same key) won: answer from its record.
+                Err(StoreError::IdempotencyConflict { .. })
+                    if options.idempotency_key.is_some() =>
+                {
+                    if let Some(key) = &options.idempotency_key
+                        && let Some(record) = self.store.idempotency_record(key).await?
+                    {
+                        return replayed(stream_id, key, record);
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(RepositoryError::Contention {
+            stream_id: stream_id.clone(),
+            attempts: self.options.max_attempts,
+        })
+    }
+
+    /// Writes a snapshot in the background when the append crossed a multiple of the policy's
+    /// interval: after the append, so it never fails or slows the command.
+    fn snapshot_if_due(
+        &self,
+        stream_id: &StreamId,
+        loaded: &mut Loaded<A>,
+        events: &[A::Event],
+        new_version: u64,
+    ) {
+        let Some(every) = A::SNAPSHOT.every else { return };
+        if !self.snapshots.enabled() || loaded.version / every == new_version / every {
+            return;
+        }
+        for event in events {
+            loaded.state.evolve(event);
+        }
+        let state = match Payload::from_value(&loaded.state) {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(%error, aggregate = A::NAME, stream = %stream_id, "es.snapshot: state does not serialize; not snapshotted");
+                return;
+            }
+        };
+        let snapshot =
+            Snapshot::new(A::NAME, stream_id.clone(), new_version, A::SNAPSHOT.version, state);
+        let snapshots = self.snapshots.clone();
+        tokio::spawn(async move {
+            if let Err(error) = snapshots.save_snapshot(snapshot).await {
+                tracing::warn!(%error, "es.snapshot: save failed; the next load replays a little more");
+            }
+        });
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.options.base_delay.saturating_mul(1 << (attempt - 1).min(16));
+        let capped = exponential.min(self.options.max_delay);
+        // "Equal jitter": half fixed, half random, so retrying writers spread out.
+        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+    }
+}
+
+fn replayed<E: Debug>(
+    stream_id: &StreamId,
+    key: &IdempotencyKey,
+    record: IdempotencyRecord,
+) -> Result<CommandOutcome, RepositoryError<E>> {
+    if record.stream_id != *stream_id {
+        return Err(RepositoryError::Store(StoreError::IdempotencyConflict {
+            tenant: crate::TenantId::default(),
+            key: key.clone(),
+            original_stream_id: record.stream_id,
+        }));
+    }
+    Ok(CommandOutcome {
+        version: record.result.last_version,
+        appended: Some(record.result),
+        attempts: 0,
+        replayed: true,
+    })
+}
+
+/// Checks a snapshot against the aggregate; `None` (with a warning and a counter) if it cannot be
+/// trusted.
+fn accept<A: Aggregate + DeserializeOwned>(snapshot: &Snapshot) -> Option<(A, u64)> {
+    let reason = if snapshot.aggregate != A::NAME {
+        "aggregate"
+    } else if snapshot.schema_version != A::SNAPSHOT.version {
+        "schema_version"
+    } else if !snapshot.is_intact() {
+        "checksum"
+    } else {
+        match snapshot.state.deserialize::<A>() {
+            Ok(state) => return Some((state, snapshot.version)),
+            Err(_) => "deserialize",
+        }
+    };
+    tracing::warn!(
+        aggregate = A::NAME,
+        stream = %snapshot.stream_id,
+        version = snapshot.version,
+        reason,
+        "es.snapshot: ignored; rebuilding from events"
+    );
+    metrics::counter!("es_snapshots_rejected_total", "aggregate" => A::NAME, "reason" => reason)
+        .increment(1);
+    None
+}

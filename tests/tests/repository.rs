@@ -1,0 +1,406 @@
+//! The command pipeline on both backends: domain errors, concurrency, idempotent retries, metadata,
+//! snapshots that are used when valid and ignored when not, and snapshot + tail = full replay.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use es_core::repository::{CommandOptions, Repository, RepositoryError, RepositoryOptions};
+use es_core::snapshot::{Snapshot, SnapshotStore};
+use es_core::{
+    Aggregate, Apply, Event, EventStore, IdempotencyKey, MultiTenantStore, Payload,
+    ReadStreamOptions, StreamId, TenantId, commands,
+};
+use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
+use futures_util::TryStreamExt;
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "account.deposited")]
+pub struct Deposited {
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "account.withdrawn")]
+pub struct Withdrawn {
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Event)]
+pub enum AccountEvent {
+    Deposited(Deposited),
+    Withdrawn(Withdrawn),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum AccountError {
+    InsufficientFunds { balance: i64, asked: i64 },
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Aggregate)]
+#[aggregate(name = "account", event = AccountEvent, error = AccountError, snapshot(every = 5, version = 1))]
+pub struct Account {
+    balance: i64,
+    operations: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Deposit(pub i64);
+#[derive(Clone, Debug)]
+pub struct Withdraw(pub i64);
+
+#[commands]
+impl Account {
+    pub fn deposit(&self, command: Deposit) -> Result<Deposited, AccountError> {
+        Ok(Deposited { amount: command.0 })
+    }
+
+    pub fn withdraw(&self, command: Withdraw) -> Result<Withdrawn, AccountError> {
+        if command.0 > self.balance {
+            return Err(AccountError::InsufficientFunds {
+                balance: self.balance,
+                asked: command.0,
+            });
+        }
+        Ok(Withdrawn { amount: command.0 })
+    }
+}
+
+impl Apply<AccountEvent> for Account {
+    fn apply(&mut self, event: &AccountEvent) {
+        match event {
+            AccountEvent::Deposited(deposited) => self.balance += deposited.amount,
+            AccountEvent::Withdrawn(withdrawn) => self.balance -= withdrawn.amount,
+        }
+        self.operations += 1;
+    }
+}
+
+fn account(id: &str) -> StreamId {
+    StreamId::in_category(Account::NAME, id).unwrap()
+}
+
+/// The state from every event, no snapshot.
+async fn full_replay<S: EventStore>(store: &S, stream: &StreamId) -> (Account, u64) {
+    let events: Vec<_> =
+        store.read_stream(stream, ReadStreamOptions::forward()).try_collect().await.unwrap();
+    let mut state = Account::default();
+    for recorded in &events {
+        state.evolve(&AccountEvent::decode(recorded).unwrap());
+    }
+    (state, events.last().map_or(0, |event| event.stream_version))
+}
+
+/// Waits for the background snapshot write of a command.
+async fn snapshot_at<S: SnapshotStore>(store: &S, stream: &StreamId, version: u64) -> Snapshot {
+    for _ in 0..200 {
+        if let Some(snapshot) = store.load_snapshot(stream).await.unwrap()
+            && snapshot.version >= version
+        {
+            return snapshot;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("no snapshot at version {version} was written");
+}
+
+// ---------------------------------------------------------------- test bodies, for any backend
+
+async fn domain_error_comes_back_and_appends_nothing<S: EventStore + SnapshotStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let id = account("a");
+    accounts.execute(&id, Deposit(10), CommandOptions::default()).await.unwrap();
+    let refused = accounts.execute(&id, Withdraw(11), CommandOptions::default()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(RepositoryError::Domain(AccountError::InsufficientFunds {
+                balance: 10,
+                asked: 11
+            }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.stream_version(&id).await.unwrap(), 1, "a refused command appends nothing");
+}
+
+async fn concurrent_commands_apply_exactly_once<S: EventStore + SnapshotStore>(store: S) {
+    const TASKS: i64 = 16;
+    let accounts = Repository::<Account, _>::new(store.clone())
+        .with_snapshots(store.clone())
+        .with_options(RepositoryOptions::default().max_attempts(100));
+    let id = account("busy");
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 1..=TASKS {
+        let (accounts, id) = (accounts.clone(), id.clone());
+        tasks.spawn(async move {
+            accounts.execute(&id, Deposit(task), CommandOptions::default()).await.unwrap()
+        });
+    }
+    let mut versions = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        versions.push(outcome.unwrap().version);
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (1..=TASKS as u64).collect::<Vec<_>>(),
+        "each command lands once, at its own version"
+    );
+    let loaded = accounts.load(&id).await.unwrap();
+    assert_eq!(loaded.state.balance, (1..=TASKS).sum::<i64>());
+    assert_eq!(loaded.state, full_replay(&store, &id).await.0);
+}
+
+async fn retried_command_with_the_same_key_appends_nothing<S: EventStore + SnapshotStore>(
+    store: S,
+) {
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let id = account("k");
+    let key = IdempotencyKey::new("deposit-request-1").unwrap();
+    let first = accounts
+        .execute(&id, Deposit(7), CommandOptions::default().idempotency_key(key.clone()))
+        .await
+        .unwrap();
+    assert!(!first.replayed);
+    accounts.execute(&id, Deposit(1), CommandOptions::default()).await.unwrap();
+    let retry = accounts
+        .execute(&id, Deposit(7), CommandOptions::default().idempotency_key(key))
+        .await
+        .unwrap();
+    assert!(retry.replayed);
+    assert_eq!(retry.appended, first.appended);
+    assert_eq!(store.stream_version(&id).await.unwrap(), 2, "the retry appends nothing");
+    assert_eq!(accounts.load(&id).await.unwrap().state.balance, 8);
+}
+
+async fn correlation_and_causation_flow_into_events<S: EventStore + SnapshotStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let id = account("m");
+    let (correlation, causation) = (Uuid::now_v7(), Uuid::now_v7());
+    let options = CommandOptions::default()
+        .correlation_id(correlation)
+        .causation_id(causation)
+        .actor("teller-3");
+    accounts.execute(&id, Deposit(5), options).await.unwrap();
+    let events: Vec<_> =
+        store.read_stream(&id, ReadStreamOptions::forward()).try_collect().await.unwrap();
+    assert_eq!(events[0].metadata.correlation_id, Some(correlation));
+    assert_eq!(events[0].metadata.causation_id, Some(causation));
+    assert_eq!(events[0].metadata.actor.as_deref(), Some("teller-3"));
+}
+
+async fn snapshots_are_written_and_used<S: EventStore + SnapshotStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone()).with_snapshots(store.clone());
+    let id = account("s");
+    for amount in 1..=12 {
+        accounts.execute(&id, Deposit(amount), CommandOptions::default()).await.unwrap();
+    }
+    let snapshot = snapshot_at(&store, &id, 10).await;
+    assert_eq!(snapshot.version, 10, "snapshots every 5 events: the last one at version 10");
+    assert!(snapshot.is_intact());
+    let loaded = accounts.load(&id).await.unwrap();
+    assert_eq!(loaded.from_snapshot, Some(10));
+    assert_eq!((loaded.state.clone(), loaded.version), full_replay(&store, &id).await);
+}
+
+/// Damaged snapshots (a flipped byte, another schema version, a state that no longer
+/// deserializes, another aggregate's) are ignored: the load replays from events.
+async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotStore>(
+    store: S,
+    put: impl Fn(Snapshot) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) {
+    let accounts = Repository::<Account, _>::new(store.clone()).with_snapshots(store.clone());
+    let id = account("c");
+    for amount in 1..=6 {
+        accounts.execute(&id, Deposit(amount), CommandOptions::default()).await.unwrap();
+    }
+    let good = snapshot_at(&store, &id, 5).await;
+    let expected = full_replay(&store, &id).await;
+
+    let mut flipped = good.state.as_bytes().to_vec();
+    flipped[3] ^= 0x01;
+    let wrong_state = Payload::from_value(&serde_json::json!({ "balance": "lots" })).unwrap();
+    let damaged = [
+        ("flipped byte", Snapshot { state: Payload::from_stored(flipped), ..good.clone() }),
+        (
+            "old schema version",
+            Snapshot::new(Account::NAME, id.clone(), good.version, 99, good.state.clone()),
+        ),
+        (
+            "state no longer deserializes",
+            Snapshot::new(Account::NAME, id.clone(), good.version, 1, wrong_state),
+        ),
+        (
+            "another aggregate",
+            Snapshot::new("ledger", id.clone(), good.version, 1, good.state.clone()),
+        ),
+        (
+            "lying state",
+            Snapshot {
+                state: Payload::from_value(&Account { balance: 1_000_000, operations: 5 }).unwrap(),
+                ..good.clone()
+            },
+        ),
+    ];
+    for (what, snapshot) in damaged {
+        put(snapshot).await;
+        let loaded = accounts.load(&id).await.unwrap();
+        assert_eq!(loaded.from_snapshot, None, "{what}: the snapshot must be ignored");
+        assert_eq!(
+            (loaded.state, loaded.version),
+            expected,
+            "{what}: the state must come from the events"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- backends
+
+fn memory() -> es_memory::MemoryTenantStore {
+    es_memory::MemoryStore::new().tenant(TenantId::default())
+}
+
+struct Pg {
+    store: PgTenantStore,
+    schema: String,
+    url: String,
+}
+
+impl Pg {
+    async fn new() -> Self {
+        let url = std::env::var("DATABASE_URL")
+            .expect("DATABASE_URL: the PostgreSQL tests need a server (scripts/test.sh sets it)");
+        let unique = Uuid::now_v7().simple().to_string();
+        let schema = format!("es_repo_{}", &unique[unique.len() - 16..]);
+        let backend = PgStore::connect_with(PgStoreOptions::new(&url).schema(&schema).unwrap())
+            .await
+            .unwrap();
+        backend.migrate().await.unwrap();
+        Self { store: backend.tenant(TenantId::default()), schema, url }
+    }
+
+    async fn drop_schema(self) {
+        let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.schema)))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::memory()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let pg = super::Pg::new().await;
+                    super::$case(pg.store.clone()).await;
+                    pg.drop_schema().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    domain_error_comes_back_and_appends_nothing,
+    concurrent_commands_apply_exactly_once,
+    retried_command_with_the_same_key_appends_nothing,
+    correlation_and_causation_flow_into_events,
+    snapshots_are_written_and_used,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_untrustworthy_snapshots_fall_back_to_replay() {
+    let store = memory();
+    let target = store.clone();
+    untrustworthy_snapshots_fall_back_to_replay(store, move |snapshot| {
+        let target = target.clone();
+        Box::pin(async move { target.put_snapshot_unchecked(snapshot) })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
+    let pg = Pg::new().await;
+    let pool = Arc::new(sqlx::PgPool::connect(&pg.url).await.unwrap());
+    let table = format!("{}.snapshots", pg.schema);
+    untrustworthy_snapshots_fall_back_to_replay(pg.store.clone(), move |snapshot| {
+        let (pool, table) = (pool.clone(), table.clone());
+        Box::pin(async move {
+            let sql = format!(
+                "UPDATE {table} SET aggregate = $1, version = $2, schema_version = $3, state = $4, checksum = $5 WHERE stream_id = $6"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&snapshot.aggregate)
+                .bind(i64::try_from(snapshot.version).unwrap())
+                .bind(i32::try_from(snapshot.schema_version).unwrap())
+                .bind(snapshot.state.as_bytes())
+                .bind(&snapshot.checksum[..])
+                .bind(snapshot.stream_id.as_str())
+                .execute(&*pool)
+                .await
+                .unwrap();
+        })
+    })
+    .await;
+    pg.drop_schema().await;
+}
+
+// ---------------------------------------------------------------- properties (es-memory)
+
+#[derive(Clone, Debug)]
+enum Step {
+    Deposit(i64),
+    Withdraw(i64),
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        prop_oneof![(1..100i64).prop_map(Step::Deposit), (1..150i64).prop_map(Step::Withdraw)],
+        1..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// For any command sequence, snapshot + tail equals a full replay, and replay is deterministic.
+    #[test]
+    fn snapshot_plus_tail_equals_full_replay(steps in steps()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let store = memory();
+            let accounts = Repository::<Account, _>::new(store.clone()).with_snapshots(store.clone());
+            let id = account("p");
+            for step in steps {
+                let _ = match step {
+                    Step::Deposit(amount) => accounts.execute(&id, Deposit(amount), CommandOptions::default()).await,
+                    Step::Withdraw(amount) => accounts.execute(&id, Withdraw(amount), CommandOptions::default()).await,
+                };
+            }
+            // Let background snapshot writes land, then compare.
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let loaded = accounts.load(&id).await.unwrap();
+            let replayed = full_replay(&store, &id).await;
+            prop_assert_eq!((loaded.state.clone(), loaded.version), replayed.clone());
+            prop_assert!(loaded.state.balance >= 0, "the invariant holds");
+            prop_assert_eq!(full_replay(&store, &id).await, replayed, "replay is deterministic");
+            Ok(())
+        })?;
+    }
+}
