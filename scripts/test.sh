@@ -49,7 +49,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test (workspace, all features, doc-tests included)"
 cargo test --workspace --all-features --no-fail-fast
 
-step "the README's first command: cargo run -p examples --bin bank"
+step "the README's first command: cargo run -p examples --bin bank (and on PostgreSQL)"
 cargo run -q -p examples --bin bank
+cargo run -q -p examples --bin bank -- --postgres
 
 step "all checks passed"
