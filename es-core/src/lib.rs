@@ -164,7 +164,7 @@ pub use projection::{Projection, ProjectionError};
 pub use store::{
     AppendOptions, AppendRequest, AppendResult, Direction, EventStore, EventStream,
     ExpectedVersion, Fingerprint, IdempotencyRecord, InvalidAppend, MultiTenantStore, Position,
-    ReadAllOptions, ReadStreamOptions, StoreError,
+    ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent, StoreError,
 };
 
 // The derive macros; each keeps its documentation from es-macros.

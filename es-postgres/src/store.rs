@@ -257,6 +257,15 @@ impl EventStore for PgTenantStore {
         read::read_all(self.inner.clone(), self.tenant.clone(), options)
     }
 
+    fn replay_stream(&self, stream_id: &StreamId, from_version: u64) -> es_core::ReplayStream {
+        read::replay_stream(
+            self.inner.clone(),
+            self.tenant.clone(),
+            stream_id.clone(),
+            from_version,
+        )
+    }
+
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT max(stream_version) FROM events WHERE tenant = $1 AND stream_id = $2",

@@ -47,8 +47,7 @@ use uuid::Uuid;
 use crate::snapshot::{NoSnapshots, Snapshot, SnapshotStore};
 use crate::{
     Aggregate, AppendOptions, AppendResult, DecodeError, EncodeError, Event, EventMetadata,
-    EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord, Payload, ReadStreamOptions,
-    StoreError, StreamId,
+    EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord, Payload, StoreError, StreamId,
 };
 
 /// How the repository retries after version conflicts.
@@ -256,12 +255,14 @@ where
                 (A::default(), 0, None)
             }
         };
-        let mut events = self
-            .store
-            .read_stream(stream_id, ReadStreamOptions::forward().from_version(version + 1));
-        while let Some(recorded) = events.try_next().await? {
-            state.evolve(&A::Event::decode(&recorded)?);
-            version = recorded.stream_version;
+        let mut events = self.store.replay_stream(stream_id, version + 1);
+        while let Some(event) = events.try_next().await? {
+            state.evolve(&A::Event::from_stored(
+                event.event_type.as_str(),
+                event.schema_version,
+                &event.payload,
+            )?);
+            version = event.stream_version;
         }
         Ok(Loaded { state, version, from_snapshot })
     }

@@ -15,5 +15,7 @@ pub use append::{AppendOptions, AppendRequest, AppendResult, Fingerprint, Idempo
 pub use error::{InvalidAppend, StoreError};
 pub use expected_version::ExpectedVersion;
 pub use position::Position;
-pub use read::{Direction, EventStream, ReadAllOptions, ReadStreamOptions};
+pub use read::{
+    Direction, EventStream, ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent,
+};
 pub use traits::{EventStore, MultiTenantStore};

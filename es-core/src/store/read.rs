@@ -11,6 +11,35 @@ use crate::{EventType, RecordedEvent};
 pub type EventStream =
     Pin<Box<dyn Stream<Item = Result<RecordedEvent, StoreError>> + Send + 'static>>;
 
+/// The part of an event a fold needs: what [`EventStore::replay_stream`](crate::EventStore::replay_stream)
+/// returns, cheaper to read than the whole envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayedEvent {
+    /// Its version in the stream.
+    pub stream_version: u64,
+    /// The stored type name.
+    pub event_type: EventType,
+    /// The payload's schema version as written.
+    pub schema_version: u32,
+    /// The payload as written.
+    pub payload: crate::Payload,
+}
+
+impl From<RecordedEvent> for ReplayedEvent {
+    fn from(event: RecordedEvent) -> Self {
+        Self {
+            stream_version: event.stream_version,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            payload: event.payload,
+        }
+    }
+}
+
+/// The events a replay returns, oldest first, fetched in pages.
+pub type ReplayStream =
+    Pin<Box<dyn Stream<Item = Result<ReplayedEvent, StoreError>> + Send + 'static>>;
+
 /// The direction of a stream read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Direction {

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::{
     AppendOptions, AppendResult, EventStream, ExpectedVersion, IdempotencyRecord, Position,
-    ReadAllOptions, ReadStreamOptions, StoreError,
+    ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent, StoreError,
 };
 use crate::{EventData, IdempotencyKey, StreamId, TenantId};
 
@@ -57,6 +57,17 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// Reads one stream. A stream with no events reads as empty.
     fn read_stream(&self, stream_id: &StreamId, options: ReadStreamOptions) -> EventStream;
+
+    /// Reads a stream oldest first from `from_version` (inclusive), returning only what a fold
+    /// needs. The default reads whole envelopes; backends override it with a narrower read (the
+    /// repository's loads use it).
+    fn replay_stream(&self, stream_id: &StreamId, from_version: u64) -> ReplayStream {
+        use futures_util::TryStreamExt;
+        Box::pin(
+            self.read_stream(stream_id, ReadStreamOptions::forward().from_version(from_version))
+                .map_ok(ReplayedEvent::from),
+        )
+    }
 
     /// Reads the tenant's global log after a position, in position order, in pages.
     fn read_all(&self, options: ReadAllOptions) -> EventStream;

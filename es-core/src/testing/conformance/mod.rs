@@ -95,6 +95,7 @@ macro_rules! conformance_tests {
             read_stream_with_limit,
             missing_stream_reads_empty_at_version_zero,
             read_stream_returns_only_that_stream,
+            replay_stream_matches_read_stream,
             read_all_order_equals_commit_order,
             read_all_after_position_resumes_from_middle,
             read_all_filters_by_event_type,

@@ -1,7 +1,9 @@
 //! Reading one stream: forwards, backwards, from the middle, past the end, with limits.
 
 use super::fixtures::{append, batch, collect, numbers, read_stream, scoped, stream, versions};
-use crate::{EventStore, ExpectedVersion, MultiTenantStore, ReadStreamOptions, StreamId};
+use crate::{
+    EventStore, ExpectedVersion, MultiTenantStore, ReadStreamOptions, ReplayedEvent, StreamId,
+};
 
 async fn ten_events<B: MultiTenantStore>(backend: &B) -> (B::Store, StreamId) {
     let store = scoped(backend, "a");
@@ -89,4 +91,43 @@ pub async fn read_stream_returns_only_that_stream<B: MultiTenantStore>(backend: 
     assert_eq!(versions(&first), [1, 2, 3, 4]);
     assert!(first.iter().all(|event| event.stream_id == one));
     assert_eq!(numbers(&read_stream(&store, &two).await), [5, 15, 25, 35]);
+}
+
+/// `replay_stream` returns the same events as a forward `read_stream`, from any version, in pages.
+pub async fn replay_stream_matches_read_stream<B: MultiTenantStore>(backend: B) {
+    let (store, s) = ten_events(&backend).await;
+    append(&store, &stream("order-2"), ExpectedVersion::NoStream, batch(0..3)).await;
+    for from in [0, 1, 4, 10, 11] {
+        let replayed: Vec<ReplayedEvent> =
+            futures_util::TryStreamExt::try_collect(store.replay_stream(&s, from))
+                .await
+                .expect("replay_stream");
+        let read: Vec<ReplayedEvent> =
+            collect(store.read_stream(&s, ReadStreamOptions::forward().from_version(from)))
+                .await
+                .into_iter()
+                .map(ReplayedEvent::from)
+                .collect();
+        assert_eq!(replayed.len(), read.len(), "from version {from}");
+        for (replayed, read) in replayed.iter().zip(&read) {
+            assert_eq!(
+                (replayed.stream_version, &replayed.event_type, replayed.schema_version),
+                (read.stream_version, &read.event_type, read.schema_version)
+            );
+            assert_eq!(
+                replayed.payload.to_value().expect("JSON"),
+                read.payload.to_value().expect("JSON")
+            );
+        }
+    }
+    let long = stream("long-1");
+    append(&store, &long, ExpectedVersion::NoStream, batch(0..2_500)).await;
+    let replayed: Vec<ReplayedEvent> =
+        futures_util::TryStreamExt::try_collect(store.replay_stream(&long, 1))
+            .await
+            .expect("replay_stream");
+    assert_eq!(
+        replayed.iter().map(|event| event.stream_version).collect::<Vec<_>>(),
+        (1..=2_500).collect::<Vec<_>>()
+    );
 }

@@ -1,0 +1,296 @@
+//! Aggregate loads and command throughput, beside a hand-written sqlx read-and-fold in the same run.
+//!
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p es-postgres --bench aggregate_load`
+//!
+//! Environment: `BENCH_BIG_STREAM` (default 1000000 events), `BENCH_ROUND_MS` (default 3000).
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss
+)]
+
+use std::time::{Duration, Instant};
+
+use es_core::repository::{CommandOptions, Repository};
+use es_core::snapshot::{Snapshot, SnapshotStore};
+use es_core::{
+    Aggregate, Apply, Event, EventStore, ExpectedVersion, MultiTenantStore, Payload, StreamId,
+    TenantId, commands,
+};
+use es_postgres::{PgStore, PgStoreOptions};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+#[event(name = "account.deposited")]
+pub struct Deposited {
+    amount: i64,
+}
+
+#[derive(Debug, Event)]
+pub enum AccountEvent {
+    Deposited(Deposited),
+}
+
+#[derive(Debug)]
+pub enum AccountError {}
+
+#[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+#[aggregate(name = "account", event = AccountEvent, error = AccountError, snapshot(every = 1000))]
+pub struct Account {
+    balance: i64,
+    operations: u64,
+}
+
+#[derive(Clone)]
+pub struct Deposit(i64);
+
+#[commands]
+impl Account {
+    pub fn deposit(&self, command: Deposit) -> Result<Deposited, AccountError> {
+        Ok(Deposited { amount: command.0 })
+    }
+}
+
+impl Apply<AccountEvent> for Account {
+    fn apply(&mut self, event: &AccountEvent) {
+        match event {
+            AccountEvent::Deposited(deposited) => self.balance += deposited.amount,
+        }
+        self.operations += 1;
+    }
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn fill<S: EventStore>(store: &S, stream: &StreamId, events: u64) {
+    let mut version = 0;
+    while version < events {
+        let batch: Vec<_> = (0..1_000.min(events - version))
+            .map(|n| {
+                AccountEvent::Deposited(Deposited { amount: i64::try_from(n % 100).unwrap() })
+                    .to_event_data()
+                    .unwrap()
+            })
+            .collect();
+        let count = batch.len() as u64;
+        store
+            .append(
+                stream,
+                ExpectedVersion::Exact(version),
+                batch,
+                es_core::AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+        version += count;
+    }
+}
+
+/// The best of `runs` timings of `f`.
+async fn best<F, Fut, T>(runs: u32, mut f: F) -> (Duration, T)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut best: Option<(Duration, T)> = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let value = f().await;
+        let elapsed = started.elapsed();
+        if best.as_ref().is_none_or(|(time, _)| elapsed < *time) {
+            best = Some((elapsed, value));
+        }
+    }
+    best.unwrap()
+}
+
+/// Hand-written sqlx reading the whole envelope (what `read_stream` returns), to split the costs.
+async fn raw_fold_envelope(pool: &sqlx::PgPool, schema: &str, stream: &str) -> (i64, u64) {
+    let sql = format!(
+        "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, payload::text AS payload, \
+         metadata::text AS metadata, recorded_at FROM {schema}.events \
+         WHERE tenant = 'default' AND stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT 1000"
+    );
+    let (mut balance, mut after) = (0i64, 0i64);
+    loop {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(stream)
+            .bind(after)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            after = row.get(2);
+            let _: i64 = row.get(0);
+            let _: &str = row.get(1);
+            let _: uuid::Uuid = row.get(3);
+            let _: &str = row.get(4);
+            let _: i32 = row.get(5);
+            let _: Option<&str> = row.get(7);
+            let _: chrono::DateTime<chrono::Utc> = row.get(8);
+            let deposited: Deposited = serde_json::from_str(row.get::<&str, _>(6)).unwrap();
+            balance += deposited.amount;
+        }
+    }
+    (balance, u64::try_from(after).unwrap())
+}
+
+/// Hand-written sqlx: keyset pages of the stream, deserialize each payload, fold.
+async fn raw_fold(pool: &sqlx::PgPool, schema: &str, stream: &str) -> (i64, u64) {
+    let sql = format!(
+        "SELECT stream_version, payload::text AS payload FROM {schema}.events \
+         WHERE tenant = 'default' AND stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT 1000"
+    );
+    let (mut balance, mut after) = (0i64, 0i64);
+    loop {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(stream)
+            .bind(after)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            after = row.get(0);
+            let deposited: Deposited = serde_json::from_str(row.get::<&str, _>(1)).unwrap();
+            balance += deposited.amount;
+        }
+    }
+    (balance, u64::try_from(after).unwrap())
+}
+
+async fn commands_per_second<S: EventStore + SnapshotStore>(
+    store: &S,
+    clients: u64,
+    streams: u64,
+) -> f64 {
+    let round = Duration::from_millis(env("BENCH_ROUND_MS", 3_000));
+    let accounts = Repository::<Account, _>::new(store.clone())
+        .with_snapshots(store.clone())
+        .with_options(es_core::repository::RepositoryOptions::default().max_attempts(1_000));
+    let deadline = Instant::now() + round;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
+        let accounts = accounts.clone();
+        tasks.spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let id = StreamId::in_category(
+                    "account",
+                    format!(
+                        "c{clients}-s{streams}-{}",
+                        (client * 7_919 + done * 104_729) % streams
+                    ),
+                )
+                .unwrap();
+                accounts.execute(&id, Deposit(1), CommandOptions::default()).await.unwrap();
+                done += 1;
+            }
+            done
+        });
+    }
+    let mut done = 0;
+    while let Some(count) = tasks.join_next().await {
+        done += count.unwrap();
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL");
+    let schema = "es_bench_agg";
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let backend = PgStore::connect_with(
+        PgStoreOptions::new(&url).schema(schema).unwrap().max_connections(10),
+    )
+    .await
+    .unwrap();
+    backend.migrate().await.unwrap();
+    let pg = backend.tenant(TenantId::default());
+    let memory = es_memory::MemoryStore::new().tenant(TenantId::default());
+
+    // --- loads
+    let big: u64 = env("BENCH_BIG_STREAM", 1_000_000);
+    let big_stream = StreamId::in_category("account", "big").unwrap();
+    let small_stream = StreamId::in_category("account", "small").unwrap();
+    let started = Instant::now();
+    fill(&pg, &big_stream, big).await;
+    fill(&pg, &small_stream, 10_000).await;
+    fill(&memory, &small_stream, 10_000).await;
+    println!("filled {big} + 10000 events on PostgreSQL in {:?}", started.elapsed());
+    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {schema}.events")))
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let plain = Repository::<Account, _>::new(pg.clone());
+    let (raw_time, (raw_balance, raw_version)) =
+        best(3, || raw_fold(&admin, schema, big_stream.as_str())).await;
+    let (envelope_time, _) =
+        best(3, || raw_fold_envelope(&admin, schema, big_stream.as_str())).await;
+    println!("  (raw read-and-fold of the whole envelope: {envelope_time:?})");
+    let (fold_time, loaded) = best(3, || async { plain.load(&big_stream).await.unwrap() }).await;
+    assert_eq!((loaded.state.balance, loaded.version), (raw_balance, raw_version));
+    let raw_rate = big as f64 / raw_time.as_secs_f64();
+    let fold_rate = big as f64 / fold_time.as_secs_f64();
+    println!(
+        "PostgreSQL {big}-event aggregate, no snapshot: repository {fold_time:?} ({fold_rate:.0} ev/s) vs raw sqlx read-and-fold {raw_time:?} ({raw_rate:.0} ev/s): {:.1}% (target >= 80%)",
+        100.0 * fold_rate / raw_rate
+    );
+
+    // The snapshot the policy (every 1000) leaves at the last multiple of 1000.
+    let state = Payload::from_value(&loaded.state).unwrap();
+    pg.save_snapshot(Snapshot::new(Account::NAME, big_stream.clone(), loaded.version, 1, state))
+        .await
+        .unwrap();
+    let with_snapshots = Repository::<Account, _>::new(pg.clone()).with_snapshots(pg.clone());
+    let (snap_time, loaded) =
+        best(5, || async { with_snapshots.load(&big_stream).await.unwrap() }).await;
+    assert_eq!(loaded.from_snapshot, Some(big));
+    println!("PostgreSQL {big}-event aggregate, snapshot at {big}: {snap_time:?} (target < 20 ms)");
+
+    let (pg_small, _) = best(5, || async { plain.load(&small_stream).await.unwrap() }).await;
+    let memory_plain = Repository::<Account, _>::new(memory.clone());
+    let (memory_small, loaded) =
+        best(5, || async { memory_plain.load(&small_stream).await.unwrap() }).await;
+    assert_eq!(loaded.version, 10_000);
+    println!(
+        "10000-event aggregate, no snapshot: es-memory {memory_small:?} (target < 2 ms), PostgreSQL {pg_small:?}"
+    );
+
+    // --- commands per second
+    for (name, store_is_pg) in [("es-memory", false), ("PostgreSQL", true)] {
+        for (clients, streams) in [(1, 1), (8, 1), (1, 10_000), (8, 10_000)] {
+            let rate = if store_is_pg {
+                commands_per_second(&pg, clients, streams).await
+            } else {
+                commands_per_second(&memory, clients, streams).await
+            };
+            println!(
+                "{name:<10} commands/s, {clients} client(s), {streams:>5} stream(s): {rate:>9.0}"
+            );
+        }
+    }
+
+    drop(backend);
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
