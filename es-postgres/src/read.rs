@@ -369,6 +369,5 @@ pub(crate) fn replay_stream(
         types: Vec::new(),
         exhausted: false,
     };
-    let pages = stream::try_unfold(cursor, ReplayCursor::next_page);
-    Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
+    Box::pin(stream::try_unfold(cursor, ReplayCursor::next_page))
 }

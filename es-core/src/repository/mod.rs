@@ -255,14 +255,17 @@ where
                 (A::default(), 0, None)
             }
         };
-        let mut events = self.store.replay_stream(stream_id, version + 1);
-        while let Some(event) = events.try_next().await? {
-            state.evolve(&A::Event::from_stored(
-                event.event_type.as_str(),
-                event.schema_version,
-                &event.payload,
-            )?);
-            version = event.stream_version;
+        let mut pages = self.store.replay_stream(stream_id, version + 1);
+        while let Some(page) = pages.try_next().await? {
+            for event in &page {
+                let event_type = event.event_type.as_str();
+                state.evolve(&A::Event::from_stored(
+                    event_type,
+                    event.schema_version,
+                    &event.payload,
+                )?);
+                version = event.stream_version;
+            }
         }
         Ok(Loaded { state, version, from_snapshot })
     }

@@ -36,9 +36,11 @@ impl From<RecordedEvent> for ReplayedEvent {
     }
 }
 
-/// The events a replay returns, oldest first, fetched in pages.
+/// The events a replay returns, oldest first, one page (a few hundred to a few thousand events) per
+/// item, never an empty page: a fold walks millions of events, and per-event stream polling would
+/// cost it measurably.
 pub type ReplayStream =
-    Pin<Box<dyn Stream<Item = Result<ReplayedEvent, StoreError>> + Send + 'static>>;
+    Pin<Box<dyn Stream<Item = Result<Vec<ReplayedEvent>, StoreError>> + Send + 'static>>;
 
 /// The direction of a stream read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -63,9 +63,13 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// repository's loads use it).
     fn replay_stream(&self, stream_id: &StreamId, from_version: u64) -> ReplayStream {
         use futures_util::TryStreamExt;
+        let events =
+            self.read_stream(stream_id, ReadStreamOptions::forward().from_version(from_version));
         Box::pin(
-            self.read_stream(stream_id, ReadStreamOptions::forward().from_version(from_version))
-                .map_ok(ReplayedEvent::from),
+            events
+                .map_ok(ReplayedEvent::from)
+                .try_chunks(1_000)
+                .map_err(|futures_util::stream::TryChunksError(_, error)| error),
         )
     }
 

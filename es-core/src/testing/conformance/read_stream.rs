@@ -98,10 +98,7 @@ pub async fn replay_stream_matches_read_stream<B: MultiTenantStore>(backend: B) 
     let (store, s) = ten_events(&backend).await;
     append(&store, &stream("order-2"), ExpectedVersion::NoStream, batch(0..3)).await;
     for from in [0, 1, 4, 10, 11] {
-        let replayed: Vec<ReplayedEvent> =
-            futures_util::TryStreamExt::try_collect(store.replay_stream(&s, from))
-                .await
-                .expect("replay_stream");
+        let replayed = replay(&store, &s, from).await;
         let read: Vec<ReplayedEvent> =
             collect(store.read_stream(&s, ReadStreamOptions::forward().from_version(from)))
                 .await
@@ -122,12 +119,18 @@ pub async fn replay_stream_matches_read_stream<B: MultiTenantStore>(backend: B) 
     }
     let long = stream("long-1");
     append(&store, &long, ExpectedVersion::NoStream, batch(0..2_500)).await;
-    let replayed: Vec<ReplayedEvent> =
-        futures_util::TryStreamExt::try_collect(store.replay_stream(&long, 1))
-            .await
-            .expect("replay_stream");
+    let replayed = replay(&store, &long, 1).await;
     assert_eq!(
         replayed.iter().map(|event| event.stream_version).collect::<Vec<_>>(),
         (1..=2_500).collect::<Vec<_>>()
     );
+}
+
+async fn replay<S: EventStore>(store: &S, s: &StreamId, from: u64) -> Vec<ReplayedEvent> {
+    let pages: Vec<Vec<ReplayedEvent>> =
+        futures_util::TryStreamExt::try_collect(store.replay_stream(s, from))
+            .await
+            .expect("replay_stream");
+    assert!(pages.iter().all(|page| !page.is_empty()), "replay pages are never empty");
+    pages.into_iter().flatten().collect()
 }
