@@ -177,6 +177,7 @@ async fn commands_per_second<S: EventStore + SnapshotStore>(
     let round = Duration::from_millis(env("BENCH_ROUND_MS", 3_000));
     let accounts = Repository::<Account, _>::new(store.clone())
         .with_snapshots(store.clone())
+        .with_cache(20_000)
         .with_options(es_core::repository::RepositoryOptions::default().max_attempts(1_000));
     let deadline = Instant::now() + round;
     let started = Instant::now();

@@ -130,6 +130,7 @@ async fn concurrent_commands_apply_exactly_once<S: EventStore + SnapshotStore>(s
     const TASKS: i64 = 16;
     let accounts = Repository::<Account, _>::new(store.clone())
         .with_snapshots(store.clone())
+        .with_cache(16)
         .with_options(RepositoryOptions::default().max_attempts(100));
     let id = account("busy");
     let mut tasks = tokio::task::JoinSet::new();
@@ -152,6 +153,43 @@ async fn concurrent_commands_apply_exactly_once<S: EventStore + SnapshotStore>(s
     let loaded = accounts.load(&id).await.unwrap();
     assert_eq!(loaded.state.balance, (1..=TASKS).sum::<i64>());
     assert_eq!(loaded.state, full_replay(&store, &id).await.0);
+}
+
+/// A cached state made stale by another writer costs one conflict and a reload, never a wrong
+/// decision.
+async fn stale_cache_entries_cost_a_reload_not_a_wrong_state<S: EventStore + SnapshotStore>(
+    store: S,
+) {
+    let accounts = Repository::<Account, _>::new(store.clone()).with_cache(8);
+    let id = account("cached");
+    accounts.execute(&id, Deposit(10), CommandOptions::default()).await.unwrap();
+    // Another process withdraws behind the cache's back.
+    let behind = AccountEvent::Withdrawn(Withdrawn { amount: 10 }).to_event_data().unwrap();
+    store
+        .append(
+            &id,
+            es_core::ExpectedVersion::Exact(1),
+            vec![behind],
+            es_core::AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    // The cache still says balance 10 at version 1: the withdrawal conflicts, reloads, and is refused.
+    let refused = accounts.execute(&id, Withdraw(5), CommandOptions::default()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(RepositoryError::Domain(AccountError::InsufficientFunds { balance: 0, asked: 5 }))
+        ),
+        "{refused:?}"
+    );
+    let outcome = accounts.execute(&id, Deposit(3), CommandOptions::default()).await.unwrap();
+    assert_eq!(
+        (outcome.version, outcome.attempts),
+        (3, 1),
+        "the refused command left a fresh state in the cache"
+    );
+    assert_eq!(full_replay(&store, &id).await.0.balance, 3);
 }
 
 async fn retried_command_with_the_same_key_appends_nothing<S: EventStore + SnapshotStore>(
@@ -320,6 +358,7 @@ on_both_backends!(
     retried_command_with_the_same_key_appends_nothing,
     correlation_and_causation_flow_into_events,
     snapshots_are_written_and_used,
+    stale_cache_entries_cost_a_reload_not_a_wrong_state,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

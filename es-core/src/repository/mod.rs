@@ -34,8 +34,9 @@
 //! }
 //! ```
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
@@ -183,11 +184,12 @@ pub enum RepositoryError<E: Debug> {
 }
 
 /// Loads aggregates of type `A` from an event store, runs commands on them, appends their events.
+/// Clones share the cache (if any).
 pub struct Repository<A, S, N = NoSnapshots> {
     store: S,
     snapshots: N,
     options: RepositoryOptions,
-    _aggregate: PhantomData<fn() -> A>,
+    cache: Option<Arc<Cache<A>>>,
 }
 
 impl<A, S: Clone, N: Clone> Clone for Repository<A, S, N> {
@@ -196,20 +198,42 @@ impl<A, S: Clone, N: Clone> Clone for Repository<A, S, N> {
             store: self.store.clone(),
             snapshots: self.snapshots.clone(),
             options: self.options.clone(),
-            _aggregate: PhantomData,
+            cache: self.cache.clone(),
         }
     }
 }
 
 impl<A: Aggregate, S: EventStore> Repository<A, S, NoSnapshots> {
-    /// A repository without snapshots.
+    /// A repository without snapshots or cache.
     pub fn new(store: S) -> Self {
-        Self {
-            store,
-            snapshots: NoSnapshots,
-            options: RepositoryOptions::default(),
-            _aggregate: PhantomData,
+        Self { store, snapshots: NoSnapshots, options: RepositoryOptions::default(), cache: None }
+    }
+}
+
+/// Recently used aggregates, by stream: their state and the version it includes.
+///
+/// A command *takes* its stream's entry and puts the new state back after a successful append,
+/// so two commands never share an entry, and an entry made stale by another process only costs a
+/// version conflict and a reload. Bounded: beyond `capacity` streams, an arbitrary entry goes.
+struct Cache<A> {
+    entries: Mutex<HashMap<StreamId, (u64, A)>>,
+    capacity: usize,
+}
+
+impl<A> Cache<A> {
+    fn take(&self, stream_id: &StreamId) -> Option<(u64, A)> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(stream_id)
+    }
+
+    fn put(&self, stream_id: &StreamId, version: u64, state: A) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity && !entries.contains_key(stream_id) {
+            let evicted = entries.keys().next().cloned();
+            if let Some(evicted) = evicted {
+                entries.remove(&evicted);
+            }
         }
+        entries.insert(stream_id.clone(), (version, state));
     }
 }
 
@@ -222,7 +246,16 @@ where
     /// Uses `snapshots` (usually the same store handle) to load from and write snapshots, by the
     /// aggregate's [`SnapshotPolicy`](crate::SnapshotPolicy).
     pub fn with_snapshots<M: SnapshotStore>(self, snapshots: M) -> Repository<A, S, M> {
-        Repository { store: self.store, snapshots, options: self.options, _aggregate: PhantomData }
+        Repository { store: self.store, snapshots, options: self.options, cache: self.cache }
+    }
+
+    /// Keeps the state of up to `capacity` recently used aggregates in memory, so a hot stream is
+    /// not replayed for every command (see the type's docs for why a stale entry is harmless).
+    #[must_use]
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0)
+            .then(|| Arc::new(Cache { entries: Mutex::new(HashMap::new()), capacity }));
+        self
     }
 
     /// Sets the retry options.
@@ -333,11 +366,24 @@ where
             append_options = append_options.idempotency_key(key.clone());
         }
         for attempt in 1..=self.options.max_attempts {
-            let mut loaded = self.load(stream_id).await?;
-            let events = loaded.state.handle(command.clone()).map_err(RepositoryError::Domain)?;
+            let cached = self.cache.as_ref().and_then(|cache| cache.take(stream_id));
+            let loaded = match cached {
+                Some((version, state)) => Loaded { state, version, from_snapshot: None },
+                None => self.load(stream_id).await?,
+            };
+            let events = match loaded.state.handle(command.clone()) {
+                Ok(events) => events,
+                Err(error) => {
+                    // Still the state at that version: keep it for the next command.
+                    self.cache_put(stream_id, loaded);
+                    return Err(RepositoryError::Domain(error));
+                }
+            };
             if events.is_empty() {
+                let version = loaded.version;
+                self.cache_put(stream_id, loaded);
                 return Ok(CommandOutcome {
-                    version: loaded.version,
+                    version,
                     appended: None,
                     attempts: attempt,
                     replayed: false,
@@ -360,7 +406,8 @@ where
                 .await
             {
                 Ok(appended) => {
-                    self.snapshot_if_due(stream_id, &mut loaded, &events, appended.last_version);
+                    let last_version = appended.last_version;
+                    self.after_append(stream_id, loaded, &events, last_version);
                     return Ok(CommandOutcome {
                         version: appended.last_version,
                         appended: Some(appended),
@@ -398,23 +445,40 @@ where
         })
     }
 
-    /// Writes a snapshot in the background when the append crossed a multiple of the policy's
-    /// interval: after the append, so it never fails or slows the command.
-    fn snapshot_if_due(
+    fn cache_put(&self, stream_id: &StreamId, loaded: Loaded<A>) {
+        if let Some(cache) = &self.cache {
+            cache.put(stream_id, loaded.version, loaded.state);
+        }
+    }
+
+    /// After a successful append: the state with the new events goes to the cache, and to a
+    /// snapshot written in the background when the append crossed a multiple of the policy's
+    /// interval (after the append, so it never fails or slows the command).
+    fn after_append(
         &self,
         stream_id: &StreamId,
-        loaded: &mut Loaded<A>,
+        mut loaded: Loaded<A>,
         events: &[A::Event],
         new_version: u64,
     ) {
-        let Some(every) = A::SNAPSHOT.every else { return };
-        if !self.snapshots.enabled() || loaded.version / every == new_version / every {
+        let snapshot_due = A::SNAPSHOT.every.is_some_and(|every| {
+            self.snapshots.enabled() && loaded.version / every != new_version / every
+        });
+        if !snapshot_due && self.cache.is_none() {
             return;
         }
         for event in events {
             loaded.state.evolve(event);
         }
-        let state = match Payload::from_value(&loaded.state) {
+        loaded.version = new_version;
+        if snapshot_due {
+            self.snapshot(stream_id, &loaded.state, new_version);
+        }
+        self.cache_put(stream_id, loaded);
+    }
+
+    fn snapshot(&self, stream_id: &StreamId, state: &A, new_version: u64) {
+        let state = match Payload::from_value(state) {
             Ok(state) => state,
             Err(error) => {
                 tracing::warn!(%error, aggregate = A::NAME, stream = %stream_id, "es.snapshot: state does not serialize; not snapshotted");
