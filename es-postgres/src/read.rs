@@ -43,11 +43,27 @@ const READ_BACKWARD: &str = select_events!(
 
 const STREAM_PAGE: u64 = 1_000;
 
+/// The event type names a read has met: a log holds few distinct types, so each is validated and
+/// allocated once per read rather than once per row.
+#[derive(Default)]
+struct TypeNames(Vec<EventType>);
+
+impl TypeNames {
+    fn get(&mut self, name: &str) -> Result<EventType, es_core::IdError> {
+        if let Some(known) = self.0.iter().find(|known| known.as_str() == name) {
+            return Ok(known.clone());
+        }
+        let parsed = EventType::new(name)?;
+        self.0.push(parsed.clone());
+        Ok(parsed)
+    }
+}
+
 /// Turns rows into envelopes, sharing what repeats between rows (stream ids, type names).
 struct Decoder {
     tenant: TenantId,
     last_stream: Option<StreamId>,
-    types: Vec<EventType>,
+    types: TypeNames,
     empty_metadata: Arc<EventMetadata>,
 }
 
@@ -56,7 +72,7 @@ impl Decoder {
         Self {
             tenant,
             last_stream: None,
-            types: Vec::new(),
+            types: TypeNames::default(),
             empty_metadata: Arc::new(EventMetadata::default()),
         }
     }
@@ -75,16 +91,10 @@ impl Decoder {
                 id
             }
         };
-        let event_type: &str = get(row, 4, "event_type")?;
-        let event_type = if let Some(known) =
-            self.types.iter().find(|known| known.as_str() == event_type)
-        {
-            known.clone()
-        } else {
-            let parsed = EventType::new(event_type).map_err(|error| corrupt(error.to_string()))?;
-            self.types.push(parsed.clone());
-            parsed
-        };
+        let event_type = self
+            .types
+            .get(get(row, 4, "event_type")?)
+            .map_err(|error| corrupt(error.to_string()))?;
         let metadata = match get::<Option<&str>>(row, 7, "metadata")? {
             None => self.empty_metadata.clone(),
             Some(json) => Arc::new(
@@ -305,7 +315,7 @@ struct ReplayCursor {
     tenant: TenantId,
     stream_id: StreamId,
     next_version: u64,
-    types: Vec<EventType>,
+    types: TypeNames,
     exhausted: bool,
 }
 
@@ -329,16 +339,10 @@ impl ReplayCursor {
             let corrupt = |what: String| StoreError::Corrupt {
                 detail: format!("event {version} of {}: {what}", self.stream_id),
             };
-            let name: &str = get(row, 1, "event_type")?;
-            let event_type = if let Some(known) =
-                self.types.iter().find(|known| known.as_str() == name)
-            {
-                known.clone()
-            } else {
-                let parsed = EventType::new(name).map_err(|error| corrupt(error.to_string()))?;
-                self.types.push(parsed.clone());
-                parsed
-            };
+            let event_type = self
+                .types
+                .get(get(row, 1, "event_type")?)
+                .map_err(|error| corrupt(error.to_string()))?;
             let schema_version: i32 = get(row, 2, "schema_version")?;
             page.push(ReplayedEvent {
                 stream_version: u64::try_from(version)
@@ -366,7 +370,7 @@ pub(crate) fn replay_stream(
         tenant,
         stream_id,
         next_version: from_version.max(1),
-        types: Vec::new(),
+        types: TypeNames::default(),
         exhausted: false,
     };
     Box::pin(stream::try_unfold(cursor, ReplayCursor::next_page))
