@@ -174,3 +174,29 @@ impl MemoryTenantStore {
         self.log.state.write().snapshots.insert(snapshot.stream_id.clone(), snapshot);
     }
 }
+
+impl es_core::projection::CheckpointStore for MemoryTenantStore {
+    async fn load_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+        Ok(self.log.state.read().checkpoints.get(projection).copied())
+    }
+
+    async fn save_checkpoint(
+        &self,
+        projection: &str,
+        expected: Option<Position>,
+        next: Position,
+    ) -> Result<(), es_core::projection::CheckpointError> {
+        let mut state = self.log.state.write();
+        let found = state.checkpoints.get(projection).copied();
+        if found != expected {
+            return Err(es_core::projection::CheckpointConflict {
+                projection: projection.to_owned(),
+                expected,
+                found,
+            }
+            .into());
+        }
+        state.checkpoints.insert(projection.to_owned(), next);
+        Ok(())
+    }
+}

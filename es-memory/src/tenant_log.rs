@@ -28,6 +28,7 @@ pub(crate) struct TenantState {
     event_ids: HashSet<EventId>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     pub(crate) snapshots: HashMap<StreamId, es_core::snapshot::Snapshot>,
+    pub(crate) checkpoints: HashMap<String, Position>,
 }
 
 impl TenantLog {

@@ -55,6 +55,7 @@
 //! None.
 
 mod append;
+mod checkpoint;
 mod error;
 mod horizon;
 mod notify;

@@ -4,6 +4,12 @@
 //! event type, implements [`Projection`]: the handled types (so the store filters, not the
 //! runner), the dispatch, and the name the runner checkpoints under.
 
+mod checkpoint;
+mod runner;
+
+pub use checkpoint::{CheckpointConflict, CheckpointError, CheckpointStore};
+pub use runner::{CatchUp, ProjectionRunner, ProjectionStatus, RunnerError, RunnerOptions};
+
 use std::error::Error as StdError;
 use std::future::Future;
 

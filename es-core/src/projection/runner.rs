@@ -1,0 +1,279 @@
+//! The projection runner: reads the log from the projection's checkpoint, only the types it
+//! handles, applies the handlers, saves the checkpoint (compare-and-set); then waits for new events.
+//!
+//! Delivery is at least once (a crash between handling and saving replays the batch), so handlers
+//! must be idempotent; events at or below the checkpoint are never delivered again by one runner.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+
+use super::{CheckpointError, CheckpointStore, Projection, ProjectionError};
+use crate::{EventStore, Position, ReadAllOptions, StoreError};
+
+/// How a runner reads and retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunnerOptions {
+    /// Events per batch; the checkpoint is saved after each batch. Default 500.
+    pub batch_size: usize,
+    /// Attempts per event before the runner stops with the handler's error. Default 3.
+    pub handler_attempts: u32,
+    /// The pause before a handler's second attempt; doubled each time. Default 50 ms.
+    pub retry_delay: Duration,
+    /// How long live mode waits for new events before looking again. Default 1 s.
+    pub idle_wait: Duration,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            handler_attempts: 3,
+            retry_delay: Duration::from_millis(50),
+            idle_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RunnerOptions {
+    /// Sets the batch size (at least 1).
+    #[must_use]
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size.max(1);
+        self
+    }
+
+    /// Sets the handler attempts (at least 1) and the first retry delay.
+    #[must_use]
+    pub fn retries(mut self, attempts: u32, delay: Duration) -> Self {
+        self.handler_attempts = attempts.max(1);
+        self.retry_delay = delay;
+        self
+    }
+}
+
+/// Why a runner stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerError {
+    /// A handler kept failing on one event; the checkpoint stays before it.
+    #[error(
+        "projection {projection} failed on the event at position {position} ({event_type}) after {attempts} attempts: {source}"
+    )]
+    Handler {
+        /// The projection.
+        projection: &'static str,
+        /// The event's position.
+        position: Position,
+        /// The event's type.
+        event_type: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        source: ProjectionError,
+    },
+    /// The checkpoint could not be saved (another worker moved it, or the store failed).
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Reading failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one catch-up pass did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Events handled.
+    pub handled: u64,
+    /// The checkpoint after the pass.
+    pub checkpoint: Position,
+}
+
+/// A projection's progress, for operators and the lag metric.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    /// The projection's name.
+    pub name: &'static str,
+    /// Its checkpoint (`Position::BEGINNING` before the first save).
+    pub checkpoint: Position,
+    /// The tenant's head position.
+    pub head: Position,
+    /// `head - checkpoint`, in positions (an upper bound on the events still to handle: positions
+    /// are not contiguous).
+    pub lag: u64,
+    /// The last error that stopped the runner, if any.
+    pub last_error: Option<String>,
+}
+
+/// Drives one projection over one tenant's store.
+pub struct ProjectionRunner<P, S> {
+    projection: P,
+    store: S,
+    options: RunnerOptions,
+    checkpoint: Known,
+    last_error: Option<String>,
+}
+
+/// What the runner knows of its stored checkpoint.
+#[derive(Clone, Copy, Debug)]
+enum Known {
+    /// Not read yet, or forgotten after a failed save: read it from the store.
+    Unknown,
+    /// As last read or saved (`None`: the projection has no checkpoint yet).
+    Stored(Option<Position>),
+}
+
+impl<P: Projection, S: EventStore + CheckpointStore> ProjectionRunner<P, S> {
+    /// A runner with default options.
+    pub fn new(projection: P, store: S) -> Self {
+        Self {
+            projection,
+            store,
+            options: RunnerOptions::default(),
+            checkpoint: Known::Unknown,
+            last_error: None,
+        }
+    }
+
+    /// Sets the options.
+    #[must_use]
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The projection (its read model).
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// Reads and handles events until the projection has caught up with the head, saving the
+    /// checkpoint after every batch.
+    pub async fn catch_up(&mut self) -> Result<CatchUp, RunnerError> {
+        let result = self.catch_up_inner().await;
+        self.last_error = result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    async fn catch_up_inner(&mut self) -> Result<CatchUp, RunnerError> {
+        let mut saved = match self.checkpoint {
+            Known::Stored(checkpoint) => checkpoint,
+            Known::Unknown => self.store.load_checkpoint(P::NAME).await?,
+        };
+        self.checkpoint = Known::Stored(saved);
+        let mut handled = 0;
+        loop {
+            let after = saved.unwrap_or(Position::BEGINNING);
+            // Every event of a handled type up to this head is returned by the read below (the head
+            // is bounded by the read horizon), so a short batch may move the checkpoint up to it.
+            let head = self.store.head_position().await?;
+            let batch: Vec<_> = self
+                .store
+                .read_all(
+                    ReadAllOptions::after(after)
+                        .event_types(P::event_types())
+                        .page_size(self.options.batch_size)
+                        .limit(self.options.batch_size as u64),
+                )
+                .try_collect()
+                .await?;
+            let full = batch.len() >= self.options.batch_size;
+            let mut last = after;
+            for event in &batch {
+                if event.position <= last {
+                    continue; // delivered twice: handled already
+                }
+                if let Err(failure) = self.handle(event).await {
+                    if last > after {
+                        self.save(&mut saved, last).await?;
+                    }
+                    return Err(failure);
+                }
+                last = event.position;
+                handled += 1;
+            }
+            let next = if full { last } else { last.max(head) };
+            if next > after {
+                self.save(&mut saved, next).await?;
+            }
+            if !full {
+                let checkpoint = saved.unwrap_or(Position::BEGINNING);
+                let lag = head.value().saturating_sub(checkpoint.value());
+                // A gauge is an f64; lags beyond 2^52 positions would lose precision, which is moot.
+                #[allow(clippy::cast_precision_loss)]
+                metrics::gauge!("es_projection_lag", "projection" => P::NAME).set(lag as f64);
+                return Ok(CatchUp { handled, checkpoint });
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: &crate::RecordedEvent) -> Result<(), RunnerError> {
+        let mut delay = self.options.retry_delay;
+        let mut attempt = 1;
+        loop {
+            match self.projection.handle(event).await {
+                Ok(()) => return Ok(()),
+                Err(source) if attempt >= self.options.handler_attempts => {
+                    return Err(RunnerError::Handler {
+                        projection: P::NAME,
+                        position: event.position,
+                        event_type: event.event_type.to_string(),
+                        attempts: attempt,
+                        source,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(projection = P::NAME, position = %event.position, attempt, %error, "es.projection: handler failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn save(
+        &mut self,
+        saved: &mut Option<Position>,
+        next: Position,
+    ) -> Result<(), RunnerError> {
+        if let Err(error) = self.store.save_checkpoint(P::NAME, *saved, next).await {
+            // Forget what we believed: the next pass reloads the stored checkpoint.
+            self.checkpoint = Known::Unknown;
+            return Err(error.into());
+        }
+        *saved = Some(next);
+        self.checkpoint = Known::Stored(*saved);
+        Ok(())
+    }
+
+    /// Catches up, then follows the log, woken by the store when events commit, until `shutdown`
+    /// completes (it is checked between passes, so a pass always finishes and saves).
+    pub async fn run_until(
+        &mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RunnerError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let caught_up = self.catch_up().await?;
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                waited = self.store.wait_for_events(caught_up.checkpoint, self.options.idle_wait) => { waited?; }
+            }
+        }
+    }
+
+    /// The projection's progress: checkpoint, head, lag, last error.
+    pub async fn status(&self) -> Result<ProjectionStatus, StoreError> {
+        let checkpoint = self.store.load_checkpoint(P::NAME).await?.unwrap_or(Position::BEGINNING);
+        let head = self.store.head_position().await?;
+        Ok(ProjectionStatus {
+            name: P::NAME,
+            checkpoint,
+            head,
+            lag: head.value().saturating_sub(checkpoint.value()),
+            last_error: self.last_error.clone(),
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! Projection checkpoints in the `checkpoints` table (migration 4), saved with compare-and-set.
+
+use es_core::projection::{CheckpointConflict, CheckpointError, CheckpointStore};
+use es_core::{Position, StoreError};
+
+use crate::PgTenantStore;
+use crate::error::read_error;
+
+fn to_position(value: i64) -> Position {
+    Position::new(u64::try_from(value).unwrap_or(0))
+}
+
+fn to_column(position: Position) -> i64 {
+    i64::try_from(position.value()).unwrap_or(i64::MAX)
+}
+
+impl CheckpointStore for PgTenantStore {
+    async fn load_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM checkpoints WHERE tenant = $1 AND projection = $2",
+        )
+        .bind(self.tenant_id().as_str())
+        .bind(projection)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|error| read_error("load_checkpoint", error))?;
+        Ok(position.map(to_position))
+    }
+
+    async fn save_checkpoint(
+        &self,
+        projection: &str,
+        expected: Option<Position>,
+        next: Position,
+    ) -> Result<(), CheckpointError> {
+        // One statement either way: the first save inserts (and loses to a concurrent first save
+        // on the key), later saves update only if the stored position is the expected one.
+        let saved = match expected {
+            None => sqlx::query(
+                "INSERT INTO checkpoints (tenant, projection, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(self.tenant_id().as_str())
+            .bind(projection)
+            .bind(to_column(next))
+            .execute(self.pool())
+            .await,
+            Some(expected) => sqlx::query(
+                "UPDATE checkpoints SET position = $4, updated_at = now() \
+                 WHERE tenant = $1 AND projection = $2 AND position = $3",
+            )
+            .bind(self.tenant_id().as_str())
+            .bind(projection)
+            .bind(to_column(expected))
+            .bind(to_column(next))
+            .execute(self.pool())
+            .await,
+        }
+        .map_err(|error| read_error("save_checkpoint", error))?;
+        if saved.rows_affected() == 1 {
+            return Ok(());
+        }
+        let found = self.load_checkpoint(projection).await?;
+        Err(CheckpointConflict { projection: projection.to_owned(), expected, found }.into())
+    }
+}

@@ -1,0 +1,346 @@
+//! The projection runner on both backends: catch-up, resume from the checkpoint, crash and restart
+//! converging to a rebuild, compare-and-set checkpoints, failing handlers, lag, live mode.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use es_core::projection::{CheckpointStore, ProjectionRunner, RunnerError, RunnerOptions};
+use es_core::{
+    AppendOptions, Event, EventStore, ExpectedVersion, MultiTenantStore, Position, ProjectionError,
+    RecordedEvent, StreamId, TenantId, projection,
+};
+use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(name = "account.deposited")]
+pub struct Deposited {
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(name = "account.noted")]
+pub struct Noted {
+    pub text: String,
+}
+
+/// A read model that survives the runner (like a table): amounts by event position, so a
+/// redelivered event changes nothing.
+#[derive(Clone, Default)]
+pub struct Deposits {
+    rows: Arc<Mutex<BTreeMap<u64, i64>>>,
+    calls: Arc<Mutex<u64>>,
+    fail_at: Option<i64>,
+    slow: Option<Duration>,
+}
+
+impl Deposits {
+    fn rows(&self) -> BTreeMap<u64, i64> {
+        self.rows.lock().unwrap().clone()
+    }
+}
+
+#[projection(name = "deposits")]
+impl Deposits {
+    async fn on_deposited(
+        &mut self,
+        event: &Deposited,
+        meta: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        *self.calls.lock().unwrap() += 1;
+        if self.fail_at == Some(event.amount) {
+            return Err(ProjectionError::new(format!("cannot store amount {}", event.amount)));
+        }
+        if let Some(pause) = self.slow {
+            tokio::time::sleep(pause).await;
+        }
+        self.rows.lock().unwrap().insert(meta.position.value(), event.amount);
+        Ok(())
+    }
+}
+
+async fn deposit<S: EventStore>(store: &S, stream: &str, amounts: std::ops::Range<i64>) {
+    let stream = StreamId::new(stream).unwrap();
+    let mut events = Vec::new();
+    for amount in amounts {
+        events.push(es_core::Event::to_event_data(&Deposited { amount }).unwrap());
+        events.push(
+            es_core::Event::to_event_data(&Noted { text: format!("note {amount}") }).unwrap(),
+        );
+    }
+    store.append(&stream, ExpectedVersion::Any, events, AppendOptions::default()).await.unwrap();
+}
+
+fn options() -> RunnerOptions {
+    RunnerOptions::default().batch_size(7).retries(2, Duration::from_millis(1))
+}
+
+/// The read model a fresh runner builds from zero.
+async fn rebuild<S: EventStore + CheckpointStore>(store: &S) -> BTreeMap<u64, i64> {
+    let fresh = Deposits::default();
+    // A separate tenant-less name would be nicer; a fresh runner on a copy of the store with no
+    // checkpoint is what a rebuild is: read everything, handle everything.
+    let mut runner = ProjectionRunner::new(fresh.clone(), Rebuild(store.clone()));
+    runner.catch_up().await.unwrap();
+    fresh.rows()
+}
+
+/// A store whose checkpoints are not stored: every run starts from zero (a rebuild).
+#[derive(Clone)]
+struct Rebuild<S>(S);
+
+impl<S: EventStore> EventStore for Rebuild<S> {
+    fn tenant(&self) -> &TenantId {
+        self.0.tenant()
+    }
+    async fn append(
+        &self,
+        s: &StreamId,
+        e: ExpectedVersion,
+        d: Vec<es_core::EventData>,
+        o: AppendOptions,
+    ) -> Result<es_core::AppendResult, es_core::StoreError> {
+        self.0.append(s, e, d, o).await
+    }
+    fn read_stream(&self, s: &StreamId, o: es_core::ReadStreamOptions) -> es_core::EventStream {
+        self.0.read_stream(s, o)
+    }
+    fn read_all(&self, o: es_core::ReadAllOptions) -> es_core::EventStream {
+        self.0.read_all(o)
+    }
+    async fn stream_version(&self, s: &StreamId) -> Result<u64, es_core::StoreError> {
+        self.0.stream_version(s).await
+    }
+    async fn head_position(&self) -> Result<Position, es_core::StoreError> {
+        self.0.head_position().await
+    }
+    async fn wait_for_events(
+        &self,
+        a: Position,
+        t: Duration,
+    ) -> Result<Position, es_core::StoreError> {
+        self.0.wait_for_events(a, t).await
+    }
+    async fn idempotency_record(
+        &self,
+        k: &es_core::IdempotencyKey,
+    ) -> Result<Option<es_core::IdempotencyRecord>, es_core::StoreError> {
+        self.0.idempotency_record(k).await
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> CheckpointStore for Rebuild<S> {
+    async fn load_checkpoint(&self, _: &str) -> Result<Option<Position>, es_core::StoreError> {
+        Ok(None)
+    }
+    async fn save_checkpoint(
+        &self,
+        _: &str,
+        _: Option<Position>,
+        _: Position,
+    ) -> Result<(), es_core::projection::CheckpointError> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- test bodies
+
+async fn catches_up_and_follows<S: EventStore + CheckpointStore>(store: S) {
+    deposit(&store, "account-1", 1..11).await;
+    let model = Deposits::default();
+    let mut runner = ProjectionRunner::new(model.clone(), store.clone()).with_options(options());
+    let first = runner.catch_up().await.unwrap();
+    assert_eq!(first.handled, 10, "only the handled type is delivered");
+    assert_eq!(model.rows().values().sum::<i64>(), 55);
+    assert_eq!(
+        first.checkpoint,
+        store.head_position().await.unwrap(),
+        "caught up: the checkpoint is at the head"
+    );
+    let status = runner.status().await.unwrap();
+    assert_eq!(status.lag, 0);
+
+    deposit(&store, "account-2", 11..14).await;
+    assert!(runner.status().await.unwrap().lag > 0, "new events show as lag");
+    let second = runner.catch_up().await.unwrap();
+    assert_eq!(second.handled, 3);
+    assert_eq!(*model.calls.lock().unwrap(), 13, "no event handled twice");
+    assert_eq!(runner.status().await.unwrap().lag, 0);
+}
+
+async fn resumes_from_its_checkpoint<S: EventStore + CheckpointStore>(store: S) {
+    deposit(&store, "account-1", 1..6).await;
+    let model = Deposits::default();
+    ProjectionRunner::new(model.clone(), store.clone())
+        .with_options(options())
+        .catch_up()
+        .await
+        .unwrap();
+    deposit(&store, "account-1", 6..9).await;
+    // A new process: a new runner over the same read model resumes after the checkpoint.
+    let restarted = Deposits { rows: model.rows.clone(), ..Deposits::default() };
+    let done = ProjectionRunner::new(restarted.clone(), store.clone())
+        .with_options(options())
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(done.handled, 3);
+    assert_eq!(*restarted.calls.lock().unwrap(), 3);
+    assert_eq!(model.rows(), rebuild(&store).await);
+}
+
+async fn killed_mid_run_converges_to_a_rebuild<S: EventStore + CheckpointStore>(store: S) {
+    deposit(&store, "account-1", 1..41).await;
+    let model = Deposits { slow: Some(Duration::from_millis(2)), ..Deposits::default() };
+    let task = {
+        let (model, store) = (model.clone(), store.clone());
+        tokio::spawn(async move {
+            ProjectionRunner::new(model, store).with_options(options()).catch_up().await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(25)).await;
+    task.abort();
+    let _ = task.await;
+    let partial = model.rows().len();
+    assert!(partial < 40, "the runner must have been stopped mid-run ({partial} handled)");
+    let restarted = Deposits { rows: model.rows.clone(), ..Deposits::default() };
+    ProjectionRunner::new(restarted, store.clone())
+        .with_options(options())
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(
+        model.rows(),
+        rebuild(&store).await,
+        "after a restart the read model equals a rebuild"
+    );
+}
+
+async fn a_stale_worker_cannot_move_the_checkpoint<S: EventStore + CheckpointStore>(store: S) {
+    deposit(&store, "account-1", 1..4).await;
+    let mut a = ProjectionRunner::new(Deposits::default(), store.clone()).with_options(options());
+    let mut b = ProjectionRunner::new(Deposits::default(), store.clone()).with_options(options());
+    a.catch_up().await.unwrap();
+    // b read "no checkpoint" before a saved; its save must fail.
+    let stale = store.save_checkpoint("deposits", None, Position::new(1)).await;
+    assert!(matches!(stale, Err(es_core::projection::CheckpointError::Conflict(_))), "{stale:?}");
+    deposit(&store, "account-1", 4..6).await;
+    a.catch_up().await.unwrap();
+    // A worker holding an outdated checkpoint in memory loses the compare-and-set.
+    let held = store.load_checkpoint("deposits").await.unwrap();
+    deposit(&store, "account-1", 6..7).await;
+    a.catch_up().await.unwrap();
+    let lost = store.save_checkpoint("deposits", held, Position::new(u64::MAX / 2)).await;
+    assert!(matches!(lost, Err(es_core::projection::CheckpointError::Conflict(_))), "{lost:?}");
+    assert!(b.catch_up().await.is_ok(), "a worker that reloads the checkpoint carries on");
+}
+
+async fn a_failing_handler_stops_before_the_event<S: EventStore + CheckpointStore>(store: S) {
+    deposit(&store, "account-1", 1..6).await;
+    let model = Deposits { fail_at: Some(4), ..Deposits::default() };
+    let mut runner = ProjectionRunner::new(model.clone(), store.clone()).with_options(options());
+    let failed = runner.catch_up().await;
+    assert!(matches!(failed, Err(RunnerError::Handler { attempts: 2, .. })), "{failed:?}");
+    assert_eq!(model.rows().values().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    let status = runner.status().await.unwrap();
+    assert!(status.last_error.is_some_and(|error| error.contains("amount 4")));
+    let checkpoint = store.load_checkpoint("deposits").await.unwrap().unwrap();
+    assert_eq!(
+        checkpoint,
+        Position::new(*model.rows().keys().last().unwrap()),
+        "the checkpoint stays before the failing event"
+    );
+}
+
+async fn live_mode_wakes_on_appends<S: EventStore + CheckpointStore>(store: S) {
+    let model = Deposits::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let (model, store) = (model.clone(), store.clone());
+        tokio::spawn(async move {
+            ProjectionRunner::new(model, store)
+                .with_options(options())
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    deposit(&store, "account-1", 1..4).await;
+    for _ in 0..200 {
+        if model.rows().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(model.rows().len(), 3, "live mode must pick up new events without a restart");
+    stop.send(()).unwrap();
+    runner.await.unwrap().unwrap();
+}
+
+// ---------------------------------------------------------------- backends
+
+fn memory() -> es_memory::MemoryTenantStore {
+    es_memory::MemoryStore::new().tenant(TenantId::default())
+}
+
+async fn postgres() -> (PgTenantStore, String, String) {
+    let url = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL: the PostgreSQL tests need a server (scripts/test.sh sets it)");
+    let unique = Uuid::now_v7().simple().to_string();
+    let schema = format!("es_proj_{}", &unique[unique.len() - 16..]);
+    let backend = PgStore::connect_with(
+        PgStoreOptions::new(&url)
+            .schema(&schema)
+            .unwrap()
+            .poll_interval(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    backend.migrate().await.unwrap();
+    (backend.tenant(TenantId::default()), schema, url)
+}
+
+async fn drop_schema(schema: &str, url: &str) {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::memory()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, schema, url) = super::postgres().await;
+                    super::$case(store).await;
+                    super::drop_schema(&schema, &url).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    catches_up_and_follows,
+    resumes_from_its_checkpoint,
+    killed_mid_run_converges_to_a_rebuild,
+    a_stale_worker_cannot_move_the_checkpoint,
+    a_failing_handler_stops_before_the_event,
+    live_mode_wakes_on_appends,
+);
