@@ -80,12 +80,16 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             "`#[aggregate(…)]` needs `error = ErrorType`: the aggregate's domain error",
         ));
     }
-    let name = name
-        .take()
-        .map_or_else(|| check::snake_case(&ident.to_string()), |literal| literal.value());
-    if let Err(message) = check::category_name("aggregate name", &name) {
-        ctxt.error(ident, format!("{message}; set one with `#[aggregate(name = \"…\")]`"));
-    }
+    // A given name was checked on its literal; a name derived from the type is checked here.
+    let name = if let Some(literal) = name.take() {
+        literal.value()
+    } else {
+        let derived = check::snake_case(&ident.to_string());
+        if let Err(message) = check::category_name("aggregate name", &derived) {
+            ctxt.error(ident, format!("{message}; set one with `#[aggregate(name = \"…\")]`"));
+        }
+        derived
+    };
     let krate = krate(krate_slot.take());
     if let Err(errors) = ctxt.finish() {
         let errors = errors.into_compile_error();

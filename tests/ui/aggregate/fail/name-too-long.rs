@@ -1,0 +1,47 @@
+use es_core::{Aggregate, Apply, Event, commands};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+pub struct Opened;
+#[derive(Debug, Serialize, Deserialize, Event)]
+pub struct Deposited { pub amount: i64 }
+
+#[derive(Debug, Event)]
+pub enum AccountEvent { Opened(Opened), Deposited(Deposited) }
+
+#[derive(Debug)]
+pub enum AccountError { NotOpen }
+
+#[derive(Clone)]
+pub struct Open;
+#[derive(Clone)]
+pub struct Deposit { pub amount: i64 }
+
+#[derive(Default, Aggregate)]
+#[aggregate(name = "a_very_long_aggregate_name_that_goes_on_and_on_well_past_sixty_four_bytes", event = AccountEvent, error = AccountError)]
+pub struct Account { open: bool, balance: i64 }
+
+impl Apply<AccountEvent> for Account {
+    fn apply(&mut self, event: &AccountEvent) {
+        match event {
+            AccountEvent::Opened(_) => self.open = true,
+            AccountEvent::Deposited(deposited) => self.balance += deposited.amount,
+        }
+    }
+}
+
+#[commands]
+impl Account {
+    pub fn open(&self, _command: Open) -> Result<Opened, AccountError> {
+        Ok(Opened)
+    }
+
+    pub fn deposit(&self, command: Deposit) -> Result<Vec<AccountEvent>, AccountError> {
+        if !self.open {
+            return Err(AccountError::NotOpen);
+        }
+        Ok(vec![Deposited { amount: command.amount }.into()])
+    }
+}
+
+fn main() {}

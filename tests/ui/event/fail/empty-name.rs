@@ -1,0 +1,8 @@
+use es_core::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(name = "")]
+pub struct Deposited { amount: i64 }
+
+fn main() {}

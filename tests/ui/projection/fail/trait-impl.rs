@@ -1,0 +1,17 @@
+use es_core::{Event, Projection, ProjectionError, RecordedEvent, projection};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+pub struct Deposited { pub amount: i64 }
+#[derive(Serialize, Deserialize, Event)]
+pub struct Withdrawn { pub amount: i64 }
+
+#[derive(Default)]
+pub struct Balances { total: i64 }
+
+pub trait Handler {}
+
+#[projection(name = "balances")]
+impl Handler for Balances {}
+
+fn main() {}
