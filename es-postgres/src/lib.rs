@@ -52,7 +52,9 @@
 //! each append transaction, and polls every [`PgStoreOptions::poll_interval`] as a fallback.
 //!
 //! ## Feature flags
-//! None.
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `testing` | no | `testing::FreshSchema`: a store on a fresh, migrated schema, dropped when the test ends |
 
 mod append;
 mod checkpoint;
@@ -63,6 +65,9 @@ mod options;
 mod read;
 mod snapshot;
 mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 pub use error::ConfigError;
 pub use options::PgStoreOptions;

@@ -11,9 +11,7 @@ use es_core::{
     AppendOptions, Event, EventStore, ExpectedVersion, MultiTenantStore, Position, ProjectionError,
     RecordedEvent, StreamId, TenantId, projection,
 };
-use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 #[event(name = "account.deposited")]
@@ -288,29 +286,12 @@ fn memory() -> es_memory::MemoryTenantStore {
     es_memory::MemoryStore::new().tenant(TenantId::default())
 }
 
-async fn postgres() -> (PgTenantStore, String, String) {
-    let url = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL: the PostgreSQL tests need a server (scripts/test.sh sets it)");
-    let unique = Uuid::now_v7().simple().to_string();
-    let schema = format!("es_proj_{}", &unique[unique.len() - 16..]);
-    let backend = PgStore::connect_with(
-        PgStoreOptions::new(&url)
-            .schema(&schema)
-            .unwrap()
-            .poll_interval(Duration::from_millis(100)),
-    )
+/// A store on a fresh schema (dropped when the fixture goes, even on panic), polling every 100 ms.
+async fn postgres() -> es_postgres::testing::FreshSchema {
+    es_postgres::testing::FreshSchema::with(|options| {
+        options.poll_interval(Duration::from_millis(100))
+    })
     .await
-    .unwrap();
-    backend.migrate().await.unwrap();
-    (backend.tenant(TenantId::default()), schema, url)
-}
-
-async fn drop_schema(schema: &str, url: &str) {
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&pool)
-        .await
-        .unwrap();
 }
 
 macro_rules! on_both_backends {
@@ -327,9 +308,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let (store, schema, url) = super::postgres().await;
-                    super::$case(store).await;
-                    super::drop_schema(&schema, &url).await;
+                    let fresh = super::postgres().await;
+                    super::$case(fresh.default_tenant()).await;
                 }
             )*
         }

@@ -10,7 +10,6 @@ use es_core::{
     Aggregate, Apply, Event, EventStore, IdempotencyKey, MultiTenantStore, Payload,
     ReadStreamOptions, StreamId, TenantId, commands,
 };
-use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
 use futures_util::TryStreamExt;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -301,34 +300,6 @@ fn memory() -> es_memory::MemoryTenantStore {
     es_memory::MemoryStore::new().tenant(TenantId::default())
 }
 
-struct Pg {
-    store: PgTenantStore,
-    schema: String,
-    url: String,
-}
-
-impl Pg {
-    async fn new() -> Self {
-        let url = std::env::var("DATABASE_URL")
-            .expect("DATABASE_URL: the PostgreSQL tests need a server (scripts/test.sh sets it)");
-        let unique = Uuid::now_v7().simple().to_string();
-        let schema = format!("es_repo_{}", &unique[unique.len() - 16..]);
-        let backend = PgStore::connect_with(PgStoreOptions::new(&url).schema(&schema).unwrap())
-            .await
-            .unwrap();
-        backend.migrate().await.unwrap();
-        Self { store: backend.tenant(TenantId::default()), schema, url }
-    }
-
-    async fn drop_schema(self) {
-        let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.schema)))
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-}
-
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -343,9 +314,9 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let pg = super::Pg::new().await;
-                    super::$case(pg.store.clone()).await;
-                    pg.drop_schema().await;
+                    // The schema is dropped when `fresh` goes, even if the test panics.
+                    let fresh = es_postgres::testing::FreshSchema::new().await;
+                    super::$case(fresh.default_tenant()).await;
                 }
             )*
         }
@@ -374,10 +345,10 @@ async fn memory_untrustworthy_snapshots_fall_back_to_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
-    let pg = Pg::new().await;
-    let pool = Arc::new(sqlx::PgPool::connect(&pg.url).await.unwrap());
-    let table = format!("{}.snapshots", pg.schema);
-    untrustworthy_snapshots_fall_back_to_replay(pg.store.clone(), move |snapshot| {
+    let fresh = es_postgres::testing::FreshSchema::new().await;
+    let pool = Arc::new(fresh.store.pool().clone());
+    let table = format!("{}.snapshots", fresh.schema());
+    untrustworthy_snapshots_fall_back_to_replay(fresh.default_tenant(), move |snapshot| {
         let (pool, table) = (pool.clone(), table.clone());
         Box::pin(async move {
             let sql = format!(
@@ -396,7 +367,6 @@ async fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
         })
     })
     .await;
-    pg.drop_schema().await;
 }
 
 // ---------------------------------------------------------------- properties (es-memory)
