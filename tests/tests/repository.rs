@@ -213,6 +213,35 @@ async fn retried_command_with_the_same_key_appends_nothing<S: EventStore + Snaps
     assert_eq!(accounts.load(&id).await.unwrap().state.balance, 8);
 }
 
+/// A command key first used on another stream is a conflict naming the store's tenant.
+async fn a_key_used_on_another_stream_is_a_conflict<S: EventStore + SnapshotStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let key = IdempotencyKey::new("request-9").unwrap();
+    accounts
+        .execute(
+            &account("one"),
+            Deposit(1),
+            CommandOptions::default().idempotency_key(key.clone()),
+        )
+        .await
+        .unwrap();
+    let refused = accounts
+        .execute(&account("two"), Deposit(1), CommandOptions::default().idempotency_key(key))
+        .await;
+    match refused {
+        Err(RepositoryError::Store(es_core::StoreError::IdempotencyConflict {
+            tenant,
+            original_stream_id,
+            ..
+        })) => {
+            assert_eq!(&tenant, store.tenant());
+            assert_eq!(original_stream_id, account("one"));
+        }
+        other => panic!("expected an idempotency conflict, got {other:?}"),
+    }
+    assert_eq!(store.stream_version(&account("two")).await.unwrap(), 0);
+}
+
 async fn correlation_and_causation_flow_into_events<S: EventStore + SnapshotStore>(store: S) {
     let accounts = Repository::<Account, _>::new(store.clone());
     let id = account("m");
@@ -296,8 +325,13 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
 
 // ---------------------------------------------------------------- backends
 
+/// A named tenant (not the default one), so a wrong tenant in an error shows.
+fn bank() -> TenantId {
+    TenantId::new("bank").unwrap()
+}
+
 fn memory() -> es_memory::MemoryTenantStore {
-    es_memory::MemoryStore::new().tenant(TenantId::default())
+    es_memory::MemoryStore::new().tenant(bank())
 }
 
 macro_rules! on_both_backends {
@@ -316,7 +350,7 @@ macro_rules! on_both_backends {
                 async fn $case() {
                     // The schema is dropped when `fresh` goes, even if the test panics.
                     let fresh = es_postgres::testing::FreshSchema::new().await;
-                    super::$case(fresh.default_tenant()).await;
+                    super::$case(es_core::MultiTenantStore::tenant(&fresh, super::bank())).await;
                 }
             )*
         }
@@ -330,6 +364,7 @@ on_both_backends!(
     correlation_and_causation_flow_into_events,
     snapshots_are_written_and_used,
     stale_cache_entries_cost_a_reload_not_a_wrong_state,
+    a_key_used_on_another_stream_is_a_conflict,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +383,7 @@ async fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
     let fresh = es_postgres::testing::FreshSchema::new().await;
     let pool = Arc::new(fresh.store.pool().clone());
     let table = format!("{}.snapshots", fresh.schema());
-    untrustworthy_snapshots_fall_back_to_replay(fresh.default_tenant(), move |snapshot| {
+    untrustworthy_snapshots_fall_back_to_replay(es_core::MultiTenantStore::tenant(&fresh, bank()), move |snapshot| {
         let (pool, table) = (pool.clone(), table.clone());
         Box::pin(async move {
             let sql = format!(

@@ -359,7 +359,7 @@ where
         if let Some(key) = &options.idempotency_key
             && let Some(record) = self.store.idempotency_record(key).await?
         {
-            return replayed(stream_id, key, record);
+            return replayed(self.store.tenant(), stream_id, key, record);
         }
         let mut append_options = AppendOptions::default();
         if let Some(key) = &options.idempotency_key {
@@ -433,7 +433,7 @@ where
                     if let Some(key) = &options.idempotency_key
                         && let Some(record) = self.store.idempotency_record(key).await?
                     {
-                        return replayed(stream_id, key, record);
+                        return replayed(self.store.tenant(), stream_id, key, record);
                     }
                 }
                 Err(error) => return Err(error.into()),
@@ -503,14 +503,17 @@ where
     }
 }
 
+/// The outcome of a command that already ran, from its idempotency record; a key first used on
+/// another stream is a conflict.
 fn replayed<E: Debug>(
+    tenant: &crate::TenantId,
     stream_id: &StreamId,
     key: &IdempotencyKey,
     record: IdempotencyRecord,
 ) -> Result<CommandOutcome, RepositoryError<E>> {
     if record.stream_id != *stream_id {
         return Err(RepositoryError::Store(StoreError::IdempotencyConflict {
-            tenant: crate::TenantId::default(),
+            tenant: tenant.clone(),
             key: key.clone(),
             original_stream_id: record.stream_id,
         }));
