@@ -40,4 +40,4 @@ mod reader;
 mod store;
 mod tenant_log;
 
-pub use store::{MemoryStore, MemoryTenantStore};
+pub use store::{MemoryProjectionLock, MemoryStore, MemoryTenantStore};

@@ -200,3 +200,41 @@ impl es_core::projection::CheckpointStore for MemoryTenantStore {
         Ok(())
     }
 }
+
+/// A held projection lock of the in-memory store; dropping it releases it.
+pub struct MemoryProjectionLock {
+    log: Arc<TenantLog>,
+    projection: String,
+}
+
+impl fmt::Debug for MemoryProjectionLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryProjectionLock")
+            .field("projection", &self.projection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl es_core::projection::ProjectionLock for MemoryProjectionLock {
+    async fn is_held(&mut self) -> bool {
+        true
+    }
+}
+
+impl Drop for MemoryProjectionLock {
+    fn drop(&mut self) {
+        self.log.state.write().locked_projections.remove(&self.projection);
+    }
+}
+
+impl es_core::projection::ProjectionLocks for MemoryTenantStore {
+    type Lock = MemoryProjectionLock;
+
+    async fn try_lock(&self, projection: &str) -> Result<Option<MemoryProjectionLock>, StoreError> {
+        let taken = self.log.state.write().locked_projections.insert(projection.to_owned());
+        Ok(taken.then(|| MemoryProjectionLock {
+            log: self.log.clone(),
+            projection: projection.to_owned(),
+        }))
+    }
+}

@@ -29,6 +29,7 @@ pub(crate) struct TenantState {
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     pub(crate) snapshots: HashMap<StreamId, es_core::snapshot::Snapshot>,
     pub(crate) checkpoints: HashMap<String, Position>,
+    pub(crate) locked_projections: HashSet<String>,
 }
 
 impl TenantLog {

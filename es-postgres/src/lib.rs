@@ -60,6 +60,7 @@ mod append;
 mod checkpoint;
 mod error;
 mod horizon;
+mod lock;
 mod notify;
 mod options;
 mod read;
@@ -70,5 +71,6 @@ mod store;
 pub mod testing;
 
 pub use error::ConfigError;
+pub use lock::PgProjectionLock;
 pub use options::PgStoreOptions;
 pub use store::{HorizonStatus, OpenAppend, PgStore, PgTenantStore};

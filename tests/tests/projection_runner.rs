@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use es_core::projection::{CheckpointStore, ProjectionRunner, RunnerError, RunnerOptions};
+use es_core::projection::{
+    CheckpointStore, ProjectionLocks, ProjectionRunner, RunnerError, RunnerOptions,
+};
 use es_core::{
     AppendOptions, Event, EventStore, ExpectedVersion, MultiTenantStore, Position, ProjectionError,
     RecordedEvent, StreamId, TenantId, projection,
@@ -280,6 +282,52 @@ async fn live_mode_wakes_on_appends<S: EventStore + CheckpointStore>(store: S) {
     runner.await.unwrap().unwrap();
 }
 
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Two runners on one projection: one owner at a time; when the owner dies, the other takes over
+/// from the owner's checkpoint.
+async fn one_owner_at_a_time_and_takeover<S: EventStore + CheckpointStore + ProjectionLocks>(
+    store: S,
+) {
+    let spawn = |model: Deposits, store: S| {
+        tokio::spawn(async move {
+            let locks = store.clone();
+            ProjectionRunner::new(model, store)
+                .with_options(options().idle_wait(Duration::from_millis(50)))
+                .run_exclusive(&locks, std::future::pending())
+                .await
+        })
+    };
+    deposit(&store, "account-1", 1..4).await;
+    let (first, second) = (Deposits::default(), Deposits::default());
+    let owner = spawn(first.clone(), store.clone());
+    wait_until("the first runner handled the backlog", || first.rows().len() == 3).await;
+    let standby = spawn(second.clone(), store.clone());
+    deposit(&store, "account-1", 4..6).await;
+    wait_until("the owner handled new events", || first.rows().len() == 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(second.rows().is_empty(), "the standby must not run while the owner holds the lock");
+
+    owner.abort();
+    let _ = owner.await;
+    deposit(&store, "account-1", 6..8).await;
+    wait_until("the standby took over", || second.rows().len() == 2).await;
+    assert_eq!(
+        second.rows().values().copied().collect::<Vec<_>>(),
+        [6, 7],
+        "it resumes from the owner's checkpoint"
+    );
+    standby.abort();
+}
+
 // ---------------------------------------------------------------- backends
 
 fn memory() -> es_memory::MemoryTenantStore {
@@ -323,4 +371,5 @@ on_both_backends!(
     a_stale_worker_cannot_move_the_checkpoint,
     a_failing_handler_stops_before_the_event,
     live_mode_wakes_on_appends,
+    one_owner_at_a_time_and_takeover,
 );

@@ -5,9 +5,11 @@
 //! runner), the dispatch, and the name the runner checkpoints under.
 
 mod checkpoint;
+mod lock;
 mod runner;
 
 pub use checkpoint::{CheckpointConflict, CheckpointError, CheckpointStore};
+pub use lock::{ProjectionLock, ProjectionLocks};
 pub use runner::{CatchUp, ProjectionRunner, ProjectionStatus, RunnerError, RunnerOptions};
 
 use std::error::Error as StdError;

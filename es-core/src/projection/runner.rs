@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 
-use super::{CheckpointError, CheckpointStore, Projection, ProjectionError};
+use super::{
+    CheckpointError, CheckpointStore, Projection, ProjectionError, ProjectionLock, ProjectionLocks,
+};
 use crate::{EventStore, Position, ReadAllOptions, StoreError};
 
 /// How a runner reads and retries.
@@ -41,6 +43,13 @@ impl RunnerOptions {
     #[must_use]
     pub fn batch_size(mut self, size: usize) -> Self {
         self.batch_size = size.max(1);
+        self
+    }
+
+    /// Sets how long live mode (and a runner waiting for its lock) waits before looking again.
+    #[must_use]
+    pub fn idle_wait(mut self, wait: Duration) -> Self {
+        self.idle_wait = wait;
         self
     }
 
@@ -260,6 +269,46 @@ impl<P: Projection, S: EventStore + CheckpointStore> ProjectionRunner<P, S> {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 waited = self.store.wait_for_events(caught_up.checkpoint, self.options.idle_wait) => { waited?; }
+            }
+        }
+    }
+
+    /// Like [`ProjectionRunner::run_until`], but only while holding the projection's lock: waits
+    /// (polling every `idle_wait`) until it gets the lock, runs, checks after every pass that it
+    /// still holds it, and goes back to waiting if it lost it. The checkpoint is reloaded after
+    /// each acquisition (another owner may have moved it); its compare-and-set stays the last word
+    /// if two owners ever overlap.
+    pub async fn run_exclusive<L: ProjectionLocks>(
+        &mut self,
+        locks: &L,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RunnerError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let mut lock = loop {
+                if let Some(lock) = locks.try_lock(P::NAME).await? {
+                    break lock;
+                }
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(self.options.idle_wait) => {}
+                }
+            };
+            tracing::info!(projection = P::NAME, "es.projection: lock acquired; running");
+            self.checkpoint = Known::Unknown;
+            loop {
+                let caught_up = self.catch_up().await?;
+                if !lock.is_held().await {
+                    tracing::warn!(
+                        projection = P::NAME,
+                        "es.projection: lock lost; waiting to get it back"
+                    );
+                    break;
+                }
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    waited = self.store.wait_for_events(caught_up.checkpoint, self.options.idle_wait) => { waited?; }
+                }
             }
         }
     }
