@@ -238,3 +238,32 @@ impl es_core::projection::ProjectionLocks for MemoryTenantStore {
         }))
     }
 }
+
+impl es_core::projection::DeadLetterStore for MemoryTenantStore {
+    async fn park(&self, parked: es_core::projection::ParkedEvent) -> Result<(), StoreError> {
+        let mut state = self.log.state.write();
+        state.parked.entry(parked.projection.clone()).or_default().insert(parked.position, parked);
+        Ok(())
+    }
+
+    async fn parked(
+        &self,
+        projection: &str,
+    ) -> Result<Vec<es_core::projection::ParkedEvent>, StoreError> {
+        Ok(self
+            .log
+            .state
+            .read()
+            .parked
+            .get(projection)
+            .map(|parked| parked.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn unpark(&self, projection: &str, position: Position) -> Result<(), StoreError> {
+        if let Some(parked) = self.log.state.write().parked.get_mut(projection) {
+            parked.remove(&position);
+        }
+        Ok(())
+    }
+}

@@ -30,6 +30,8 @@ pub(crate) struct TenantState {
     pub(crate) snapshots: HashMap<StreamId, es_core::snapshot::Snapshot>,
     pub(crate) checkpoints: HashMap<String, Position>,
     pub(crate) locked_projections: HashSet<String>,
+    pub(crate) parked:
+        HashMap<String, std::collections::BTreeMap<Position, es_core::projection::ParkedEvent>>,
 }
 
 impl TenantLog {

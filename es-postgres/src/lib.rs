@@ -58,6 +58,7 @@
 
 mod append;
 mod checkpoint;
+mod dead_letter;
 mod error;
 mod horizon;
 mod lock;

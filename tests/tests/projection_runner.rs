@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_core::projection::{
-    CheckpointStore, ProjectionLocks, ProjectionRunner, RunnerError, RunnerOptions,
+    CheckpointStore, DeadLetterStore, OnFailure, ParkedEvent, ProjectionLocks, ProjectionRunner,
+    RunnerError, RunnerOptions,
 };
 use es_core::{
     AppendOptions, Event, EventStore, ExpectedVersion, MultiTenantStore, Position, ProjectionError,
@@ -79,7 +80,9 @@ fn options() -> RunnerOptions {
 }
 
 /// The read model a fresh runner builds from zero.
-async fn rebuild<S: EventStore + CheckpointStore>(store: &S) -> BTreeMap<u64, i64> {
+async fn rebuild<S: EventStore + CheckpointStore + DeadLetterStore>(
+    store: &S,
+) -> BTreeMap<u64, i64> {
     let fresh = Deposits::default();
     // A separate tenant-less name would be nicer; a fresh runner on a copy of the store with no
     // checkpoint is what a rebuild is: read everything, handle everything.
@@ -132,6 +135,18 @@ impl<S: EventStore> EventStore for Rebuild<S> {
     }
 }
 
+impl<S: Clone + Send + Sync + 'static> DeadLetterStore for Rebuild<S> {
+    async fn park(&self, _: ParkedEvent) -> Result<(), es_core::StoreError> {
+        Ok(())
+    }
+    async fn parked(&self, _: &str) -> Result<Vec<ParkedEvent>, es_core::StoreError> {
+        Ok(Vec::new())
+    }
+    async fn unpark(&self, _: &str, _: Position) -> Result<(), es_core::StoreError> {
+        Ok(())
+    }
+}
+
 impl<S: Clone + Send + Sync + 'static> CheckpointStore for Rebuild<S> {
     async fn load_checkpoint(&self, _: &str) -> Result<Option<Position>, es_core::StoreError> {
         Ok(None)
@@ -148,7 +163,7 @@ impl<S: Clone + Send + Sync + 'static> CheckpointStore for Rebuild<S> {
 
 // ---------------------------------------------------------------- test bodies
 
-async fn catches_up_and_follows<S: EventStore + CheckpointStore>(store: S) {
+async fn catches_up_and_follows<S: EventStore + CheckpointStore + DeadLetterStore>(store: S) {
     deposit(&store, "account-1", 1..11).await;
     let model = Deposits::default();
     let mut runner = ProjectionRunner::new(model.clone(), store.clone()).with_options(options());
@@ -171,7 +186,7 @@ async fn catches_up_and_follows<S: EventStore + CheckpointStore>(store: S) {
     assert_eq!(runner.status().await.unwrap().lag, 0);
 }
 
-async fn resumes_from_its_checkpoint<S: EventStore + CheckpointStore>(store: S) {
+async fn resumes_from_its_checkpoint<S: EventStore + CheckpointStore + DeadLetterStore>(store: S) {
     deposit(&store, "account-1", 1..6).await;
     let model = Deposits::default();
     ProjectionRunner::new(model.clone(), store.clone())
@@ -192,7 +207,11 @@ async fn resumes_from_its_checkpoint<S: EventStore + CheckpointStore>(store: S) 
     assert_eq!(model.rows(), rebuild(&store).await);
 }
 
-async fn killed_mid_run_converges_to_a_rebuild<S: EventStore + CheckpointStore>(store: S) {
+async fn killed_mid_run_converges_to_a_rebuild<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
     deposit(&store, "account-1", 1..41).await;
     let model = Deposits { slow: Some(Duration::from_millis(2)), ..Deposits::default() };
     let task = {
@@ -219,7 +238,11 @@ async fn killed_mid_run_converges_to_a_rebuild<S: EventStore + CheckpointStore>(
     );
 }
 
-async fn a_stale_worker_cannot_move_the_checkpoint<S: EventStore + CheckpointStore>(store: S) {
+async fn a_stale_worker_cannot_move_the_checkpoint<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
     deposit(&store, "account-1", 1..4).await;
     let mut a = ProjectionRunner::new(Deposits::default(), store.clone()).with_options(options());
     let mut b = ProjectionRunner::new(Deposits::default(), store.clone()).with_options(options());
@@ -238,7 +261,11 @@ async fn a_stale_worker_cannot_move_the_checkpoint<S: EventStore + CheckpointSto
     assert!(b.catch_up().await.is_ok(), "a worker that reloads the checkpoint carries on");
 }
 
-async fn a_failing_handler_stops_before_the_event<S: EventStore + CheckpointStore>(store: S) {
+async fn a_failing_handler_stops_before_the_event<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
     deposit(&store, "account-1", 1..6).await;
     let model = Deposits { fail_at: Some(4), ..Deposits::default() };
     let mut runner = ProjectionRunner::new(model.clone(), store.clone()).with_options(options());
@@ -255,7 +282,40 @@ async fn a_failing_handler_stops_before_the_event<S: EventStore + CheckpointStor
     );
 }
 
-async fn live_mode_wakes_on_appends<S: EventStore + CheckpointStore>(store: S) {
+/// With `OnFailure::Park`, a failing event is parked with its error and the projection goes on;
+/// once the handler works again, replaying the parked events completes the read model.
+async fn failing_events_are_parked_and_replayed<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..7).await;
+    let model = Deposits { fail_at: Some(4), ..Deposits::default() };
+    let mut runner = ProjectionRunner::new(model.clone(), store.clone())
+        .with_options(options().on_failure(OnFailure::Park));
+    runner.catch_up().await.unwrap();
+    assert_eq!(
+        model.rows().values().copied().collect::<Vec<_>>(),
+        [1, 2, 3, 5, 6],
+        "the projection goes on"
+    );
+    assert_eq!(runner.status().await.unwrap().lag, 0);
+    let parked = store.parked("deposits").await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert!(parked[0].error.contains("amount 4"), "{}", parked[0].error);
+    assert_eq!(parked[0].event_type.as_str(), "account.deposited");
+
+    // Still failing: it stays parked.
+    assert_eq!(runner.replay_parked().await.unwrap(), (0, 1));
+    // Fixed (a new deployment): the replay completes the read model and empties the list.
+    let fixed = Deposits { rows: model.rows.clone(), ..Deposits::default() };
+    let mut fixed_runner = ProjectionRunner::new(fixed, store.clone()).with_options(options());
+    assert_eq!(fixed_runner.replay_parked().await.unwrap(), (1, 0));
+    assert!(store.parked("deposits").await.unwrap().is_empty());
+    assert_eq!(model.rows(), rebuild(&store).await);
+}
+
+async fn live_mode_wakes_on_appends<S: EventStore + CheckpointStore + DeadLetterStore>(store: S) {
     let model = Deposits::default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runner = {
@@ -294,7 +354,9 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool) {
 
 /// Two runners on one projection: one owner at a time; when the owner dies, the other takes over
 /// from the owner's checkpoint.
-async fn one_owner_at_a_time_and_takeover<S: EventStore + CheckpointStore + ProjectionLocks>(
+async fn one_owner_at_a_time_and_takeover<
+    S: EventStore + CheckpointStore + DeadLetterStore + ProjectionLocks,
+>(
     store: S,
 ) {
     let spawn = |model: Deposits, store: S| {
@@ -372,4 +434,5 @@ on_both_backends!(
     a_failing_handler_stops_before_the_event,
     live_mode_wakes_on_appends,
     one_owner_at_a_time_and_takeover,
+    failing_events_are_parked_and_replayed,
 );

@@ -5,12 +5,16 @@
 //! runner), the dispatch, and the name the runner checkpoints under.
 
 mod checkpoint;
+mod dead_letter;
 mod lock;
 mod runner;
 
 pub use checkpoint::{CheckpointConflict, CheckpointError, CheckpointStore};
+pub use dead_letter::{DeadLetterStore, ParkedEvent};
 pub use lock::{ProjectionLock, ProjectionLocks};
-pub use runner::{CatchUp, ProjectionRunner, ProjectionStatus, RunnerError, RunnerOptions};
+pub use runner::{
+    CatchUp, OnFailure, ProjectionRunner, ProjectionStatus, RunnerError, RunnerOptions,
+};
 
 use std::error::Error as StdError;
 use std::future::Future;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 
 use super::{
-    CheckpointError, CheckpointStore, Projection, ProjectionError, ProjectionLock, ProjectionLocks,
+    CheckpointError, CheckpointStore, DeadLetterStore, ParkedEvent, Projection, ProjectionError,
+    ProjectionLock, ProjectionLocks,
 };
 use crate::{EventStore, Position, ReadAllOptions, StoreError};
 
@@ -25,6 +26,20 @@ pub struct RunnerOptions {
     pub retry_delay: Duration,
     /// How long live mode waits for new events before looking again. Default 1 s.
     pub idle_wait: Duration,
+    /// What happens to an event whose handler still fails after `handler_attempts`. Default
+    /// [`OnFailure::Stop`].
+    pub on_failure: OnFailure,
+}
+
+/// What a runner does with an event its handler keeps failing on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop, with the checkpoint before the event (nothing is skipped).
+    #[default]
+    Stop,
+    /// Park the event with its error in the dead-letter store and go on; operators list and
+    /// replay parked events ([`ProjectionRunner::replay_parked`]).
+    Park,
 }
 
 impl Default for RunnerOptions {
@@ -34,6 +49,7 @@ impl Default for RunnerOptions {
             handler_attempts: 3,
             retry_delay: Duration::from_millis(50),
             idle_wait: Duration::from_secs(1),
+            on_failure: OnFailure::Stop,
         }
     }
 }
@@ -43,6 +59,13 @@ impl RunnerOptions {
     #[must_use]
     pub fn batch_size(mut self, size: usize) -> Self {
         self.batch_size = size.max(1);
+        self
+    }
+
+    /// Sets what happens to an event whose handler keeps failing.
+    #[must_use]
+    pub fn on_failure(mut self, policy: OnFailure) -> Self {
+        self.on_failure = policy;
         self
     }
 
@@ -133,7 +156,7 @@ enum Known {
     Stored(Option<Position>),
 }
 
-impl<P: Projection, S: EventStore + CheckpointStore> ProjectionRunner<P, S> {
+impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> ProjectionRunner<P, S> {
     /// A runner with default options.
     pub fn new(projection: P, store: S) -> Self {
         Self {
@@ -194,10 +217,13 @@ impl<P: Projection, S: EventStore + CheckpointStore> ProjectionRunner<P, S> {
                     continue; // delivered twice: handled already
                 }
                 if let Err(failure) = self.handle(event).await {
-                    if last > after {
-                        self.save(&mut saved, last).await?;
+                    if self.options.on_failure == OnFailure::Stop {
+                        if last > after {
+                            self.save(&mut saved, last).await?;
+                        }
+                        return Err(failure);
                     }
-                    return Err(failure);
+                    self.park(event, &failure).await?;
                 }
                 last = event.position;
                 handled += 1;
@@ -240,6 +266,64 @@ impl<P: Projection, S: EventStore + CheckpointStore> ProjectionRunner<P, S> {
                 }
             }
         }
+    }
+
+    async fn park(
+        &self,
+        event: &crate::RecordedEvent,
+        failure: &RunnerError,
+    ) -> Result<(), RunnerError> {
+        tracing::error!(projection = P::NAME, position = %event.position, error = %failure, "es.projection: event parked");
+        metrics::counter!("es_projection_parked_total", "projection" => P::NAME).increment(1);
+        self.store
+            .park(ParkedEvent {
+                projection: P::NAME.to_owned(),
+                position: event.position,
+                event_type: event.event_type.clone(),
+                error: failure.to_string(),
+                attempts: self.options.handler_attempts,
+                parked_at: crate::event::recorded_now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Hands every parked event of this projection to its handler again (with the usual
+    /// retries); those that now succeed are unparked, the others stay parked with the new error.
+    /// Returns how many were replayed successfully and how many remain parked.
+    pub async fn replay_parked(&mut self) -> Result<(u64, u64), RunnerError> {
+        let (mut replayed, mut remaining) = (0, 0);
+        for parked in self.store.parked(P::NAME).await? {
+            let before = Position::new(parked.position.value().saturating_sub(1));
+            let found: Vec<_> = self
+                .store
+                .read_all(
+                    ReadAllOptions::after(before).event_types([parked.event_type.clone()]).limit(1),
+                )
+                .try_collect()
+                .await?;
+            let Some(event) = found.into_iter().find(|event| event.position == parked.position)
+            else {
+                return Err(StoreError::Corrupt {
+                    detail: format!(
+                        "parked event at position {} is not in the log",
+                        parked.position
+                    ),
+                }
+                .into());
+            };
+            match self.handle(&event).await {
+                Ok(()) => {
+                    self.store.unpark(P::NAME, parked.position).await?;
+                    replayed += 1;
+                }
+                Err(failure) => {
+                    self.park(&event, &failure).await?;
+                    remaining += 1;
+                }
+            }
+        }
+        Ok((replayed, remaining))
     }
 
     async fn save(
