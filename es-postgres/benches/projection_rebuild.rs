@@ -1,0 +1,186 @@
+//! A projection rebuilt from zero over a large log, beside the raw typed read of the same events.
+//!
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p es-postgres --bench projection_rebuild`
+//!
+//! `BENCH_EVENTS` (default 1,000,000) events are bulk-loaded; the runner's rate (handlers that only
+//! update in-memory state) is compared with a raw sqlx keyset read that deserializes the same
+//! payloads, in the same run (target: >= 60%).
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    clippy::too_many_lines
+)]
+
+use std::time::Instant;
+
+use es_core::projection::{ProjectionRunner, RunnerOptions};
+
+use es_core::{Event, MultiTenantStore, Projection, ProjectionError, TenantId, projection};
+use es_postgres::{PgStore, PgStoreOptions};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(name = "account.deposited")]
+pub struct Deposited {
+    amount: i64,
+}
+
+#[derive(Default)]
+pub struct Total {
+    sum: i64,
+    count: u64,
+}
+
+#[projection(name = "total")]
+impl Total {
+    async fn on_deposited(&mut self, event: &Deposited) -> Result<(), ProjectionError> {
+        self.sum += event.amount;
+        self.count += 1;
+        Ok(())
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL");
+    let events: i64 =
+        std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let schema = "es_bench_rebuild";
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let backend =
+        PgStore::connect_with(PgStoreOptions::new(&url).schema(schema).unwrap()).await.unwrap();
+    backend.migrate().await.unwrap();
+    let load = format!(
+        "INSERT INTO {schema}.events (tenant, position, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at) \
+         SELECT 'default', g, 'account-' || (g % 1000), g / 1000 + 1, gen_random_uuid(), 'account.deposited', 1, \
+                jsonb_build_object('amount', g % 100), NULL, now() FROM generate_series(1, {events}) AS g"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(load)).execute(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT setval('{schema}.event_position_seq', {events})"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {schema}.events")))
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let store = backend.tenant(TenantId::default());
+    let mut best_raw = f64::MAX;
+    let mut best_envelope = f64::MAX;
+    let mut best_read_all = f64::MAX;
+    let mut best_runner = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (mut after, mut sum) = (0i64, 0i64);
+        let sql = format!(
+            "SELECT position, payload::text FROM {schema}.events WHERE tenant = 'default' AND position > $1 \
+             AND event_type = 'account.deposited' ORDER BY position LIMIT 1000"
+        );
+        loop {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(after)
+                .fetch_all(&admin)
+                .await
+                .unwrap();
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                after = row.get(0);
+                let deposited: Deposited = serde_json::from_str(row.get::<&str, _>(1)).unwrap();
+                sum += deposited.amount;
+            }
+        }
+        best_raw = best_raw.min(started.elapsed().as_secs_f64());
+
+        // Raw sqlx reading the whole envelope (what a projection gets), as pg_vs_raw's baseline.
+        let started = Instant::now();
+        let envelope = format!(
+            "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, payload::text, \
+             metadata::text, recorded_at FROM {schema}.events WHERE tenant = 'default' AND position > $1 \
+             AND event_type = 'account.deposited' ORDER BY position LIMIT 1000"
+        );
+        let (mut after, mut check) = (0i64, 0i64);
+        loop {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(envelope.clone()))
+                .bind(after)
+                .fetch_all(&admin)
+                .await
+                .unwrap();
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                after = row.get(0);
+                let _: &str = row.get(1);
+                let _: uuid::Uuid = row.get(3);
+                let _: &str = row.get(4);
+                let _: chrono::DateTime<chrono::Utc> = row.get(8);
+                let deposited: Deposited = serde_json::from_str(row.get::<&str, _>(6)).unwrap();
+                check += deposited.amount;
+            }
+        }
+        assert_eq!(check, sum);
+        best_envelope = best_envelope.min(started.elapsed().as_secs_f64());
+
+        // The store's own typed read.
+        let started = Instant::now();
+        let mut stream = es_core::EventStore::read_all(
+            &store,
+            es_core::ReadAllOptions::from_beginning().event_types(Total::event_types()),
+        );
+        let mut check = 0i64;
+        while let Some(event) = futures_util::StreamExt::next(&mut stream).await {
+            check += event.unwrap().deserialize_payload::<Deposited>().unwrap().amount;
+        }
+        assert_eq!(check, sum);
+        best_read_all = best_read_all.min(started.elapsed().as_secs_f64());
+
+        // A rebuild: a fresh name each round, so it starts from zero.
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {schema}.checkpoints")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut runner = ProjectionRunner::new(Total::default(), store.clone())
+            .with_options(RunnerOptions::default().batch_size(1_000));
+        runner.catch_up().await.unwrap();
+        best_runner = best_runner.min(started.elapsed().as_secs_f64());
+        assert_eq!(
+            (runner.projection().sum, runner.projection().count),
+            (sum, u64::try_from(events).unwrap())
+        );
+    }
+    let rate = |seconds: f64| events as f64 / seconds;
+    let runner_rate = rate(best_runner);
+    println!(
+        "rebuild of {events} events by the runner: {runner_rate:.0} ev/s (target >= 60% of the raw typed read)"
+    );
+    for (name, seconds) in [
+        ("raw sqlx, position + payload", best_raw),
+        ("raw sqlx, whole envelope", best_envelope),
+        ("es-postgres read_all, typed", best_read_all),
+    ] {
+        println!(
+            "  vs {name:<30} {:>9.0} ev/s: {:>5.1}%",
+            rate(seconds),
+            100.0 * runner_rate / rate(seconds)
+        );
+    }
+    drop(backend);
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
