@@ -70,6 +70,7 @@ mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+pub mod transactional;
 
 pub use error::ConfigError;
 pub use lock::PgProjectionLock;
