@@ -6,9 +6,6 @@ use crate::Payload;
 use crate::event::typed::{DecodeError, EventVariant, KnownTypes};
 use crate::upcast::Upcaster;
 
-#[cfg(feature = "testing")]
-pub use tokio;
-
 /// Decodes a stored event into the event struct `T`, running the upcasters from its stored
 /// version up to the current one. `steps` holds one upcaster per version it reads from.
 pub fn decode_variant<T: EventVariant>(

@@ -19,7 +19,9 @@ use es_core::{
     Aggregate, Apply, Event, EventStore, ExpectedVersion, MultiTenantStore, Payload, StreamId,
     TenantId, commands,
 };
-use es_postgres::{PgStore, PgStoreOptions};
+use support::BenchSchema;
+
+mod support;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -210,20 +212,9 @@ async fn commands_per_second<S: EventStore + SnapshotStore>(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL");
-    let schema = "es_bench_agg";
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let backend = PgStore::connect_with(
-        PgStoreOptions::new(&url).schema(schema).unwrap().max_connections(10),
-    )
-    .await
-    .unwrap();
-    backend.migrate().await.unwrap();
-    let pg = backend.tenant(TenantId::default());
+    let bench = BenchSchema::new("es_bench_agg", |options| options.max_connections(10)).await;
+    let (schema, admin) = (bench.schema, bench.admin.clone());
+    let pg = bench.backend.tenant(TenantId::default());
     let memory = es_memory::MemoryStore::new().tenant(TenantId::default());
 
     // --- loads
@@ -235,10 +226,7 @@ async fn main() {
     fill(&pg, &small_stream, 10_000).await;
     fill(&memory, &small_stream, 10_000).await;
     println!("filled {big} + 10000 events on PostgreSQL in {:?}", started.elapsed());
-    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {schema}.events")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    bench.vacuum(&format!("{schema}.events")).await;
 
     let plain = Repository::<Account, _>::new(pg.clone());
     let (raw_time, (raw_balance, raw_version)) =
@@ -289,9 +277,5 @@ async fn main() {
         }
     }
 
-    drop(backend);
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    bench.finish().await;
 }

@@ -21,7 +21,10 @@ use es_core::{
     AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore,
     ReadAllOptions, StreamId, TenantId,
 };
-use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
+use es_postgres::PgTenantStore;
+use support::BenchSchema;
+
+mod support;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row};
@@ -86,7 +89,7 @@ where
 }
 
 struct Scenario {
-    name: &'static str,
+    name: String,
     raw: f64,
     store: f64,
 }
@@ -177,7 +180,11 @@ async fn appends(
         })
         .await;
     }
-    Scenario { name, raw: raw_rate / ROUNDS as f64, store: store_rate / ROUNDS as f64 }
+    Scenario {
+        name: name.to_owned(),
+        raw: raw_rate / ROUNDS as f64,
+        store: store_rate / ROUNDS as f64,
+    }
 }
 
 async fn raw_read_all(pool: &PgPool, tenant: &str) -> (u64, f64) {
@@ -224,20 +231,9 @@ async fn store_read_all(store: &PgTenantStore) -> (u64, f64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL");
-    let admin = PgPool::connect(&url).await.unwrap();
-    for schema in ["es_bench", "es_bench_raw"] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    let backend = PgStore::connect_with(
-        PgStoreOptions::new(&url).schema("es_bench").unwrap().max_connections(10),
-    )
-    .await
-    .unwrap();
-    backend.migrate().await.unwrap();
+    let bench = BenchSchema::new("es_bench", |options| options.max_connections(10)).await;
+    let (url, admin, backend) = (bench.url.clone(), bench.admin.clone(), bench.backend.clone());
+    support::drop_schema(&admin, "es_bench_raw").await;
     sqlx::raw_sql(
         "CREATE SCHEMA es_bench_raw; \
          CREATE TABLE es_bench_raw.events (LIKE es_bench.events INCLUDING ALL); \
@@ -285,10 +281,7 @@ async fn main() {
     .await
     .unwrap();
     for table in ["es_bench.events", "es_bench_raw.events"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
-            .execute(&admin)
-            .await
-            .unwrap();
+        bench.vacuum(table).await;
     }
     let raw_reader =
         sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
@@ -303,7 +296,7 @@ async fn main() {
     }
     report(
         &Scenario {
-            name: "read_all typed (200k-event log)",
+            name: format!("read_all typed ({target}-event log)"),
             raw: raw_rate / (ROUNDS + 1) as f64,
             store: store_rate / (ROUNDS + 1) as f64,
         },
@@ -311,10 +304,6 @@ async fn main() {
     );
 
     drop(backend);
-    for schema in ["es_bench", "es_bench_raw"] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
+    support::drop_schema(&admin, "es_bench_raw").await;
+    bench.finish().await;
 }

@@ -19,9 +19,11 @@ use std::time::Instant;
 use es_core::projection::{ProjectionRunner, RunnerOptions};
 
 use es_core::{Event, MultiTenantStore, Projection, ProjectionError, TenantId, projection};
-use es_postgres::{PgStore, PgStoreOptions};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use support::BenchSchema;
+
+mod support;
 
 #[derive(Serialize, Deserialize, Event)]
 #[event(name = "account.deposited")]
@@ -46,36 +48,12 @@ impl Total {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL");
     let events: i64 =
         std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let schema = "es_bench_rebuild";
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let backend =
-        PgStore::connect_with(PgStoreOptions::new(&url).schema(schema).unwrap()).await.unwrap();
-    backend.migrate().await.unwrap();
-    let load = format!(
-        "INSERT INTO {schema}.events (tenant, position, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at) \
-         SELECT 'default', g, 'account-' || (g % 1000), g / 1000 + 1, gen_random_uuid(), 'account.deposited', 1, \
-                jsonb_build_object('amount', g % 100), NULL, now() FROM generate_series(1, {events}) AS g"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(load)).execute(&admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT setval('{schema}.event_position_seq', {events})"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {schema}.events")))
-        .execute(&admin)
-        .await
-        .unwrap();
-
-    let store = backend.tenant(TenantId::default());
+    let bench = BenchSchema::new("es_bench_rebuild", |options| options).await;
+    bench.bulk_load("default", events, 1_000).await;
+    let (schema, admin) = (bench.schema, bench.admin.clone());
+    let store = bench.backend.tenant(TenantId::default());
     let mut best_raw = f64::MAX;
     let mut best_envelope = f64::MAX;
     let mut best_read_all = f64::MAX;
@@ -197,11 +175,7 @@ async fn main() {
         events as f64 / elapsed
     );
 
-    drop(backend);
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    bench.finish().await;
 }
 
 /// Upserts each deposit into `balances`, in the runner's transaction.

@@ -16,9 +16,11 @@
 use std::time::Instant;
 
 use es_core::{EventStore, MultiTenantStore, ReadAllOptions, TenantId};
-use es_postgres::{PgStore, PgStoreOptions};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use support::BenchSchema;
+
+mod support;
 
 #[derive(Deserialize)]
 struct Deposited {
@@ -37,41 +39,14 @@ fn peak_rss_mib() -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL");
     let events: i64 =
         std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
-    let schema = "es_bench_big";
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let backend =
-        PgStore::connect_with(PgStoreOptions::new(&url).schema(schema).unwrap()).await.unwrap();
-    backend.migrate().await.unwrap();
-
+    let bench = BenchSchema::new("es_bench_big", |options| options).await;
     let started = Instant::now();
-    let load = format!(
-        "INSERT INTO {schema}.events (tenant, position, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at) \
-         SELECT 'big', g, 'account-' || (g % 10000), g / 10000 + 1, gen_random_uuid(), 'account.deposited', 1, \
-                jsonb_build_object('amount', g % 100, 'currency', 'EUR'), NULL, now() \
-         FROM generate_series(1, {events}) AS g"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(load)).execute(&admin).await.unwrap();
-    // The read horizon follows the sequence: tell it about the positions the bulk load used.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT setval('{schema}.event_position_seq', {events})"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {schema}.events")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    bench.bulk_load("big", events, 10_000).await;
     println!("bulk-loaded {events} events in {:?}", started.elapsed());
 
-    let store = backend.tenant(TenantId::new("big").unwrap());
+    let store = bench.backend.tenant(TenantId::new("big").unwrap());
     let before = peak_rss_mib();
     let started = Instant::now();
     let mut stream = store.read_all(ReadAllOptions::from_beginning());
@@ -88,9 +63,5 @@ async fn main() {
         count as f64 / elapsed.as_secs_f64(),
         peak_rss_mib()
     );
-    drop(backend);
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    bench.finish().await;
 }

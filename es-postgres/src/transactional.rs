@@ -139,7 +139,7 @@ impl<P: TransactionalProjection> TransactionalRunner<P> {
                 }
                 last = event.position;
             }
-            let next = if full { last } else { last.max(head) };
+            let next = es_core::projection::checkpoint_after_batch(full, last, head);
             if next > after {
                 let moved = sqlx::query("UPDATE checkpoints SET position = $3, updated_at = now() WHERE tenant = $1 AND projection = $2 AND position = $4")
                     .bind(self.store.tenant_id().as_str())

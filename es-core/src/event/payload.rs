@@ -87,11 +87,6 @@ impl Payload {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
-    /// The shared bytes, for backends that hand them to a driver without copying.
-    pub fn bytes(&self) -> &Bytes {
-        &self.0
-    }
-
     /// Size of the JSON text in bytes.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -20,7 +20,18 @@ use std::error::Error as StdError;
 use std::future::Future;
 
 use crate::event::typed::{DecodeError, EventTypeInfo};
-use crate::{EventType, RecordedEvent};
+use crate::{EventType, Position, RecordedEvent};
+
+/// The checkpoint after a batch read from the log filtered to a projection's types.
+///
+/// `last` is the last event handled; `head` is the tenant's head read *before* the batch was read.
+/// A full batch stops at `last`. A short batch means the read reached its horizon, which is at or
+/// past `head` (the horizon only grows), so every event of a handled type up to `head` was
+/// returned: the checkpoint may move up to `head`, over events of other types, and the lag of a
+/// filtered projection reaches 0. Every runner uses this one rule.
+pub fn checkpoint_after_batch(full: bool, last: Position, head: Position) -> Position {
+    if full { last } else { last.max(head) }
+}
 
 /// A read model fed by events.
 pub trait Projection: Send + 'static {

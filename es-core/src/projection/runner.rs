@@ -196,9 +196,8 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         };
         self.checkpoint = Known::Stored(saved);
         let mut handled = 0;
-        // Every event of a handled type up to this head is returned by the reads below (the head is
-        // bounded by the read horizon, which only grows), so a short batch may move the checkpoint
-        // up to it. Measured once per pass: one round trip, not one per batch.
+        // Read once per pass, before any batch (see `checkpoint_after_batch`): one round trip,
+        // not one per batch.
         let head = self.store.head_position().await?;
         loop {
             let after = saved.unwrap_or(Position::BEGINNING);
@@ -230,7 +229,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                 last = event.position;
                 handled += 1;
             }
-            let next = if full { last } else { last.max(head) };
+            let next = super::checkpoint_after_batch(full, last, head);
             if next > after {
                 self.save(&mut saved, next).await?;
             }

@@ -20,7 +20,7 @@ pub(crate) fn expand(args: &TokenStream, item: &ItemImpl) -> TokenStream {
     match generate(args, item) {
         Ok(generated) => {
             // Commands are taken by value by contract, whether or not a method consumes its own.
-            let item = super::projection::with_allow(item, &quote!(clippy::needless_pass_by_value));
+            let item = super::with_allow(item, &quote!(clippy::needless_pass_by_value));
             quote! { #item #generated }
         }
         Err(errors) => {

@@ -22,7 +22,7 @@ pub(crate) fn expand(args: TokenStream, item: &ItemImpl) -> TokenStream {
     match generate(args, item) {
         Ok(generated) => {
             // Handlers are async by contract, whether or not a given one awaits.
-            let item = with_allow(item, &quote!(clippy::unused_async));
+            let item = super::with_allow(item, &quote!(clippy::unused_async));
             quote! { #item #generated }
         }
         Err(errors) => {
@@ -184,15 +184,4 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             const _: () = #krate::__private::assert_unique_event_names(<#self_ty as #krate::Projection>::EVENT_TYPES);
         };
     })
-}
-
-/// The impl block with `#[allow(lint)]` on each of its methods.
-pub(crate) fn with_allow(item: &ItemImpl, lint: &TokenStream) -> ItemImpl {
-    let mut item = item.clone();
-    for impl_item in &mut item.items {
-        if let ImplItem::Fn(method) = impl_item {
-            method.attrs.push(syn::parse_quote!(#[allow(#lint)]));
-        }
-    }
-    item
 }
