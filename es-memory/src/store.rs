@@ -199,6 +199,10 @@ impl es_core::projection::CheckpointStore for MemoryTenantStore {
         state.checkpoints.insert(projection.to_owned(), next);
         Ok(())
     }
+
+    async fn reset_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+        Ok(self.log.state.write().checkpoints.remove(projection))
+    }
 }
 
 /// A held projection lock of the in-memory store; dropping it releases it.

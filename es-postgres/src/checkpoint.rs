@@ -62,4 +62,16 @@ impl CheckpointStore for PgTenantStore {
         let found = self.load_checkpoint(projection).await?;
         Err(CheckpointConflict { projection: projection.to_owned(), expected, found }.into())
     }
+
+    async fn reset_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+        let removed: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM checkpoints WHERE tenant = $1 AND projection = $2 RETURNING position",
+        )
+        .bind(self.tenant_id().as_str())
+        .bind(projection)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|error| read_error("reset_checkpoint", error))?;
+        Ok(removed.map(to_position))
+    }
 }

@@ -61,6 +61,32 @@ pub trait TransactionalProjection: Send + 'static {
         tx: &mut PgConnection,
         event: &RecordedEvent,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+
+    /// Handles a batch of events, in log order, writing through `tx`; an error rolls back the
+    /// whole batch. The default calls [`TransactionalProjection::handle`] for each event, one
+    /// round trip per statement; override it to write a batch in a few set-based statements
+    /// (one multi-row upsert instead of one upsert per event), which is what makes rebuilds fast.
+    fn handle_batch(
+        &mut self,
+        tx: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> impl Future<Output = Result<(), BatchFailure>> + Send {
+        async move {
+            for (index, event) in events.iter().enumerate() {
+                self.handle(tx, event).await.map_err(|source| BatchFailure { index, source })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A batch handler failed.
+#[derive(Debug)]
+pub struct BatchFailure {
+    /// The index in the batch of the event that failed (0 when a set-based write cannot tell).
+    pub index: usize,
+    /// Why.
+    pub source: ProjectionError,
 }
 
 /// Runs a [`TransactionalProjection`]: per batch, one transaction holding the handlers' writes and
@@ -125,20 +151,18 @@ impl<P: TransactionalProjection> TransactionalRunner<P> {
                 .try_collect()
                 .await?;
             let full = batch.len() >= self.batch_size;
-            let mut last = after;
-            for event in &batch {
-                if let Err(source) = self.projection.handle(&mut tx, event).await {
-                    // Dropping the transaction rolls back every write of the batch.
-                    return Err(RunnerError::Handler {
-                        projection: P::NAME,
-                        position: event.position,
-                        event_type: event.event_type.to_string(),
-                        attempts: 1,
-                        source,
-                    });
-                }
-                last = event.position;
+            if let Err(failure) = self.projection.handle_batch(&mut tx, &batch).await {
+                // Dropping the transaction rolls back every write of the batch.
+                let event = batch.get(failure.index).or(batch.first());
+                return Err(RunnerError::Handler {
+                    projection: P::NAME.to_owned(),
+                    position: event.map_or(after, |event| event.position),
+                    event_type: event.map(|event| event.event_type.to_string()).unwrap_or_default(),
+                    attempts: 1,
+                    source: failure.source,
+                });
             }
+            let last = batch.last().map_or(after, |event| event.position);
             let next = es_core::projection::checkpoint_after_batch(full, last, head);
             if next > after {
                 let moved = sqlx::query("UPDATE checkpoints SET position = $3, updated_at = now() WHERE tenant = $1 AND projection = $2 AND position = $4")

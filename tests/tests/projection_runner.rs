@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_core::projection::{
-    CheckpointStore, DeadLetterStore, OnFailure, ParkedEvent, ProjectionLocks, ProjectionRunner,
-    RunnerError, RunnerOptions,
+    CheckpointStore, DeadLetterStore, OnFailure, ProjectionLocks, ProjectionRunner, Rebuild,
+    RunnerError, RunnerOptions, VolatileCheckpoints,
 };
 use es_core::{
     AppendOptions, Event, EventStore, ExpectedVersion, MultiTenantStore, Position, ProjectionError,
@@ -84,81 +84,10 @@ async fn rebuild<S: EventStore + CheckpointStore + DeadLetterStore>(
     store: &S,
 ) -> BTreeMap<u64, i64> {
     let fresh = Deposits::default();
-    // A separate tenant-less name would be nicer; a fresh runner on a copy of the store with no
-    // checkpoint is what a rebuild is: read everything, handle everything.
-    let mut runner = ProjectionRunner::new(fresh.clone(), Rebuild(store.clone()));
+    // A fresh runner whose checkpoints are its own: read everything, handle everything.
+    let mut runner = ProjectionRunner::new(fresh.clone(), VolatileCheckpoints::new(store.clone()));
     runner.catch_up().await.unwrap();
     fresh.rows()
-}
-
-/// A store whose checkpoints are not stored: every run starts from zero (a rebuild).
-#[derive(Clone)]
-struct Rebuild<S>(S);
-
-impl<S: EventStore> EventStore for Rebuild<S> {
-    fn tenant(&self) -> &TenantId {
-        self.0.tenant()
-    }
-    async fn append(
-        &self,
-        s: &StreamId,
-        e: ExpectedVersion,
-        d: Vec<es_core::EventData>,
-        o: AppendOptions,
-    ) -> Result<es_core::AppendResult, es_core::StoreError> {
-        self.0.append(s, e, d, o).await
-    }
-    fn read_stream(&self, s: &StreamId, o: es_core::ReadStreamOptions) -> es_core::EventStream {
-        self.0.read_stream(s, o)
-    }
-    fn read_all(&self, o: es_core::ReadAllOptions) -> es_core::EventStream {
-        self.0.read_all(o)
-    }
-    async fn stream_version(&self, s: &StreamId) -> Result<u64, es_core::StoreError> {
-        self.0.stream_version(s).await
-    }
-    async fn head_position(&self) -> Result<Position, es_core::StoreError> {
-        self.0.head_position().await
-    }
-    async fn wait_for_events(
-        &self,
-        a: Position,
-        t: Duration,
-    ) -> Result<Position, es_core::StoreError> {
-        self.0.wait_for_events(a, t).await
-    }
-    async fn idempotency_record(
-        &self,
-        k: &es_core::IdempotencyKey,
-    ) -> Result<Option<es_core::IdempotencyRecord>, es_core::StoreError> {
-        self.0.idempotency_record(k).await
-    }
-}
-
-impl<S: Clone + Send + Sync + 'static> DeadLetterStore for Rebuild<S> {
-    async fn park(&self, _: ParkedEvent) -> Result<(), es_core::StoreError> {
-        Ok(())
-    }
-    async fn parked(&self, _: &str) -> Result<Vec<ParkedEvent>, es_core::StoreError> {
-        Ok(Vec::new())
-    }
-    async fn unpark(&self, _: &str, _: Position) -> Result<(), es_core::StoreError> {
-        Ok(())
-    }
-}
-
-impl<S: Clone + Send + Sync + 'static> CheckpointStore for Rebuild<S> {
-    async fn load_checkpoint(&self, _: &str) -> Result<Option<Position>, es_core::StoreError> {
-        Ok(None)
-    }
-    async fn save_checkpoint(
-        &self,
-        _: &str,
-        _: Option<Position>,
-        _: Position,
-    ) -> Result<(), es_core::projection::CheckpointError> {
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------- test bodies
@@ -390,6 +319,62 @@ async fn one_owner_at_a_time_and_takeover<
     standby.abort();
 }
 
+/// Version 2 of a read model builds beside version 1 while events keep coming; at the switch it
+/// equals the live model and a fresh rebuild, and it goes on from the live checkpoint.
+async fn a_rebuild_beside_the_live_model_takes_over<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..30).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let live = Deposits::default();
+    let live_task = {
+        let (live, store) = (live.clone(), store.clone());
+        tokio::spawn(async move {
+            let mut runner = ProjectionRunner::new(live, store)
+                .with_options(options().idle_wait(Duration::from_millis(20)));
+            runner
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map(|()| runner)
+        })
+    };
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for round in 0..5 {
+                deposit(&store, "account-2", round * 10..round * 10 + 10).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut next = Rebuild::start(Deposits::default(), store.clone(), options()).await.unwrap();
+    let mut passes = 0;
+    next.build(|_| passes += 1).await.unwrap();
+    assert!(passes >= 1);
+    assert!(
+        store.load_checkpoint(&Rebuild::<Deposits, S>::staging_name()).await.unwrap().is_some(),
+        "the rebuild checkpoints under its staging name"
+    );
+    writer.await.unwrap();
+    stop.send(()).unwrap();
+    let mut live_runner = live_task.await.unwrap().unwrap();
+    live_runner.catch_up().await.unwrap();
+    let promoted = next.promote().await.unwrap();
+    assert_eq!(promoted.name(), "deposits");
+    assert_eq!(promoted.projection().rows(), live.rows(), "the rebuilt model equals the live one");
+    assert_eq!(promoted.projection().rows(), rebuild(&store).await);
+    assert_eq!(store.load_checkpoint("deposits.rebuild").await.unwrap(), None);
+    // The new model goes on from the live checkpoint: only what comes next is handled.
+    deposit(&store, "account-3", 0..4).await;
+    let mut promoted = promoted;
+    assert_eq!(promoted.catch_up().await.unwrap().handled, 4);
+    assert_eq!(promoted.projection().rows(), rebuild(&store).await);
+}
+
 // ---------------------------------------------------------------- backends
 
 fn memory() -> es_memory::MemoryTenantStore {
@@ -435,4 +420,5 @@ on_both_backends!(
     live_mode_wakes_on_appends,
     one_owner_at_a_time_and_takeover,
     failing_events_are_parked_and_replayed,
+    a_rebuild_beside_the_live_model_takes_over,
 );

@@ -48,4 +48,12 @@ pub trait CheckpointStore: Clone + Send + Sync + 'static {
         expected: Option<Position>,
         next: Position,
     ) -> impl Future<Output = Result<(), CheckpointError>> + Send;
+
+    /// Removes the checkpoint of `projection`, so its next run starts from the beginning; returns
+    /// the removed position. Stop the projection's runners first (or hold its lock): a runner
+    /// still running would fail its next save with a [`CheckpointConflict`].
+    fn reset_checkpoint(
+        &self,
+        projection: &str,
+    ) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
 }

@@ -7,14 +7,18 @@
 mod checkpoint;
 mod dead_letter;
 mod lock;
+mod rebuild;
 mod runner;
+mod volatile;
 
 pub use checkpoint::{CheckpointConflict, CheckpointError, CheckpointStore};
 pub use dead_letter::{DeadLetterStore, ParkedEvent};
 pub use lock::{ProjectionLock, ProjectionLocks};
+pub use rebuild::Rebuild;
 pub use runner::{
     CatchUp, OnFailure, ProjectionRunner, ProjectionStatus, RunnerError, RunnerOptions,
 };
+pub use volatile::VolatileCheckpoints;
 
 use std::error::Error as StdError;
 use std::future::Future;

@@ -95,8 +95,8 @@ pub enum RunnerError {
         "projection {projection} failed on the event at position {position} ({event_type}) after {attempts} attempts: {source}"
     )]
     Handler {
-        /// The projection.
-        projection: &'static str,
+        /// The projection's checkpoint name.
+        projection: String,
         /// The event's position.
         position: Position,
         /// The event's type.
@@ -126,8 +126,9 @@ pub struct CatchUp {
 /// A projection's progress, for operators and the lag metric.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProjectionStatus {
-    /// The projection's name.
-    pub name: &'static str,
+    /// The name its checkpoint is stored under ([`Projection::NAME`] unless the runner was
+    /// renamed, as a rebuild's staging runner is).
+    pub name: String,
     /// Its checkpoint (`Position::BEGINNING` before the first save).
     pub checkpoint: Position,
     /// The tenant's head position.
@@ -143,6 +144,7 @@ pub struct ProjectionStatus {
 pub struct ProjectionRunner<P, S> {
     projection: P,
     store: S,
+    name: String,
     options: RunnerOptions,
     checkpoint: Known,
     last_error: Option<String>,
@@ -163,6 +165,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         Self {
             projection,
             store,
+            name: P::NAME.to_owned(),
             options: RunnerOptions::default(),
             checkpoint: Known::Unknown,
             last_error: None,
@@ -181,6 +184,41 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         &self.projection
     }
 
+    /// The projection, to hand out or swap its read model.
+    pub fn projection_mut(&mut self) -> &mut P {
+        &mut self.projection
+    }
+
+    /// Gives the projection back (to serve its read model after the runner stops).
+    pub fn into_projection(self) -> P {
+        self.projection
+    }
+
+    /// The store the runner reads.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The name the checkpoint, dead letters, lock and metrics go under: [`Projection::NAME`]
+    /// unless renamed.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the projection under another checkpoint name (a rebuild's staging name, or one
+    /// read model per process for volatile in-memory models). The name must not be empty.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self.checkpoint = Known::Unknown;
+        self
+    }
+
+    /// The options.
+    pub fn options(&self) -> &RunnerOptions {
+        &self.options
+    }
+
     /// Reads and handles events until the projection has caught up with the head, saving the
     /// checkpoint after every batch.
     pub async fn catch_up(&mut self) -> Result<CatchUp, RunnerError> {
@@ -192,7 +230,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
     async fn catch_up_inner(&mut self) -> Result<CatchUp, RunnerError> {
         let mut saved = match self.checkpoint {
             Known::Stored(checkpoint) => checkpoint,
-            Known::Unknown => self.store.load_checkpoint(P::NAME).await?,
+            Known::Unknown => self.store.load_checkpoint(&self.name).await?,
         };
         self.checkpoint = Known::Stored(saved);
         let mut handled = 0;
@@ -238,7 +276,8 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                 let lag = head.value().saturating_sub(checkpoint.value());
                 // A gauge is an f64; lags beyond 2^52 positions would lose precision, which is moot.
                 #[allow(clippy::cast_precision_loss)]
-                metrics::gauge!("es_projection_lag", "projection" => P::NAME).set(lag as f64);
+                metrics::gauge!("es_projection_lag", "projection" => self.name.clone())
+                    .set(lag as f64);
                 return Ok(CatchUp { handled, checkpoint });
             }
         }
@@ -252,7 +291,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                 Ok(()) => return Ok(()),
                 Err(source) if attempt >= self.options.handler_attempts => {
                     return Err(RunnerError::Handler {
-                        projection: P::NAME,
+                        projection: self.name.clone(),
                         position: event.position,
                         event_type: event.event_type.to_string(),
                         attempts: attempt,
@@ -260,7 +299,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                     });
                 }
                 Err(error) => {
-                    tracing::warn!(projection = P::NAME, position = %event.position, attempt, %error, "es.projection: handler failed, retrying");
+                    tracing::warn!(projection = %self.name, position = %event.position, attempt, %error, "es.projection: handler failed, retrying");
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2);
                     attempt += 1;
@@ -274,11 +313,12 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         event: &crate::RecordedEvent,
         failure: &RunnerError,
     ) -> Result<(), RunnerError> {
-        tracing::error!(projection = P::NAME, position = %event.position, error = %failure, "es.projection: event parked");
-        metrics::counter!("es_projection_parked_total", "projection" => P::NAME).increment(1);
+        tracing::error!(projection = %self.name, position = %event.position, error = %failure, "es.projection: event parked");
+        metrics::counter!("es_projection_parked_total", "projection" => self.name.clone())
+            .increment(1);
         self.store
             .park(ParkedEvent {
-                projection: P::NAME.to_owned(),
+                projection: self.name.clone(),
                 position: event.position,
                 event_type: event.event_type.clone(),
                 error: failure.to_string(),
@@ -294,7 +334,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
     /// Returns how many were replayed successfully and how many remain parked.
     pub async fn replay_parked(&mut self) -> Result<(u64, u64), RunnerError> {
         let (mut replayed, mut remaining) = (0, 0);
-        for parked in self.store.parked(P::NAME).await? {
+        for parked in self.store.parked(&self.name).await? {
             let before = Position::new(parked.position.value().saturating_sub(1));
             let found: Vec<_> = self
                 .store
@@ -315,7 +355,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
             };
             match self.handle(&event).await {
                 Ok(()) => {
-                    self.store.unpark(P::NAME, parked.position).await?;
+                    self.store.unpark(&self.name, parked.position).await?;
                     replayed += 1;
                 }
                 Err(failure) => {
@@ -332,7 +372,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         saved: &mut Option<Position>,
         next: Position,
     ) -> Result<(), RunnerError> {
-        if let Err(error) = self.store.save_checkpoint(P::NAME, *saved, next).await {
+        if let Err(error) = self.store.save_checkpoint(&self.name, *saved, next).await {
             // Forget what we believed: the next pass reloads the stored checkpoint.
             self.checkpoint = Known::Unknown;
             return Err(error.into());
@@ -371,7 +411,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let mut lock = loop {
-                if let Some(lock) = locks.try_lock(P::NAME).await? {
+                if let Some(lock) = locks.try_lock(&self.name).await? {
                     break lock;
                 }
                 tokio::select! {
@@ -379,13 +419,13 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                     () = tokio::time::sleep(self.options.idle_wait) => {}
                 }
             };
-            tracing::info!(projection = P::NAME, "es.projection: lock acquired; running");
+            tracing::info!(projection = %self.name, "es.projection: lock acquired; running");
             self.checkpoint = Known::Unknown;
             loop {
                 let caught_up = self.catch_up().await?;
                 if !lock.is_held().await {
                     tracing::warn!(
-                        projection = P::NAME,
+                        projection = %self.name,
                         "es.projection: lock lost; waiting to get it back"
                     );
                     break;
@@ -400,10 +440,11 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
 
     /// The projection's progress: checkpoint, head, lag, last error.
     pub async fn status(&self) -> Result<ProjectionStatus, StoreError> {
-        let checkpoint = self.store.load_checkpoint(P::NAME).await?.unwrap_or(Position::BEGINNING);
+        let checkpoint =
+            self.store.load_checkpoint(&self.name).await?.unwrap_or(Position::BEGINNING);
         let head = self.store.head_position().await?;
         Ok(ProjectionStatus {
-            name: P::NAME,
+            name: self.name.clone(),
             checkpoint,
             head,
             lag: head.value().saturating_sub(checkpoint.value()),
