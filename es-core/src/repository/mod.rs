@@ -328,19 +328,19 @@ where
         async move {
             let result = self.run(stream_id, &command, &options).await;
             let span = tracing::Span::current();
-            match &result {
+            let outcome = match &result {
                 Ok(outcome) => {
                     span.record("version", outcome.version);
                     span.record("attempts", outcome.attempts);
-                    span.record("outcome", if outcome.replayed { "replayed" } else { "ok" });
+                    if outcome.replayed { "replayed" } else { "ok" }
                 }
-                Err(RepositoryError::Domain(_)) => {
-                    span.record("outcome", "refused");
-                }
-                Err(_) => {
-                    span.record("outcome", "failed");
-                }
-            }
+                Err(RepositoryError::Domain(_)) => "refused",
+                Err(RepositoryError::Contention { .. }) => "contention",
+                Err(_) => "failed",
+            };
+            span.record("outcome", outcome);
+            metrics::counter!("es_commands_total", "aggregate" => A::NAME, "outcome" => outcome)
+                .increment(1);
             result
         }
         .instrument(span)
@@ -395,7 +395,8 @@ where
                     event.to_event_data().map(|data| data.with_metadata(options.metadata.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            match self
+            let started = std::time::Instant::now();
+            let appended = self
                 .store
                 .append(
                     stream_id,
@@ -403,8 +404,10 @@ where
                     data,
                     append_options.clone(),
                 )
-                .await
-            {
+                .await;
+            metrics::histogram!("es_append_seconds", "aggregate" => A::NAME)
+                .record(started.elapsed().as_secs_f64());
+            match appended {
                 Ok(appended) => {
                     let last_version = appended.last_version;
                     self.after_append(stream_id, loaded, &events, last_version);
@@ -422,6 +425,8 @@ where
                         actual,
                         "es.command: version conflict, deciding again"
                     );
+                    metrics::counter!("es_command_conflicts_total", "aggregate" => A::NAME)
+                        .increment(1);
                     if attempt < self.options.max_attempts {
                         tokio::time::sleep(self.backoff(attempt)).await;
                     }

@@ -73,9 +73,6 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             "`#[projection]` goes on an inherent `impl` block of handlers, not a trait impl",
         );
     }
-    if !item.generics.params.is_empty() {
-        ctxt.error(&item.generics, "`#[projection]` does not support generic impl blocks");
-    }
     let krate = krate(krate_path);
     let mut handlers = Vec::new();
     let mut seen = BTreeSet::new();
@@ -137,6 +134,7 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
     };
 
     let self_ty = &item.self_ty;
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
     let events: Vec<_> = handlers.iter().map(|handler| handler.event).collect();
     let is_event_struct = events.iter().map(|ty| {
         quote_spanned! {ty.span()=>
@@ -165,7 +163,7 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             #(#is_event_struct)*
 
             #[automatically_derived]
-            impl #krate::Projection for #self_ty {
+            impl #impl_generics #krate::Projection for #self_ty #where_clause {
                 const NAME: &'static str = #name;
                 const EVENT_TYPES: &'static [&'static #krate::EventTypeInfo] = &[#(&<#events as #krate::EventVariant>::INFO),*];
 
@@ -181,7 +179,7 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             }
 
             // Two handled structs sharing a stored name would make the dispatch ambiguous.
-            const _: () = #krate::__private::assert_unique_event_names(<#self_ty as #krate::Projection>::EVENT_TYPES);
+            const _: () = #krate::__private::assert_unique_event_names(&[#(&<#events as #krate::EventVariant>::INFO),*]);
         };
     })
 }
