@@ -7,7 +7,7 @@ GRANT USAGE ON SCHEMA es TO es_app;
 GRANT SELECT, INSERT ON es.events TO es_app;
 GRANT SELECT, INSERT ON es.idempotency_keys TO es_app;
 GRANT SELECT, INSERT, UPDATE ON es.snapshots TO es_app;
-GRANT SELECT, INSERT, UPDATE ON es.checkpoints TO es_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON es.checkpoints TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.dead_letters TO es_app;
 GRANT USAGE, SELECT ON SEQUENCE es.event_position_seq TO es_app;
 GRANT EXECUTE ON FUNCTION es.append_events(text, text, smallint, bigint, uuid[], text[], integer[], text[], text[], text, bytea) TO es_app;

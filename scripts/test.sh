@@ -49,8 +49,28 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test (workspace, all features, doc-tests included)"
 cargo test --workspace --all-features --no-fail-fast
 
-step "the README's first command: cargo run -p examples --bin bank (and on PostgreSQL)"
-cargo run -q -p examples --bin bank
-cargo run -q -p examples --bin bank -- --postgres
+step "the README's first command: cargo run -p examples --bin bank (serves on the in-memory store)"
+cargo build -q -p examples --bins
+target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+bank="$target_dir/debug/bank"
+listen=127.0.0.1:18080
+env -u DATABASE_URL BANK_LISTEN="$listen" "$bank" > /tmp/bank-smoke.log 2>&1 &
+bank_pid=$!
+ready=""
+for _ in $(seq 1 100); do
+  if curl -fsS "http://$listen/health/ready" >/dev/null 2>&1; then ready=yes; break; fi
+  sleep 0.1
+done
+[ -n "$ready" ] || { cat /tmp/bank-smoke.log; kill "$bank_pid" || true; die "the bank service did not become ready on $listen"; }
+curl -fsS -X POST -H 'content-type: application/json' -d '{"id":"smoke","owner":"Smoke Test"}' "http://$listen/accounts"; echo
+curl -fsS "http://$listen/admin/projections"; echo
+kill -INT "$bank_pid"
+wait "$bank_pid" || die "the bank service did not stop cleanly on SIGINT"
+grep -q "store: in memory" /tmp/bank-smoke.log || die "the bank service did not start on the in-memory store"
+
+step "the bank demo on both backends"
+cargo run -q -p examples --bin bank -- --store memory demo --accounts 1000 --transfers 3000 --concurrency 16
+cargo run -q -p examples --bin bank -- --store postgres demo --accounts 300 --transfers 600 --concurrency 16
+
 
 step "all checks passed"

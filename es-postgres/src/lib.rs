@@ -56,6 +56,7 @@
 //! |---|---|---|
 //! | `testing` | no | `testing::FreshSchema`: a store on a fresh, migrated schema, dropped when the test ends |
 
+mod admin;
 mod append;
 mod checkpoint;
 mod dead_letter;
@@ -72,6 +73,7 @@ mod store;
 pub mod testing;
 pub mod transactional;
 
+pub use admin::StoreStatistics;
 pub use error::ConfigError;
 pub use lock::PgProjectionLock;
 pub use options::PgStoreOptions;

@@ -131,3 +131,75 @@ async fn a_failing_batch_leaves_nothing_half_applied() {
         .unwrap();
     assert_eq!(balances(&fresh).await, ((1..=12).sum(), 12), "every event applied exactly once");
 }
+
+/// The balances projection, slowed down, telling which connection runs its batch.
+struct Slow {
+    inner: Balances,
+    running: std::sync::Arc<std::sync::Mutex<Option<(i32, i64)>>>,
+}
+
+impl TransactionalProjection for Slow {
+    const NAME: &'static str = "balances";
+
+    fn event_types() -> Vec<EventType> {
+        Balances::event_types()
+    }
+
+    async fn handle(
+        &mut self,
+        tx: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|error| ProjectionError::with_source("pid", error))?;
+        let position = i64::try_from(event.position.value()).unwrap();
+        *self.running.lock().unwrap() = Some((pid, position));
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        self.inner.handle(tx, event).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_killed_mid_batch_rolls_back_and_the_rerun_applies_each_event_once() {
+    let (fresh, store) = setup().await;
+    let running = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slow = Slow { inner: Balances { fail_on: None }, running: running.clone() };
+    let task = {
+        let store = store.clone();
+        tokio::spawn(
+            async move { TransactionalRunner::new(slow, store).batch_size(4).catch_up().await },
+        )
+    };
+    // Wait until a batch has committed and the next one is half-way, then kill its connection.
+    let pid = loop {
+        let committed = checkpoint(&fresh).await.unwrap_or(0);
+        let current = *running.lock().unwrap();
+        if let Some((pid, position)) = current
+            && committed > 0
+            && position > committed
+        {
+            break pid;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(fresh.store.pool())
+        .await
+        .unwrap();
+    assert!(killed);
+    let outcome = task.await.unwrap();
+    assert!(outcome.is_err(), "the runner saw its connection die: {outcome:?}");
+    let (_, partial) = balances(&fresh).await;
+    assert!(partial > 0 && partial < 12 && partial % 4 == 0, "whole batches only: {partial}");
+
+    let done = TransactionalRunner::new(Balances { fail_on: None }, store.clone())
+        .batch_size(4)
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(done.handled, 12 - u64::try_from(partial).unwrap());
+    assert_eq!(balances(&fresh).await, ((1..=12).sum(), 12), "each deposit applied exactly once");
+}

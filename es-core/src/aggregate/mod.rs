@@ -67,8 +67,9 @@ impl SnapshotPolicy {
 }
 
 /// What a command method may return on success: the events it decided, converted into the
-/// aggregate's event type. Implemented for `()` (no event), `Vec<E>`, `Option<E>`, and (by
-/// `#[derive(Event)]` on an enum) for the enum and each of its variant types.
+/// aggregate's event type. Implemented for `()` (no event), `Vec<E>`, `Option` of any decision
+/// (`Option<E>`, or `Option<Deposited>` for a variant type), and (by `#[derive(Event)]` on an
+/// enum) for the enum and each of its variant types.
 pub trait Decision<E> {
     /// The events, in order.
     fn into_events(self) -> Vec<E>;
@@ -86,8 +87,8 @@ impl<E> Decision<E> for Vec<E> {
     }
 }
 
-impl<E> Decision<E> for Option<E> {
+impl<E, D: Decision<E>> Decision<E> for Option<D> {
     fn into_events(self) -> Vec<E> {
-        self.into_iter().collect()
+        self.map(Decision::into_events).unwrap_or_default()
     }
 }

@@ -237,6 +237,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         // Read once per pass, before any batch (see `checkpoint_after_batch`): one round trip,
         // not one per batch.
         let head = self.store.head_position().await?;
+        self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
         loop {
             let after = saved.unwrap_or(Position::BEGINNING);
             let batch: Vec<_> = self
@@ -260,6 +261,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                         if last > after {
                             self.save(&mut saved, last).await?;
                         }
+                        self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
                         return Err(failure);
                     }
                     self.park(event, &failure).await?;
@@ -271,16 +273,21 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
             if next > after {
                 self.save(&mut saved, next).await?;
             }
+            let checkpoint = saved.unwrap_or(Position::BEGINNING);
+            self.report_lag(head, checkpoint);
             if !full {
-                let checkpoint = saved.unwrap_or(Position::BEGINNING);
-                let lag = head.value().saturating_sub(checkpoint.value());
-                // A gauge is an f64; lags beyond 2^52 positions would lose precision, which is moot.
-                #[allow(clippy::cast_precision_loss)]
-                metrics::gauge!("es_projection_lag", "projection" => self.name.clone())
-                    .set(lag as f64);
                 return Ok(CatchUp { handled, checkpoint });
             }
         }
+    }
+
+    /// Sets the `es_projection_lag` gauge: at the start of each pass (so it shows what arrived
+    /// since the last one) and after each batch (so it falls as a long catch-up proceeds).
+    fn report_lag(&self, head: Position, checkpoint: Position) {
+        let lag = head.value().saturating_sub(checkpoint.value());
+        // A gauge is an f64; lags beyond 2^52 positions would lose precision, which is moot.
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("es_projection_lag", "projection" => self.name.clone()).set(lag as f64);
     }
 
     async fn handle(&mut self, event: &crate::RecordedEvent) -> Result<(), RunnerError> {

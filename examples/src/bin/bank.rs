@@ -1,245 +1,164 @@
-//! A small bank: accounts as an aggregate written with the derives, commands run through the
-//! repository (load with snapshots, decide, append, retry on conflict), an idempotent retry, a
-//! refused stale write, concurrent deposits, and a projection of balances fed from the global log.
+//! The bank service.
 //!
-//! `cargo run -p examples --bin bank` runs on the in-memory store (nothing to install);
-//! `cargo run -p examples --bin bank -- --postgres` runs on PostgreSQL at `DATABASE_URL`, in a
-//! fresh schema it drops afterwards.
+//! ```text
+//! cargo run -p examples --bin bank                      # serve on 127.0.0.1:8080, in memory
+//! DATABASE_URL=postgres://… cargo run -p examples --bin bank   # serve on PostgreSQL
+//! cargo run -p examples --bin bank -- demo              # drive a workload, print the figures
+//! ```
 #![allow(clippy::print_stdout)]
 
-use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-use es_core::repository::{CommandOptions, Repository, RepositoryError};
-use es_core::snapshot::SnapshotStore;
-use es_core::{
-    Aggregate, AppendOptions, Apply, Event, EventStore, ExpectedVersion, IdempotencyKey,
-    MultiTenantStore, Projection, ProjectionError, ReadAllOptions, RecordedEvent, StoreError,
-    StreamId, TenantId, commands, projection,
-};
-use es_memory::MemoryStore;
+use clap::{Parser, Subcommand, ValueEnum};
+use es_core::{MultiTenantStore, TenantId};
 use es_postgres::{PgStore, PgStoreOptions};
-use futures_util::TryStreamExt;
-use serde::{Deserialize, Serialize};
+use examples::bank::demo::{self, DemoOptions};
+use examples::bank::{Bank, BankStore, http};
 
-#[derive(Debug, Serialize, Deserialize, Event)]
-#[event(name = "account.opened")]
-struct Opened {
-    owner: String,
+#[derive(Parser)]
+#[command(name = "bank", version, about = "The bank example: an event-sourced service over HTTP")]
+struct Cli {
+    /// Where events live; `auto` is PostgreSQL when `DATABASE_URL` is set, memory otherwise.
+    #[arg(long, value_enum, default_value_t = StoreKind::Auto, global = true)]
+    store: StoreKind,
+    /// PostgreSQL connection string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
+    /// PostgreSQL schema of the event store.
+    #[arg(long, env = "BANK_SCHEMA", default_value = "bank", global = true)]
+    schema: String,
+    /// The tenant this instance serves.
+    #[arg(long, env = "BANK_TENANT", default_value = "default", global = true)]
+    tenant: String,
+    /// Log format.
+    #[arg(long, value_enum, env = "BANK_LOG_FORMAT", default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Event)]
-#[event(name = "account.deposited")]
-struct Deposited {
-    cents: i64,
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    Auto,
+    Memory,
+    Postgres,
 }
 
-#[derive(Debug, Serialize, Deserialize, Event)]
-#[event(name = "account.withdrawn")]
-struct Withdrawn {
-    cents: i64,
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
-#[derive(Debug, Event)]
-enum AccountEvent {
-    Opened(Opened),
-    Deposited(Deposited),
-    Withdrawn(Withdrawn),
+#[derive(Parser)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BANK_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Do not apply migrations at start (run `bank-admin migrate` in your deploy instead).
+    #[arg(long)]
+    no_migrate: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum AccountError {
-    #[error("the account is already open")]
-    AlreadyOpen,
-    #[error("the account is not open")]
-    NotOpen,
-    #[error("insufficient funds: {balance} cents available, {asked} asked")]
-    InsufficientFunds { balance: i64, asked: i64 },
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Drive a realistic workload and print what happened. On PostgreSQL it runs in a fresh
+    /// schema that it drops afterwards.
+    Demo {
+        /// Accounts to open.
+        #[arg(long, default_value_t = 2_000)]
+        accounts: usize,
+        /// Transfers to request.
+        #[arg(long, default_value_t = 5_000)]
+        transfers: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
-#[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
-#[aggregate(name = "account", event = AccountEvent, error = AccountError, snapshot(every = 10))]
-struct Account {
-    open: bool,
-    balance: i64,
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
 }
-
-#[derive(Clone)]
-struct Open {
-    owner: String,
-}
-#[derive(Clone)]
-struct Deposit {
-    cents: i64,
-}
-#[derive(Clone)]
-struct Withdraw {
-    cents: i64,
-}
-
-#[commands]
-impl Account {
-    fn open(&self, command: Open) -> Result<Opened, AccountError> {
-        if self.open {
-            return Err(AccountError::AlreadyOpen);
-        }
-        Ok(Opened { owner: command.owner })
-    }
-
-    fn deposit(&self, command: Deposit) -> Result<Deposited, AccountError> {
-        if !self.open {
-            return Err(AccountError::NotOpen);
-        }
-        Ok(Deposited { cents: command.cents })
-    }
-
-    fn withdraw(&self, command: Withdraw) -> Result<Withdrawn, AccountError> {
-        if command.cents > self.balance {
-            return Err(AccountError::InsufficientFunds {
-                balance: self.balance,
-                asked: command.cents,
-            });
-        }
-        Ok(Withdrawn { cents: command.cents })
-    }
-}
-
-impl Apply<AccountEvent> for Account {
-    fn apply(&mut self, event: &AccountEvent) {
-        match event {
-            AccountEvent::Opened(_) => self.open = true,
-            AccountEvent::Deposited(deposited) => self.balance += deposited.cents,
-            AccountEvent::Withdrawn(withdrawn) => self.balance -= withdrawn.cents,
-        }
-    }
-}
-
-#[derive(Default)]
-struct Balances {
-    cents: BTreeMap<String, i64>,
-}
-
-#[projection(name = "balances")]
-impl Balances {
-    async fn on_deposited(
-        &mut self,
-        event: &Deposited,
-        meta: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
-        *self.cents.entry(meta.stream_id.to_string()).or_default() += event.cents;
-        Ok(())
-    }
-
-    async fn on_withdrawn(
-        &mut self,
-        event: &Withdrawn,
-        meta: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
-        *self.cents.entry(meta.stream_id.to_string()).or_default() -= event.cents;
-        Ok(())
-    }
-}
-
-type Failure = Box<dyn std::error::Error>;
 
 #[tokio::main]
-async fn main() -> Result<(), Failure> {
-    if std::env::args().any(|arg| arg == "--postgres") {
-        let url = std::env::var("DATABASE_URL").map_err(|_| "--postgres needs DATABASE_URL")?;
-        let schema = format!("bank_demo_{}", std::process::id());
-        let backend = PgStore::connect_with(PgStoreOptions::new(&url).schema(&schema)?).await?;
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("bank: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let postgres = match cli.store {
+        StoreKind::Memory => false,
+        StoreKind::Postgres => true,
+        StoreKind::Auto => cli.database_url.is_some(),
+    };
+    let tenant = TenantId::new(&cli.tenant)?;
+    // No subcommand: serve, with the serve options from the environment and their defaults.
+    let command =
+        cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::parse_from(["bank serve"])));
+    if !postgres {
+        println!("store: in memory (nothing is kept when the process stops)");
+        return dispatch(es_memory::MemoryStore::new().tenant(tenant), command).await;
+    }
+    let url = cli.database_url.ok_or("--store postgres needs DATABASE_URL or --database-url")?;
+    let demo_schema = matches!(command, Command::Demo { .. })
+        .then(|| format!("bank_demo_{}", std::process::id()));
+    let schema = demo_schema.clone().unwrap_or(cli.schema);
+    let backend = PgStore::connect_with(PgStoreOptions::new(&url).schema(&schema)?).await?;
+    if !matches!(command, Command::Serve(ServeArgs { no_migrate: true, .. })) {
         backend.migrate().await?;
-        println!("backend: PostgreSQL (schema {schema})");
-        let outcome = run(backend.tenant(TenantId::new("demo-bank")?)).await;
+    }
+    println!("store: PostgreSQL, schema {schema}, tenant {tenant}");
+    let outcome = dispatch(backend.tenant(tenant), command).await;
+    if let Some(schema) = demo_schema {
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(backend.pool())
             .await?;
-        outcome
-    } else {
-        println!("backend: in memory");
-        run(MemoryStore::new().tenant(TenantId::new("demo-bank")?)).await
     }
+    outcome
 }
 
-async fn run<S: EventStore + SnapshotStore>(bank: S) -> Result<(), Failure> {
-    let accounts = Repository::<Account, _>::new(bank.clone()).with_snapshots(bank.clone());
-    let alice = StreamId::in_category(Account::NAME, "alice")?;
-    let bob = StreamId::in_category(Account::NAME, "bob")?;
-
-    for (stream, owner) in [(&alice, "Alice"), (&bob, "Bob")] {
-        accounts.execute(stream, Open { owner: owner.into() }, CommandOptions::default()).await?;
+async fn dispatch<S: BankStore>(store: S, command: Command) -> Result<ExitCode, Failure> {
+    let _ = http::prometheus();
+    let bank: Arc<Bank<S>> = Bank::start(store).await;
+    match command {
+        Command::Serve(ServeArgs { listen, .. }) => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!("listening on http://{}", listener.local_addr()?);
+            http::serve(bank, listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("bank: shutting down");
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { accounts, transfers, concurrency } => {
+            let report =
+                demo::run(bank.clone(), DemoOptions { accounts, transfers, concurrency }).await;
+            bank.shutdown().await;
+            let report = report?;
+            println!("{report}");
+            Ok(if report.balanced() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
     }
-    accounts.execute(&alice, Deposit { cents: 10_000 }, CommandOptions::default()).await?;
-
-    // 20 deposits to Bob's account at once: conflicts are retried, each lands exactly once.
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let (accounts, bob) = (accounts.clone(), bob.clone());
-        tasks.spawn(async move {
-            accounts.execute(&bob, Deposit { cents: 125 }, CommandOptions::default()).await
-        });
-    }
-    let mut attempts = 0;
-    while let Some(outcome) = tasks.join_next().await {
-        attempts += outcome??.attempts;
-    }
-    let loaded = accounts.load(&bob).await?;
-    println!(
-        "20 concurrent deposits to bob: {attempts} attempts in all, balance {} cents at version {} (loaded from snapshot at {:?})",
-        loaded.state.balance, loaded.version, loaded.from_snapshot
-    );
-
-    // A command retried with the same idempotency key (a client that timed out and sent it again)
-    // returns the first result and decides nothing again.
-    let key = IdempotencyKey::new("withdraw-request-1")?;
-    let first = accounts
-        .execute(
-            &alice,
-            Withdraw { cents: 2_500 },
-            CommandOptions::default().idempotency_key(key.clone()),
-        )
-        .await?;
-    let retry = accounts
-        .execute(&alice, Withdraw { cents: 2_500 }, CommandOptions::default().idempotency_key(key))
-        .await?;
-    println!(
-        "withdrawal at version {}; its retry replayed = {}, the account stays at version {}",
-        first.version,
-        retry.replayed,
-        bank.stream_version(&alice).await?
-    );
-
-    // Domain errors come back as the domain's own type, and nothing is appended.
-    if let Err(RepositoryError::Domain(error)) =
-        accounts.execute(&bob, Withdraw { cents: 1_000_000 }, CommandOptions::default()).await
-    {
-        println!("refused: {error}");
-    }
-
-    // A writer with a stale view of the account is refused by the store.
-    let late = AccountEvent::Withdrawn(Withdrawn { cents: 1 }).to_event_data()?;
-    if let Err(StoreError::VersionConflict { expected, actual, .. }) =
-        bank.append(&alice, ExpectedVersion::Exact(1), vec![late], AppendOptions::default()).await
-    {
-        println!("stale write refused: expected {expected}, the account is at version {actual}");
-    }
-
-    // The balances projection reads only the event types it handles, filtered by the store.
-    let mut balances = Balances::default();
-    let log: Vec<RecordedEvent> = bank
-        .read_all(ReadAllOptions::from_beginning().event_types(Balances::event_types()))
-        .try_collect()
-        .await?;
-    for recorded in &log {
-        balances.handle(recorded).await?;
-    }
-    println!(
-        "log head at position {}; {} events handled by `{}`",
-        bank.head_position().await?,
-        log.len(),
-        Balances::NAME
-    );
-    for (account, cents) in balances.cents {
-        println!("  {account:<14} {:>6}.{:02}", cents / 100, cents % 100);
-    }
-    Ok(())
 }

@@ -1,0 +1,94 @@
+//! Admin queries for operators' tools: what a tenant's store holds, which streams have
+//! snapshots, which projections have checkpoints or parked events. Read-only, tenant-scoped.
+
+use es_core::{EventStore, Position, StoreError, StreamId};
+use sqlx::Row;
+
+use crate::PgTenantStore;
+use crate::error::read_error;
+
+/// What a tenant's store holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStatistics {
+    /// Events in the log.
+    pub events: u64,
+    /// Streams with at least one event.
+    pub streams: u64,
+    /// Bytes of stored payloads (jsonb, after compression).
+    pub payload_bytes: u64,
+    /// The head position.
+    pub head: Position,
+    /// Events per type, most frequent first.
+    pub event_types: Vec<(String, u64)>,
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl PgTenantStore {
+    /// Counts the tenant's events, streams and payload bytes (a full scan of the tenant's events:
+    /// run it off-peak on large stores).
+    pub async fn statistics(&self) -> Result<StoreStatistics, StoreError> {
+        let tenant = self.tenant_id().as_str();
+        let row = sqlx::query(
+            "SELECT count(*) AS events, count(DISTINCT stream_id) AS streams, \
+             coalesce(sum(pg_column_size(payload)), 0)::bigint AS payload_bytes \
+             FROM events WHERE tenant = $1",
+        )
+        .bind(tenant)
+        .fetch_one(self.pool())
+        .await
+        .map_err(|error| read_error("statistics", error))?;
+        let event_types = sqlx::query(
+            "SELECT event_type, count(*) AS n FROM events WHERE tenant = $1 \
+             GROUP BY event_type ORDER BY n DESC, event_type",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| read_error("statistics", error))?
+        .into_iter()
+        .map(|row| (row.get::<String, _>("event_type"), count(row.get("n"))))
+        .collect();
+        Ok(StoreStatistics {
+            events: count(row.get("events")),
+            streams: count(row.get("streams")),
+            payload_bytes: count(row.get("payload_bytes")),
+            head: self.head_position().await?,
+            event_types,
+        })
+    }
+
+    /// The streams that have a snapshot, in order.
+    pub async fn snapshot_streams(&self) -> Result<Vec<StreamId>, StoreError> {
+        let streams: Vec<String> = sqlx::query_scalar(
+            "SELECT stream_id FROM snapshots WHERE tenant = $1 ORDER BY stream_id",
+        )
+        .bind(self.tenant_id().as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| read_error("snapshot_streams", error))?;
+        streams
+            .into_iter()
+            .map(|stream| {
+                StreamId::new(&stream).map_err(|error| StoreError::Corrupt {
+                    detail: format!("stored snapshot stream id {stream:?}: {error}"),
+                })
+            })
+            .collect()
+    }
+
+    /// The projections with a checkpoint or parked events, in order.
+    pub async fn projection_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT projection FROM checkpoints WHERE tenant = $1 \
+             UNION SELECT projection FROM dead_letters WHERE tenant = $1 ORDER BY 1",
+        )
+        .bind(self.tenant_id().as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| read_error("projection_names", error))
+    }
+}

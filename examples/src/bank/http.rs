@@ -1,0 +1,330 @@
+//! The HTTP API (axum): JSON in and out, 4xx with a JSON body that says what was wrong,
+//! Prometheus `/metrics`, liveness and readiness.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::account::AccountError;
+use super::error::BankError;
+use super::service::Bank;
+use super::store::BankStore;
+use super::transfer::TransferError;
+
+/// A JSON body whose rejection is a JSON 400 (or 415) like every other error.
+pub struct Body<T>(pub T);
+
+impl<T, St> FromRequest<St> for Body<T>
+where
+    Json<T>: FromRequest<St, Rejection = JsonRejection>,
+    St: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &St) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                Err(error_body(rejection.status(), "invalid_body", &rejection.body_text()))
+            }
+        }
+    }
+}
+
+fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+}
+
+impl IntoResponse for BankError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let (status, code) = match &self {
+            Self::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Account(refused) => match refused {
+                AccountError::NotFound => (StatusCode::NOT_FOUND, "account_not_found"),
+                AccountError::AlreadyOpen => (StatusCode::CONFLICT, "account_exists"),
+                AccountError::Closed => (StatusCode::CONFLICT, "account_closed"),
+                AccountError::NotEmpty(_) => (StatusCode::CONFLICT, "account_not_empty"),
+                AccountError::InvalidAmount(_) => (StatusCode::BAD_REQUEST, "invalid_amount"),
+                AccountError::InsufficientFunds { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds")
+                }
+            },
+            Self::Transfer(refused) => match refused {
+                TransferError::AlreadyRequested => (StatusCode::CONFLICT, "transfer_exists"),
+                TransferError::InvalidState(_) => (StatusCode::CONFLICT, "transfer_state"),
+                TransferError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_transfer"),
+            },
+            Self::Contention(_) => (StatusCode::SERVICE_UNAVAILABLE, "contention"),
+            Self::Stale(_) => (StatusCode::SERVICE_UNAVAILABLE, "view_behind"),
+            Self::Store(_) | Self::Internal(_) => {
+                // The details go to the log, not to the client.
+                tracing::error!(error = %message, "bank.http: internal failure");
+                return error_body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the service log",
+                );
+            }
+        };
+        let mut response = error_body(status, code, &message);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, BankError> {
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            value.to_str().map_err(|_| BankError::invalid("idempotency-key", "not visible ASCII"))
+        })
+        .transpose()
+}
+
+/// The process-wide Prometheus recorder (installed once; every app in the process shares it).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!(
+                "bank.http: another metrics recorder is installed; /metrics will be empty"
+            );
+        }
+        handle
+    })
+}
+
+/// The API over `bank`.
+pub fn router<S: BankStore>(bank: Arc<Bank<S>>) -> Router {
+    Router::new()
+        .route("/accounts", post(open::<S>))
+        .route("/accounts/{id}", get(account::<S>))
+        .route("/accounts/{id}/statement", get(statement::<S>))
+        .route("/accounts/{id}/deposits", post(deposit::<S>))
+        .route("/accounts/{id}/withdrawals", post(withdraw::<S>))
+        .route("/accounts/{id}/close", post(close::<S>))
+        .route("/transfers", post(transfer::<S>))
+        .route("/transfers/{id}", get(transfer_status::<S>))
+        .route("/totals", get(totals::<S>))
+        .route("/admin/projections", get(projections::<S>))
+        .route("/admin/projections/{name}/rebuild", post(rebuild::<S>))
+        .route("/health/live", get(|| async { Json(json!({ "status": "live" })) }))
+        .route("/health/ready", get(ready::<S>))
+        .route("/metrics", get(render_metrics))
+        .fallback(|| async { error_body(StatusCode::NOT_FOUND, "no_route", "no such endpoint") })
+        .layer(axum::middleware::from_fn(observe))
+        .with_state(bank)
+}
+
+/// A span per request, and request counts and latencies by route and status.
+async fn observe(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let span = tracing::info_span!("http.request", %method, %route, status = tracing::field::Empty);
+    let started = Instant::now();
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("status", status);
+    let elapsed = started.elapsed();
+    tracing::debug!(parent: &span, elapsed_ms = elapsed.as_secs_f64() * 1e3, "bank.http: answered");
+    let labels = [("method", method), ("route", route), ("status", status.to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenBody {
+    id: String,
+    owner: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmountBody {
+    cents: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    id: Option<String>,
+    from: String,
+    to: String,
+    cents: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    /// Wait until the view has applied this position (from a write's answer).
+    after: Option<u64>,
+    /// Statement lines (default 50, at most 1,000).
+    limit: Option<usize>,
+}
+
+type Answer = Result<Response, BankError>;
+
+fn read_query(query: Result<Query<ReadQuery>, QueryRejection>) -> Result<ReadQuery, BankError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| BankError::invalid("query", rejection.body_text()))
+}
+
+async fn open<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    headers: HeaderMap,
+    Body(body): Body<OpenBody>,
+) -> Answer {
+    let written = bank.open(&body.id, &body.owner, idempotency_key(&headers)?).await?;
+    Ok((StatusCode::CREATED, Json(written)).into_response())
+}
+
+async fn deposit<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<AmountBody>,
+) -> Answer {
+    Ok(Json(bank.deposit(&id, body.cents, idempotency_key(&headers)?).await?).into_response())
+}
+
+async fn withdraw<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<AmountBody>,
+) -> Answer {
+    Ok(Json(bank.withdraw(&id, body.cents, idempotency_key(&headers)?).await?).into_response())
+}
+
+async fn close<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    Ok(Json(bank.close(&id, idempotency_key(&headers)?).await?).into_response())
+}
+
+async fn account<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    Path(id): Path<String>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> Answer {
+    let query = read_query(query)?;
+    Ok(Json(bank.account(&id, query.after).await?).into_response())
+}
+
+async fn statement<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    Path(id): Path<String>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> Answer {
+    let query = read_query(query)?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1_000).contains(&limit) {
+        return Err(BankError::invalid("limit", "between 1 and 1000"));
+    }
+    let lines = bank.statement(&id, limit, query.after).await?;
+    Ok(Json(json!({ "account": id, "lines": lines })).into_response())
+}
+
+async fn transfer<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    headers: HeaderMap,
+    Body(body): Body<TransferBody>,
+) -> Answer {
+    let id = body.id.unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    let written = bank
+        .request_transfer(&id, &body.from, &body.to, body.cents, idempotency_key(&headers)?)
+        .await?;
+    let answer = json!({ "id": id, "status": "requested", "written": written });
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+async fn transfer_status<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    Path(id): Path<String>,
+) -> Answer {
+    Ok(Json(bank.transfer(&id).await?).into_response())
+}
+
+async fn totals<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> Answer {
+    let query = read_query(query)?;
+    let (accounts, cents) = bank.totals(query.after).await?;
+    Ok(Json(json!({ "accounts": accounts, "cents": cents })).into_response())
+}
+
+async fn projections<S: BankStore>(State(bank): State<Arc<Bank<S>>>) -> Answer {
+    Ok(Json(json!({ "projections": bank.projections().await? })).into_response())
+}
+
+async fn rebuild<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    Path(name): Path<String>,
+) -> Answer {
+    let started = Instant::now();
+    let handled = bank.rebuild(&name).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Json(
+        json!({ "projection": name, "handled": handled, "seconds": seconds, "switched": true }),
+    )
+    .into_response())
+}
+
+async fn ready<S: BankStore>(State(bank): State<Arc<Bank<S>>>) -> Response {
+    match bank.ready().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(reason) => {
+            error_body(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &reason.to_string())
+        }
+    }
+}
+
+async fn render_metrics() -> Response {
+    let handle = prometheus();
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops the bank's background
+/// work.
+pub async fn serve<S: BankStore>(
+    bank: Arc<Bank<S>>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(bank.clone());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    tokio::time::timeout(Duration::from_secs(10), bank.shutdown()).await.ok();
+    Ok(())
+}

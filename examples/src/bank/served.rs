@@ -1,0 +1,194 @@
+//! An in-memory read model being served: a runner task keeps it up to date, queries read it,
+//! callers can wait until it has reached a position (read-your-writes), and a rebuild replaces it
+//! side by side without a moment of empty answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use es_core::projection::{
+    CheckpointStore, DeadLetterStore, ProjectionRunner, Rebuild, RunnerError, RunnerOptions,
+};
+use es_core::{EventStore, Position, Projection};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// What operators see of a projection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectionReport {
+    /// Its name.
+    pub name: String,
+    /// `running`, `rebuilding`, `failing` or `stopped`.
+    pub state: &'static str,
+    /// Its checkpoint.
+    pub checkpoint: u64,
+    /// The log's head.
+    pub head: u64,
+    /// `head - checkpoint`.
+    pub lag: u64,
+    /// The last error, if the last pass failed.
+    pub last_error: Option<String>,
+}
+
+struct Running<P, S> {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<ProjectionRunner<P, S>>,
+}
+
+/// A read model `P` (a cheap, shared handle) kept up to date by its runner over `S`.
+pub struct Served<P, S> {
+    model: RwLock<P>,
+    store: S,
+    options: RunnerOptions,
+    progress: watch::Sender<Position>,
+    caught_up: std::sync::atomic::AtomicBool,
+    state: Mutex<(&'static str, Option<String>)>,
+    running: tokio::sync::Mutex<Option<Running<P, S>>>,
+}
+
+impl<P, S> Served<P, S>
+where
+    P: Projection + Clone + Sync,
+    S: EventStore + CheckpointStore + DeadLetterStore,
+{
+    /// Starts following the log from `store`'s checkpoint of `P` (none: from the beginning).
+    pub async fn start(model: P, store: S, options: RunnerOptions) -> Arc<Self> {
+        let served = Arc::new(Self {
+            model: RwLock::new(model.clone()),
+            store: store.clone(),
+            options: options.clone(),
+            progress: watch::Sender::new(Position::BEGINNING),
+            caught_up: std::sync::atomic::AtomicBool::new(false),
+            state: Mutex::new(("running", None)),
+            running: tokio::sync::Mutex::new(None),
+        });
+        let runner = ProjectionRunner::new(model, store).with_options(options);
+        served.spawn(runner).await;
+        served
+    }
+
+    /// The model as served now.
+    pub fn model(&self) -> P {
+        self.model.read().clone()
+    }
+
+    /// The checkpoint reached.
+    pub fn checkpoint(&self) -> Position {
+        *self.progress.borrow()
+    }
+
+    /// Whether the model has caught up with the log at least once since it started.
+    pub fn has_caught_up(&self) -> bool {
+        self.caught_up.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until the model has applied everything up to `position`; `false` on timeout.
+    pub async fn wait_for(&self, position: Position, timeout: Duration) -> bool {
+        let mut progress = self.progress.subscribe();
+        tokio::time::timeout(timeout, progress.wait_for(|reached| *reached >= position))
+            .await
+            .is_ok_and(|reached| reached.is_ok())
+    }
+
+    /// The projection's state, checkpoint, head and lag.
+    pub async fn report(&self) -> Result<ProjectionReport, es_core::StoreError> {
+        let head = self.store.head_position().await?;
+        let checkpoint = self.checkpoint();
+        let (state, last_error) = self.state.lock().clone();
+        Ok(ProjectionReport {
+            name: P::NAME.to_owned(),
+            state,
+            checkpoint: checkpoint.value(),
+            head: head.value(),
+            lag: head.value().saturating_sub(checkpoint.value()),
+            last_error,
+        })
+    }
+
+    /// Builds `fresh` beside the served model, then switches to it: the old model answers queries
+    /// until the new one has caught up. Returns how many events the new model handled.
+    pub async fn rebuild(self: &Arc<Self>, fresh: P) -> Result<u64, RunnerError> {
+        let mut running = self.running.lock().await;
+        self.state.lock().0 = "rebuilding";
+        let mut next = Rebuild::start(fresh, self.store.clone(), self.options.clone()).await?;
+        let mut handled = 0;
+        let built = next.build(|pass| handled += pass.handled).await;
+        if let Err(error) = built {
+            self.state.lock().0 = "running";
+            return Err(error);
+        }
+        // The switch: stop the old runner, promote the new one, serve its model.
+        if let Some(old) = running.take() {
+            let _ = old.stop.send(());
+            let _ = old.task.await;
+        }
+        let runner = next.promote().await?;
+        *self.model.write() = runner.projection().clone();
+        self.progress.send_replace(
+            runner.store().load_checkpoint(P::NAME).await?.unwrap_or(Position::BEGINNING),
+        );
+        *running = Some(self.follow(runner));
+        self.state.lock().0 = "running";
+        tracing::info!(
+            projection = P::NAME,
+            handled,
+            "bank.projection: rebuilt side by side and switched"
+        );
+        Ok(handled)
+    }
+
+    /// Stops the runner (after its current pass).
+    pub async fn stop(&self) {
+        if let Some(old) = self.running.lock().await.take() {
+            let _ = old.stop.send(());
+            let _ = old.task.await;
+        }
+        self.state.lock().0 = "stopped";
+    }
+
+    async fn spawn(self: &Arc<Self>, runner: ProjectionRunner<P, S>) {
+        let running = self.follow(runner);
+        *self.running.lock().await = Some(running);
+    }
+
+    fn follow(self: &Arc<Self>, mut runner: ProjectionRunner<P, S>) -> Running<P, S> {
+        let (stop, mut stopped) = oneshot::channel();
+        let served = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let wait = match runner.catch_up().await {
+                    Ok(pass) => {
+                        served.progress.send_replace(pass.checkpoint);
+                        served.caught_up.store(true, std::sync::atomic::Ordering::Release);
+                        served.state.lock().1 = None;
+                        backoff = Duration::from_millis(100);
+                        let store = runner.store().clone();
+                        let idle = served.options.idle_wait;
+                        tokio::select! {
+                            _ = &mut stopped => return runner,
+                            waited = store.wait_for_events(pass.checkpoint, idle) => {
+                                if let Err(error) = waited {
+                                    tracing::warn!(projection = P::NAME, %error, "bank.projection: waiting for events failed");
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(projection = P::NAME, %error, "bank.projection: pass failed; retrying");
+                        *served.state.lock() = ("failing", Some(error.to_string()));
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        backoff
+                    }
+                };
+                tokio::select! {
+                    _ = &mut stopped => return runner,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
+        Running { stop, task }
+    }
+}

@@ -1,0 +1,460 @@
+//! The bank's operations, whatever calls them (the HTTP API, the demo): commands through the
+//! repositories, queries from the read models, the process manager and the projections running
+//! in the background.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use es_core::projection::{OnFailure, RunnerOptions, VolatileCheckpoints};
+use es_core::repository::{CommandOptions, CommandOutcome, Repository};
+use es_core::{IdempotencyKey, Position, StreamId};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::account::{
+    Account, AccountCommand, AccountEvent, Close, Closed, Deposit, Deposited, Open, Opened,
+    Withdraw, Withdrawn,
+};
+use super::error::BankError;
+use super::process::TransferProcess;
+use super::read_models::{AccountView, Balances, StatementLine, Statements};
+use super::served::{ProjectionReport, Served};
+use super::stats::Stats;
+use super::store::BankStore;
+use super::transfer::{RequestTransfer, Transfer, TransferRequested};
+
+/// What a command wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Written {
+    /// The stream written.
+    pub stream: String,
+    /// Its version after the command.
+    pub version: u64,
+    /// The global position of the last event written: pass it as `after` to read your write.
+    pub position: Option<u64>,
+    /// Whether this answers a retry of an earlier request with the same idempotency key.
+    pub replayed: bool,
+}
+
+impl Written {
+    fn new(stream: &StreamId, outcome: &CommandOutcome) -> Self {
+        Self {
+            stream: stream.to_string(),
+            version: outcome.version,
+            position: outcome.appended.as_ref().map(|appended| appended.last_position.value()),
+            replayed: outcome.replayed,
+        }
+    }
+}
+
+/// A transfer as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferView {
+    /// Its id.
+    pub id: String,
+    /// Its state.
+    #[serde(flatten)]
+    pub state: Transfer,
+}
+
+/// How long a query waits for a read model to reach the position it was asked for.
+const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
+
+/// The bank over one tenant's store.
+pub struct Bank<S: BankStore> {
+    store: S,
+    accounts: Repository<Account, S, S>,
+    transfers: Repository<Transfer, S>,
+    stats: Arc<Stats>,
+    balances: Arc<Served<Balances, VolatileCheckpoints<S>>>,
+    statements: Arc<Served<Statements, VolatileCheckpoints<S>>>,
+    shutdown: watch::Sender<bool>,
+    process: parking_lot::Mutex<Option<JoinHandle<()>>>,
+}
+
+fn valid_id(field: &'static str, id: &str) -> Result<(), BankError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(BankError::invalid(field, "1 to 64 characters among a-z, A-Z, 0-9, '_' and '-'"))
+    }
+}
+
+fn account_stream(id: &str) -> Result<StreamId, BankError> {
+    valid_id("account", id)?;
+    StreamId::in_category("account", id)
+        .map_err(|error| BankError::invalid("account", error.to_string()))
+}
+
+fn transfer_stream(id: &str) -> Result<StreamId, BankError> {
+    valid_id("transfer", id)?;
+    StreamId::in_category("transfer", id)
+        .map_err(|error| BankError::invalid("transfer", error.to_string()))
+}
+
+fn positive(field: &'static str, cents: i64) -> Result<i64, BankError> {
+    if cents > 0 { Ok(cents) } else { Err(BankError::invalid(field, "a positive number of cents")) }
+}
+
+fn options(key: Option<&str>) -> Result<CommandOptions, BankError> {
+    let mut options = CommandOptions::default();
+    if let Some(key) = key {
+        let key = IdempotencyKey::new(key)
+            .map_err(|error| BankError::invalid("idempotency-key", error.to_string()))?;
+        options = options.idempotency_key(key);
+    }
+    Ok(options)
+}
+
+impl<S: BankStore> Bank<S> {
+    /// Starts the bank: the read models rebuild from the log (their checkpoints live in this
+    /// process, like the models), and the transfer process resumes from its stored checkpoint
+    /// whenever this process holds its lock.
+    pub async fn start(store: S) -> Arc<Self> {
+        let stats = Arc::new(Stats::default());
+        let accounts = Repository::<Account, _>::new(store.clone())
+            .with_snapshots(store.clone())
+            .with_cache(10_000);
+        let transfers = Repository::<Transfer, _>::new(store.clone()).with_cache(10_000);
+        let views = VolatileCheckpoints::new(store.clone());
+        let view_options = RunnerOptions::default().idle_wait(Duration::from_millis(500));
+        let balances =
+            Served::start(Balances::default(), views.clone(), view_options.clone()).await;
+        let statements = Served::start(Statements::default(), views, view_options).await;
+        let (shutdown, _) = watch::channel(false);
+        let bank = Arc::new(Self {
+            store,
+            accounts,
+            transfers,
+            stats,
+            balances,
+            statements,
+            shutdown,
+            process: parking_lot::Mutex::new(None),
+        });
+        let process = bank.spawn_process();
+        *bank.process.lock() = Some(process);
+        bank
+    }
+
+    fn spawn_process(self: &Arc<Self>) -> JoinHandle<()> {
+        let process =
+            TransferProcess::new(self.accounts.clone(), self.transfers.clone(), self.stats.clone());
+        let store = self.store.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            let options = RunnerOptions::default()
+                .batch_size(500)
+                .idle_wait(Duration::from_millis(500))
+                .retries(5, Duration::from_millis(50))
+                .on_failure(OnFailure::Park);
+            let mut runner = es_core::projection::ProjectionRunner::new(process, store.clone())
+                .with_options(options);
+            loop {
+                let stop = shutdown.clone();
+                let done = runner
+                    .run_exclusive(&store, async move {
+                        let mut stop = stop;
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                match done {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::error!(%error, "bank.transfer: process runner failed; restarting");
+                        tokio::select! {
+                            _ = shutdown.wait_for(|stop| *stop) => return,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Stops the background work (each runner finishes its pass and saves).
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let process = self.process.lock().take();
+        if let Some(process) = process {
+            let _ = process.await;
+        }
+        self.balances.stop().await;
+        self.statements.stop().await;
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    async fn account_command(
+        &self,
+        id: &str,
+        command: impl Into<<Account as es_core::Aggregate>::Command>,
+        key: Option<&str>,
+    ) -> Result<Written, BankError> {
+        let stream = account_stream(id)?;
+        let command = command.into();
+        let outcome = self.accounts.execute(&stream, command.clone(), options(key)?).await?;
+        self.stats.command(outcome.attempts);
+        if outcome.replayed {
+            // Every account command decides one event from its arguments alone, so a retry must
+            // have recorded exactly that event; anything else is a key reused for another request.
+            let expected = match command {
+                AccountCommand::Open(open) => AccountEvent::Opened(Opened { owner: open.owner }),
+                AccountCommand::Deposit(deposit) => AccountEvent::Deposited(Deposited {
+                    cents: deposit.cents,
+                    transfer: deposit.transfer,
+                }),
+                AccountCommand::Withdraw(withdraw) => AccountEvent::Withdrawn(Withdrawn {
+                    cents: withdraw.cents,
+                    transfer: withdraw.transfer,
+                }),
+                AccountCommand::Close(_) => AccountEvent::Closed(Closed {}),
+            };
+            self.verify_replay(&stream, &outcome, &expected).await?;
+        }
+        Ok(Written::new(&stream, &outcome))
+    }
+
+    /// Checks that a replayed command recorded the event this request would have decided.
+    async fn verify_replay<E: es_core::Event>(
+        &self,
+        stream: &StreamId,
+        outcome: &CommandOutcome,
+        expected: &E,
+    ) -> Result<(), BankError> {
+        let reused =
+            || BankError::invalid("idempotency-key", "this key was used for a different request");
+        let Some(appended) = &outcome.appended else { return Err(reused()) };
+        let expected =
+            expected.to_event_data().map_err(|error| BankError::Internal(error.to_string()))?;
+        let recorded: Vec<es_core::RecordedEvent> = self
+            .store
+            .read_stream(
+                stream,
+                es_core::ReadStreamOptions::forward().from_version(appended.first_version).limit(1),
+            )
+            .try_collect()
+            .await?;
+        let same = recorded.first().is_some_and(|event| {
+            appended.first_version == appended.last_version
+                && event.event_type == expected.event_type
+                && event.payload.to_value().ok() == expected.payload.to_value().ok()
+        });
+        if same { Ok(()) } else { Err(reused()) }
+    }
+
+    /// Opens an account.
+    pub async fn open(
+        &self,
+        id: &str,
+        owner: &str,
+        key: Option<&str>,
+    ) -> Result<Written, BankError> {
+        let owner = owner.trim();
+        if owner.is_empty() || owner.len() > 200 {
+            return Err(BankError::invalid("owner", "1 to 200 characters"));
+        }
+        self.account_command(id, Open { owner: owner.to_owned() }, key).await
+    }
+
+    /// Deposits money.
+    pub async fn deposit(
+        &self,
+        id: &str,
+        cents: i64,
+        key: Option<&str>,
+    ) -> Result<Written, BankError> {
+        let cents = positive("cents", cents)?;
+        self.account_command(id, Deposit { cents, transfer: None }, key).await
+    }
+
+    /// Withdraws money.
+    pub async fn withdraw(
+        &self,
+        id: &str,
+        cents: i64,
+        key: Option<&str>,
+    ) -> Result<Written, BankError> {
+        let cents = positive("cents", cents)?;
+        self.account_command(id, Withdraw { cents, transfer: None }, key).await
+    }
+
+    /// Closes an empty account.
+    pub async fn close(&self, id: &str, key: Option<&str>) -> Result<Written, BankError> {
+        self.account_command(id, Close, key).await
+    }
+
+    /// Asks for a transfer; the process manager carries it out. Both accounts must exist.
+    pub async fn request_transfer(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        cents: i64,
+        key: Option<&str>,
+    ) -> Result<Written, BankError> {
+        let stream = transfer_stream(id)?;
+        let cents = positive("cents", cents)?;
+        for (field, account) in [("from", from), ("to", to)] {
+            let loaded = self.accounts.load(&account_stream(account)?).await?;
+            if loaded.version == 0 {
+                return Err(BankError::NotFound(format!("{field} account {account}")));
+            }
+        }
+        let command = RequestTransfer { from: from.to_owned(), to: to.to_owned(), cents };
+        let outcome = self.transfers.execute(&stream, command, options(key)?).await?;
+        self.stats.command(outcome.attempts);
+        if outcome.replayed {
+            let expected = TransferRequested { from: from.to_owned(), to: to.to_owned(), cents };
+            self.verify_replay(&stream, &outcome, &expected).await?;
+        }
+        Ok(Written::new(&stream, &outcome))
+    }
+
+    /// A transfer's state, read from its stream (always current).
+    pub async fn transfer(&self, id: &str) -> Result<TransferView, BankError> {
+        let loaded = self.transfers.load(&transfer_stream(id)?).await?;
+        if loaded.version == 0 {
+            return Err(BankError::NotFound(format!("transfer {id}")));
+        }
+        Ok(TransferView { id: id.to_owned(), state: loaded.state })
+    }
+
+    /// An account from the balances view, once it has applied `after` (read-your-writes).
+    pub async fn account(&self, id: &str, after: Option<u64>) -> Result<AccountView, BankError> {
+        valid_id("account", id)?;
+        self.caught_up(&self.balances, after, "balances").await?;
+        self.balances.model().get(id).ok_or_else(|| BankError::NotFound(format!("account {id}")))
+    }
+
+    /// The last `limit` lines of an account's statement, once the view has applied `after`.
+    pub async fn statement(
+        &self,
+        id: &str,
+        limit: usize,
+        after: Option<u64>,
+    ) -> Result<Vec<StatementLine>, BankError> {
+        valid_id("account", id)?;
+        self.caught_up(&self.statements, after, "statements").await?;
+        if let Some(lines) = self.statements.model().lines(id, limit) {
+            return Ok(lines);
+        }
+        // An account with no movement has an empty statement; an unknown one is not found.
+        self.account(id, after).await.map(|_| Vec::new())
+    }
+
+    /// Number of accounts and the sum of their balances, from the balances view.
+    pub async fn totals(&self, after: Option<u64>) -> Result<(usize, i64), BankError> {
+        self.caught_up(&self.balances, after, "balances").await?;
+        Ok(self.balances.model().totals())
+    }
+
+    /// Every account in the balances view.
+    pub fn balances(&self) -> Balances {
+        self.balances.model()
+    }
+
+    async fn caught_up<P>(
+        &self,
+        served: &Served<P, VolatileCheckpoints<S>>,
+        after: Option<u64>,
+        view: &'static str,
+    ) -> Result<(), BankError>
+    where
+        P: es_core::Projection + Clone + Sync,
+    {
+        match after {
+            Some(position) if !served.wait_for(Position::new(position), READ_YOUR_WRITES).await => {
+                Err(BankError::Stale(view))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every projection's state and lag.
+    pub async fn projections(&self) -> Result<Vec<ProjectionReport>, BankError> {
+        let mut reports = vec![self.balances.report().await?, self.statements.report().await?];
+        let head = self.store.head_position().await?.value();
+        let name = <TransferProcess<S> as es_core::Projection>::NAME;
+        let checkpoint = self.store.load_checkpoint(name).await?.map_or(0, Position::value);
+        let parked = es_core::projection::DeadLetterStore::parked(&self.store, name).await?.len();
+        reports.push(ProjectionReport {
+            name: name.to_owned(),
+            state: "running",
+            checkpoint,
+            head,
+            lag: head.saturating_sub(checkpoint),
+            last_error: (parked > 0).then(|| format!("{parked} parked events")),
+        });
+        for report in &reports {
+            // Precision loss past 2^52 positions is moot.
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("bank_projection_lag", "projection" => report.name.clone())
+                .set(report.lag as f64);
+        }
+        Ok(reports)
+    }
+
+    /// Rebuilds an in-memory view side by side and switches to it; returns the events handled.
+    pub async fn rebuild(&self, name: &str) -> Result<u64, BankError> {
+        let rebuilt = match name {
+            "balances" => self.balances.rebuild(Balances::default()).await,
+            "statements" => self.statements.rebuild(Statements::default()).await,
+            other => {
+                return Err(BankError::NotFound(format!(
+                    "rebuildable projection {other} (balances, statements)"
+                )));
+            }
+        };
+        rebuilt.map_err(|error| BankError::Internal(error.to_string()))
+    }
+
+    /// Whether the store answers and the views have finished their first catch-up.
+    pub async fn ready(&self) -> Result<(), BankError> {
+        tokio::time::timeout(Duration::from_secs(2), self.store.head_position())
+            .await
+            .map_err(|_| BankError::Internal("the store did not answer within 2 s".into()))??;
+        for (name, caught_up) in [
+            ("balances", self.balances.has_caught_up()),
+            ("statements", self.statements.has_caught_up()),
+        ] {
+            if !caught_up {
+                return Err(BankError::Internal(format!("the {name} view is still catching up")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every transfer requested so far is final and the views have caught up.
+    pub async fn settle(&self, timeout: Duration) -> Result<(), BankError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let name = <TransferProcess<S> as es_core::Projection>::NAME;
+        loop {
+            let head = self.store.head_position().await?;
+            let process = self.store.load_checkpoint(name).await?.unwrap_or(Position::BEGINNING);
+            if process >= head
+                && self.balances.checkpoint() >= head
+                && self.statements.checkpoint() >= head
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BankError::Stale("transfer process"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The bank's admin CLI, for operators: migrations, projection status and rebuilds, parked
+//! events, snapshot verification, store statistics. It talks to PostgreSQL (`DATABASE_URL`).
+//!
+//! Exit codes: 0 success; 1 failure (connection, SQL); 2 bad usage; 3 a check found a problem
+//! (lag over the limit, events still parked, snapshots that fail verification); 4 the projection
+//! is busy (another process holds its lock).
+#![allow(clippy::print_stdout)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use es_core::projection::{
+    CheckpointStore, DeadLetterStore, OnFailure, ProjectionLocks, ProjectionRunner, Rebuild,
+    RunnerOptions,
+};
+use es_core::repository::Repository;
+use es_core::snapshot::SnapshotStore;
+use es_core::{Aggregate, EventStore, MultiTenantStore, Projection, TenantId};
+use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
+use examples::bank::account::Account;
+use examples::bank::process::TransferProcess;
+use examples::bank::stats::Stats;
+use examples::bank::transfer::Transfer;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "bank-admin", version, about = "Operate the bank's PostgreSQL event store")]
+struct Cli {
+    /// PostgreSQL connection string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// Schema of the event store.
+    #[arg(long, env = "BANK_SCHEMA", default_value = "bank")]
+    schema: String,
+    /// Tenant.
+    #[arg(long, env = "BANK_TENANT", default_value = "default")]
+    tenant: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the schema if needed and apply pending migrations.
+    Migrate,
+    /// Events, streams, types and sizes.
+    Stats,
+    /// Projections: status, rebuild, reset.
+    #[command(subcommand)]
+    Projections(Projections),
+    /// Events a projection parked after its handler kept failing.
+    #[command(subcommand)]
+    Parked(Parked),
+    /// Snapshots.
+    #[command(subcommand)]
+    Snapshots(Snapshots),
+}
+
+#[derive(Subcommand)]
+enum Projections {
+    /// Checkpoint, head, lag and parked events of every stored projection.
+    Status {
+        /// Exit with 3 if a projection lags by more than this many positions.
+        #[arg(long)]
+        max_lag: Option<u64>,
+    },
+    /// Rebuild `transfer_process` side by side, under its lock (the in-memory views rebuild
+    /// through the service's `POST /admin/projections/{name}/rebuild`).
+    Rebuild {
+        /// The projection.
+        name: String,
+    },
+    /// Remove a projection's checkpoint: its next run starts from the beginning.
+    Reset {
+        /// The projection.
+        name: String,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum Parked {
+    /// List a projection's parked events.
+    List {
+        /// The projection.
+        name: String,
+    },
+    /// Hand a projection's parked events to its handler again (`transfer_process` only).
+    Replay {
+        /// The projection.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum Snapshots {
+    /// Check every snapshot: checksum, version within its stream, state readable.
+    Verify,
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+const CHECK_FAILED: u8 = 3;
+const BUSY: u8 = 4;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("bank-admin: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let backend =
+        PgStore::connect_with(PgStoreOptions::new(&cli.database_url).schema(&cli.schema)?).await?;
+    if matches!(cli.command, Command::Migrate) {
+        backend.migrate().await?;
+        println!("schema {} is migrated", cli.schema);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = backend.tenant(TenantId::new(&cli.tenant)?);
+    match cli.command {
+        Command::Migrate => Ok(ExitCode::SUCCESS),
+        Command::Stats => stats(&store).await,
+        Command::Projections(Projections::Status { max_lag }) => status(&store, max_lag).await,
+        Command::Projections(Projections::Rebuild { name }) => rebuild(&store, &name).await,
+        Command::Projections(Projections::Reset { name, yes }) => {
+            if !yes {
+                eprintln!("bank-admin: resetting {name} makes it start over; add --yes to confirm");
+                return Ok(ExitCode::from(2));
+            }
+            let removed = store.reset_checkpoint(&name).await?;
+            println!(
+                "{name}: checkpoint {removed:?} removed; it starts from the beginning at its next run"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Parked(Parked::List { name }) => {
+            let parked = store.parked(&name).await?;
+            for event in &parked {
+                println!(
+                    "{:>10}  {:<22} {} attempts, parked {}: {}",
+                    event.position, event.event_type, event.attempts, event.parked_at, event.error
+                );
+            }
+            println!("{} parked events in {name}", parked.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Parked(Parked::Replay { name }) => {
+            let mut runner = ProjectionRunner::new(process(&store, &name)?, store.clone());
+            let (replayed, remaining) = runner.replay_parked().await?;
+            println!("{name}: {replayed} replayed, {remaining} still parked");
+            Ok(if remaining == 0 { ExitCode::SUCCESS } else { ExitCode::from(CHECK_FAILED) })
+        }
+        Command::Snapshots(Snapshots::Verify) => verify(&store).await,
+    }
+}
+
+fn process(store: &PgTenantStore, name: &str) -> Result<TransferProcess<PgTenantStore>, Failure> {
+    if name != TransferProcess::<PgTenantStore>::NAME {
+        return Err(format!("unknown stored projection {name:?} (transfer_process)").into());
+    }
+    let accounts = Repository::<Account, _>::new(store.clone()).with_snapshots(store.clone());
+    let transfers = Repository::<Transfer, _>::new(store.clone());
+    Ok(TransferProcess::new(accounts, transfers, Arc::new(Stats::default())))
+}
+
+fn bar(length: u64) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} positions, eta {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+async fn stats(store: &PgTenantStore) -> Result<ExitCode, Failure> {
+    let stats = store.statistics().await?;
+    println!("tenant {}", store.tenant());
+    println!("  events         {}", stats.events);
+    println!("  streams        {}", stats.streams);
+    println!("  payload bytes  {}", stats.payload_bytes);
+    println!("  head position  {}", stats.head);
+    for (event_type, events) in &stats.event_types {
+        println!("  {event_type:<24} {events}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(store: &PgTenantStore, max_lag: Option<u64>) -> Result<ExitCode, Failure> {
+    let head = store.head_position().await?.value();
+    let names = store.projection_names().await?;
+    let mut healthy = true;
+    println!(
+        "{:<28} {:>12} {:>12} {:>10} {:>7}",
+        "projection", "checkpoint", "head", "lag", "parked"
+    );
+    for name in names {
+        let checkpoint = store.load_checkpoint(&name).await?.map_or(0, es_core::Position::value);
+        let lag = head.saturating_sub(checkpoint);
+        let parked = store.parked(&name).await?.len();
+        println!("{name:<28} {checkpoint:>12} {head:>12} {lag:>10} {parked:>7}");
+        if max_lag.is_some_and(|max| lag > max) || parked > 0 {
+            healthy = false;
+        }
+    }
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(CHECK_FAILED) })
+}
+
+async fn rebuild(store: &PgTenantStore, name: &str) -> Result<ExitCode, Failure> {
+    let process = process(store, name)?;
+    let Some(_lock) = store.try_lock(name).await? else {
+        eprintln!(
+            "bank-admin: {name} is running elsewhere (its lock is held); stop that process first"
+        );
+        return Ok(ExitCode::from(BUSY));
+    };
+    let head = store.head_position().await?.value();
+    let progress = bar(head).with_message(format!("rebuilding {name}"));
+    let options = RunnerOptions::default().batch_size(500).on_failure(OnFailure::Park);
+    let mut next = Rebuild::start(process, store.clone(), options).await?;
+    let staging = Rebuild::<TransferProcess<PgTenantStore>, PgTenantStore>::staging_name();
+    next.build(|pass| {
+        progress.set_position(pass.checkpoint.value().min(head));
+    })
+    .await?;
+    let runner = next.promote().await?;
+    progress.finish();
+    let checkpoint = store.load_checkpoint(runner.name()).await?;
+    println!(
+        "{name}: rebuilt (staging checkpoint {staging} removed); checkpoint now {checkpoint:?}"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(store: &PgTenantStore) -> Result<ExitCode, Failure> {
+    let streams = store.snapshot_streams().await?;
+    let progress = bar(streams.len() as u64).with_message("verifying snapshots");
+    let mut bad = Vec::new();
+    for stream_id in &streams {
+        let problem = match store.load_snapshot(stream_id).await? {
+            None => None,
+            Some(snapshot) if !snapshot.is_intact() => Some("checksum mismatch".to_owned()),
+            Some(snapshot) => {
+                let version = store.stream_version(stream_id).await?;
+                if snapshot.version > version {
+                    Some(format!(
+                        "snapshot at version {} of a stream at {version}",
+                        snapshot.version
+                    ))
+                } else if snapshot.aggregate == Account::NAME
+                    && snapshot.state.deserialize::<Account>().is_err()
+                {
+                    Some("state does not read as an account".to_owned())
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            bad.push(format!("{stream_id}: {problem}"));
+        }
+        progress.inc(1);
+    }
+    progress.finish();
+    for line in &bad {
+        println!("BAD {line}");
+    }
+    println!("{} snapshots verified, {} bad", streams.len(), bad.len());
+    Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(CHECK_FAILED) })
+}

@@ -1,0 +1,4 @@
+//! Runnable applications built on the framework: the bank service (`bank`) and its admin CLI
+//! (`bank-admin`).
+
+pub mod bank;

@@ -1,0 +1,81 @@
+//! The admin CLI against a PostgreSQL store the bank wrote (the CLI is PostgreSQL-only: the
+//! in-memory store keeps nothing to administer). Checks outputs and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use es_core::projection::ProjectionLocks;
+use examples::bank::Bank;
+
+fn admin(schema: &str, args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_bank-admin"))
+        .args(["--database-url", &es_postgres::testing::database_url(), "--schema", schema])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap(), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_inspect_verify_and_rebuild() {
+    let fresh = es_postgres::testing::FreshSchema::new().await;
+    let store = fresh.default_tenant();
+    let bank = Bank::start(store.clone()).await;
+    bank.open("ops-1", "Ops", None).await.unwrap();
+    bank.open("ops-2", "Ops", None).await.unwrap();
+    for _ in 0..60 {
+        bank.deposit("ops-1", 10, None).await.unwrap();
+    }
+    bank.request_transfer("t1", "ops-1", "ops-2", 250, None).await.unwrap();
+    bank.settle(Duration::from_secs(30)).await.unwrap();
+    assert!(bank.transfer("t1").await.unwrap().state.status.is_final());
+    bank.shutdown().await;
+    let schema = fresh.schema();
+
+    let (code, out) = admin(schema, &["migrate"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = admin(schema, &["stats"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("account.deposited") && out.contains("streams        3"), "{out}");
+
+    let (code, out) = admin(schema, &["projections", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("transfer_process"), "{out}");
+
+    let (code, out) = admin(schema, &["snapshots", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 snapshots verified, 0 bad"), "{out}");
+
+    let (code, out) = admin(schema, &["parked", "list", "transfer_process"]);
+    assert_eq!((code, out.contains("0 parked events")), (0, true), "{out}");
+
+    let (code, out) = admin(schema, &["projections", "rebuild", "transfer_process"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("rebuilt"), "{out}");
+
+    let (code, out) = admin(schema, &["projections", "reset", "transfer_process"]);
+    assert_eq!(code, 2, "reset without --yes is refused: {out}");
+
+    // Another process runs the projection: the CLI does not rebuild under it.
+    let lock = store.try_lock("transfer_process").await.unwrap().unwrap();
+    let (code, out) = admin(schema, &["projections", "rebuild", "transfer_process"]);
+    assert_eq!(code, 4, "{out}");
+    drop(lock);
+
+    let (code, out) = admin(schema, &["projections", "rebuild", "balances"]);
+    assert_eq!(code, 1, "{out}");
+
+    // A damaged snapshot fails verification with exit code 3.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {schema}.snapshots SET checksum = decode(repeat('00', 32), 'hex')"
+    )))
+    .execute(&sqlx::PgPool::connect(&es_postgres::testing::database_url()).await.unwrap())
+    .await
+    .unwrap();
+    let (code, out) = admin(schema, &["snapshots", "verify"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("checksum mismatch"), "{out}");
+}

@@ -1,0 +1,383 @@
+//! End-to-end tests of the bank service over HTTP, one body per scenario, run on both backends.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use es_core::{MultiTenantStore, TenantId};
+use examples::bank::{Bank, BankStore, http};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A running service on a loopback port.
+struct Service {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Service {
+    async fn start<S: BankStore>(store: S) -> Self {
+        let _ = http::prometheus();
+        let bank = Bank::start(store).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            http::serve(bank, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { base, client, stop: Some(stop), task: Some(task) }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body), None).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None, None).await
+    }
+
+    async fn raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: &'static str,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn open(&self, id: &str, cents: i64) -> u64 {
+        let (status, opened) =
+            self.post("/accounts", json!({ "id": id, "owner": format!("Owner of {id}") })).await;
+        assert_eq!(status, StatusCode::CREATED, "{opened}");
+        if cents == 0 {
+            return opened["position"].as_u64().unwrap();
+        }
+        let (status, deposited) =
+            self.post(&format!("/accounts/{id}/deposits"), json!({ "cents": cents })).await;
+        assert_eq!(status, StatusCode::OK, "{deposited}");
+        deposited["position"].as_u64().unwrap()
+    }
+
+    async fn head(&self) -> u64 {
+        let (_, projections) = self.get("/admin/projections").await;
+        projections["projections"][0]["head"].as_u64().unwrap()
+    }
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("not a JSON error body: {body}"))
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async fn an_account_lives_its_life<S: BankStore>(store: S) {
+    let service = Service::start(store).await;
+    service.open("alice", 10_000).await;
+    let (status, again) =
+        service.post("/accounts", json!({ "id": "alice", "owner": "Alice" })).await;
+    assert_eq!((status, code(&again)), (StatusCode::CONFLICT, "account_exists"));
+
+    let (status, refused) =
+        service.post("/accounts/alice/withdrawals", json!({ "cents": 10_001 })).await;
+    assert_eq!((status, code(&refused)), (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds"));
+    let (status, withdrawn) =
+        service.post("/accounts/alice/withdrawals", json!({ "cents": 2_500 })).await;
+    assert_eq!(status, StatusCode::OK, "{withdrawn}");
+    assert_eq!(withdrawn["version"], 3, "the refused withdrawal appended nothing");
+
+    let after = withdrawn["position"].as_u64().unwrap();
+    let (status, account) = service.get(&format!("/accounts/alice?after={after}")).await;
+    assert_eq!(status, StatusCode::OK, "{account}");
+    assert_eq!(
+        (account["balance"].as_i64(), account["status"].as_str()),
+        (Some(7_500), Some("open"))
+    );
+    let (_, statement) = service.get(&format!("/accounts/alice/statement?after={after}")).await;
+    let lines: Vec<(String, i64)> = statement["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| (line["kind"].as_str().unwrap().to_owned(), line["balance"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(lines, [("deposit".to_owned(), 10_000), ("withdrawal".to_owned(), 7_500)]);
+
+    let (status, not_empty) = service.post("/accounts/alice/close", json!({})).await;
+    assert_eq!((status, code(&not_empty)), (StatusCode::CONFLICT, "account_not_empty"));
+    service.post("/accounts/alice/withdrawals", json!({ "cents": 7_500 })).await;
+    let (status, closed) = service.post("/accounts/alice/close", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    let (status, refused) = service.post("/accounts/alice/deposits", json!({ "cents": 1 })).await;
+    assert_eq!((status, code(&refused)), (StatusCode::CONFLICT, "account_closed"));
+    let after = closed["position"].as_u64().unwrap();
+    let (_, account) = service.get(&format!("/accounts/alice?after={after}")).await;
+    assert_eq!(account["status"], "closed");
+    let (status, missing) = service.get("/accounts/nobody").await;
+    assert_eq!((status, code(&missing)), (StatusCode::NOT_FOUND, "not_found"));
+    service.stop().await;
+}
+
+async fn bad_requests_get_json_errors_and_change_nothing<S: BankStore>(store: S) {
+    let service = Service::start(store).await;
+    service.open("bob", 500).await;
+    let head = service.head().await;
+    let cases: Vec<(StatusCode, Value)> = vec![
+        service.raw("/accounts/bob/deposits", Some("application/json"), "{not json").await,
+        service.raw("/accounts/bob/deposits", None, r#"{"cents": 5}"#).await,
+        service.post("/accounts/bob/deposits", json!({ "cents": 5, "extra": true })).await,
+        service.post("/accounts/bob/deposits", json!({ "cents": "five" })).await,
+        service.post("/accounts/bob/deposits", json!({ "cents": -5 })).await,
+        service.post("/accounts/bob/deposits", json!({ "cents": 0 })).await,
+        service.post("/accounts/bad%20id/deposits", json!({ "cents": 5 })).await,
+        service.post("/accounts", json!({ "id": "x".repeat(65), "owner": "X" })).await,
+        service.post("/accounts", json!({ "id": "carol", "owner": "   " })).await,
+        service.post("/transfers", json!({ "from": "bob", "to": "bob", "cents": 5 })).await,
+        service.post("/transfers", json!({ "from": "bob", "to": "nobody", "cents": 5 })).await,
+        service.get("/accounts/bob?after=minus-one").await,
+        service.get("/accounts/bob/statement?limit=0").await,
+        service.get("/no/such/route").await,
+    ];
+    let statuses: Vec<u16> = cases.iter().map(|(status, _)| status.as_u16()).collect();
+    assert_eq!(statuses, [400, 415, 422, 422, 400, 400, 400, 400, 400, 400, 404, 400, 400, 404]);
+    for (_, body) in &cases {
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty(), "{body}");
+    }
+    assert_eq!(service.head().await, head, "no bad request appended anything");
+    service.stop().await;
+}
+
+async fn a_retried_request_applies_once<S: BankStore>(store: S) {
+    let service = Service::start(store).await;
+    service.open("dan", 0).await;
+    let deposit = || {
+        service.send(
+            reqwest::Method::POST,
+            "/accounts/dan/deposits",
+            Some(json!({ "cents": 700 })),
+            Some("req-1"),
+        )
+    };
+    let (first_status, first) = deposit().await;
+    let (again_status, again) = deposit().await;
+    assert_eq!((first_status, again_status), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(
+        (first["replayed"].as_bool(), again["replayed"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(first["position"], again["position"]);
+    let (status, misuse) = service
+        .send(
+            reqwest::Method::POST,
+            "/accounts/dan/withdrawals",
+            Some(json!({ "cents": 1 })),
+            Some("req-1"),
+        )
+        .await;
+    assert_eq!((status, code(&misuse)), (StatusCode::BAD_REQUEST, "invalid_request"));
+    let (status, misuse) = service
+        .send(
+            reqwest::Method::POST,
+            "/accounts/dan/deposits",
+            Some(json!({ "cents": 701 })),
+            Some("req-1"),
+        )
+        .await;
+    assert_eq!((status, code(&misuse)), (StatusCode::BAD_REQUEST, "invalid_request"));
+    service.open("eve", 0).await;
+    let (status, misuse) = service
+        .send(
+            reqwest::Method::POST,
+            "/accounts/eve/deposits",
+            Some(json!({ "cents": 700 })),
+            Some("req-1"),
+        )
+        .await;
+    assert_eq!((status, code(&misuse)), (StatusCode::BAD_REQUEST, "invalid_request"));
+    let after = first["position"].as_u64().unwrap();
+    let (_, account) = service.get(&format!("/accounts/dan?after={after}")).await;
+    assert_eq!(account["balance"], 700);
+    service.stop().await;
+}
+
+/// Many clients transfer at once between a few accounts, with refusals and compensations:
+/// every transfer ends, no balance goes negative, and the money sums to what it was.
+async fn concurrent_transfers_keep_the_money<S: BankStore>(store: S) {
+    const ACCOUNTS: usize = 12;
+    let service = std::sync::Arc::new(Service::start(store).await);
+    for index in 0..ACCOUNTS {
+        service.open(&format!("a{index}"), 10_000).await;
+    }
+    service.open("gone", 0).await;
+    service.post("/accounts/gone/close", json!({})).await;
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..8 {
+        let service = service.clone();
+        clients.spawn(async move {
+            let mut ids = Vec::new();
+            for n in 0..15 {
+                let from = (client + n) % ACCOUNTS;
+                let to = if n == 7 {
+                    "gone".to_owned()
+                } else {
+                    format!("a{}", (from + 1 + n % 5) % ACCOUNTS)
+                };
+                let cents = 500 + 900 * i64::try_from(n % 4).unwrap();
+                let id = format!("t{client}x{n}");
+                let body =
+                    json!({ "id": id, "from": format!("a{from}"), "to": to, "cents": cents });
+                let (status, answer) = service.post("/transfers", body).await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+                ids.push(id);
+            }
+            ids
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(done) = clients.join_next().await {
+        ids.extend(done.unwrap());
+    }
+    let mut outcomes = BTreeMap::<String, usize>::new();
+    for id in &ids {
+        let status = loop {
+            let (_, transfer) = service.get(&format!("/transfers/{id}")).await;
+            let status = transfer["status"].as_str().unwrap().to_owned();
+            if ["completed", "failed", "compensated"].contains(&status.as_str()) {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        *outcomes.entry(status).or_default() += 1;
+    }
+    assert_eq!(outcomes.values().sum::<usize>(), 120);
+    assert!(outcomes.get("compensated").copied().unwrap_or(0) >= 1, "{outcomes:?}");
+    assert!(outcomes.get("completed").copied().unwrap_or(0) >= 60, "{outcomes:?}");
+    let head = service.head().await;
+    let (_, totals) = service.get(&format!("/totals?after={head}")).await;
+    assert_eq!(totals["cents"], 10_000 * i64::try_from(ACCOUNTS).unwrap(), "{totals}");
+    for index in 0..ACCOUNTS {
+        let (_, account) = service.get(&format!("/accounts/a{index}?after={head}")).await;
+        assert!(account["balance"].as_i64().unwrap() >= 0, "{account}");
+    }
+    std::sync::Arc::into_inner(service).unwrap().stop().await;
+}
+
+async fn operators_see_health_metrics_and_projections<S: BankStore>(store: S) {
+    let service = Service::start(store).await;
+    let position = service.open("erin", 1_234).await;
+    assert_eq!(service.get("/health/live").await.0, StatusCode::OK);
+    let (status, ready) = service.get("/health/ready").await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    let (_, before) = service.get(&format!("/accounts/erin?after={position}")).await;
+
+    let (status, rebuilt) = service.post("/admin/projections/balances/rebuild", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{rebuilt}");
+    assert_eq!(rebuilt["switched"], true);
+    let (_, after) = service.get(&format!("/accounts/erin?after={position}")).await;
+    assert_eq!(before, after, "the rebuilt view answers as the old one did");
+    let (status, unknown) = service.post("/admin/projections/nope/rebuild", json!({})).await;
+    assert_eq!((status, code(&unknown)), (StatusCode::NOT_FOUND, "not_found"));
+
+    let (_, projections) = service.get("/admin/projections").await;
+    let names: Vec<&str> = projections["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["balances", "statements", "transfer_process"]);
+    let metrics = service
+        .client
+        .get(format!("{}/metrics", service.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "es_commands_total",
+        "es_append_seconds_bucket",
+        "bank_projection_lag",
+        "http_requests_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    service.stop().await;
+}
+
+// ---------------------------------------------------------------- backends
+
+fn memory() -> es_memory::MemoryTenantStore {
+    es_memory::MemoryStore::new().tenant(TenantId::default())
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::memory()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let fresh = es_postgres::testing::FreshSchema::with(|options| {
+                        options.poll_interval(std::time::Duration::from_millis(100))
+                    })
+                    .await;
+                    super::$case(fresh.default_tenant()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    an_account_lives_its_life,
+    bad_requests_get_json_errors_and_change_nothing,
+    a_retried_request_applies_once,
+    concurrent_transfers_keep_the_money,
+    operators_see_health_metrics_and_projections,
+);

@@ -1,0 +1,49 @@
+//! The bank's views under at-least-once delivery: a crash between handling and saving the
+//! checkpoint delivers events again, and that changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use es_core::projection::{CheckpointStore, ProjectionRunner, VolatileCheckpoints};
+use es_core::{MultiTenantStore, TenantId};
+use examples::bank::read_models::{Balances, Statements};
+use examples::bank::{Bank, BankStore};
+
+async fn redelivered_events_change_nothing<S: BankStore>(store: S) {
+    let bank = Bank::start(store.clone()).await;
+    bank.open("a", "A", None).await.unwrap();
+    bank.open("b", "B", None).await.unwrap();
+    bank.deposit("a", 1_000, None).await.unwrap();
+    bank.withdraw("a", 300, None).await.unwrap();
+    bank.request_transfer("t", "a", "b", 200, None).await.unwrap();
+    bank.settle(std::time::Duration::from_secs(30)).await.unwrap();
+    bank.shutdown().await;
+
+    let views = VolatileCheckpoints::new(store);
+    let (balances, statements) = (Balances::default(), Statements::default());
+    let mut balance_runner = ProjectionRunner::new(balances.clone(), views.clone());
+    let mut statement_runner = ProjectionRunner::new(statements.clone(), views.clone());
+    balance_runner.catch_up().await.unwrap();
+    statement_runner.catch_up().await.unwrap();
+    let once = (balances.all(), statements.lines("a", 100), statements.lines("b", 100));
+    assert_eq!(once.0["a"].balance, 500);
+    assert_eq!(once.0["b"].balance, 200);
+
+    // The checkpoints are lost (a crash before the save): everything is delivered again.
+    views.reset_checkpoint("balances").await.unwrap();
+    views.reset_checkpoint("statements").await.unwrap();
+    let again = ProjectionRunner::new(balances.clone(), views.clone()).catch_up().await.unwrap();
+    ProjectionRunner::new(statements.clone(), views).catch_up().await.unwrap();
+    assert!(again.handled >= 6, "the events came again: {again:?}");
+    assert_eq!((balances.all(), statements.lines("a", 100), statements.lines("b", 100)), once);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory() {
+    redelivered_events_change_nothing(es_memory::MemoryStore::new().tenant(TenantId::default()))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    let fresh = es_postgres::testing::FreshSchema::new().await;
+    redelivered_events_change_nothing(fresh.default_tenant()).await;
+}
