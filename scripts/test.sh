@@ -46,6 +46,19 @@ cargo fmt --all --check
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "cargo deny: licences, bans and sources of every dependency (deny.toml)"
+if ! command -v cargo-deny >/dev/null; then
+  echo "cargo-deny is not installed; installing it from crates.io (about 4 minutes on 2 cores)"
+  cargo install --locked cargo-deny
+fi
+cargo deny check licenses bans sources
+if cargo deny fetch >/dev/null 2>&1; then
+  cargo deny check advisories
+else
+  printf '\nNOTE: security advisories were NOT checked: the RustSec database (github.com) is not reachable from here.\n'
+  printf 'NOTE: run `cargo deny check advisories` where it is.\n'
+fi
+
 step "cargo test (workspace, all features, doc-tests included)"
 cargo test --workspace --all-features --no-fail-fast
 
