@@ -114,15 +114,7 @@ async fn main() {
 
         // The store's own typed read.
         let started = Instant::now();
-        let mut stream = es_core::EventStore::read_all(
-            &store,
-            es_core::ReadAllOptions::from_beginning().event_types(Total::event_types()),
-        );
-        let mut check = 0i64;
-        while let Some(event) = futures_util::StreamExt::next(&mut stream).await {
-            check += event.unwrap().deserialize_payload::<Deposited>().unwrap().amount;
-        }
-        assert_eq!(check, sum);
+        assert_eq!(typed_sum(&store).await, sum);
         best_read_all = best_read_all.min(started.elapsed().as_secs_f64());
 
         // A rebuild: a fresh name each round, so it starts from zero.
@@ -192,7 +184,7 @@ async fn main() {
     .fetch_one(&admin)
     .await
     .unwrap();
-    assert_eq!(total, best_sum(&store).await);
+    assert_eq!(total, typed_sum(&store).await);
     println!(
         "transactional rebuild, one multi-row upsert per batch (handle_batch): {:.0} ev/s",
         events as f64 / elapsed
@@ -201,8 +193,8 @@ async fn main() {
     bench.finish().await;
 }
 
-/// The sum of every deposit, read through the store.
-async fn best_sum(store: &es_postgres::PgTenantStore) -> i64 {
+/// The sum of every deposit, read through the store's typed `read_all`.
+async fn typed_sum(store: &es_postgres::PgTenantStore) -> i64 {
     let mut stream = es_core::EventStore::read_all(
         store,
         es_core::ReadAllOptions::from_beginning().event_types(Total::event_types()),

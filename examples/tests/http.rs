@@ -275,8 +275,10 @@ async fn concurrent_transfers_keep_the_money<S: BankStore>(store: S) {
         ids.extend(done.unwrap());
     }
     let mut outcomes = BTreeMap::<String, usize>::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(2);
     for id in &ids {
         let status = loop {
+            assert!(tokio::time::Instant::now() < deadline, "transfer {id} never ended");
             let (_, transfer) = service.get(&format!("/transfers/{id}")).await;
             let status = transfer["status"].as_str().unwrap().to_owned();
             if ["completed", "failed", "compensated"].contains(&status.as_str()) {
@@ -303,8 +305,19 @@ async fn operators_see_health_metrics_and_projections<S: BankStore>(store: S) {
     let service = Service::start(store).await;
     let position = service.open("erin", 1_234).await;
     assert_eq!(service.get("/health/live").await.0, StatusCode::OK);
-    let (status, ready) = service.get("/health/ready").await;
-    assert_eq!(status, StatusCode::OK, "{ready}");
+    // Ready once the views have caught up with the log (as a load balancer would poll it);
+    // until then a JSON 503 that says why.
+    let mut polls = 0;
+    loop {
+        let (status, ready) = service.get("/health/ready").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!((status, code(&ready)), (StatusCode::SERVICE_UNAVAILABLE, "not_ready"));
+        polls += 1;
+        assert!(polls < 500, "not ready after 10 s: {ready}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, before) = service.get(&format!("/accounts/erin?after={position}")).await;
 
     let (status, rebuilt) = service.post("/admin/projections/balances/rebuild", json!({})).await;

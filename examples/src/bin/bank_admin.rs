@@ -44,7 +44,7 @@ struct Cli {
 enum Command {
     /// Create the schema if needed and apply pending migrations.
     Migrate,
-    /// Events, streams, types and sizes.
+    /// Events, streams, payload bytes, head and events per type.
     Stats,
     /// Projections: status, rebuild, reset.
     #[command(subcommand)]
