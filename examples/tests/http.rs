@@ -19,6 +19,10 @@ struct Service {
 
 impl Service {
     async fn start<S: BankStore>(store: S) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let _ = http::prometheus();
         let bank = Bank::start(store).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -278,7 +282,11 @@ async fn concurrent_transfers_keep_the_money<S: BankStore>(store: S) {
     let deadline = tokio::time::Instant::now() + Duration::from_mins(2);
     for id in &ids {
         let status = loop {
-            assert!(tokio::time::Instant::now() < deadline, "transfer {id} never ended");
+            if tokio::time::Instant::now() >= deadline {
+                let (_, transfer) = service.get(&format!("/transfers/{id}")).await;
+                let (_, projections) = service.get("/admin/projections").await;
+                panic!("transfer {id} never ended: {transfer} {projections}");
+            }
             let (_, transfer) = service.get(&format!("/transfers/{id}")).await;
             let status = transfer["status"].as_str().unwrap().to_owned();
             if ["completed", "failed", "compensated"].contains(&status.as_str()) {

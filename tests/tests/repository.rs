@@ -191,6 +191,30 @@ async fn stale_cache_entries_cost_a_reload_not_a_wrong_state<S: EventStore + Sna
     assert_eq!(full_replay(&store, &id).await.0.balance, 3);
 }
 
+/// A cached state made stale by another writer never refuses a command the current state allows:
+/// a refusal appends nothing, so no version conflict would catch it; the stream's version is
+/// checked instead.
+async fn stale_cache_entries_never_refuse_wrongly<S: EventStore + SnapshotStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone()).with_cache(8);
+    let id = account("stale-refusal");
+    accounts.execute(&id, Deposit(10), CommandOptions::default()).await.unwrap();
+    accounts.execute(&id, Withdraw(10), CommandOptions::default()).await.unwrap();
+    // Another process deposits behind the cache's back; the cache says balance 0 at version 2.
+    let behind = AccountEvent::Deposited(Deposited { amount: 50 }).to_event_data().unwrap();
+    store
+        .append(
+            &id,
+            es_core::ExpectedVersion::Exact(2),
+            vec![behind],
+            es_core::AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let outcome = accounts.execute(&id, Withdraw(20), CommandOptions::default()).await;
+    assert!(matches!(outcome, Ok(ref done) if done.version == 4), "{outcome:?}");
+    assert_eq!(full_replay(&store, &id).await.0.balance, 30);
+}
+
 async fn retried_command_with_the_same_key_appends_nothing<S: EventStore + SnapshotStore>(
     store: S,
 ) {
@@ -364,6 +388,7 @@ on_both_backends!(
     correlation_and_causation_flow_into_events,
     snapshots_are_written_and_used,
     stale_cache_entries_cost_a_reload_not_a_wrong_state,
+    stale_cache_entries_never_refuse_wrongly,
     a_key_used_on_another_stream_is_a_conflict,
 );
 

@@ -214,7 +214,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S, NoSnapshots> {
 ///
 /// A command *takes* its stream's entry and puts the new state back after a successful append,
 /// so two commands never share an entry, and an entry made stale by another process only costs a
-/// version conflict and a reload. Bounded: beyond `capacity` streams, an arbitrary entry goes.
+/// version conflict and a reload (or, for a refusal or a no-op, which append nothing, a check of
+/// the stream's version and a reload). Bounded: beyond `capacity` streams, an arbitrary entry goes.
 struct Cache<A> {
     entries: Mutex<HashMap<StreamId, (u64, A)>>,
     capacity: usize,
@@ -232,6 +233,11 @@ impl<A> Cache<A> {
             if let Some(evicted) = evicted {
                 entries.remove(&evicted);
             }
+        }
+        // Commands on one stream can finish out of order (one appended, another was refused on
+        // the state it loaded earlier): a newer entry is never replaced by an older one.
+        if entries.get(stream_id).is_some_and(|(held, _)| *held > version) {
+            return;
         }
         entries.insert(stream_id.clone(), (version, state));
     }
@@ -347,6 +353,21 @@ where
         .await
     }
 
+    /// The state to decide on: the cached entry unless `fresh` (or none is cached), else a load.
+    /// Tells whether it came from the cache.
+    async fn current(
+        &self,
+        stream_id: &StreamId,
+        fresh: bool,
+    ) -> Result<(Loaded<A>, bool), RepositoryError<A::Error>> {
+        let cached =
+            if fresh { None } else { self.cache.as_ref().and_then(|cache| cache.take(stream_id)) };
+        Ok(match cached {
+            Some((version, state)) => (Loaded { state, version, from_snapshot: None }, true),
+            None => (self.load(stream_id).await?, false),
+        })
+    }
+
     async fn run(
         &self,
         stream_id: &StreamId,
@@ -365,13 +386,21 @@ where
         if let Some(key) = &options.idempotency_key {
             append_options = append_options.idempotency_key(key.clone());
         }
+        let mut fresh = false;
         for attempt in 1..=self.options.max_attempts {
-            let cached = self.cache.as_ref().and_then(|cache| cache.take(stream_id));
-            let loaded = match cached {
-                Some((version, state)) => Loaded { state, version, from_snapshot: None },
-                None => self.load(stream_id).await?,
-            };
-            let events = match loaded.state.handle(command.clone()) {
+            let (loaded, from_cache) = self.current(stream_id, fresh).await?;
+            let decided = loaded.state.handle(command.clone());
+            // A refusal or a no-op appends nothing, so no version check would catch a cached state
+            // that another writer made stale: check the stream's version before answering.
+            let appends = decided.as_ref().is_ok_and(|events| !events.is_empty());
+            if from_cache
+                && !appends
+                && self.store.stream_version(stream_id).await? != loaded.version
+            {
+                fresh = true;
+                continue;
+            }
+            let events = match decided {
                 Ok(events) => events,
                 Err(error) => {
                     // Still the state at that version: keep it for the next command.
