@@ -375,6 +375,107 @@ async fn a_rebuild_beside_the_live_model_takes_over<
     assert_eq!(promoted.projection().rows(), rebuild(&store).await);
 }
 
+/// Records the order events arrive in, per stream, and how many handlers ran at once.
+#[derive(Clone, Default)]
+pub struct Ordered {
+    seen: Arc<Mutex<Vec<(String, u64)>>>,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    fail_at: Option<i64>,
+}
+
+#[projection(name = "ordered")]
+impl Ordered {
+    async fn on_deposited(
+        &mut self,
+        event: &Deposited,
+        meta: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.fail_at == Some(event.amount) {
+            return Err(ProjectionError::new(format!("cannot take amount {}", event.amount)));
+        }
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.seen.lock().unwrap().push((meta.stream_id.to_string(), meta.position.value()));
+        self.running.fetch_sub(1, SeqCst);
+        Ok(())
+    }
+}
+
+async fn deposits_on_six_streams<S: EventStore>(store: &S) {
+    for round in 0..5 {
+        for stream in 0..6 {
+            let first = round * 100 + stream * 10;
+            deposit(store, &format!("account-{stream}"), first..first + 2).await;
+        }
+    }
+}
+
+/// With concurrency, streams are handled side by side, each in log order, each event once.
+async fn concurrent_partitions_keep_each_stream_in_order<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposits_on_six_streams(&store).await;
+    let model = Ordered::default();
+    let mut runner = ProjectionRunner::new(model.clone(), store.clone())
+        .with_options(RunnerOptions::default().batch_size(25))
+        .with_concurrency(4);
+    let done = runner.catch_up().await.unwrap();
+    assert_eq!(done.handled, 60);
+    assert_eq!(done.checkpoint, store.head_position().await.unwrap());
+    let seen = model.seen.lock().unwrap().clone();
+    let mut positions: Vec<u64> = seen.iter().map(|(_, position)| *position).collect();
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(positions.len(), 60, "each event once");
+    for stream in 0..6 {
+        let name = format!("account-{stream}");
+        let order: Vec<u64> =
+            seen.iter().filter(|(s, _)| *s == name).map(|(_, position)| *position).collect();
+        assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{name} out of order: {order:?}");
+    }
+    let most = model.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "ran {most} handlers at once");
+}
+
+/// A partition that fails stops the runner with the checkpoint before its event; a restart
+/// handles everything from there (other partitions' later events come again: at least once).
+async fn a_failing_partition_stops_before_its_event<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposits_on_six_streams(&store).await;
+    let failing = Ordered { fail_at: Some(221), ..Ordered::default() };
+    let options = RunnerOptions::default().batch_size(25).retries(2, Duration::from_millis(1));
+    let mut runner = ProjectionRunner::new(failing.clone(), store.clone())
+        .with_options(options.clone())
+        .with_concurrency(3);
+    let stopped = runner.catch_up().await;
+    let Err(RunnerError::Handler { position, .. }) = stopped else {
+        panic!("expected the handler's failure: {stopped:?}")
+    };
+    let checkpoint = store.load_checkpoint("ordered").await.unwrap().unwrap_or_default();
+    assert!(checkpoint < position, "checkpoint {checkpoint} must stay before {position}");
+    let fixed = Ordered::default();
+    ProjectionRunner::new(fixed.clone(), store.clone())
+        .with_options(options)
+        .with_concurrency(3)
+        .catch_up()
+        .await
+        .unwrap();
+    let mut all: Vec<u64> = failing.seen.lock().unwrap().iter().map(|(_, p)| *p).collect();
+    all.extend(fixed.seen.lock().unwrap().iter().map(|(_, p)| *p));
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 60, "every event handled at least once across the two runs");
+    assert!(fixed.seen.lock().unwrap().iter().all(|(_, p)| *p > checkpoint.value()));
+}
+
 // ---------------------------------------------------------------- backends
 
 fn memory() -> es_memory::MemoryTenantStore {
@@ -421,4 +522,6 @@ on_both_backends!(
     one_owner_at_a_time_and_takeover,
     failing_events_are_parked_and_replayed,
     a_rebuild_beside_the_live_model_takes_over,
+    concurrent_partitions_keep_each_stream_in_order,
+    a_failing_partition_stops_before_its_event,
 );

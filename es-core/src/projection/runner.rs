@@ -30,6 +30,9 @@ pub struct RunnerOptions {
     /// What happens to an event whose handler still fails after `handler_attempts`. Default
     /// [`OnFailure::Stop`].
     pub on_failure: OnFailure,
+    /// Streams handled at once within a batch (events of one stream always in log order); only
+    /// used by runners built with [`ProjectionRunner::with_concurrency`]. Default 1.
+    pub concurrency: usize,
 }
 
 /// What a runner does with an event its handler keeps failing on.
@@ -51,6 +54,7 @@ impl Default for RunnerOptions {
             retry_delay: Duration::from_millis(50),
             idle_wait: Duration::from_secs(1),
             on_failure: OnFailure::Stop,
+            concurrency: 1,
         }
     }
 }
@@ -146,6 +150,8 @@ pub struct ProjectionRunner<P, S> {
     store: S,
     name: String,
     options: RunnerOptions,
+    /// Clones the projection for a concurrent partition (set by `with_concurrency`).
+    fork: Option<fn(&P) -> P>,
     checkpoint: Known,
     last_error: Option<String>,
 }
@@ -167,6 +173,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
             store,
             name: P::NAME.to_owned(),
             options: RunnerOptions::default(),
+            fork: None,
             checkpoint: Known::Unknown,
             last_error: None,
         }
@@ -252,7 +259,25 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                 .await?;
             let full = batch.len() >= self.options.batch_size;
             let mut last = after;
-            for event in &batch {
+            let concurrent = self.fork.filter(|_| self.options.concurrency > 1);
+            // With concurrency the partitions handle the batch; otherwise the loop below does.
+            let sequential: &[crate::RecordedEvent] =
+                if concurrent.is_some() { &[] } else { &batch };
+            if let Some(fork) = concurrent {
+                let partitions = partition(&self.projection, fork, &batch, after);
+                let done =
+                    run_partitions(partitions, &self.store, &self.name, &self.options).await?;
+                handled += done.handled;
+                last = done.last.max(after);
+                if let Some(failure) = done.failure {
+                    if last > after {
+                        self.save(&mut saved, last).await?;
+                    }
+                    self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
+                    return Err(failure);
+                }
+            }
+            for event in sequential {
                 if event.position <= last {
                     continue; // delivered twice: handled already
                 }
@@ -291,28 +316,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
     }
 
     async fn handle(&mut self, event: &crate::RecordedEvent) -> Result<(), RunnerError> {
-        let mut delay = self.options.retry_delay;
-        let mut attempt = 1;
-        loop {
-            match self.projection.handle(event).await {
-                Ok(()) => return Ok(()),
-                Err(source) if attempt >= self.options.handler_attempts => {
-                    return Err(RunnerError::Handler {
-                        projection: self.name.clone(),
-                        position: event.position,
-                        event_type: event.event_type.to_string(),
-                        attempts: attempt,
-                        source,
-                    });
-                }
-                Err(error) => {
-                    tracing::warn!(projection = %self.name, position = %event.position, attempt, %error, "es.projection: handler failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = delay.saturating_mul(2);
-                    attempt += 1;
-                }
-            }
-        }
+        handle_with_retries(&mut self.projection, event, &self.options, &self.name).await
     }
 
     async fn park(
@@ -320,20 +324,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         event: &crate::RecordedEvent,
         failure: &RunnerError,
     ) -> Result<(), RunnerError> {
-        tracing::error!(projection = %self.name, position = %event.position, error = %failure, "es.projection: event parked");
-        metrics::counter!("es_projection_parked_total", "projection" => self.name.clone())
-            .increment(1);
-        self.store
-            .park(ParkedEvent {
-                projection: self.name.clone(),
-                position: event.position,
-                event_type: event.event_type.clone(),
-                error: failure.to_string(),
-                attempts: self.options.handler_attempts,
-                parked_at: crate::event::recorded_now(),
-            })
-            .await?;
-        Ok(())
+        park(&self.store, &self.name, self.options.handler_attempts, event, failure).await
     }
 
     /// Hands every parked event of this projection to its handler again (with the usual
@@ -458,4 +449,188 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
             last_error: self.last_error.clone(),
         })
     }
+}
+
+impl<P, S> ProjectionRunner<P, S>
+where
+    P: Projection + Clone,
+    S: EventStore + CheckpointStore + DeadLetterStore,
+{
+    /// Handles up to `partitions` streams of a batch at once, each stream's events in log order,
+    /// every partition on its own clone of the projection; the checkpoint moves after the whole
+    /// batch. For projections whose clones share their state and whose events of different
+    /// streams are independent: process managers (each step its own command), models behind an
+    /// `Arc`. When a partition stops on a failing event, the checkpoint stays before it, and
+    /// later events of other partitions that were handled come again (at least once).
+    #[must_use]
+    pub fn with_concurrency(mut self, partitions: usize) -> Self {
+        self.options.concurrency = partitions.max(1);
+        self.fork = Some(P::clone);
+        self
+    }
+}
+
+/// One stream's events of a batch, in log order, with the projection clone that handles them.
+type Partition<'a, P> = (P, Vec<&'a crate::RecordedEvent>);
+
+/// Splits a batch by stream (first appearance order), skipping what is at or below `after`.
+fn partition<'a, P>(
+    projection: &P,
+    fork: fn(&P) -> P,
+    batch: &'a [crate::RecordedEvent],
+    after: Position,
+) -> Vec<Partition<'a, P>> {
+    let mut index = std::collections::HashMap::<&str, usize>::new();
+    let mut partitions: Vec<Partition<'a, P>> = Vec::new();
+    for event in batch.iter().filter(|event| event.position > after) {
+        let slot = *index.entry(event.stream_id.as_str()).or_insert_with(|| {
+            partitions.push((fork(projection), Vec::new()));
+            partitions.len() - 1
+        });
+        partitions[slot].1.push(event);
+    }
+    partitions
+}
+
+/// What the partitions of a batch did.
+struct PartitionsDone {
+    /// Events handled before the earliest failure (all of them without one).
+    handled: u64,
+    /// The position the checkpoint may move to: the last event before the earliest failure.
+    last: Position,
+    /// The earliest failure under [`OnFailure::Stop`].
+    failure: Option<RunnerError>,
+}
+
+async fn run_partitions<P: Projection, S: DeadLetterStore>(
+    partitions: Vec<Partition<'_, P>>,
+    store: &S,
+    name: &str,
+    options: &RunnerOptions,
+) -> Result<PartitionsDone, RunnerError> {
+    use futures_util::StreamExt;
+    let positions: Vec<Position> = {
+        let mut all: Vec<Position> = partitions
+            .iter()
+            .flat_map(|(_, events)| events.iter().map(|event| event.position))
+            .collect();
+        all.sort_unstable();
+        all
+    };
+    // A named async fn per partition and a hand-rolled bound on how many run (rather than a
+    // closure and `buffer_unordered`): the future stays `Send` for callers that spawn it.
+    let mut waiting = partitions.into_iter();
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    for (worker, events) in waiting.by_ref().take(options.concurrency.max(1)) {
+        running.push(run_partition(worker, events, store, name, options));
+    }
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = running.next().await {
+        outcomes.push(outcome);
+        if let Some((worker, events)) = waiting.next() {
+            running.push(run_partition(worker, events, store, name, options));
+        }
+    }
+    let mut earliest: Option<RunnerError> = None;
+    for outcome in outcomes {
+        if let Some(failure) = outcome? {
+            let sooner = match (&earliest, &failure) {
+                (None, _) => true,
+                (
+                    Some(RunnerError::Handler { position: held, .. }),
+                    RunnerError::Handler { position, .. },
+                ) => position < held,
+                _ => false,
+            };
+            if sooner {
+                earliest = Some(failure);
+            }
+        }
+    }
+    let stop = match &earliest {
+        Some(RunnerError::Handler { position, .. }) => Some(*position),
+        _ => None,
+    };
+    let before: Vec<Position> =
+        positions.into_iter().filter(|position| stop.is_none_or(|stop| *position < stop)).collect();
+    Ok(PartitionsDone {
+        handled: before.len() as u64,
+        last: before.last().copied().unwrap_or(Position::BEGINNING),
+        failure: earliest,
+    })
+}
+
+/// Handles one partition's events in order; `Some(failure)` if one kept failing under
+/// [`OnFailure::Stop`] (the partition stops there).
+async fn run_partition<P: Projection, S: DeadLetterStore>(
+    mut worker: P,
+    events: Vec<&crate::RecordedEvent>,
+    store: &S,
+    name: &str,
+    options: &RunnerOptions,
+) -> Result<Option<RunnerError>, RunnerError> {
+    for event in events {
+        if let Err(failure) = handle_with_retries(&mut worker, event, options, name).await {
+            if options.on_failure == OnFailure::Park {
+                park(store, name, options.handler_attempts, event, &failure).await?;
+                continue;
+            }
+            return Ok(Some(failure));
+        }
+    }
+    Ok(None)
+}
+
+/// Hands `event` to the projection, retrying with backoff up to `options.handler_attempts`.
+async fn handle_with_retries<P: Projection>(
+    projection: &mut P,
+    event: &crate::RecordedEvent,
+    options: &RunnerOptions,
+    name: &str,
+) -> Result<(), RunnerError> {
+    let mut delay = options.retry_delay;
+    let mut attempt = 1;
+    loop {
+        match projection.handle(event).await {
+            Ok(()) => return Ok(()),
+            Err(source) if attempt >= options.handler_attempts => {
+                return Err(RunnerError::Handler {
+                    projection: name.to_owned(),
+                    position: event.position,
+                    event_type: event.event_type.to_string(),
+                    attempts: attempt,
+                    source,
+                });
+            }
+            Err(error) => {
+                tracing::warn!(projection = %name, position = %event.position, attempt, %error, "es.projection: handler failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Parks `event` with its failure in the dead-letter store.
+async fn park<S: DeadLetterStore>(
+    store: &S,
+    name: &str,
+    attempts: u32,
+    event: &crate::RecordedEvent,
+    failure: &RunnerError,
+) -> Result<(), RunnerError> {
+    tracing::error!(projection = %name, position = %event.position, error = %failure, "es.projection: event parked");
+    metrics::counter!("es_projection_parked_total", "projection" => name.to_owned()).increment(1);
+    store
+        .park(ParkedEvent {
+            projection: name.to_owned(),
+            position: event.position,
+            event_type: event.event_type.clone(),
+            error: failure.to_string(),
+            attempts,
+            parked_at: crate::event::recorded_now(),
+        })
+        .await?;
+    Ok(())
 }

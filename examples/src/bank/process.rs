@@ -18,11 +18,22 @@ use super::transfer::{
     Compensate, Complete, Fail, RecordDebit, Transfer, TransferRequested, TransferStatus,
 };
 
-/// Moves transfers from requested to a final state.
+/// Moves transfers from requested to a final state. Clones share the repositories and the
+/// counters, so the runner can drive many transfers at once (`with_concurrency`).
 pub struct TransferProcess<S> {
     accounts: Repository<Account, S, S>,
     transfers: Repository<Transfer, S>,
     stats: Arc<Stats>,
+}
+
+impl<S: BankStore> Clone for TransferProcess<S> {
+    fn clone(&self) -> Self {
+        Self {
+            accounts: self.accounts.clone(),
+            transfers: self.transfers.clone(),
+            stats: self.stats.clone(),
+        }
+    }
 }
 
 impl<S: BankStore> TransferProcess<S> {

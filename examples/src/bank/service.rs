@@ -153,8 +153,11 @@ impl<S: BankStore> Bank<S> {
                 .idle_wait(Duration::from_millis(500))
                 .retries(5, Duration::from_millis(50))
                 .on_failure(OnFailure::Park);
+            // Transfers are independent streams: up to 16 run at once (each in its own order);
+            // the accounts they share are guarded by optimistic concurrency and retries.
             let mut runner = es_core::projection::ProjectionRunner::new(process, store.clone())
-                .with_options(options);
+                .with_options(options)
+                .with_concurrency(16);
             loop {
                 let stop = shutdown.clone();
                 let done = runner
