@@ -476,6 +476,68 @@ async fn a_failing_partition_stops_before_its_event<
     assert!(fixed.seen.lock().unwrap().iter().all(|(_, p)| *p > checkpoint.value()));
 }
 
+/// Fails while `broken` is set.
+#[derive(Clone, Default)]
+pub struct Flaky {
+    broken: Arc<std::sync::atomic::AtomicBool>,
+    handled: Arc<Mutex<u64>>,
+}
+
+#[projection(name = "flaky")]
+impl Flaky {
+    async fn on_deposited(&mut self, _: &Deposited) -> Result<(), ProjectionError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ProjectionError::new("the read model's database is down"));
+        }
+        *self.handled.lock().unwrap() += 1;
+        Ok(())
+    }
+}
+
+/// `follow` outlives a failing pass: it reports it, waits, and catches up once the cause is gone.
+async fn follow_keeps_going_after_a_failing_pass<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..6).await;
+    let model = Flaky::default();
+    model.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    let passes = Arc::new(Mutex::new(Vec::<Result<Position, String>>::new()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let (model, store, passes) = (model.clone(), store.clone(), passes.clone());
+        tokio::spawn(async move {
+            let mut runner = ProjectionRunner::new(model, store).with_options(
+                options().retries(1, Duration::from_millis(5)).idle_wait(Duration::from_millis(20)),
+            );
+            runner
+                .follow(
+                    async {
+                        let _ = stopped.await;
+                    },
+                    |pass| {
+                        let seen =
+                            pass.as_ref().map(|done| done.checkpoint).map_err(ToString::to_string);
+                        passes.lock().unwrap().push(seen);
+                    },
+                )
+                .await;
+        })
+    };
+    wait_until("a failing pass is reported", || passes.lock().unwrap().iter().any(Result::is_err))
+        .await;
+    model.broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    let head = store.head_position().await.unwrap();
+    wait_until("the runner catches up after the failure", || {
+        passes.lock().unwrap().last().is_some_and(|last| last.as_ref().is_ok_and(|p| *p == head))
+    })
+    .await;
+    assert_eq!(*model.handled.lock().unwrap(), 5);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
 // ---------------------------------------------------------------- backends
 
 fn memory() -> es_memory::MemoryTenantStore {
@@ -524,4 +586,5 @@ on_both_backends!(
     a_rebuild_beside_the_live_model_takes_over,
     concurrent_partitions_keep_each_stream_in_order,
     a_failing_partition_stops_before_its_event,
+    follow_keeps_going_after_a_failing_pass,
 );

@@ -265,11 +265,17 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                 if concurrent.is_some() { &[] } else { &batch };
             if let Some(fork) = concurrent {
                 let partitions = partition(&self.projection, fork, &batch, after);
-                let done =
+                let failure =
                     run_partitions(partitions, &self.store, &self.name, &self.options).await?;
-                handled += done.handled;
-                last = done.last.max(after);
-                if let Some(failure) = done.failure {
+                // The batch is in log order: everything before the earliest failure was handled.
+                let stop = failure.as_ref().map_or(Position::new(u64::MAX), failure_position);
+                for event in
+                    batch.iter().filter(|event| event.position > after && event.position < stop)
+                {
+                    last = event.position;
+                    handled += 1;
+                }
+                if let Some(failure) = failure {
                     if last > after {
                         self.save(&mut saved, last).await?;
                     }
@@ -396,6 +402,50 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         }
     }
 
+    /// Like [`ProjectionRunner::run_until`], but a failing pass does not end it: `on_pass` sees
+    /// every pass's outcome (to publish progress or a health state), and after a failure the
+    /// runner waits (from `retry_delay`, doubling, at most 30 s) and tries again. For services
+    /// that must keep a read model live through transient store or handler failures.
+    pub async fn follow(
+        &mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+        mut on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+    ) {
+        const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut backoff = self.options.retry_delay;
+        loop {
+            let pass = self.catch_up().await;
+            on_pass(&pass);
+            let pause = match pass {
+                Ok(caught_up) => {
+                    backoff = self.options.retry_delay;
+                    let waited = tokio::select! {
+                        () = &mut shutdown => return,
+                        waited = self.store.wait_for_events(caught_up.checkpoint, self.options.idle_wait) => waited,
+                    };
+                    match waited {
+                        Ok(_) => continue,
+                        Err(error) => {
+                            tracing::warn!(projection = %self.name, %error, "es.projection: waiting for events failed");
+                            backoff
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(projection = %self.name, %error, "es.projection: pass failed; retrying");
+                    backoff
+                }
+            };
+            backoff =
+                backoff.saturating_mul(2).clamp(std::time::Duration::from_millis(1), MAX_BACKOFF);
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
     /// Like [`ProjectionRunner::run_until`], but only while holding the projection's lock: waits
     /// (polling every `idle_wait`) until it gets the lock, runs, checks after every pass that it
     /// still holds it, and goes back to waiting if it lost it. The checkpoint is reloaded after
@@ -492,31 +542,15 @@ fn partition<'a, P>(
     partitions
 }
 
-/// What the partitions of a batch did.
-struct PartitionsDone {
-    /// Events handled before the earliest failure (all of them without one).
-    handled: u64,
-    /// The position the checkpoint may move to: the last event before the earliest failure.
-    last: Position,
-    /// The earliest failure under [`OnFailure::Stop`].
-    failure: Option<RunnerError>,
-}
-
+/// Runs the partitions, at most `options.concurrency` at once; returns the earliest failure
+/// under [`OnFailure::Stop`], if any.
 async fn run_partitions<P: Projection, S: DeadLetterStore>(
     partitions: Vec<Partition<'_, P>>,
     store: &S,
     name: &str,
     options: &RunnerOptions,
-) -> Result<PartitionsDone, RunnerError> {
+) -> Result<Option<RunnerError>, RunnerError> {
     use futures_util::StreamExt;
-    let positions: Vec<Position> = {
-        let mut all: Vec<Position> = partitions
-            .iter()
-            .flat_map(|(_, events)| events.iter().map(|event| event.position))
-            .collect();
-        all.sort_unstable();
-        all
-    };
     // A named async fn per partition and a hand-rolled bound on how many run (rather than a
     // closure and `buffer_unordered`): the future stays `Send` for callers that spawn it.
     let mut waiting = partitions.into_iter();
@@ -524,40 +558,27 @@ async fn run_partitions<P: Projection, S: DeadLetterStore>(
     for (worker, events) in waiting.by_ref().take(options.concurrency.max(1)) {
         running.push(run_partition(worker, events, store, name, options));
     }
-    let mut outcomes = Vec::new();
+    let mut earliest: Option<RunnerError> = None;
     while let Some(outcome) = running.next().await {
-        outcomes.push(outcome);
+        if let Some(failure) = outcome?
+            && failure_position(&failure)
+                < earliest.as_ref().map_or(Position::new(u64::MAX), failure_position)
+        {
+            earliest = Some(failure);
+        }
         if let Some((worker, events)) = waiting.next() {
             running.push(run_partition(worker, events, store, name, options));
         }
     }
-    let mut earliest: Option<RunnerError> = None;
-    for outcome in outcomes {
-        if let Some(failure) = outcome? {
-            let sooner = match (&earliest, &failure) {
-                (None, _) => true,
-                (
-                    Some(RunnerError::Handler { position: held, .. }),
-                    RunnerError::Handler { position, .. },
-                ) => position < held,
-                _ => false,
-            };
-            if sooner {
-                earliest = Some(failure);
-            }
-        }
+    Ok(earliest)
+}
+
+/// The position a handler failure stopped at.
+fn failure_position(failure: &RunnerError) -> Position {
+    match failure {
+        RunnerError::Handler { position, .. } => *position,
+        _ => Position::new(u64::MAX),
     }
-    let stop = match &earliest {
-        Some(RunnerError::Handler { position, .. }) => Some(*position),
-        _ => None,
-    };
-    let before: Vec<Position> =
-        positions.into_iter().filter(|position| stop.is_none_or(|stop| *position < stop)).collect();
-    Ok(PartitionsDone {
-        handled: before.len() as u64,
-        last: before.last().copied().unwrap_or(Position::BEGINNING),
-        failure: earliest,
-    })
 }
 
 /// Handles one partition's events in order; `Some(failure)` if one kept failing under

@@ -153,41 +153,23 @@ where
     }
 
     fn follow(self: &Arc<Self>, mut runner: ProjectionRunner<P, S>) -> Running<P, S> {
-        let (stop, mut stopped) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
         let served = Arc::clone(self);
         let task = tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let wait = match runner.catch_up().await {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            runner
+                .follow(shutdown, |pass| match pass {
                     Ok(pass) => {
                         served.progress.send_replace(pass.checkpoint);
                         served.caught_up.store(true, std::sync::atomic::Ordering::Release);
                         served.state.lock().1 = None;
-                        backoff = Duration::from_millis(100);
-                        let store = runner.store().clone();
-                        let idle = served.options.idle_wait;
-                        tokio::select! {
-                            _ = &mut stopped => return runner,
-                            waited = store.wait_for_events(pass.checkpoint, idle) => {
-                                if let Err(error) = waited {
-                                    tracing::warn!(projection = P::NAME, %error, "bank.projection: waiting for events failed");
-                                }
-                                continue;
-                            }
-                        }
                     }
-                    Err(error) => {
-                        tracing::error!(projection = P::NAME, %error, "bank.projection: pass failed; retrying");
-                        *served.state.lock() = ("failing", Some(error.to_string()));
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                        backoff
-                    }
-                };
-                tokio::select! {
-                    _ = &mut stopped => return runner,
-                    () = tokio::time::sleep(wait) => {}
-                }
-            }
+                    Err(error) => *served.state.lock() = ("failing", Some(error.to_string())),
+                })
+                .await;
+            runner
         });
         Running { stop, task }
     }
