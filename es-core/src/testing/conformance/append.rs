@@ -108,11 +108,29 @@ pub async fn exact_version_mismatch_conflicts_and_reports_actual<B: MultiTenantS
     let store = scoped(&backend, "a");
     let s = stream("order-1");
     append(&store, &s, ExpectedVersion::NoStream, batch(0..3)).await;
-    for expected in
-        [ExpectedVersion::Exact(2), ExpectedVersion::Exact(4), ExpectedVersion::Exact(1_000)]
-    {
-        let refused = store.append(&s, expected, batch(10..11), AppendOptions::default()).await;
-        expect_version_conflict(refused, expected, 3);
+    // Single events and batches, with and without an idempotency key: each takes its own path in
+    // a backend (PostgreSQL has a scalar insert, a batch insert and a keyed function), and each
+    // must refuse a stream that is behind the expectation instead of writing after a gap.
+    let mut attempt = 0;
+    for size in [1, 3] {
+        for keyed in [false, true] {
+            for expected in [
+                ExpectedVersion::Exact(2),
+                ExpectedVersion::Exact(4),
+                ExpectedVersion::Exact(1_000),
+            ] {
+                attempt += 1;
+                let options = if keyed {
+                    let key = crate::IdempotencyKey::new(format!("mismatch-{attempt}"))
+                        .expect("valid key");
+                    AppendOptions::default().idempotency_key(key)
+                } else {
+                    AppendOptions::default()
+                };
+                let refused = store.append(&s, expected, batch(10..10 + size), options).await;
+                expect_version_conflict(refused, expected, 3);
+            }
+        }
     }
     assert_eq!(numbers(&read_stream(&store, &s).await), [0, 1, 2]);
 }

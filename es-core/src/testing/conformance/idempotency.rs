@@ -209,3 +209,49 @@ pub async fn idempotency_record_is_queryable<B: MultiTenantStore>(backend: B) {
     let events = read_stream(&store, &s).await;
     assert_eq!(record.recorded_at, events[0].recorded_at);
 }
+
+/// 8 tasks retrying one keyed append at once, expecting `NoStream`, `Exact(0)` or `Exact(n)`:
+/// every one gets the first result (none a `VersionConflict`), and the events are written once.
+/// A backend that checks the key before it serialises appends to the stream fails this.
+pub async fn concurrent_keyed_retries_with_exact_versions_all_replay<B: MultiTenantStore>(
+    backend: B,
+) {
+    const TASKS: usize = 8;
+    let store = scoped(&backend, "a");
+    let cases = [
+        ("order-no-stream", ExpectedVersion::NoStream, 0),
+        ("order-exact-zero", ExpectedVersion::Exact(0), 0),
+        ("order-exact-three", ExpectedVersion::Exact(3), 3),
+    ];
+    for (name, expected, before) in cases {
+        let s = stream(name);
+        if before > 0 {
+            append(&store, &s, ExpectedVersion::NoStream, batch(100..100 + before)).await;
+        }
+        let events = batch(0..2);
+        let key_name = format!("k-{name}");
+        let barrier = Arc::new(Barrier::new(TASKS));
+        let mut tasks = JoinSet::new();
+        for _ in 0..TASKS {
+            let (store, s, events, barrier, key_name) =
+                (store.clone(), s.clone(), rebuilt(&events), barrier.clone(), key_name.clone());
+            tasks.spawn(async move {
+                barrier.wait().await;
+                store.append(&s, expected, events, with_key(&key_name)).await
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            results.push(joined.expect("task panicked").unwrap_or_else(|error| {
+                panic!("every retry with {expected} must replay the first result, got {error}")
+            }));
+        }
+        assert!(
+            results.iter().all(|result| *result == results[0]),
+            "all retries with {expected} must return one result: {results:?}"
+        );
+        assert_eq!((results[0].first_version, results[0].last_version), (before + 1, before + 2));
+        let written = read_stream(&store, &s).await;
+        assert_eq!(written.len() as u64, before + 2, "the keyed batch must be written once");
+    }
+}

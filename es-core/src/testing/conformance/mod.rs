@@ -86,6 +86,7 @@ macro_rules! conformance_tests {
             idempotency_key_with_other_expected_version_conflicts,
             idempotency_keys_are_scoped_to_tenant,
             concurrent_idempotent_retries_write_once,
+            concurrent_keyed_retries_with_exact_versions_all_replay,
             failed_append_leaves_no_idempotency_record,
             idempotency_record_is_queryable,
             read_stream_forward_from_middle,
