@@ -15,7 +15,7 @@
 //! };
 //! use futures_util::TryStreamExt;
 //!
-//! #[derive(serde::Serialize, serde::Deserialize)]
+//! #[derive(serde::Serialize, serde::Deserialize, Hash)]
 //! struct Deposited { amount: i64 }
 //!
 //! /// Works on any backend.
@@ -82,7 +82,7 @@
 //! #[aggregate(name = "account", event = AccountEvent, error = AccountError, snapshot(every = 200))]
 //! pub struct Account { open: bool, balance: i64 }
 //!
-//! #[derive(Clone)]
+//! #[derive(Clone, Hash)] // Clone: decided again after a conflict; Hash: fingerprinted under an idempotency key
 //! pub struct Deposit { pub amount: i64 }
 //!
 //! #[commands] // generates `AccountCommand` with `From<Deposit>`, and the dispatch

@@ -46,7 +46,7 @@ pub struct Account {
     operations: u64,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Hash)]
 pub struct Deposit(i64);
 
 #[commands]
@@ -245,9 +245,22 @@ async fn main() {
 
     // The snapshot the policy (every 1000) leaves at the last multiple of 1000.
     let state = Payload::from_value(&loaded.state).unwrap();
-    pg.save_snapshot(Snapshot::new(Account::NAME, big_stream.clone(), loaded.version, 1, state))
-        .await
-        .unwrap();
+    let last = {
+        use futures_util::TryStreamExt;
+        let mut newest =
+            pg.read_stream(&big_stream, es_core::ReadStreamOptions::backward().limit(1));
+        newest.try_next().await.unwrap().expect("the stream has events")
+    };
+    pg.save_snapshot(Snapshot::new(
+        Account::NAME,
+        big_stream.clone(),
+        loaded.version,
+        last.event_id,
+        1,
+        state,
+    ))
+    .await
+    .unwrap();
     let with_snapshots = Repository::<Account, _>::new(pg.clone()).with_snapshots(pg.clone());
     let (snap_time, loaded) =
         best(5, || async { with_snapshots.load(&big_stream).await.unwrap() }).await;

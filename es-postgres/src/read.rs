@@ -305,10 +305,10 @@ pub(crate) fn read_stream(
     Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
 }
 
-const REPLAY: &str = "SELECT stream_version, event_type, schema_version, payload::text AS payload FROM events \
+const REPLAY: &str = "SELECT stream_version, event_type, schema_version, payload::text AS payload, event_id FROM events \
      WHERE tenant = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version LIMIT $4";
 
-/// A fold's read: only version, type, schema version and payload (half the columns of an
+/// A fold's read: only version, id, type, schema version and payload (half the columns of an
 /// envelope, which roughly halves the time of a long replay).
 struct ReplayCursor {
     inner: Arc<Inner>,
@@ -351,6 +351,7 @@ impl ReplayCursor {
                 schema_version: u32::try_from(schema_version)
                     .map_err(|_| corrupt(format!("schema version {schema_version}")))?,
                 payload: Payload::from_stored(get::<String>(row, 3, "payload")?),
+                event_id: EventId::from_uuid(get(row, 4, "event_id")?),
             });
         }
         let Some(last) = page.last() else { return Ok(None) };

@@ -1,7 +1,7 @@
 //! Snapshots in the `snapshots` table (migration 3).
 
 use es_core::snapshot::{Snapshot, SnapshotStore};
-use es_core::{Payload, StoreError, StreamId};
+use es_core::{EventId, Payload, StoreError, StreamId};
 use sqlx::Row;
 
 use crate::PgTenantStore;
@@ -10,7 +10,7 @@ use crate::error::read_error;
 impl SnapshotStore for PgTenantStore {
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         let row = sqlx::query(
-            "SELECT aggregate, version, schema_version, state, checksum FROM snapshots \
+            "SELECT aggregate, version, schema_version, state, checksum, event_id FROM snapshots \
              WHERE tenant = $1 AND stream_id = $2",
         )
         .bind(self.tenant_id().as_str())
@@ -36,6 +36,7 @@ impl SnapshotStore for PgTenantStore {
             aggregate: row.try_get("aggregate").map_err(get)?,
             stream_id: stream_id.clone(),
             version: u64::try_from(version).map_err(|_| corrupt(format!("version {version}")))?,
+            event_id: EventId::from_uuid(row.try_get("event_id").map_err(get)?),
             schema_version: u32::try_from(schema_version)
                 .map_err(|_| corrupt(format!("schema version {schema_version}")))?,
             state: Payload::from_stored(state),
@@ -45,10 +46,11 @@ impl SnapshotStore for PgTenantStore {
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO snapshots (tenant, stream_id, aggregate, version, schema_version, state, checksum) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO snapshots (tenant, stream_id, aggregate, version, schema_version, state, checksum, event_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (tenant, stream_id) DO UPDATE SET aggregate = EXCLUDED.aggregate, \
                version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, \
+               event_id = EXCLUDED.event_id, \
                state = EXCLUDED.state, checksum = EXCLUDED.checksum, taken_at = now() \
              WHERE snapshots.version < EXCLUDED.version",
         )
@@ -59,6 +61,7 @@ impl SnapshotStore for PgTenantStore {
         .bind(i32::try_from(snapshot.schema_version).unwrap_or(i32::MAX))
         .bind(snapshot.state.as_bytes())
         .bind(&snapshot.checksum[..])
+        .bind(snapshot.event_id.as_uuid())
         .execute(self.pool())
         .await
         .map_err(|error| read_error("save_snapshot", error))?;

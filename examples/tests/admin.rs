@@ -77,5 +77,24 @@ async fn operators_inspect_verify_and_rebuild() {
     .unwrap();
     let (code, out) = admin(schema, &["snapshots", "verify"]);
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("checksum mismatch"), "{out}");
+    assert!(out.contains("checksum does not match"), "{out}");
+
+    // A snapshot with a valid checksum that is not of this stream's history (a snapshots table
+    // restored from another point in time): the event it claims is not the stream's.
+    let pool = sqlx::PgPool::connect(&es_postgres::testing::database_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {schema}.snapshots")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let stream = es_core::StreamId::new("account-ops-1").unwrap();
+    let state = es_core::Payload::from_value(&serde_json::json!({
+        "open": true, "closed": false, "owner": "Ops", "balance": 1_000_000
+    }))
+    .unwrap();
+    let restored =
+        es_core::snapshot::Snapshot::new("account", stream, 50, es_core::EventId::new(), 1, state);
+    es_core::snapshot::SnapshotStore::save_snapshot(&store, restored).await.unwrap();
+    let (code, out) = admin(schema, &["snapshots", "verify"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("does not hold the event the snapshot was taken at"), "{out}");
 }

@@ -85,16 +85,16 @@ pub struct Account {
     balance: i64,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Hash)]
 pub struct Open {
     pub owner: String,
     pub email: String,
 }
-#[derive(Clone)]
+#[derive(Clone, Hash)]
 pub struct Deposit {
     pub amount: i64,
 }
-#[derive(Clone)]
+#[derive(Clone, Hash)]
 pub struct Withdraw {
     pub amount: i64,
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use es_core::repository::{CommandOptions, Repository, RepositoryError, RepositoryOptions};
-use es_core::snapshot::{Snapshot, SnapshotStore};
+use es_core::snapshot::{Snapshot, SnapshotStore, SnapshotVerdict};
 use es_core::{
     Aggregate, Apply, Event, EventStore, IdempotencyKey, MultiTenantStore, Payload,
     ReadStreamOptions, StreamId, TenantId, commands,
@@ -45,9 +45,9 @@ pub struct Account {
     operations: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub struct Deposit(pub i64);
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub struct Withdraw(pub i64);
 
 #[commands]
@@ -317,15 +317,50 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
         ("flipped byte", Snapshot { state: Payload::from_stored(flipped), ..good.clone() }),
         (
             "old schema version",
-            Snapshot::new(Account::NAME, id.clone(), good.version, 99, good.state.clone()),
+            Snapshot::new(
+                Account::NAME,
+                id.clone(),
+                good.version,
+                good.event_id,
+                99,
+                good.state.clone(),
+            ),
         ),
         (
             "state no longer deserializes",
-            Snapshot::new(Account::NAME, id.clone(), good.version, 1, wrong_state),
+            Snapshot::new(Account::NAME, id.clone(), good.version, good.event_id, 1, wrong_state),
         ),
         (
             "another aggregate",
-            Snapshot::new("ledger", id.clone(), good.version, 1, good.state.clone()),
+            Snapshot::new("ledger", id.clone(), good.version, good.event_id, 1, good.state.clone()),
+        ),
+        // Valid checksums, but not of this stream's history (a snapshots table restored from
+        // another point in time than the events):
+        (
+            "beyond the stream's head",
+            Snapshot::new(Account::NAME, id.clone(), 100, good.event_id, 1, good.state.clone()),
+        ),
+        (
+            "labelled one version later than the state it holds",
+            Snapshot::new(
+                Account::NAME,
+                id.clone(),
+                good.version + 1,
+                good.event_id,
+                1,
+                good.state.clone(),
+            ),
+        ),
+        (
+            "taken at another event of that version",
+            Snapshot::new(
+                Account::NAME,
+                id.clone(),
+                good.version,
+                es_core::EventId::new(),
+                1,
+                good.state.clone(),
+            ),
         ),
         (
             "lying state",
@@ -335,8 +370,17 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
             },
         ),
     ];
+    let trusted = accounts.verify_snapshot(&id).await.unwrap();
+    assert_eq!(trusted, SnapshotVerdict::Trusted { version: good.version });
     for (what, snapshot) in damaged {
         put(snapshot).await;
+        assert!(
+            matches!(
+                accounts.verify_snapshot(&id).await.unwrap(),
+                SnapshotVerdict::Rejected { .. }
+            ),
+            "{what}: verification must reject the snapshot"
+        );
         let loaded = accounts.load(&id).await.unwrap();
         assert_eq!(loaded.from_snapshot, None, "{what}: the snapshot must be ignored");
         assert_eq!(
@@ -412,7 +456,7 @@ async fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
         let (pool, table) = (pool.clone(), table.clone());
         Box::pin(async move {
             let sql = format!(
-                "UPDATE {table} SET aggregate = $1, version = $2, schema_version = $3, state = $4, checksum = $5 WHERE stream_id = $6"
+                "UPDATE {table} SET aggregate = $1, version = $2, schema_version = $3, state = $4, checksum = $5, event_id = $7 WHERE stream_id = $6"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&snapshot.aggregate)
@@ -421,6 +465,7 @@ async fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
                 .bind(snapshot.state.as_bytes())
                 .bind(&snapshot.checksum[..])
                 .bind(snapshot.stream_id.as_str())
+                .bind(snapshot.event_id.as_uuid())
                 .execute(&*pool)
                 .await
                 .unwrap();

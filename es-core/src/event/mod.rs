@@ -2,6 +2,7 @@
 //! ([`RecordedEvent`]), with its [`Payload`] and [`EventMetadata`].
 
 mod data;
+mod finite;
 mod metadata;
 mod payload;
 mod recorded;

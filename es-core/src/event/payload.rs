@@ -38,12 +38,41 @@ pub enum PayloadError {
         /// Byte offset of the escape.
         at: usize,
     },
+    /// A float is NaN or infinite. JSON has no such numbers (`serde_json` would write `null`, which
+    /// the type could then never read back), so the value is refused before anything is stored.
+    #[error(
+        "payload field `{path}` holds a float that is NaN or infinite, which JSON cannot represent; \
+         check the arithmetic that produced it (nothing was stored)"
+    )]
+    NonFiniteFloat {
+        /// Where the float is: a field path such as `amount` or `lines[3].price`.
+        path: String,
+    },
 }
 
 impl Payload {
     /// Serializes `value` to JSON.
+    ///
+    /// Refuses a value holding a NaN or infinite float ([`PayloadError::NonFiniteFloat`]): `serde_json`
+    /// would write it as `null`, an event its own type could never read back.
+    ///
+    /// ```
+    /// use es_core::{Payload, PayloadError};
+    /// #[derive(serde::Serialize)]
+    /// struct Measured { celsius: f64 }
+    ///
+    /// let refused = Payload::from_value(&Measured { celsius: f64::NAN });
+    /// assert!(matches!(refused, Err(PayloadError::NonFiniteFloat { path }) if path == "celsius"));
+    /// ```
     pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, PayloadError> {
         let bytes = serde_json::to_vec(value)?;
+        // serde_json writes a non-finite float as `null`: only output holding a `null` needs the
+        // walk that tells a real `None` from a NaN, so the common path costs one byte search.
+        if contains_null(&bytes)
+            && let Some(path) = super::finite::first_non_finite(value)
+        {
+            return Err(PayloadError::NonFiniteFloat { path });
+        }
         check_no_nul_escape(&bytes)?;
         Ok(Self(Bytes::from(bytes)))
     }
@@ -107,6 +136,10 @@ impl fmt::Debug for Payload {
             None => write!(f, "Payload({text})"),
         }
     }
+}
+
+fn contains_null(json: &[u8]) -> bool {
+    json.windows(4).any(|window| window == b"null")
 }
 
 /// Finds a `\u0000` escape. Backslashes occur only inside JSON strings, and every backslash starts

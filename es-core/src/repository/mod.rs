@@ -4,14 +4,14 @@
 //! ```
 //! # use es_core::{Aggregate, Apply, Event, commands};
 //! # use serde::{Deserialize, Serialize};
-//! # #[derive(Debug, Serialize, Deserialize, Event)] #[event(name = "counter.incremented")]
+//! # #[derive(Debug, Serialize, Deserialize, Event, Hash)] #[event(name = "counter.incremented")]
 //! # pub struct Incremented { by: i64 }
 //! # #[derive(Debug, Event)] pub enum CounterEvent { Incremented(Incremented) }
 //! # #[derive(Debug)] pub enum CounterError { TooBig }
 //! # #[derive(Default, Serialize, Deserialize, Aggregate)]
 //! # #[aggregate(name = "counter", event = CounterEvent, error = CounterError)]
 //! # pub struct Counter { value: i64 }
-//! # #[derive(Clone)] pub struct Increment { by: i64 }
+//! # #[derive(Clone, Hash)] pub struct Increment { by: i64 }
 //! # #[commands] impl Counter {
 //! #     pub fn increment(&self, c: Increment) -> Result<Incremented, CounterError> {
 //! #         if self.value + c.by > 100 { Err(CounterError::TooBig) } else { Ok(Incremented { by: c.by }) }
@@ -34,8 +34,11 @@
 //! }
 //! ```
 
+mod fingerprint;
+
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -45,7 +48,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::snapshot::{NoSnapshots, Snapshot, SnapshotStore};
+use crate::snapshot::{NoSnapshots, Snapshot, SnapshotRejection, SnapshotStore, SnapshotVerdict};
 use crate::{
     Aggregate, AppendOptions, AppendResult, DecodeError, EncodeError, Event, EventMetadata,
     EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord, Payload, StoreError, StreamId,
@@ -277,36 +280,81 @@ where
     }
 
     /// Loads an aggregate: the latest valid snapshot, then the events after it.
+    ///
+    /// The tail is read from the snapshot's own version, so its first event proves the snapshot was
+    /// taken of this stream's history (same version, same event id); a snapshot that cannot prove
+    /// it is ignored like a damaged one, and the state is rebuilt from the first event.
     pub async fn load(&self, stream_id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        let (mut state, mut version, from_snapshot) = match self
-            .snapshots
-            .load_snapshot(stream_id)
-            .await
-        {
+        let snapshot = match self.snapshots.load_snapshot(stream_id).await {
             Ok(Some(snapshot)) => match accept::<A>(&snapshot) {
-                Some((state, version)) => (state, version, Some(version)),
-                None => (A::default(), 0, None),
+                Ok(state) => Some((state, snapshot)),
+                Err(reason) => {
+                    reject::<A>(stream_id, snapshot.version, reason);
+                    None
+                }
             },
-            Ok(None) => (A::default(), 0, None),
+            Ok(None) => None,
             Err(error) => {
                 // A snapshot store that fails costs a full replay, never the command.
                 tracing::warn!(%error, aggregate = A::NAME, stream = %stream_id, "es.snapshot: load failed; replaying from events");
-                (A::default(), 0, None)
+                metrics::counter!("es_snapshot_load_failures_total", "aggregate" => A::NAME)
+                    .increment(1);
+                None
             }
         };
-        let mut pages = self.store.replay_stream(stream_id, version + 1);
-        while let Some(page) = pages.try_next().await? {
-            for event in &page {
-                let event_type = event.event_type.as_str();
-                state.evolve(&A::Event::from_stored(
-                    event_type,
-                    event.schema_version,
-                    &event.payload,
-                )?);
-                version = event.stream_version;
+        if let Some((state, snapshot)) = snapshot {
+            let mut pages = self.store.replay_stream(stream_id, snapshot.version);
+            let first = pages.try_next().await?;
+            let anchored = first.as_ref().and_then(|page| page.first()).is_some_and(|event| {
+                event.stream_version == snapshot.version && event.event_id == snapshot.event_id
+            });
+            if anchored {
+                let mut loaded = Loaded {
+                    state,
+                    version: snapshot.version,
+                    from_snapshot: Some(snapshot.version),
+                };
+                if let Some(page) = first {
+                    fold_page(&mut loaded, &page[1..])?;
+                }
+                while let Some(page) = pages.try_next().await? {
+                    fold_page(&mut loaded, &page)?;
+                }
+                return Ok(loaded);
             }
+            reject::<A>(stream_id, snapshot.version, SnapshotRejection::StreamMismatch);
         }
-        Ok(Loaded { state, version, from_snapshot })
+        let mut loaded = Loaded { state: A::default(), version: 0, from_snapshot: None };
+        let mut pages = self.store.replay_stream(stream_id, 1);
+        while let Some(page) = pages.try_next().await? {
+            fold_page(&mut loaded, &page)?;
+        }
+        Ok(loaded)
+    }
+
+    /// Judges the stream's stored snapshot as [`load`](Self::load) would, without loading the
+    /// aggregate (for operators: `snapshots verify`).
+    pub async fn verify_snapshot(
+        &self,
+        stream_id: &StreamId,
+    ) -> Result<SnapshotVerdict, StoreError> {
+        let Some(snapshot) = self.snapshots.load_snapshot(stream_id).await? else {
+            return Ok(SnapshotVerdict::Missing);
+        };
+        let version = snapshot.version;
+        if let Err(reason) = accept::<A>(&snapshot) {
+            return Ok(SnapshotVerdict::Rejected { version, reason });
+        }
+        let mut pages = self.store.replay_stream(stream_id, version);
+        let first = pages.try_next().await?;
+        let anchored = first.as_ref().and_then(|page| page.first()).is_some_and(|event| {
+            event.stream_version == version && event.event_id == snapshot.event_id
+        });
+        Ok(if anchored {
+            SnapshotVerdict::Trusted { version }
+        } else {
+            SnapshotVerdict::Rejected { version, reason: SnapshotRejection::StreamMismatch }
+        })
     }
 
     /// Runs a command: load, decide, append with `Exact(version)`; on a version conflict, reload
@@ -320,7 +368,7 @@ where
         options: CommandOptions,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>>
     where
-        A::Command: Clone,
+        A::Command: Clone + Hash,
     {
         let span = tracing::info_span!(
             "es.command",
@@ -375,16 +423,17 @@ where
         options: &CommandOptions,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>>
     where
-        A::Command: Clone,
+        A::Command: Clone + Hash,
     {
-        if let Some(key) = &options.idempotency_key
-            && let Some(record) = self.store.idempotency_record(key).await?
-        {
-            return replayed(self.store.tenant(), stream_id, key, record);
-        }
         let mut append_options = AppendOptions::default();
+        let mut command_print = None;
         if let Some(key) = &options.idempotency_key {
-            append_options = append_options.idempotency_key(key.clone());
+            let print = fingerprint::command_fingerprint(A::NAME, stream_id, command);
+            if let Some(record) = self.store.idempotency_record(key).await? {
+                return replayed(self.store.tenant(), stream_id, key, &print, record);
+            }
+            append_options = append_options.idempotency_key(key.clone()).fingerprint(print);
+            command_print = Some(print);
         }
         let mut fresh = false;
         for attempt in 1..=self.options.max_attempts {
@@ -424,6 +473,8 @@ where
                     event.to_event_data().map(|data| data.with_metadata(options.metadata.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            // The event the snapshot (if one is due) will be anchored to: the batch's last.
+            let last_event_id = data.last().map(|event| event.event_id);
             let started = std::time::Instant::now();
             let appended = self
                 .store
@@ -439,7 +490,7 @@ where
             match appended {
                 Ok(appended) => {
                     let last_version = appended.last_version;
-                    self.after_append(stream_id, loaded, &events, last_version);
+                    self.after_append(stream_id, loaded, &events, last_version, last_event_id);
                     return Ok(CommandOutcome {
                         version: appended.last_version,
                         appended: Some(appended),
@@ -464,10 +515,10 @@ where
                 Err(StoreError::IdempotencyConflict { .. })
                     if options.idempotency_key.is_some() =>
                 {
-                    if let Some(key) = &options.idempotency_key
+                    if let (Some(key), Some(print)) = (&options.idempotency_key, &command_print)
                         && let Some(record) = self.store.idempotency_record(key).await?
                     {
-                        return replayed(self.store.tenant(), stream_id, key, record);
+                        return replayed(self.store.tenant(), stream_id, key, print, record);
                     }
                 }
                 Err(error) => return Err(error.into()),
@@ -494,6 +545,7 @@ where
         mut loaded: Loaded<A>,
         events: &[A::Event],
         new_version: u64,
+        last_event_id: Option<crate::EventId>,
     ) {
         let snapshot_due = A::SNAPSHOT.every.is_some_and(|every| {
             self.snapshots.enabled() && loaded.version / every != new_version / every
@@ -505,13 +557,19 @@ where
             loaded.state.evolve(event);
         }
         loaded.version = new_version;
-        if snapshot_due {
-            self.snapshot(stream_id, &loaded.state, new_version);
+        if snapshot_due && let Some(event_id) = last_event_id {
+            self.snapshot(stream_id, &loaded.state, new_version, event_id);
         }
         self.cache_put(stream_id, loaded);
     }
 
-    fn snapshot(&self, stream_id: &StreamId, state: &A, new_version: u64) {
+    fn snapshot(
+        &self,
+        stream_id: &StreamId,
+        state: &A,
+        new_version: u64,
+        event_id: crate::EventId,
+    ) {
         let state = match Payload::from_value(state) {
             Ok(state) => state,
             Err(error) => {
@@ -519,8 +577,14 @@ where
                 return;
             }
         };
-        let snapshot =
-            Snapshot::new(A::NAME, stream_id.clone(), new_version, A::SNAPSHOT.version, state);
+        let snapshot = Snapshot::new(
+            A::NAME,
+            stream_id.clone(),
+            new_version,
+            event_id,
+            A::SNAPSHOT.version,
+            state,
+        );
         let snapshots = self.snapshots.clone();
         tokio::spawn(async move {
             if let Err(error) = snapshots.save_snapshot(snapshot).await {
@@ -538,14 +602,15 @@ where
 }
 
 /// The outcome of a command that already ran, from its idempotency record; a key first used on
-/// another stream is a conflict.
+/// another stream, or with another command, is a conflict.
 fn replayed<E: Debug>(
     tenant: &crate::TenantId,
     stream_id: &StreamId,
     key: &IdempotencyKey,
+    command_print: &crate::Fingerprint,
     record: IdempotencyRecord,
 ) -> Result<CommandOutcome, RepositoryError<E>> {
-    if record.stream_id != *stream_id {
+    if record.stream_id != *stream_id || record.fingerprint != *command_print {
         return Err(RepositoryError::Store(StoreError::IdempotencyConflict {
             tenant: tenant.clone(),
             key: key.clone(),
@@ -560,29 +625,45 @@ fn replayed<E: Debug>(
     })
 }
 
-/// Checks a snapshot against the aggregate; `None` (with a warning and a counter) if it cannot be
-/// trusted.
-fn accept<A: Aggregate + DeserializeOwned>(snapshot: &Snapshot) -> Option<(A, u64)> {
-    let reason = if snapshot.aggregate != A::NAME {
-        "aggregate"
+/// Folds a page of stored events into a loaded state.
+fn fold_page<A: Aggregate>(
+    loaded: &mut Loaded<A>,
+    page: &[crate::ReplayedEvent],
+) -> Result<(), DecodeError> {
+    for event in page {
+        loaded.state.evolve(&A::Event::from_stored(
+            event.event_type.as_str(),
+            event.schema_version,
+            &event.payload,
+        )?);
+        loaded.version = event.stream_version;
+    }
+    Ok(())
+}
+
+/// Checks what a snapshot says about itself (aggregate, schema version, checksum, readable
+/// state); whether its stream holds the event it was taken at is checked by the read that follows.
+fn accept<A: Aggregate + DeserializeOwned>(snapshot: &Snapshot) -> Result<A, SnapshotRejection> {
+    if snapshot.aggregate != A::NAME {
+        Err(SnapshotRejection::Aggregate)
     } else if snapshot.schema_version != A::SNAPSHOT.version {
-        "schema_version"
+        Err(SnapshotRejection::SchemaVersion)
     } else if !snapshot.is_intact() {
-        "checksum"
+        Err(SnapshotRejection::Checksum)
     } else {
-        match snapshot.state.deserialize::<A>() {
-            Ok(state) => return Some((state, snapshot.version)),
-            Err(_) => "deserialize",
-        }
-    };
+        snapshot.state.deserialize::<A>().map_err(|_| SnapshotRejection::Deserialize)
+    }
+}
+
+/// Reports a snapshot that will not be used: a warning and a counter.
+fn reject<A: Aggregate>(stream_id: &StreamId, version: u64, reason: SnapshotRejection) {
     tracing::warn!(
         aggregate = A::NAME,
-        stream = %snapshot.stream_id,
-        version = snapshot.version,
-        reason,
-        "es.snapshot: ignored; rebuilding from events"
+        stream = %stream_id,
+        version,
+        reason = reason.as_str(),
+        "es.snapshot: ignored ({reason}); rebuilding from events"
     );
-    metrics::counter!("es_snapshots_rejected_total", "aggregate" => A::NAME, "reason" => reason)
+    metrics::counter!("es_snapshots_rejected_total", "aggregate" => A::NAME, "reason" => reason.as_str())
         .increment(1);
-    None
 }

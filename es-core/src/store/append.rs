@@ -24,6 +24,12 @@ pub struct AppendOptions {
     /// returns that result, whatever the stream's version has become; the same key with a different
     /// request fails with [`StoreError::IdempotencyConflict`]. Records are durable and do not expire.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// What identifies the request under its idempotency key, when the caller knows better than
+    /// the events: the command pipeline passes a digest of the *command*, so that a key reused with
+    /// another command is a conflict even where the two would decide the same events, and a retry
+    /// of one command is recognised even though the stream moved on. `None`: the store computes
+    /// the [`Fingerprint`] from the stream, the expected version and the events.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl AppendOptions {
@@ -31,6 +37,13 @@ impl AppendOptions {
     #[must_use]
     pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
         self.idempotency_key = Some(key);
+        self
+    }
+
+    /// Sets the request's fingerprint (see [`AppendOptions::fingerprint`]).
+    #[must_use]
+    pub fn fingerprint(mut self, fingerprint: Fingerprint) -> Self {
+        self.fingerprint = Some(fingerprint);
         self
     }
 }
@@ -125,8 +138,11 @@ impl AppendRequest {
                 return Err(invalid(InvalidAppend::DuplicateEventId { event_id: event.event_id }));
             }
         }
-        let idempotency =
-            options.idempotency_key.map(|key| (key, fingerprint(stream_id, expected, &events)));
+        let idempotency = options.idempotency_key.map(|key| {
+            let fingerprint =
+                options.fingerprint.unwrap_or_else(|| fingerprint(stream_id, expected, &events));
+            (key, fingerprint)
+        });
         Ok(Self { stream_id: stream_id.clone(), expected, events, idempotency })
     }
 }

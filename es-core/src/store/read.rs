@@ -3,7 +3,7 @@ use std::pin::Pin;
 use futures_core::Stream;
 
 use super::{Position, StoreError};
-use crate::{EventType, RecordedEvent};
+use crate::{EventId, EventType, RecordedEvent};
 
 /// The events a read returns, one at a time, fetched by the backend in pages so that memory stays
 /// bounded whatever the size of the log. A read that fails yields the error as an item; a read
@@ -17,6 +17,8 @@ pub type EventStream =
 pub struct ReplayedEvent {
     /// Its version in the stream.
     pub stream_version: u64,
+    /// Its id (a loaded snapshot is checked against the id of the event it was taken at).
+    pub event_id: EventId,
     /// The stored type name.
     pub event_type: EventType,
     /// The payload's schema version as written.
@@ -29,6 +31,7 @@ impl From<RecordedEvent> for ReplayedEvent {
     fn from(event: RecordedEvent) -> Self {
         Self {
             stream_version: event.stream_version,
+            event_id: event.event_id,
             event_type: event.event_type,
             schema_version: event.schema_version,
             payload: event.payload,

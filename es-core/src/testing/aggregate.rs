@@ -6,9 +6,9 @@
 //! # #[derive(Debug, PartialEq, Serialize, Deserialize, Event)] #[event(name = "door.opened")] pub struct Opened;
 //! # #[derive(Debug, PartialEq, Event)] pub enum DoorEvent { Opened(Opened) }
 //! # #[derive(Debug, PartialEq)] pub enum DoorError { AlreadyOpen }
-//! # #[derive(Default, Aggregate)] #[aggregate(name = "door", event = DoorEvent, error = DoorError)]
+//! # #[derive(Default, Aggregate, Hash)] #[aggregate(name = "door", event = DoorEvent, error = DoorError)]
 //! # pub struct Door { open: bool }
-//! # #[derive(Clone)] pub struct Open;
+//! # #[derive(Clone, Hash)] pub struct Open;
 //! # #[commands] impl Door {
 //! #     pub fn open(&self, _: Open) -> Result<Opened, DoorError> { if self.open { Err(DoorError::AlreadyOpen) } else { Ok(Opened) } }
 //! # }

@@ -94,14 +94,14 @@ pub struct Account {
 }
 
 /// Open an account for `owner`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Open {
     /// Who owns it.
     pub owner: String,
 }
 
 /// Put money in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Deposit {
     /// Cents, positive.
     pub cents: i64,
@@ -110,7 +110,7 @@ pub struct Deposit {
 }
 
 /// Take money out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Withdraw {
     /// Cents, positive.
     pub cents: i64,
@@ -119,7 +119,7 @@ pub struct Withdraw {
 }
 
 /// Close an empty account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Close;
 
 impl Account {

@@ -115,7 +115,7 @@ pub struct Transfer {
 }
 
 /// Ask for a transfer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct RequestTransfer {
     /// The account debited.
     pub from: String,
@@ -126,22 +126,22 @@ pub struct RequestTransfer {
 }
 
 /// Record that the debit happened (idempotent).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct RecordDebit;
 
 /// Record that the credit happened (idempotent).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Complete;
 
 /// Record that the debit was refused (idempotent).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Fail {
     /// Why.
     pub reason: String,
 }
 
 /// Record that the credit was refused and the debit refunded (idempotent).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Compensate {
     /// Why.
     pub reason: String,

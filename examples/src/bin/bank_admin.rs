@@ -15,8 +15,8 @@ use es_core::projection::{
     RunnerOptions,
 };
 use es_core::repository::Repository;
-use es_core::snapshot::SnapshotStore;
-use es_core::{Aggregate, EventStore, MultiTenantStore, Projection, TenantId};
+use es_core::snapshot::SnapshotVerdict;
+use es_core::{EventStore, MultiTenantStore, Projection, TenantId};
 use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
 use examples::bank::account::Account;
 use examples::bank::process::TransferProcess;
@@ -245,25 +245,16 @@ async fn rebuild(store: &PgTenantStore, name: &str) -> Result<ExitCode, Failure>
 async fn verify(store: &PgTenantStore) -> Result<ExitCode, Failure> {
     let streams = store.snapshot_streams().await?;
     let progress = bar(streams.len() as u64).with_message("verifying snapshots");
+    let accounts = Repository::<Account, _>::new(store.clone()).with_snapshots(store.clone());
     let mut bad = Vec::new();
     for stream_id in &streams {
-        let problem = match store.load_snapshot(stream_id).await? {
-            None => None,
-            Some(snapshot) if !snapshot.is_intact() => Some("checksum mismatch".to_owned()),
-            Some(snapshot) => {
-                let version = store.stream_version(stream_id).await?;
-                if snapshot.version > version {
-                    Some(format!(
-                        "snapshot at version {} of a stream at {version}",
-                        snapshot.version
-                    ))
-                } else if snapshot.aggregate == Account::NAME
-                    && snapshot.state.deserialize::<Account>().is_err()
-                {
-                    Some("state does not read as an account".to_owned())
-                } else {
-                    None
-                }
+        // The repository's own judgement, so the check is exactly what a load would do:
+        // checksum, aggregate, schema version, readable state, and the stream holding the event
+        // the snapshot was taken at.
+        let problem = match accounts.verify_snapshot(stream_id).await? {
+            SnapshotVerdict::Missing | SnapshotVerdict::Trusted { .. } => None,
+            SnapshotVerdict::Rejected { version, reason } => {
+                Some(format!("snapshot at version {version}: {reason}"))
             }
         };
         if let Some(problem) = problem {

@@ -12,9 +12,9 @@ pub enum AccountEvent { Opened(Opened), Deposited(Deposited) }
 #[derive(Debug)]
 pub enum AccountError { NotOpen }
 
-#[derive(Clone)]
+#[derive(Clone, Hash)]
 pub struct Open;
-#[derive(Clone)]
+#[derive(Clone, Hash)]
 pub struct Deposit { pub amount: i64 }
 
 #[derive(Default, Aggregate)]

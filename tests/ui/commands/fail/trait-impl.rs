@@ -12,7 +12,7 @@ pub enum AccountEvent { Opened(Opened), Deposited(Deposited) }
 #[derive(Debug)]
 pub enum AccountError { NotOpen }
 
-#[derive(Clone)]
+#[derive(Clone, Hash)]
 pub struct Open;
 #[derive(Clone)]
 pub struct Deposit { pub amount: i64 }
