@@ -46,6 +46,9 @@ cargo fmt --all --check
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "cargo doc (every crate, all features, warnings are errors)"
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps --all-features
+
 step "cargo deny: licences, bans and sources of every dependency (deny.toml)"
 if ! command -v cargo-deny >/dev/null; then
   echo "cargo-deny is not installed; installing it from crates.io (about 4 minutes on 2 cores)"

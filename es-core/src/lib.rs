@@ -132,7 +132,7 @@
 //! - [`Event`], [`EventVariant`], [`DecodeError`] (typed events) and [`upcast`]: stored names and
 //!   versions, upcaster chains.
 //! - [`aggregate`]: [`Aggregate`], [`Apply`], [`HandleCommand`], [`Decision`], [`SnapshotPolicy`].
-//! - [`projection`]: [`Projection`], [`ProjectionError`].
+//! - [`projection`](mod@projection): [`Projection`], [`ProjectionError`].
 //! - `testing` (feature `testing`): the backend conformance suite.
 //!
 //! ## Feature flags
