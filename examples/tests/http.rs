@@ -364,6 +364,144 @@ async fn operators_see_health_metrics_and_projections<S: BankStore>(store: S) {
     service.stop().await;
 }
 
+// ---------------------------------------------------------------- hostile input (issue 11)
+
+/// Item 7: a deposit that would overflow the balance is a 422 and appends nothing; the views keep
+/// advancing, readiness stays true, and `/totals` survives balances whose sum exceeds i64.
+async fn overflowing_money_is_refused_and_views_survive<S: BankStore>(store: S) {
+    let service = Service::start(store).await;
+    service.open("rich", 0).await;
+    service.open("richer", 0).await;
+    let (status, body) =
+        service.post("/accounts/rich/deposits", json!({ "cents": i64::MAX })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = service.post("/accounts/rich/deposits", json!({ "cents": 1 })).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "balance_overflow"),
+        "{body}"
+    );
+    let (status, body) =
+        service.post("/accounts/richer/deposits", json!({ "cents": i64::MAX })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let last = body["position"].as_u64().unwrap();
+    // A later write still reaches the views: they were not poisoned.
+    service.open("after", 5).await;
+    let head = service.head().await;
+    assert!(head > last);
+    let (status, rich) = service.get(&format!("/accounts/rich?after={head}")).await;
+    assert_eq!((status, rich["balance"].as_i64()), (StatusCode::OK, Some(i64::MAX)), "{rich}");
+    let (status, totals) = service.get(&format!("/totals?after={head}")).await;
+    assert_eq!(status, StatusCode::OK, "{totals}");
+    let expected = 2 * i128::from(i64::MAX) + 5;
+    assert_eq!(totals["cents"], json!(expected.to_string()), "{totals}");
+    let (status, ready) = service.get("/health/ready").await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    // A transfer whose credit would overflow is compensated: the money goes back.
+    let (status, body) = service
+        .post(
+            "/transfers",
+            json!({ "id": "t-overflow", "from": "after", "to": "rich", "cents": 5 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        let (_, transfer) = service.get("/transfers/t-overflow").await;
+        state = transfer["status"].clone();
+        if state != json!("requested") && state != json!("debited") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, json!("compensated"));
+    let head = service.head().await;
+    let (_, after) = service.get(&format!("/accounts/after?after={head}")).await;
+    assert_eq!(after["balance"], json!(5), "{after}");
+    service.stop().await;
+}
+
+/// Item 8: a value the store cannot keep is a 4xx with a clear message, never a 500.
+async fn unstorable_values_are_client_errors<S: BankStore>(store: S) {
+    let service = Service::start(store).await;
+    for owner in ["nul \u{0}inside", "new\nline"] {
+        let (status, body) = service.post("/accounts", json!({ "id": "x", "owner": owner })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("control"), "{body}");
+    }
+    let (status, body) = service.get("/accounts/x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was written: {body}");
+    service.stop().await;
+}
+
+/// Item 9: a transfer request without an id, retried with the same Idempotency-Key, replays the
+/// first answer (same transfer); the key reused for another request is refused.
+async fn a_keyed_transfer_without_an_id_replays<S: BankStore>(store: S) {
+    let service = Service::start(store).await;
+    service.open("a", 100).await;
+    service.open("b", 0).await;
+    let request = json!({ "from": "a", "to": "b", "cents": 10 });
+    let post = reqwest::Method::POST;
+    let (status, first) =
+        service.send(post.clone(), "/transfers", Some(request.clone()), Some("pay-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (status, retry) =
+        service.send(post.clone(), "/transfers", Some(request.clone()), Some("pay-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{retry}");
+    assert_eq!(retry["id"], first["id"], "the retry reaches the same transfer");
+    assert_eq!(retry["written"]["replayed"], json!(true), "{retry}");
+    let other = json!({ "from": "a", "to": "b", "cents": 11 });
+    let (status, refused) = service.send(post, "/transfers", Some(other), Some("pay-1")).await;
+    assert_eq!((status, code(&refused)), (StatusCode::BAD_REQUEST, "invalid_request"), "{refused}");
+    // And a reused key on an account command with another amount: refused, not replayed.
+    let deposit = reqwest::Method::POST;
+    let (status, _) = service
+        .send(deposit.clone(), "/accounts/b/deposits", Some(json!({ "cents": 1 })), Some("dep-1"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, refused) = service
+        .send(deposit, "/accounts/b/deposits", Some(json!({ "cents": 2 })), Some("dep-1"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    service.stop().await;
+}
+
+/// Item 12: every error is JSON, whatever produced it, and no internals leak.
+async fn every_error_is_json<S: BankStore>(store: S) {
+    let service = Service::start(store).await;
+    // 405 from the router.
+    let (status, body) = service.send(reqwest::Method::DELETE, "/accounts", None, None).await;
+    assert_eq!((status, code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    // A path that is not UTF-8 once decoded.
+    let (status, body) = service.get("/accounts/%FF%FE").await;
+    assert!(status.is_client_error(), "{status}");
+    code(&body);
+    // A header that is not visible ASCII.
+    let response = service
+        .client
+        .post(format!("{}/accounts/a/deposits", service.base))
+        .header("idempotency-key", reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap())
+        .json(&json!({ "cents": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    code(&response.json::<Value>().await.unwrap());
+    // A body too large.
+    let huge = format!("{{\"id\":\"a\",\"owner\":\"{}\"}}", "x".repeat(3 << 20));
+    let response = service
+        .client
+        .post(format!("{}/accounts", service.base))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    code(&response.json::<Value>().await.unwrap());
+    service.stop().await;
+}
+
 // ---------------------------------------------------------------- backends
 
 fn memory() -> es_memory::MemoryTenantStore {
@@ -401,4 +539,8 @@ on_both_backends!(
     a_retried_request_applies_once,
     concurrent_transfers_keep_the_money,
     operators_see_health_metrics_and_projections,
+    overflowing_money_is_refused_and_views_survive,
+    unstorable_values_are_client_errors,
+    a_keyed_transfer_without_an_id_replays,
+    every_error_is_json,
 );

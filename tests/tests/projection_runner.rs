@@ -35,6 +35,7 @@ pub struct Deposits {
     rows: Arc<Mutex<BTreeMap<u64, i64>>>,
     calls: Arc<Mutex<u64>>,
     fail_at: Option<i64>,
+    panic_at: Option<i64>,
     slow: Option<Duration>,
 }
 
@@ -55,6 +56,7 @@ impl Deposits {
         if self.fail_at == Some(event.amount) {
             return Err(ProjectionError::new(format!("cannot store amount {}", event.amount)));
         }
+        assert!(self.panic_at != Some(event.amount), "amount {} overflows the model", event.amount);
         if let Some(pause) = self.slow {
             tokio::time::sleep(pause).await;
         }
@@ -209,6 +211,53 @@ async fn a_failing_handler_stops_before_the_event<
         Position::new(*model.rows().keys().last().unwrap()),
         "the checkpoint stays before the failing event"
     );
+}
+
+/// A handler that panics is a failing handler, not a dead runner: under `Stop` the pass ends with a
+/// typed error (the runner stays usable and reports it), under `Park` the event is parked with
+/// the panic's message and the projection goes on; with partitions too.
+async fn a_panicking_handler_is_a_failure_not_a_dead_runner<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..6).await;
+    let model = Deposits { panic_at: Some(4), ..Deposits::default() };
+    let mut runner = ProjectionRunner::new(model.clone(), store.clone()).with_options(options());
+    let failed = runner.catch_up().await;
+    match &failed {
+        Err(RunnerError::Handler {
+            source: ProjectionError::Panicked { message },
+            attempts: 2,
+            ..
+        }) => {
+            assert!(message.contains("amount 4 overflows"), "{message}");
+        }
+        other => panic!("a panic must come back as a handler failure, got {other:?}"),
+    }
+    assert_eq!(model.rows().values().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    let status = runner.status().await.unwrap();
+    assert!(
+        status.last_error.is_some_and(|error| error.contains("panicked")),
+        "the status shows it"
+    );
+    assert!(status.lag > 0, "the lag shows the events not handled");
+    // The same runner carries on once the cause is gone: it was never dead.
+    runner.projection_mut().panic_at = None;
+    runner.catch_up().await.unwrap();
+    assert_eq!(model.rows(), rebuild(&store).await);
+
+    // Park: the panicking event is parked with its message, the others are handled.
+    let parking = Deposits { panic_at: Some(2), ..Deposits::default() };
+    let mut runner = ProjectionRunner::new(parking.clone(), store.clone())
+        .with_name("deposits-parking")
+        .with_options(options().on_failure(OnFailure::Park))
+        .with_concurrency(4);
+    runner.catch_up().await.unwrap();
+    assert_eq!(parking.rows().values().copied().collect::<Vec<_>>(), [1, 3, 4, 5]);
+    let parked = store.parked("deposits-parking").await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert!(parked[0].error.contains("panicked"), "{}", parked[0].error);
 }
 
 /// With `OnFailure::Park`, a failing event is parked with its error and the projection goes on;
@@ -580,6 +629,7 @@ on_both_backends!(
     killed_mid_run_converges_to_a_rebuild,
     a_stale_worker_cannot_move_the_checkpoint,
     a_failing_handler_stops_before_the_event,
+    a_panicking_handler_is_a_failure_not_a_dead_runner,
     live_mode_wakes_on_appends,
     one_owner_at_a_time_and_takeover,
     failing_events_are_parked_and_replayed,

@@ -73,6 +73,14 @@ pub enum ProjectionError {
         #[source]
         source: Option<Box<dyn StdError + Send + Sync>>,
     },
+    /// The handler panicked. The runner treats it as a failure under its policy (retry, then stop
+    /// before the event or park it) instead of dying with its task; whatever the handler had
+    /// changed before it panicked stays changed, so handlers should change their model last.
+    #[error("the handler panicked: {message}")]
+    Panicked {
+        /// The panic's message (or a placeholder when the payload is not text).
+        message: String,
+    },
 }
 
 impl ProjectionError {

@@ -609,10 +609,20 @@ async fn handle_with_retries<P: Projection>(
     options: &RunnerOptions,
     name: &str,
 ) -> Result<(), RunnerError> {
+    use futures_util::FutureExt;
     let mut delay = options.retry_delay;
     let mut attempt = 1;
     loop {
-        match projection.handle(event).await {
+        // A panicking handler must not take the runner's task down with it (a dead task would
+        // leave its model frozen while everything reports it running): the panic becomes a
+        // handler failure, retried and then stopped on or parked like any other.
+        let handled = std::panic::AssertUnwindSafe(projection.handle(event))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(ProjectionError::Panicked { message: panic_message(panic.as_ref()) })
+            });
+        match handled {
             Ok(()) => return Ok(()),
             Err(source) if attempt >= options.handler_attempts => {
                 return Err(RunnerError::Handler {
@@ -630,6 +640,17 @@ async fn handle_with_retries<P: Projection>(
                 attempt += 1;
             }
         }
+    }
+}
+
+/// The text of a panic's payload (`panic!("…")` carries a `&str` or a `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(a panic payload that is not text)".to_owned()
     }
 }
 

@@ -74,6 +74,17 @@ pub enum AccountError {
         /// The amount asked.
         asked: i64,
     },
+    /// A deposit that would take the balance past the largest amount an account can hold
+    /// (`i64::MAX` cents): refused, so no event can ever make the balance overflow.
+    #[error(
+        "a deposit of {cents} cents would take the balance of {balance} cents past the largest amount an account can hold"
+    )]
+    BalanceOverflow {
+        /// The balance.
+        balance: i64,
+        /// The amount asked.
+        cents: i64,
+    },
     /// Closing an account that still holds money.
     #[error("the account still holds {0} cents; empty it before closing")]
     NotEmpty(i64),
@@ -151,7 +162,11 @@ impl Account {
     /// Decides the command.
     pub fn deposit(&self, command: Deposit) -> Result<Deposited, AccountError> {
         self.usable()?;
-        Ok(Deposited { cents: positive(command.cents)?, transfer: command.transfer })
+        let cents = positive(command.cents)?;
+        if self.balance.checked_add(cents).is_none() {
+            return Err(AccountError::BalanceOverflow { balance: self.balance, cents });
+        }
+        Ok(Deposited { cents, transfer: command.transfer })
     }
 
     /// Decides the command.
@@ -181,8 +196,14 @@ impl Apply<AccountEvent> for Account {
                 self.open = true;
                 self.owner.clone_from(&opened.owner);
             }
-            AccountEvent::Deposited(deposited) => self.balance += deposited.cents,
-            AccountEvent::Withdrawn(withdrawn) => self.balance -= withdrawn.cents,
+            // `deposit` and `withdraw` refuse what would overflow, so saturation never happens
+            // for events this code decided; it keeps the fold total (no panic) for any stored log.
+            AccountEvent::Deposited(deposited) => {
+                self.balance = self.balance.saturating_add(deposited.cents);
+            }
+            AccountEvent::Withdrawn(withdrawn) => {
+                self.balance = self.balance.saturating_sub(withdrawn.cents);
+            }
             AccountEvent::Closed(_) => {
                 self.open = false;
                 self.closed = true;

@@ -40,7 +40,7 @@ pub struct DemoReport {
     /// Wall time.
     pub elapsed: Duration,
     /// Money in the balances view at the end, and what it must be.
-    pub money: (i64, i64),
+    pub money: (i128, i128),
     /// The projections at the end.
     pub projections: Vec<ProjectionReport>,
     /// Events in the log.
@@ -235,8 +235,8 @@ pub async fn run<S: BankStore>(
             }
         }
     }
-    let expected =
-        START * i64::try_from(accounts).unwrap_or(i64::MAX) + deposited.load(Ordering::Relaxed);
+    let expected = i128::from(START) * i128::try_from(accounts).unwrap_or(i128::MAX)
+        + i128::from(deposited.load(Ordering::Relaxed));
     let (_, money) = bank.totals(None).await?;
     let projections = bank.projections().await?;
     let head = bank.store().head_position().await?.value();

@@ -33,6 +33,13 @@ pub enum BankError {
     /// A read model has not reached the position asked for in time.
     #[error("the {0} view has not caught up yet; retry")]
     Stale(&'static str),
+    /// The service is not ready (readiness probe): what is not ready, in words fit for a client.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// A value the store cannot keep (such as a NUL character or a non-finite number): refused,
+    /// nothing written.
+    #[error("{0}")]
+    Unstorable(String),
     /// The store failed.
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
@@ -63,6 +70,7 @@ where
             BankError::invalid("idempotency-key", "this key was used for a different request")
         }
         RepositoryError::Store(store) => BankError::Store(store),
+        RepositoryError::Encode(refused) => BankError::Unstorable(refused.to_string()),
         other => BankError::Internal(other.to_string()),
     }
 }

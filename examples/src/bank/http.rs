@@ -15,6 +15,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::json;
 
+use es_core::StoreError;
+
 use super::account::AccountError;
 use super::error::BankError;
 use super::service::Bank;
@@ -57,6 +59,9 @@ impl IntoResponse for BankError {
                 AccountError::Closed => (StatusCode::CONFLICT, "account_closed"),
                 AccountError::NotEmpty(_) => (StatusCode::CONFLICT, "account_not_empty"),
                 AccountError::InvalidAmount(_) => (StatusCode::BAD_REQUEST, "invalid_amount"),
+                AccountError::BalanceOverflow { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "balance_overflow")
+                }
                 AccountError::InsufficientFunds { .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds")
                 }
@@ -66,8 +71,24 @@ impl IntoResponse for BankError {
                 TransferError::InvalidState(_) => (StatusCode::CONFLICT, "transfer_state"),
                 TransferError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_transfer"),
             },
+            Self::Unstorable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unstorable_value"),
             Self::Contention(_) => (StatusCode::SERVICE_UNAVAILABLE, "contention"),
             Self::Stale(_) => (StatusCode::SERVICE_UNAVAILABLE, "view_behind"),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::Store(StoreError::Backend { .. }) => {
+                // A lost connection, a restarting server: the client may retry (with the same
+                // Idempotency-Key, a retry of a write is safe whatever happened to the first).
+                tracing::warn!(error = %message, "bank.http: the store is unavailable");
+                let mut response = error_body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable; retry shortly (writes: with the same Idempotency-Key)",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                return response;
+            }
             Self::Store(_) | Self::Internal(_) => {
                 // The details go to the log, not to the client.
                 tracing::error!(error = %message, "bank.http: internal failure");
@@ -132,10 +153,60 @@ pub fn router<S: BankStore>(bank: Arc<Bank<S>>) -> Router {
         .route("/admin/projections/{name}/rebuild", post(rebuild::<S>))
         .route("/health/live", get(|| async { Json(json!({ "status": "live" })) }))
         .route("/health/ready", get(ready::<S>))
-        .route("/metrics", get(render_metrics))
+        .route("/metrics", get(render_metrics::<S>))
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, "no_route", "no such endpoint") })
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(observe))
         .with_state(bank)
+}
+
+/// How long a request may take, body included (a client that stops sending mid-body gets a 408
+/// instead of holding a task for ever). Queries wait at most 5 s for a view, so 30 s is ample.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every error is JSON: responses the router or an extractor made without a JSON body (405 with an
+/// empty body, a path that is not UTF-8, a missing header) get the house error body, keeping their
+/// status; requests that outlive [`REQUEST_TIMEOUT`] get a 408.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let Ok(response) = tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await else {
+        return error_body(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long to arrive or to answer",
+        );
+    };
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this endpoint does not take that method")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("body_too_large", "the body is larger than the service accepts")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "send JSON with content-type: application/json")
+        }
+        status if status.is_client_error() => {
+            ("bad_request", "the request is malformed (path, query or headers)")
+        }
+        _ => ("internal", "internal error; see the service log"),
+    };
+    let mut answer = error_body(status, code, message);
+    // Keep what the protocol needs (Allow on a 405, Retry-After on a 503).
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = response.headers().get(&name) {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
 }
 
 /// A span per request, and request counts and latencies by route and status.
@@ -260,12 +331,32 @@ async fn transfer<S: BankStore>(
     headers: HeaderMap,
     Body(body): Body<TransferBody>,
 ) -> Answer {
-    let id = body.id.unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-    let written = bank
-        .request_transfer(&id, &body.from, &body.to, body.cents, idempotency_key(&headers)?)
-        .await?;
+    let key = idempotency_key(&headers)?;
+    // Without an id, a request with an Idempotency-Key names its transfer after the key, so a
+    // retry of the same request reaches the same transfer (and replays its answer) instead of
+    // requesting a second one under a fresh id.
+    let id = match (body.id, key) {
+        (Some(id), _) => id,
+        (None, Some(key)) => transfer_id_for_key(key),
+        (None, None) => uuid::Uuid::now_v7().simple().to_string(),
+    };
+    let written = bank.request_transfer(&id, &body.from, &body.to, body.cents, key).await?;
     let answer = json!({ "id": id, "status": "requested", "written": written });
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// The transfer id a keyed request without an id gets: `k` and 40 hex digits of the key's SHA-256
+/// (the key itself may hold characters ids may not).
+fn transfer_id_for_key(key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut id = String::with_capacity(41);
+    id.push('k');
+    for byte in &digest[..20] {
+        use std::fmt::Write;
+        let _ = write!(id, "{byte:02x}");
+    }
+    id
 }
 
 async fn transfer_status<S: BankStore>(
@@ -281,6 +372,10 @@ async fn totals<S: BankStore>(
 ) -> Answer {
     let query = read_query(query)?;
     let (accounts, cents) = bank.totals(query.after).await?;
+    // The sum of any set of i64 balances fits an i128, but JSON clients commonly read numbers as
+    // i64 or f64: a sum beyond i64 is given exactly, as a string of digits.
+    let cents =
+        i64::try_from(cents).map_or_else(|_| json!(cents.to_string()), |cents| json!(cents));
     Ok(Json(json!({ "accounts": accounts, "cents": cents })).into_response())
 }
 
@@ -310,21 +405,110 @@ async fn ready<S: BankStore>(State(bank): State<Arc<Bank<S>>>) -> Response {
     }
 }
 
-async fn render_metrics() -> Response {
+async fn render_metrics<S: BankStore>(State(bank): State<Arc<Bank<S>>>) -> Response {
     let handle = prometheus();
+    // Refresh the lag gauges at scrape time, so a view whose runner stopped shows a growing lag
+    // instead of the last value it reported.
+    if let Err(error) = bank.projections().await {
+        tracing::warn!(%error, "bank.metrics: could not refresh projection lag");
+    }
     handle.run_upkeep();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 
+/// Limits that keep slow or stuck clients from holding the service.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeLimits {
+    /// How long a client may take to send a request's headers. Default 10 s.
+    pub header_timeout: Duration,
+    /// How long in-flight requests get to finish once shutdown starts; then the remaining
+    /// connections are closed, whatever their clients do. Default 10 s.
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self { header_timeout: Duration::from_secs(10), shutdown_deadline: Duration::from_secs(10) }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then stops the bank's background
-/// work.
+/// work (with [`ServeLimits::default`]).
 pub async fn serve<S: BankStore>(
     bank: Arc<Bank<S>>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(bank, listener, shutdown, ServeLimits::default()).await
+}
+
+/// Serves the API: each connection with a header-read timeout; on `shutdown`, stops accepting,
+/// lets in-flight requests finish within `limits.shutdown_deadline`, closes what remains, then
+/// stops the bank's background work (its runners finish their pass and save).
+pub async fn serve_with<S: BankStore>(
+    bank: Arc<Bank<S>>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: ServeLimits,
+) -> std::io::Result<()> {
     let app = router(bank.clone());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: pause rather than spin.
+                        tracing::warn!(%error, "bank.http: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let mut closed = closed.clone();
+                connections.spawn(async move {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(limits.header_timeout);
+                    let connection = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let mut connection = std::pin::pin!(connection);
+                    let close = async move {
+                        let _ = closed.wait_for(|closed| *closed).await;
+                    };
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        () = close => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    tracing::info!(
+        connections = connections.len(),
+        "bank.http: shutting down; draining connections"
+    );
+    closing.send_replace(true);
+    let drained = tokio::time::timeout(limits.shutdown_deadline, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            remaining = connections.len(),
+            "bank.http: shutdown deadline reached; closing the remaining connections"
+        );
+        connections.abort_all();
+    }
     tokio::time::timeout(Duration::from_secs(10), bank.shutdown()).await.ok();
     Ok(())
 }

@@ -46,10 +46,11 @@ impl Balances {
         self.accounts.read().get(id).cloned()
     }
 
-    /// The number of accounts and the sum of their balances.
-    pub fn totals(&self) -> (usize, i64) {
+    /// The number of accounts and the sum of their balances (an `i128`: any set of `i64`
+    /// balances adds up without overflow).
+    pub fn totals(&self) -> (usize, i128) {
         let accounts = self.accounts.read();
-        (accounts.len(), accounts.values().map(|account| account.balance).sum())
+        (accounts.len(), accounts.values().map(|account| i128::from(account.balance)).sum())
     }
 
     /// Every account (for comparisons and exports).
@@ -88,7 +89,9 @@ impl Balances {
         event: &Deposited,
         meta: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        self.update(meta, |view| view.balance += event.cents);
+        // Saturating: the account refuses overflowing deposits, and a view must never panic on
+        // whatever the log holds (a panicking handler would stop the view).
+        self.update(meta, |view| view.balance = view.balance.saturating_add(event.cents));
         Ok(())
     }
 
@@ -97,7 +100,7 @@ impl Balances {
         event: &Withdrawn,
         meta: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        self.update(meta, |view| view.balance -= event.cents);
+        self.update(meta, |view| view.balance = view.balance.saturating_sub(event.cents));
         Ok(())
     }
 
@@ -151,12 +154,12 @@ impl Statements {
         if statement.lines.last().is_some_and(|last| last.position >= meta.position.value()) {
             return; // delivered twice
         }
-        statement.balance += delta;
+        statement.balance = statement.balance.saturating_add(delta);
         statement.lines.push(StatementLine {
             position: meta.position.value(),
             at: meta.recorded_at,
             kind,
-            cents: delta.abs(),
+            cents: delta.saturating_abs(),
             balance: statement.balance,
             transfer: transfer.cloned(),
         });

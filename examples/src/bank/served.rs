@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 pub struct ProjectionReport {
     /// Its name.
     pub name: String,
-    /// `running`, `rebuilding`, `failing` or `stopped`.
+    /// `running`, `rebuilding`, `failing` (the last pass failed; it is retried), `stopped` (on
+    /// request) or `dead` (its task ended unexpectedly; the service is not ready).
     pub state: &'static str,
     /// Its checkpoint.
     pub checkpoint: u64,
@@ -45,6 +46,22 @@ pub struct Served<P, S> {
     caught_up: std::sync::atomic::AtomicBool,
     state: Mutex<(&'static str, Option<String>)>,
     running: tokio::sync::Mutex<Option<Running<P, S>>>,
+    /// Set before a runner is stopped on purpose, so its ending is not reported as a death.
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// Lives as long as a runner's task: when the task ends without being asked to (a panic outside
+/// the handlers, a bug), dropping it marks the view dead, so status and readiness tell the truth.
+struct Watchdog<P, S>(Arc<Served<P, S>>);
+
+impl<P, S> Drop for Watchdog<P, S> {
+    fn drop(&mut self) {
+        if !self.0.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            tracing::error!("bank.projection: a view's runner task ended unexpectedly");
+            *self.0.state.lock() =
+                ("dead", Some("the runner task ended unexpectedly; restart the service".into()));
+        }
+    }
 }
 
 impl<P, S> Served<P, S>
@@ -62,6 +79,7 @@ where
             caught_up: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(("running", None)),
             running: tokio::sync::Mutex::new(None),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         let runner = ProjectionRunner::new(model, store).with_options(options);
         served.spawn(runner).await;
@@ -81,6 +99,19 @@ where
     /// Whether the model has caught up with the log at least once since it started.
     pub fn has_caught_up(&self) -> bool {
         self.caught_up.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// What keeps the view from serving (`None`: it serves): not caught up yet, failing, dead.
+    pub fn health(&self) -> Option<String> {
+        let (state, last_error) = self.state.lock().clone();
+        match state {
+            "dead" | "failing" | "stopped" => Some(format!(
+                "is {state}{}",
+                last_error.map(|error| format!(": {error}")).unwrap_or_default()
+            )),
+            _ if !self.has_caught_up() => Some("is still catching up".to_owned()),
+            _ => None,
+        }
     }
 
     /// Waits until the model has applied everything up to `position`; `false` on timeout.
@@ -120,8 +151,10 @@ where
         }
         // The switch: stop the old runner, promote the new one, serve its model.
         if let Some(old) = running.take() {
+            self.stopping.store(true, std::sync::atomic::Ordering::Release);
             let _ = old.stop.send(());
             let _ = old.task.await;
+            self.stopping.store(false, std::sync::atomic::Ordering::Release);
         }
         let runner = next.promote().await?;
         *self.model.write() = runner.projection().clone();
@@ -140,6 +173,7 @@ where
 
     /// Stops the runner (after its current pass).
     pub async fn stop(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
         if let Some(old) = self.running.lock().await.take() {
             let _ = old.stop.send(());
             let _ = old.task.await;
@@ -156,6 +190,8 @@ where
         let (stop, stopped) = oneshot::channel::<()>();
         let served = Arc::clone(self);
         let task = tokio::spawn(async move {
+            let watchdog = Watchdog(served);
+            let served = &watchdog.0;
             let shutdown = async {
                 let _ = stopped.await;
             };
@@ -164,11 +200,17 @@ where
                     Ok(pass) => {
                         served.progress.send_replace(pass.checkpoint);
                         served.caught_up.store(true, std::sync::atomic::Ordering::Release);
-                        served.state.lock().1 = None;
+                        let mut state = served.state.lock();
+                        // A view that recovers leaves the failing state (a rebuild keeps its own).
+                        if state.0 == "failing" {
+                            state.0 = "running";
+                        }
+                        state.1 = None;
                     }
                     Err(error) => *served.state.lock() = ("failing", Some(error.to_string())),
                 })
                 .await;
+            drop(watchdog);
             runner
         });
         Running { stop, task }

@@ -222,6 +222,12 @@ impl<S: BankStore> Bank<S> {
         if owner.is_empty() || owner.len() > 200 {
             return Err(BankError::invalid("owner", "1 to 200 characters"));
         }
+        if owner.chars().any(char::is_control) {
+            return Err(BankError::invalid(
+                "owner",
+                "no control characters (such as NUL or newlines)",
+            ));
+        }
         self.account_command(id, Open { owner: owner.to_owned() }, key).await
     }
 
@@ -308,7 +314,7 @@ impl<S: BankStore> Bank<S> {
     }
 
     /// Number of accounts and the sum of their balances, from the balances view.
-    pub async fn totals(&self, after: Option<u64>) -> Result<(usize, i64), BankError> {
+    pub async fn totals(&self, after: Option<u64>) -> Result<(usize, i128), BankError> {
         self.caught_up(&self.balances, after, "balances").await?;
         Ok(self.balances.model().totals())
     }
@@ -375,16 +381,29 @@ impl<S: BankStore> Bank<S> {
 
     /// Whether the store answers and the views have finished their first catch-up.
     pub async fn ready(&self) -> Result<(), BankError> {
-        tokio::time::timeout(Duration::from_secs(2), self.store.head_position())
-            .await
-            .map_err(|_| BankError::Internal("the store did not answer within 2 s".into()))??;
-        for (name, caught_up) in [
-            ("balances", self.balances.has_caught_up()),
-            ("statements", self.statements.has_caught_up()),
-        ] {
-            if !caught_up {
-                return Err(BankError::Internal(format!("the {name} view is still catching up")));
+        // The reasons name what is not ready, never the store's own error text (that goes to the
+        // log): a readiness answer is public.
+        match tokio::time::timeout(Duration::from_secs(2), self.store.head_position()).await {
+            Err(_) => {
+                return Err(BankError::NotReady("the store did not answer within 2 s".into()));
             }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "bank.ready: the store failed");
+                return Err(BankError::NotReady("the store is unavailable".into()));
+            }
+            Ok(Ok(_)) => {}
+        }
+        for (name, served) in
+            [("balances", self.balances.health()), ("statements", self.statements.health())]
+        {
+            if let Some(problem) = served {
+                return Err(BankError::NotReady(format!("the {name} view {problem}")));
+            }
+        }
+        if self.process.lock().as_ref().is_some_and(JoinHandle::is_finished)
+            && !*self.shutdown.borrow()
+        {
+            return Err(BankError::NotReady("the transfer process has stopped".into()));
         }
         Ok(())
     }

@@ -60,6 +60,12 @@ struct ServeArgs {
     /// Do not apply migrations at start (run `bank-admin migrate` in your deploy instead).
     #[arg(long)]
     no_migrate: bool,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, env = "BANK_HEADER_TIMEOUT", default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT before their connections close.
+    #[arg(long, env = "BANK_SHUTDOWN_DEADLINE", default_value_t = 10)]
+    shutdown_deadline: u64,
 }
 
 #[derive(Subcommand)]
@@ -138,18 +144,47 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     outcome
 }
 
+/// Waits for SIGTERM (what orchestrators send) or SIGINT (Ctrl-C); names the one that came.
+async fn termination() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
+}
+
 async fn dispatch<S: BankStore>(store: S, command: Command) -> Result<ExitCode, Failure> {
     let _ = http::prometheus();
     let bank: Arc<Bank<S>> = Bank::start(store).await;
     match command {
-        Command::Serve(ServeArgs { listen, .. }) => {
+        Command::Serve(ServeArgs { listen, header_timeout, shutdown_deadline, .. }) => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("listening on http://{}", listener.local_addr()?);
-            http::serve(bank, listener, async {
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("bank: shutting down");
-            })
-            .await?;
+            let limits = http::ServeLimits {
+                header_timeout: std::time::Duration::from_secs(header_timeout.max(1)),
+                shutdown_deadline: std::time::Duration::from_secs(shutdown_deadline),
+            };
+            let shutdown = async {
+                let signal = termination().await;
+                tracing::info!(signal, "bank: shutting down");
+            };
+            http::serve_with(bank, listener, shutdown, limits).await?;
+            println!("stopped");
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { accounts, transfers, concurrency } => {
