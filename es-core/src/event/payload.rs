@@ -22,8 +22,28 @@ use serde::de::DeserializeOwned;
 /// assert!(Payload::from_json(&br#"{"name":"a\u0000b"}"#[..]).is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Payload(Bytes);
+#[derive(Clone)]
+pub struct Payload {
+    bytes: Bytes,
+    /// Whether the text is known to pass [`Payload::from_json`]'s checks (built by it or by
+    /// [`Payload::from_value`]); a payload from [`Payload::from_stored`] is checked again before
+    /// it is appended.
+    checked: bool,
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Payload {}
+
+impl std::hash::Hash for Payload {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state);
+    }
+}
 
 /// A payload was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -74,56 +94,63 @@ impl Payload {
             return Err(PayloadError::NonFiniteFloat { path });
         }
         check_no_nul_escape(&bytes)?;
-        Ok(Self(Bytes::from(bytes)))
+        Ok(Self { bytes: Bytes::from(bytes), checked: true })
     }
 
     /// Checks that `json` is one JSON value that jsonb can store, and wraps it unchanged.
     pub fn from_json(json: impl Into<Bytes>) -> Result<Self, PayloadError> {
         let bytes = json.into();
-        // A full parse (not `IgnoredAny`) also rejects lone UTF-16 surrogates in escapes, as jsonb does.
-        serde_json::from_slice::<serde_json::Value>(&bytes)?;
-        check_no_nul_escape(&bytes)?;
-        Ok(Self(bytes))
+        check_json(&bytes)?;
+        Ok(Self { bytes, checked: true })
     }
 
     /// Wraps JSON text that a store validated when it was written, without checking it again.
     ///
     /// For backends returning stored events: the text passed [`Payload::from_json`] or
     /// [`Payload::from_value`] before it was stored, so checking it on every read would only cost
-    /// time. A payload that is not JSON after all fails when it is deserialized, never silently.
+    /// time. A payload that is not JSON after all fails when it is deserialized, never silently;
+    /// and one that is appended again is checked first ([`Payload::validate`]), so no store keeps
+    /// text another store would refuse.
     pub fn from_stored(json: impl Into<Bytes>) -> Self {
-        Self(json.into())
+        Self { bytes: json.into(), checked: false }
+    }
+
+    /// Checks the text against the rules of [`Payload::from_json`], unless it was built by a
+    /// function that already did. Appends call it on every event (so every backend refuses the
+    /// same payloads); it costs nothing for payloads built by `from_value` or `from_json`.
+    pub fn validate(&self) -> Result<(), PayloadError> {
+        if self.checked { Ok(()) } else { check_json(&self.bytes) }
     }
 
     /// Deserializes the payload into `T`.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.0)
+        serde_json::from_slice(&self.bytes)
     }
 
     /// Parses the payload into a JSON tree (upcasters work on this form).
     pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
-        serde_json::from_slice(&self.0)
+        serde_json::from_slice(&self.bytes)
     }
 
     /// The JSON text as bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     /// The JSON text. Payloads are built from UTF-8 JSON, so this never fails for a valid payload;
     /// bytes that are not UTF-8 read as the empty string.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(&self.bytes).unwrap_or_default()
     }
 
     /// Size of the JSON text in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
     /// Whether the text is empty (never true for a validated payload).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
     }
 }
 
@@ -136,6 +163,13 @@ impl fmt::Debug for Payload {
             None => write!(f, "Payload({text})"),
         }
     }
+}
+
+/// One JSON value that jsonb can store. A full parse (not `IgnoredAny`) also rejects lone UTF-16
+/// surrogates in escapes, as jsonb does.
+fn check_json(json: &[u8]) -> Result<(), PayloadError> {
+    serde_json::from_slice::<serde_json::Value>(json)?;
+    check_no_nul_escape(json)
 }
 
 fn contains_null(json: &[u8]) -> bool {

@@ -132,6 +132,22 @@ impl AppendRequest {
             let schema_version = event.schema_version;
             return Err(invalid(InvalidAppend::SchemaVersionOutOfRange { index, schema_version }));
         }
+        for (index, event) in events.iter().enumerate() {
+            if let Err(error) = event.payload.validate() {
+                return Err(invalid(InvalidAppend::InvalidPayload {
+                    index,
+                    reason: error.to_string(),
+                }));
+            }
+            // Backends store metadata as JSON (jsonb in PostgreSQL), which cannot hold a NUL.
+            let metadata = &event.metadata;
+            let texts =
+                metadata.actor.iter().chain(metadata.custom.iter().flat_map(|(k, v)| [k, v]));
+            if let Some(text) = texts.into_iter().find(|text| text.contains('\0')) {
+                let reason = format!("{text:?} holds a NUL character, which cannot be stored");
+                return Err(invalid(InvalidAppend::InvalidMetadata { index, reason }));
+            }
+        }
         if events.len() > 1 {
             let mut seen = HashSet::with_capacity(events.len());
             if let Some(event) = events.iter().find(|event| !seen.insert(event.event_id)) {

@@ -101,6 +101,23 @@ pub enum InvalidAppend {
         /// The repeated id.
         event_id: EventId,
     },
+    /// An event's payload is not one JSON value every backend can store (not JSON, or a
+    /// `\u0000` escape, which PostgreSQL's jsonb refuses).
+    #[error("event #{index} has a payload no store can keep: {reason}")]
+    InvalidPayload {
+        /// The event's index in the batch.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An event's metadata cannot be stored (a `\u0000` in a custom value or the actor).
+    #[error("event #{index} has metadata no store can keep: {reason}")]
+    InvalidMetadata {
+        /// The event's index in the batch.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl StoreError {

@@ -112,6 +112,7 @@ macro_rules! conformance_tests {
             large_payloads_round_trip,
             unicode_payloads_and_ids_round_trip,
             invalid_ids_are_rejected,
+            unstorable_payloads_and_metadata_are_refused_everywhere,
             wait_for_events_wakes_on_append,
             wait_for_events_times_out_without_append,
             wait_for_events_returns_at_once_when_head_is_past,

@@ -160,3 +160,63 @@ pub async fn invalid_ids_are_rejected<B: MultiTenantStore>(backend: B) {
     let store = scoped(&backend, "a");
     assert!(read_all(&store).await.is_empty());
 }
+
+/// A payload or metadata that some backend cannot store is refused by every backend, with the same
+/// typed error and nothing written: text that is not JSON or holds a `\u0000` escape (even when
+/// wrapped unchecked with `Payload::from_stored`), and metadata holding a NUL character.
+pub async fn unstorable_payloads_and_metadata_are_refused_everywhere<B: MultiTenantStore>(
+    backend: B,
+) {
+    use crate::{AppendOptions, InvalidAppend, StoreError};
+    let store = scoped(&backend, "a");
+    let s = stream("order-1");
+    let ty = event_type("test.raw");
+    let bad_payloads: [&[u8]; 4] =
+        [b"{not json", br#"{"name":"a\u0000b"}"#, b"{} {}", br#"["\ud800"]"#];
+    for text in bad_payloads {
+        let event = EventData::new(ty.clone(), Payload::from_stored(text.to_vec()));
+        let good = EventData::new(ty.clone(), Payload::from_json(&b"{}"[..]).expect("valid"));
+        let refused = store
+            .append(&s, crate::ExpectedVersion::Any, vec![good, event], AppendOptions::default())
+            .await;
+        assert!(
+            matches!(
+                &refused,
+                Err(StoreError::InvalidAppend {
+                    reason: InvalidAppend::InvalidPayload { index: 1, .. },
+                    ..
+                })
+            ),
+            "{:?} must be refused as an invalid payload, got {refused:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    for metadata in [
+        EventMetadata::default().with_actor("a\0b"),
+        EventMetadata::default().with_custom("k", "v\0"),
+        EventMetadata::default().with_custom("k\0", "v"),
+    ] {
+        let event = EventData::new(ty.clone(), Payload::from_json(&b"{}"[..]).expect("valid"))
+            .with_metadata(metadata);
+        let refused = store
+            .append(&s, crate::ExpectedVersion::Any, vec![event], AppendOptions::default())
+            .await;
+        assert!(
+            matches!(
+                &refused,
+                Err(StoreError::InvalidAppend {
+                    reason: InvalidAppend::InvalidMetadata { index: 0, .. },
+                    ..
+                })
+            ),
+            "metadata with a NUL must be refused, got {refused:?}"
+        );
+    }
+    assert!(read_all(&store).await.is_empty(), "nothing was written");
+    // A payload read back from a store (unchecked) appends again when it is valid.
+    let valid = EventData::new(ty, Payload::from_stored(&b"{\"n\":1}"[..]));
+    store
+        .append(&s, crate::ExpectedVersion::Any, vec![valid], AppendOptions::default())
+        .await
+        .expect("a valid stored payload appends");
+}
