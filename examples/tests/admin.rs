@@ -65,8 +65,27 @@ async fn operators_inspect_verify_and_rebuild() {
     assert_eq!(code, 4, "{out}");
     drop(lock);
 
-    let (code, out) = admin(schema, &["projections", "rebuild", "balances"]);
-    assert_eq!(code, 1, "{out}");
+    // Unknown projection names are usage errors (exit 2), whatever the subcommand.
+    for args in [
+        &["projections", "rebuild", "balances"][..],
+        &["projections", "reset", "nope", "--yes"],
+        &["parked", "list", "nope"],
+        &["parked", "replay", "nope"],
+    ] {
+        let (code, out) = admin(schema, args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(out.contains("unknown projection"), "{out}");
+    }
+
+    // After a reset the projection has no checkpoint: status still lists it, lagging by the
+    // whole log, and --max-lag fails.
+    let (code, out) = admin(schema, &["projections", "reset", "transfer_process", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = admin(schema, &["projections", "status", "--max-lag", "10"]);
+    assert_eq!(code, 3, "a projection behind by the whole log fails the check: {out}");
+    assert!(out.contains("transfer_process"), "{out}");
+    let (code, out) = admin(schema, &["projections", "rebuild", "transfer_process"]);
+    assert_eq!(code, 0, "{out}");
 
     // A damaged snapshot fails verification with exit code 3.
     sqlx::query(sqlx::AssertSqlSafe(format!(

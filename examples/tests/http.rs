@@ -361,6 +361,12 @@ async fn operators_see_health_metrics_and_projections<S: BankStore>(store: S) {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
     }
+    // The parked-events counters exist from the start (at 0), so an alert on their increase
+    // can fire on the first parked event.
+    for name in ["balances", "statements", "transfer_process"] {
+        let series = format!("es_projection_parked_total{{projection=\"{name}\"}}");
+        assert!(metrics.contains(&series), "{series} missing from /metrics:\n{metrics}");
+    }
     service.stop().await;
 }
 

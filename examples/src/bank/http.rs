@@ -123,7 +123,11 @@ pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+        // Gauges not updated for 5 minutes are dropped: a rebuild's staging series
+        // (`….rebuild`) goes once the rebuild is promoted, while live projections update theirs
+        // on every pass (and `/metrics` refreshes the bank's lag gauges at each scrape).
         let builder = PrometheusBuilder::new()
+            .idle_timeout(metrics_util::MetricKindMask::GAUGE, Some(Duration::from_mins(5)))
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();

@@ -133,6 +133,11 @@ impl<S: BankStore> Bank<S> {
             shutdown,
             process: parking_lot::Mutex::new(None),
         });
+        // Counters an alert watches exist from the start, at 0: an alert on their increase
+        // cannot fire on a series that appears only with its first event.
+        for name in ["balances", "statements", <TransferProcess<S> as es_core::Projection>::NAME] {
+            metrics::counter!("es_projection_parked_total", "projection" => name).increment(0);
+        }
         let process = bank.spawn_process();
         *bank.process.lock() = Some(process);
         bank

@@ -59,7 +59,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Projections {
-    /// Checkpoint, head, lag and parked events of every stored projection.
+    /// Checkpoint, head, lag and parked events of every stored projection (one without a
+    /// checkpoint lags by the whole log).
     Status {
         /// Exit with 3 if a projection lags by more than this many positions.
         #[arg(long)]
@@ -103,8 +104,21 @@ enum Snapshots {
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+const USAGE: u8 = 2;
 const CHECK_FAILED: u8 = 3;
 const BUSY: u8 = 4;
+
+/// The projections whose checkpoints the bank stores (its views are in memory, per process).
+const STORED: &[&str] = &["transfer_process"];
+
+/// Refuses a projection name the bank does not store (exit code 2, like any usage error).
+fn known(name: &str) -> Option<ExitCode> {
+    if STORED.contains(&name) {
+        return None;
+    }
+    eprintln!("bank-admin: unknown projection {name:?}; stored projections: {}", STORED.join(", "));
+    Some(ExitCode::from(USAGE))
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -131,6 +145,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Migrate => Ok(ExitCode::SUCCESS),
         Command::Stats => stats(&store).await,
         Command::Projections(Projections::Status { max_lag }) => status(&store, max_lag).await,
+        Command::Projections(Projections::Rebuild { name } | Projections::Reset { name, .. })
+        | Command::Parked(Parked::List { name } | Parked::Replay { name })
+            if known(&name).is_some() =>
+        {
+            Ok(ExitCode::from(USAGE))
+        }
         Command::Projections(Projections::Rebuild { name }) => rebuild(&store, &name).await,
         Command::Projections(Projections::Reset { name, yes }) => {
             if !yes {
@@ -198,7 +218,14 @@ async fn stats(store: &PgTenantStore) -> Result<ExitCode, Failure> {
 
 async fn status(store: &PgTenantStore, max_lag: Option<u64>) -> Result<ExitCode, Failure> {
     let head = store.head_position().await?.value();
-    let names = store.projection_names().await?;
+    // Every projection the bank stores, even one without a checkpoint yet (after a reset, or
+    // before its first run: its lag is the whole log), and any other name the store knows.
+    let mut names: Vec<String> = STORED.iter().map(|name| (*name).to_owned()).collect();
+    for name in store.projection_names().await? {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     let mut healthy = true;
     println!(
         "{:<28} {:>12} {:>12} {:>10} {:>7}",
