@@ -131,19 +131,25 @@ async fn idempotent_append_survives_a_killed_connection_exactly_once() {
     assert!(kill_landed, "the test must actually have killed the append's connection");
 }
 
-/// Without an idempotency key, a killed connection is reported as a non-retryable backend error
-/// (the append may or may not have committed) rather than retried blindly.
+/// Without an idempotency key, a session the server terminates (`pg_terminate_backend`, SQLSTATE
+/// 57P01) during the insert has rolled the statement back, so the store may and does retry it:
+/// the batch lands exactly once. The kill targets this test's own session (a pool of one
+/// connection whose backend pid is known), never another test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_connection_without_key_is_not_retried() {
-    let fresh = fresh_schema().await;
+async fn terminated_session_without_key_is_retried_exactly_once() {
+    let fresh = es_postgres::testing::FreshSchema::with(|options| options.max_connections(1)).await;
     let store = fresh.tenant(tenant("kill"));
+    let pid: i32 =
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(fresh.store.pool()).await.unwrap();
     let killer = tokio::spawn(async move {
         let admin = sqlx::PgPool::connect(&database_url()).await.unwrap();
-        for _ in 0..400 {
+        for _ in 0..5_000 {
+            // Only while our session runs the batch insert (the no-key fast path).
             let killed: Option<bool> = sqlx::query_scalar(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%append_events%' \
-                 AND state = 'active' AND pid <> pg_backend_pid() AND application_name = 'es-postgres' LIMIT 1",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE pid = $1 AND state = 'active' AND query LIKE 'INSERT INTO events%'",
             )
+            .bind(pid)
             .fetch_optional(&admin)
             .await
             .unwrap();
@@ -154,25 +160,110 @@ async fn killed_connection_without_key_is_not_retried() {
         }
         false
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
     let stream = StreamId::new("bulk-1").unwrap();
     let result = store
         .append(&stream, ExpectedVersion::NoStream, batch(20_000), AppendOptions::default())
         .await;
-    assert!(killer.await.unwrap(), "the test must actually have killed the append's connection");
-    match result {
-        Err(error @ StoreError::Backend { .. }) => assert!(
-            !error.is_retryable(),
-            "an append of unknown outcome without a key is not safe to retry"
-        ),
-        Ok(_) => {} // the kill landed after the commit: the append is whole
-        Err(other) => panic!("unexpected error {other:?}"),
+    assert!(killer.await.unwrap(), "the test must actually have killed the append's session");
+    let result = result.expect("a statement the server rolled back is retried");
+    assert_eq!((result.first_version, result.last_version), (1, 20_000));
+    assert_eq!(read_all(&store).await.len(), 20_000, "exactly one copy of the batch");
+}
+
+/// A TCP proxy in front of PostgreSQL that counts the appends passing through and, once armed,
+/// cuts the connection right after forwarding one: the server runs (and commits) the statement,
+/// the client only sees its connection drop. That is an append of unknown outcome.
+struct CuttingProxy {
+    address: std::net::SocketAddr,
+    appends_seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    async fn start(upstream: String) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let appends_seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = appends_seen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let back = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    });
+                    let mut buffer = vec![0u8; 1 << 16];
+                    loop {
+                        let Ok(read) = client_read.read(&mut buffer).await else { break };
+                        if read == 0 || server_write.write_all(&buffer[..read]).await.is_err() {
+                            break;
+                        }
+                        let chunk = &buffer[..read];
+                        let append = chunk.windows(18).any(|w| w == b"INSERT INTO events")
+                            || chunk.windows(13).any(|w| w == b"append_events");
+                        if append {
+                            seen.fetch_add(1, Ordering::SeqCst);
+                            // Let the statement reach the server whole, then cut both ways.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            back.abort();
+                            return;
+                        }
+                    }
+                    back.abort();
+                });
+            }
+        });
+        Self { address, appends_seen }
     }
-    let version = store.stream_version(&stream).await.unwrap();
-    assert!(
-        version == 0 || version == 20_000,
-        "an append is all or nothing, found {version} events"
-    );
+}
+
+/// Without an idempotency key, an append whose connection drops after the statement was sent
+/// (outcome unknown: the server may have committed it) is reported as a non-retryable backend
+/// error and never sent again: a blind retry would write a second copy (with `Any`) or answer
+/// with a misleading version conflict (with `NoStream`). The proxy sees each statement once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_without_key_is_not_retried() {
+    let fresh = fresh_schema().await;
+    let options: sqlx::postgres::PgConnectOptions = database_url().parse().unwrap();
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+    for (name, expected) in [("any-1", ExpectedVersion::Any), ("new-1", ExpectedVersion::NoStream)]
+    {
+        let proxy = CuttingProxy::start(upstream.clone()).await;
+        let url = format!(
+            "postgres://{}@{}/{}",
+            options.get_username(),
+            proxy.address,
+            options.get_database().unwrap_or("postgres")
+        );
+        let through_proxy = PgStore::connect_with(
+            PgStoreOptions::new(url).schema(fresh.schema()).unwrap().max_connections(1),
+        )
+        .await
+        .unwrap();
+        let store = through_proxy.tenant(tenant("cut"));
+        let stream = StreamId::new(name).unwrap();
+        let result = store.append(&stream, expected, batch(200), AppendOptions::default()).await;
+        match &result {
+            Err(error @ StoreError::Backend { .. }) => assert!(
+                !error.is_retryable(),
+                "{expected}: an append of unknown outcome without a key is not safe to retry"
+            ),
+            other => panic!("{expected}: expected a non-retryable backend error, got {other:?}"),
+        }
+        assert_eq!(
+            proxy.appends_seen.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{expected}: the append must not be sent again"
+        );
+        // Read directly: the server committed the one copy it received (or none), never two.
+        let direct = fresh.tenant(tenant("cut"));
+        let version = direct.stream_version(&stream).await.unwrap();
+        assert!(version == 0 || version == 200, "{expected}: found {version} events");
+    }
 }
 
 /// Migrations are idempotent: running them again changes nothing.
