@@ -97,3 +97,162 @@ impl MultiTenantStore for FreshSchema {
         self.store.tenant(tenant)
     }
 }
+
+/// A PostgreSQL server of the test's own, on a free loopback port, with a temporary data
+/// directory: for fault tests that stop, restart or crash the server (never the shared one).
+/// The server is stopped (immediately) and its directory removed when the value drops.
+///
+/// Needs the server binaries (`initdb`, `pg_ctl`; found under `/usr/lib/postgresql/*/bin` or on
+/// `PATH`). As root, the server runs as the `postgres` user (PostgreSQL refuses to run as root).
+#[derive(Debug)]
+pub struct PrivateCluster {
+    directory: std::path::PathBuf,
+    port: u16,
+    bin: std::path::PathBuf,
+    as_postgres: bool,
+}
+
+impl PrivateCluster {
+    /// Creates and starts a cluster (trust authentication, user `postgres`).
+    pub fn start() -> Self {
+        let bin = server_binaries();
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let directory =
+            std::env::temp_dir().join(format!("es-fault-{}", &unique[unique.len() - 12..]));
+        std::fs::create_dir_all(&directory).expect("create the cluster's directory");
+        let as_postgres = running_as_root();
+        if as_postgres {
+            let status = std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&directory)
+                .status()
+                .expect("run chown");
+            assert!(status.success(), "chown of the cluster directory to postgres failed");
+        }
+        let port = {
+            let listener =
+                std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+            listener.local_addr().expect("its address").port()
+        };
+        let cluster = Self { directory, port, bin, as_postgres };
+        let data = cluster.data();
+        cluster.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
+        );
+        cluster.start_server();
+        cluster
+    }
+
+    /// The connection string of the cluster's `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server at once (like a crash: no shutdown checkpoint, connections cut).
+    pub fn crash(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    /// Starts the server again (after [`PrivateCluster::crash`]); waits until it accepts
+    /// connections.
+    pub fn start_server(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=100",
+            self.port,
+            self.directory.display()
+        );
+        let log = self.directory.join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log.to_string_lossy(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+    }
+
+    /// Crashes the server and starts it again.
+    pub fn restart(&self) {
+        self.crash();
+        self.start_server();
+    }
+
+    fn data(&self) -> String {
+        self.directory.join("data").to_string_lossy().into_owned()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
+        } else {
+            std::process::Command::new(&path)
+        };
+        let output = command
+            .args(args)
+            .output()
+            .unwrap_or_else(|error| panic!("could not run {}: {error}", path.display()));
+        assert!(
+            output.status.success(),
+            "{program} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let path = self.bin.join("pg_ctl");
+        let mut command = if self.as_postgres {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
+        } else {
+            std::process::Command::new(&path)
+        };
+        let _ = command.args(["-D", &data, "-m", "immediate", "stop"]).output();
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
+/// The directory holding `initdb` and `pg_ctl`: the newest under `/usr/lib/postgresql`, else
+/// the one on `PATH`.
+fn server_binaries() -> std::path::PathBuf {
+    let mut versions: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries.filter_map(Result::ok).map(|entry| entry.path().join("bin")).collect()
+        })
+        .unwrap_or_default();
+    versions.retain(|bin| bin.join("initdb").exists());
+    versions.sort();
+    if let Some(bin) = versions.pop() {
+        return bin;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .find(|dir| dir.join("initdb").exists());
+    on_path.unwrap_or_else(|| {
+        panic!("the PostgreSQL server binaries (initdb, pg_ctl) are not installed; the fault tests need them (apt install postgresql)")
+    })
+}
