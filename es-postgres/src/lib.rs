@@ -25,16 +25,23 @@
 //! ## Schema
 //! The tables live in one schema (default `es`, see [`PgStoreOptions::schema`]) created and
 //! migrated by [`PgStore::migrate`] from migrations embedded in the crate (`migrations/`): `events`
-//! (the log; `UPDATE`, `DELETE` and `TRUNCATE` are refused by triggers) and `idempotency_keys`
-//! (durable records of idempotent appends). Every key starts with the tenant. There is no table of
+//! (the log; `UPDATE`, `DELETE` and `TRUNCATE` are refused by triggers), `idempotency_keys`
+//! (durable records of idempotent appends), `snapshots`, `checkpoints` (projection checkpoints)
+//! and `dead_letters` (parked events); projection locks are advisory locks, not rows. Every key
+//! starts with the tenant. There is no table of
 //! streams: a stream's version is its highest `stream_version`, and the unique key on
 //! `(tenant, stream_id, stream_version)` is the concurrency control.
 //!
 //! ## Appends
-//! One round trip: the `append_events()` function checks the idempotency record, takes the
-//! stream's turn (a transaction-scoped advisory lock, no disk write), checks the expected version,
-//! inserts the whole batch with one `INSERT … SELECT FROM unnest(…)` and records the idempotency
-//! key, all in the statement's transaction. A conflict writes nothing.
+//! One round trip, on one of two paths. Appends without an idempotency key that expect `NoStream`
+//! or `Exact(n)` (the command pipeline's appends of commands run without a key) are one plain
+//! `INSERT … SELECT FROM unnest(…)` whose unique key refuses a version already taken. Every other
+//! append (with an idempotency key, such as a keyed command, or expecting `Any` or
+//! `StreamExists`) calls the `append_events()` function: it answers a recorded key at once, else
+//! takes the stream's turn (a transaction-scoped advisory lock, no disk write), reads the key again
+//! (a concurrent first append of the same key has committed by then), checks the expected version,
+//! inserts the whole batch and records the key, all in the statement's transaction. A conflict
+//! writes nothing.
 //! Transient failures are retried (up to [`PgStoreOptions::append_attempts`]) only where a retry
 //! cannot write twice: when the server rolled the statement back, or when the connection was lost
 //! and the append carries an idempotency key.
@@ -54,7 +61,7 @@
 //! ## Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `testing` | no | `testing::FreshSchema`: a store on a fresh, migrated schema, dropped when the test ends |
+//! | `testing` | no | `testing::FreshSchema`: a store on a fresh, migrated schema, dropped when the test ends; `testing::PrivateCluster`: a server of the test's own to crash and restart |
 
 mod admin;
 mod append;

@@ -21,8 +21,10 @@ pub struct EventTypeInfo {
     pub pii: &'static [PiiField],
 }
 
-/// A field that holds personal data (`#[pii(subject = "owner")]`): it is encrypted per data subject
-/// and reads as redacted once the subject is forgotten.
+/// A field that holds personal data (`#[pii(subject = "owner")]`), with the field naming its data
+/// subject. Today this is a label only: the field is stored as written, in plain text.
+/// Crypto-shredding (encryption per data subject, redaction once the subject is forgotten) is
+/// designed (`DESIGN.md` §6) and not built yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PiiField {
     /// The field holding the data.
