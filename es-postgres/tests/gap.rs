@@ -128,8 +128,12 @@ async fn unrelated_open_transactions_do_not_hold_readers_back() {
 /// order, and nothing that rolled back. Rounds: `ES_GAP_STRESS_ROUNDS` (default 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_eight_writers_with_delays_and_a_tailing_reader() {
-    let rounds: u64 =
-        std::env::var("ES_GAP_STRESS_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let rounds: u64 = match std::env::var("ES_GAP_STRESS_ROUNDS") {
+        Err(_) => 3,
+        Ok(text) => text.parse().ok().filter(|rounds| *rounds > 0).unwrap_or_else(|| {
+            panic!("ES_GAP_STRESS_ROUNDS must be a number of rounds of at least 1, not {text:?}")
+        }),
+    };
     let fresh = fresh_schema_with(|options| {
         options.max_connections(16).poll_interval(Duration::from_millis(20))
     })
