@@ -4,4 +4,5 @@ async fn fresh_backend() -> es_memory::MemoryStore {
     es_memory::MemoryStore::new()
 }
 
+es_core::capability_tests!(fresh_backend);
 es_core::conformance_tests!(fresh_backend);

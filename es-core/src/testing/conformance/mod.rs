@@ -19,6 +19,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 mod append;
+mod capabilities;
 mod concurrency;
 mod fixtures;
 mod idempotency;
@@ -31,6 +32,7 @@ mod tenancy;
 use std::future::Future;
 
 pub use append::*;
+pub use capabilities::*;
 pub use concurrency::*;
 pub use idempotency::*;
 pub use notify::*;
@@ -120,9 +122,39 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Expands to a module `capability_conformance` with one `#[test]` per case of the capabilities
+/// beside the store (snapshots, checkpoints, dead letters, projection locks), for a backend whose
+/// tenant handles implement them all ([`Capabilities`]).
+#[macro_export]
+macro_rules! capability_tests {
+    ($factory:path) => {
+        #[allow(unused_imports)]
+        mod capability_conformance {
+            use super::*;
+            $crate::__conformance_cases! { @cases $factory;
+                snapshots_are_scoped_to_tenant_and_never_go_back,
+                checkpoints_are_scoped_to_tenant_and_compare_and_set,
+                dead_letters_are_scoped_to_tenant,
+                projection_locks_are_scoped_to_tenant,
+            }
+        }
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
+    (@cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::conformance::run(async {
+                    let backend = $factory().await;
+                    $crate::testing::conformance::$case(backend).await;
+                });
+            }
+        )*
+    };
     ($factory:path; $($case:ident),* $(,)?) => {
         #[allow(unused_imports)]
         mod conformance {

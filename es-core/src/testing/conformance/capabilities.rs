@@ -1,0 +1,144 @@
+//! The capabilities beside the event store (snapshots, checkpoints, dead letters, projection
+//! locks): their semantics and, above all, their tenancy, each case with two tenants so a backend
+//! that dropped the tenant from one of its queries fails here rather than in production.
+
+use chrono::SubsecRound;
+
+use super::fixtures::{event_type, scoped, stream};
+use crate::projection::{
+    CheckpointError, CheckpointStore, DeadLetterStore, ParkedEvent, ProjectionLock, ProjectionLocks,
+};
+use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::{EventId, MultiTenantStore, Payload, Position};
+
+/// The bounds a backend's tenant handle meets to run the capability cases.
+pub trait Capabilities:
+    SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks
+{
+}
+
+impl<S: SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks> Capabilities for S {}
+
+fn snapshot(version: u64, balance: i64) -> Snapshot {
+    let state = Payload::from_value(&serde_json::json!({ "balance": balance })).expect("valid");
+    Snapshot::new("account", stream("account-1"), version, EventId::new(), 1, state)
+}
+
+fn parked(projection: &str, position: u64, error: &str) -> ParkedEvent {
+    ParkedEvent {
+        projection: projection.to_owned(),
+        position: Position::new(position),
+        event_type: event_type("test.numbered"),
+        error: error.to_owned(),
+        attempts: 3,
+        parked_at: crate::event::recorded_now().trunc_subsecs(6),
+    }
+}
+
+/// A snapshot is its tenant's: another tenant's stream of the same id sees none, writes its own,
+/// and neither replaces the other; a snapshot never goes back to an older version.
+pub async fn snapshots_are_scoped_to_tenant_and_never_go_back<B>(backend: B)
+where
+    B: MultiTenantStore,
+    B::Store: Capabilities,
+{
+    let (a, b) = (scoped(&backend, "a"), scoped(&backend, "b"));
+    let s = stream("account-1");
+    let saved = snapshot(10, 100);
+    a.save_snapshot(saved.clone()).await.expect("save in a");
+    assert_eq!(b.load_snapshot(&s).await.expect("load in b"), None, "b must not see a's snapshot");
+    b.save_snapshot(snapshot(5, 7)).await.expect("save in b");
+    let in_a = a.load_snapshot(&s).await.expect("load").expect("a keeps its snapshot");
+    assert_eq!(
+        (in_a.version, in_a.state.to_value().expect("json")["balance"].as_i64()),
+        (10, Some(100))
+    );
+    let in_b = b.load_snapshot(&s).await.expect("load").expect("b has its own");
+    assert_eq!(in_b.version, 5);
+    a.save_snapshot(snapshot(8, 1)).await.expect("an older save is accepted and ignored");
+    let in_a = a.load_snapshot(&s).await.expect("load").expect("still there");
+    assert_eq!(in_a.version, 10, "a snapshot never goes back");
+    assert_eq!(in_a, saved, "a snapshot reads back field for field (event id, checksum, state)");
+    assert!(in_a.is_intact(), "a stored snapshot reads back with its checksum intact");
+}
+
+/// A checkpoint is its tenant's, and a compare-and-set: a save that expected another position
+/// changes nothing.
+pub async fn checkpoints_are_scoped_to_tenant_and_compare_and_set<B>(backend: B)
+where
+    B: MultiTenantStore,
+    B::Store: Capabilities,
+{
+    let (a, b) = (scoped(&backend, "a"), scoped(&backend, "b"));
+    a.save_checkpoint("p", None, Position::new(10)).await.expect("first save in a");
+    assert_eq!(b.load_checkpoint("p").await.expect("load"), None, "b must not see a's checkpoint");
+    b.save_checkpoint("p", None, Position::new(3)).await.expect("b's first save is its own");
+    let stale = a.save_checkpoint("p", Some(Position::new(3)), Position::new(20)).await;
+    assert!(
+        matches!(stale, Err(CheckpointError::Conflict(_))),
+        "a stale save must conflict: {stale:?}"
+    );
+    let again = a.save_checkpoint("p", None, Position::new(20)).await;
+    assert!(
+        matches!(again, Err(CheckpointError::Conflict(_))),
+        "a second first save must conflict: {again:?}"
+    );
+    a.save_checkpoint("p", Some(Position::new(10)), Position::new(20)).await.expect("a moves on");
+    assert_eq!(a.load_checkpoint("p").await.expect("load"), Some(Position::new(20)));
+    assert_eq!(b.load_checkpoint("p").await.expect("load"), Some(Position::new(3)));
+    assert_eq!(b.reset_checkpoint("p").await.expect("reset b"), Some(Position::new(3)));
+    assert_eq!(
+        a.load_checkpoint("p").await.expect("load"),
+        Some(Position::new(20)),
+        "a reset in b leaves a"
+    );
+}
+
+/// Parked events are their tenant's: listing, replacing and unparking in one tenant leave the
+/// other's untouched.
+pub async fn dead_letters_are_scoped_to_tenant<B>(backend: B)
+where
+    B: MultiTenantStore,
+    B::Store: Capabilities,
+{
+    let (a, b) = (scoped(&backend, "a"), scoped(&backend, "b"));
+    a.park(parked("p", 7, "a's failure")).await.expect("park in a");
+    assert!(b.parked("p").await.expect("list b").is_empty(), "b must not see a's parked events");
+    b.park(parked("p", 7, "b's failure")).await.expect("park in b");
+    let in_a = a.parked("p").await.expect("list a");
+    assert_eq!(in_a.len(), 1);
+    assert_eq!(in_a[0].error, "a's failure", "b's park must not replace a's");
+    b.unpark("p", Position::new(7)).await.expect("unpark in b");
+    assert_eq!(a.parked("p").await.expect("list a").len(), 1, "b's unpark must leave a's");
+    assert!(b.parked("p").await.expect("list b").is_empty());
+    // Parking the same position again replaces the record (the latest error).
+    a.park(parked("p", 7, "again")).await.expect("park again");
+    let in_a = a.parked("p").await.expect("list a");
+    assert_eq!((in_a.len(), in_a[0].error.as_str()), (1, "again"));
+}
+
+/// One holder per projection and tenant: a second try fails while the first holds it, another
+/// tenant's projection of the same name is independent, and a dropped lock can be taken again.
+pub async fn projection_locks_are_scoped_to_tenant<B>(backend: B)
+where
+    B: MultiTenantStore,
+    B::Store: Capabilities,
+{
+    let (a, b) = (scoped(&backend, "a"), scoped(&backend, "b"));
+    let mut held = a.try_lock("p").await.expect("lock").expect("a takes p");
+    assert!(held.is_held().await);
+    assert!(a.try_lock("p").await.expect("lock").is_none(), "p is held in a");
+    let in_b = b.try_lock("p").await.expect("lock");
+    assert!(in_b.is_some(), "b's p is another projection than a's");
+    assert!(a.try_lock("q").await.expect("lock").is_some(), "another projection is free");
+    drop(held);
+    let mut again = None;
+    for _ in 0..100 {
+        again = a.try_lock("p").await.expect("lock");
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(again.is_some(), "a dropped lock can be taken again");
+}
