@@ -372,12 +372,28 @@ async fn configuration_errors_are_typed() {
 async fn horizon_status_reports_positions() {
     let fresh = fresh_schema().await;
     let store = fresh.tenant(tenant("hs"));
+    let other = fresh.tenant(tenant("hs-other"));
     let written = append_new(&store, "s-1", 3).await;
+    // Positions are global across the tenants of a schema: the horizon and the last position
+    // taken are the schema's, whichever tenant wrote last.
+    let later = append_new(&other, "s-1", 2).await;
+    assert!(later.first_position > written.last_position);
     let status = fresh.store.horizon_status().await.unwrap();
-    assert_eq!(status.last_taken, written.last_position);
-    assert_eq!(status.horizon, written.last_position);
+    assert_eq!(status.last_taken, later.last_position);
+    assert_eq!(status.horizon, later.last_position);
     assert!(status.open_appends.is_empty());
-    assert!(written.last_position > Position::BEGINNING);
+    // Each tenant's head is its own.
+    assert_eq!(store.head_position().await.unwrap(), written.last_position);
+    assert_eq!(other.head_position().await.unwrap(), later.last_position);
+    // An append transaction left open in one tenant holds the horizon for all, and shows.
+    let mut open = fresh.store.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *open).await.unwrap();
+    let held = raw_append(&mut open, "hs-other", "s-2", 1).await;
+    let status = fresh.store.horizon_status().await.unwrap();
+    assert_eq!(status.last_taken.value(), u64::try_from(held).unwrap());
+    assert!(status.horizon < status.last_taken, "the open append holds the horizon back");
+    assert_eq!(status.open_appends.len(), 1, "{:?}", status.open_appends);
+    sqlx::query("ROLLBACK").execute(&mut *open).await.unwrap();
 }
 
 /// A reader in another process (another `PgStore` on the same schema, polling only every 30 s) is
