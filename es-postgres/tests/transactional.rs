@@ -173,7 +173,12 @@ async fn a_connection_killed_mid_batch_rolls_back_and_the_rerun_applies_each_eve
         )
     };
     // Wait until a batch has committed and the next one is half-way, then kill its connection.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let pid = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner never reached a batch past its first committed checkpoint"
+        );
         let committed = checkpoint(&fresh).await.unwrap_or(0);
         let current = *running.lock().unwrap();
         if let Some((pid, position)) = current

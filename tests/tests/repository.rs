@@ -92,9 +92,10 @@ async fn full_replay<S: EventStore>(store: &S, stream: &StreamId) -> (Account, u
     (state, events.last().map_or(0, |event| event.stream_version))
 }
 
-/// Waits for the background snapshot write of a command.
+/// Waits (up to 30 s: a loaded CI machine can be slow) for the background snapshot write of a
+/// command.
 async fn snapshot_at<S: SnapshotStore>(store: &S, stream: &StreamId, version: u64) -> Snapshot {
-    for _ in 0..200 {
+    for _ in 0..6_000 {
         if let Some(snapshot) = store.load_snapshot(stream).await.unwrap()
             && snapshot.version >= version
         {
