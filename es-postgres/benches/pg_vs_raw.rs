@@ -3,9 +3,10 @@
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p es-postgres --bench pg_vs_raw`
 //!
 //! The raw side writes to `es_bench_raw.events`, created `LIKE es_bench.events INCLUDING ALL` (same
-//! columns, keys and indexes; no stream table, no version check, no idempotency). Each scenario
-//! alternates raw and store rounds (`ROUNDS` of `ROUND` each) so drift in the machine affects both
-//! alike, and prints events/s and the store/raw ratio. Environment: `BENCH_ROUND_MS` (default 2000),
+//! columns, keys and indexes; no version check) and, for keyed appends, `es_bench_raw.idempotency_keys`
+//! (the same shape as the store's: the raw keyed append writes its record in the same statement).
+//! Each scenario alternates raw and store rounds (`ROUNDS` of `ROUND` each), the store first in odd
+//! rounds, so warm-up and drift affect both alike, and prints events/s and the store/raw ratio. Environment: `BENCH_ROUND_MS` (default 2000),
 //! `BENCH_READ_EVENTS` (default 200000), `BENCH_ONLY` (`single`, `batch` or `read`: one group).
 #![allow(
     missing_docs,
@@ -18,8 +19,8 @@
 use std::time::{Duration, Instant};
 
 use es_core::{
-    AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore,
-    ReadAllOptions, StreamId, TenantId,
+    AppendOptions, EventData, EventStore, EventType, ExpectedVersion, IdempotencyKey,
+    MultiTenantStore, ReadAllOptions, StreamId, TenantId,
 };
 use es_postgres::PgTenantStore;
 use support::BenchSchema;
@@ -31,6 +32,17 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 const ROUNDS: usize = 2;
+
+/// How an append states what it expects, and whether it carries an idempotency key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `Exact(n)` without a key: the command pipeline's append (the store's fast path).
+    Exact,
+    /// `Exact(n)` with a key: an idempotent command (the store's function path).
+    Keyed,
+    /// `Any` without a key (the function path).
+    Any,
+}
 const TENANT: &str = "bench";
 
 #[derive(Serialize, Deserialize)]
@@ -123,6 +135,33 @@ async fn raw_insert_one(pool: &PgPool, stream: &str, version: i64, n: u64) {
     .unwrap();
 }
 
+/// The raw equivalent of a keyed append: the events and the idempotency record in one statement.
+async fn raw_insert_keyed(pool: &PgPool, stream: &str, first_version: i64, count: u64, key: &str) {
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    let payloads: Vec<String> = (0..count).map(payload_json).collect();
+    sqlx::query(
+        "WITH e AS (INSERT INTO es_bench_raw.events (tenant, position, stream_id, stream_version, event_id, \
+         event_type, schema_version, payload, metadata, recorded_at) \
+         SELECT $1, nextval('es_bench_raw.event_position_seq'), $2, $3 + e.ord, e.id, 'account.deposited', 1, \
+                e.payload::jsonb, NULL, now() \
+         FROM unnest($4::uuid[], $5::text[]) WITH ORDINALITY AS e(id, payload, ord) \
+         RETURNING position, stream_version) \
+         INSERT INTO es_bench_raw.idempotency_keys (tenant, key, stream_id, fingerprint, first_version, \
+             last_version, first_position, last_position, recorded_at) \
+         SELECT $1, $6, $2, '\\x00'::bytea, min(stream_version), max(stream_version), min(position), \
+             max(position), now() FROM e",
+    )
+    .bind(TENANT)
+    .bind(stream)
+    .bind(first_version - 1)
+    .bind(&ids)
+    .bind(&payloads)
+    .bind(key)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 async fn raw_insert_batch(pool: &PgPool, stream: &str, first_version: i64, count: u64) {
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
     let payloads: Vec<String> = (0..count).map(payload_json).collect();
@@ -148,37 +187,66 @@ async fn appends(
     raw: &PgPool,
     writers: u64,
     batch: u64,
+    mode: Mode,
     name: &'static str,
 ) -> Scenario {
     let (mut raw_rate, mut store_rate) = (0.0, 0.0);
     for round_no in 0..ROUNDS {
         let pool = raw.clone();
-        raw_rate += rate(writers, batch, move |writer, step| {
+        let raw_round = move || {
             let pool = pool.clone();
-            async move {
-                let stream = format!("raw-{name}-{round_no}-{writer}-{}", step / 50);
-                let version = i64::try_from(step % 50).unwrap() * i64::try_from(batch).unwrap() + 1;
-                if batch == 1 {
-                    raw_insert_one(&pool, &stream, version, step).await;
-                } else {
-                    raw_insert_batch(&pool, &stream, version, batch).await;
+            rate(writers, batch, move |writer, step| {
+                let pool = pool.clone();
+                async move {
+                    let stream = format!("raw-{name}-{round_no}-{writer}-{}", step / 50);
+                    let version =
+                        i64::try_from(step % 50).unwrap() * i64::try_from(batch).unwrap() + 1;
+                    if mode == Mode::Keyed {
+                        let key = format!("{stream}-{step}");
+                        raw_insert_keyed(&pool, &stream, version, batch, &key).await;
+                    } else if batch == 1 {
+                        raw_insert_one(&pool, &stream, version, step).await;
+                    } else {
+                        raw_insert_batch(&pool, &stream, version, batch).await;
+                    }
                 }
-            }
-        })
-        .await;
+            })
+        };
         let store = store.clone();
-        store_rate += rate(writers, batch, move |writer, step| {
+        let store_round = move || {
             let store = store.clone();
-            async move {
-                let stream =
-                    StreamId::new(format!("store-{name}-{round_no}-{writer}-{}", step / 50))
-                        .unwrap();
-                let expected = ExpectedVersion::Exact((step % 50) * batch);
-                let events = (0..batch).map(|n| event(step * batch + n)).collect();
-                store.append(&stream, expected, events, AppendOptions::default()).await.unwrap();
-            }
-        })
-        .await;
+            rate(writers, batch, move |writer, step| {
+                let store = store.clone();
+                async move {
+                    let stream =
+                        StreamId::new(format!("store-{name}-{round_no}-{writer}-{}", step / 50))
+                            .unwrap();
+                    let (expected, options) = match mode {
+                        Mode::Exact => {
+                            (ExpectedVersion::Exact((step % 50) * batch), AppendOptions::default())
+                        }
+                        Mode::Keyed => {
+                            let key = IdempotencyKey::new(format!("{stream}-{step}")).unwrap();
+                            (
+                                ExpectedVersion::Exact((step % 50) * batch),
+                                AppendOptions::default().idempotency_key(key),
+                            )
+                        }
+                        Mode::Any => (ExpectedVersion::Any, AppendOptions::default()),
+                    };
+                    let events = (0..batch).map(|n| event(step * batch + n)).collect();
+                    store.append(&stream, expected, events, options).await.unwrap();
+                }
+            })
+        };
+        // Alternate which side goes first, so neither always pays the warm-up.
+        if round_no % 2 == 0 {
+            raw_rate += raw_round().await;
+            store_rate += store_round().await;
+        } else {
+            store_rate += store_round().await;
+            raw_rate += raw_round().await;
+        }
     }
     Scenario {
         name: name.to_owned(),
@@ -204,13 +272,18 @@ async fn raw_read_all(pool: &PgPool, tenant: &str) -> (u64, f64) {
         if rows.is_empty() {
             break;
         }
+        // Columns by index, as the store reads them (a lookup by name costs a string search per
+        // column per row, which would flatter the store).
         for row in &rows {
-            after = row.get("position");
-            let _id: Uuid = row.get("event_id");
-            let _stream: &str = row.get("stream_id");
-            let _type: &str = row.get("event_type");
-            let _at: chrono::DateTime<chrono::Utc> = row.get("recorded_at");
-            let payload: &str = row.get("payload");
+            after = row.get(0);
+            let _stream: &str = row.get(1);
+            let _version: i64 = row.get(2);
+            let _id: Uuid = row.get(3);
+            let _type: &str = row.get(4);
+            let _schema_version: i32 = row.get(5);
+            let payload: &str = row.get(6);
+            let _metadata: Option<&str> = row.get(7);
+            let _at: chrono::DateTime<chrono::Utc> = row.get(8);
             let _typed: Deposited = serde_json::from_str(payload).unwrap();
             count += 1;
         }
@@ -237,6 +310,7 @@ async fn main() {
     sqlx::raw_sql(
         "CREATE SCHEMA es_bench_raw; \
          CREATE TABLE es_bench_raw.events (LIKE es_bench.events INCLUDING ALL); \
+         CREATE TABLE es_bench_raw.idempotency_keys (LIKE es_bench.idempotency_keys INCLUDING ALL); \
          CREATE SEQUENCE es_bench_raw.event_position_seq AS bigint MINVALUE 1 CACHE 1;",
     )
     .execute(&admin)
@@ -249,12 +323,27 @@ async fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || name.contains(only.as_str());
     if wanted("single") {
-        report(&appends(&store, &raw, 1, 1, "append 1 event, 1 writer").await, 0.90);
-        report(&appends(&store, &raw, 8, 1, "append 1 event, 8 writers").await, 0.90);
+        report(&appends(&store, &raw, 1, 1, Mode::Exact, "append 1 event, 1 writer").await, 0.90);
+        report(&appends(&store, &raw, 8, 1, Mode::Exact, "append 1 event, 8 writers").await, 0.90);
+        report(
+            &appends(&store, &raw, 1, 1, Mode::Keyed, "append 1 event keyed, 1 writer").await,
+            0.80,
+        );
+        report(
+            &appends(&store, &raw, 8, 1, Mode::Keyed, "append 1 event keyed, 8 writers").await,
+            0.80,
+        );
+        report(&appends(&store, &raw, 1, 1, Mode::Any, "append 1 event Any, 1 writer").await, 0.80);
     }
     if wanted("batch") {
-        report(&appends(&store, &raw, 1, 100, "append batch of 100, 1 writer").await, 0.75);
-        report(&appends(&store, &raw, 4, 100, "append batch of 100, 4 writers").await, 0.75);
+        report(
+            &appends(&store, &raw, 1, 100, Mode::Exact, "append batch of 100, 1 writer").await,
+            0.75,
+        );
+        report(
+            &appends(&store, &raw, 4, 100, Mode::Exact, "append batch of 100, 4 writers").await,
+            0.75,
+        );
     }
     if !wanted("read") {
         return;
@@ -286,13 +375,22 @@ async fn main() {
     let raw_reader =
         sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
     let (mut raw_rate, mut store_rate) = (0.0, 0.0);
-    for _ in 0..=ROUNDS {
-        let (count, rate) = raw_read_all(&raw_reader, "reader").await;
-        assert_eq!(count, target);
-        raw_rate += rate;
+    for round_no in 0..=ROUNDS {
+        // Alternate which side reads first (the first pays for a cold cache).
+        let raw_first = round_no % 2 == 0;
+        if raw_first {
+            let (count, rate) = raw_read_all(&raw_reader, "reader").await;
+            assert_eq!(count, target);
+            raw_rate += rate;
+        }
         let (count, rate) = store_read_all(&reader_tenant).await;
         assert_eq!(count, target);
         store_rate += rate;
+        if !raw_first {
+            let (count, rate) = raw_read_all(&raw_reader, "reader").await;
+            assert_eq!(count, target);
+            raw_rate += rate;
+        }
     }
     report(
         &Scenario {
