@@ -216,3 +216,54 @@ where
         Running { stop, task }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use es_core::MultiTenantStore;
+    use es_core::projection::VolatileCheckpoints;
+
+    use super::*;
+    use crate::bank::read_models::Balances;
+
+    /// A view whose runner task ends without being asked to (here: aborted, as a panic outside
+    /// the handlers would end it) reports itself dead, with an error, and is not healthy; a view
+    /// stopped on purpose reports `stopped`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_runner_task_that_dies_is_reported_dead() {
+        let store = es_memory::MemoryStore::new().tenant(es_core::TenantId::default());
+        let views = VolatileCheckpoints::new(store);
+        let options = RunnerOptions::default().idle_wait(Duration::from_millis(20));
+        let served = Served::start(Balances::default(), views, options).await;
+        for _ in 0..200 {
+            if served.has_caught_up() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(served.health(), None, "a live, caught-up view is healthy");
+        served.running.lock().await.as_ref().expect("a running task").task.abort();
+        for _ in 0..200 {
+            if served.state.lock().0 == "dead" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let report = served.report().await.unwrap();
+        assert_eq!(report.state, "dead");
+        assert!(report.last_error.is_some(), "a dead view says why: {report:?}");
+        assert!(served.health().is_some_and(|problem| problem.contains("dead")));
+
+        let other = Served::start(
+            Balances::default(),
+            VolatileCheckpoints::new(
+                es_memory::MemoryStore::new().tenant(es_core::TenantId::default()),
+            ),
+            RunnerOptions::default().idle_wait(Duration::from_millis(20)),
+        )
+        .await;
+        other.stop().await;
+        assert_eq!(other.report().await.unwrap().state, "stopped");
+    }
+}

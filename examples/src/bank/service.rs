@@ -353,9 +353,17 @@ impl<S: BankStore> Bank<S> {
         let name = <TransferProcess<S> as es_core::Projection>::NAME;
         let checkpoint = self.store.load_checkpoint(name).await?.map_or(0, Position::value);
         let parked = es_core::projection::DeadLetterStore::parked(&self.store, name).await?.len();
+        // The process's task restarts its runner after failures; if the task itself ended (it
+        // only returns at shutdown), say so rather than "running".
+        let ended = self.process.lock().as_ref().is_none_or(JoinHandle::is_finished);
+        let state = match (ended, *self.shutdown.borrow()) {
+            (false, _) => "running",
+            (true, true) => "stopped",
+            (true, false) => "dead",
+        };
         reports.push(ProjectionReport {
             name: name.to_owned(),
-            state: "running",
+            state,
             checkpoint,
             head,
             lag: head.saturating_sub(checkpoint),
