@@ -56,7 +56,12 @@ impl Deposits {
         if self.fail_at == Some(event.amount) {
             return Err(ProjectionError::new(format!("cannot store amount {}", event.amount)));
         }
-        assert!(self.panic_at != Some(event.amount), "amount {} overflows the model", event.amount);
+        // The message holds a NUL: PostgreSQL's text columns cannot, so parking must clean it.
+        assert!(
+            self.panic_at != Some(event.amount),
+            "amount {} overflows the model\0",
+            event.amount
+        );
         if let Some(pause) = self.slow {
             tokio::time::sleep(pause).await;
         }
@@ -292,6 +297,11 @@ async fn a_panicking_handler_is_a_failure_not_a_dead_runner<
     let parked = store.parked("deposits-parking").await.unwrap();
     assert_eq!(parked.len(), 1);
     assert!(parked[0].error.contains("panicked"), "{}", parked[0].error);
+    assert!(
+        parked[0].error.contains('\u{fffd}') && !parked[0].error.contains('\0'),
+        "{:?}",
+        parked[0].error
+    );
 }
 
 /// With `OnFailure::Park`, a failing event is parked with its error and the projection goes on;

@@ -669,7 +669,9 @@ async fn park<S: DeadLetterStore>(
             projection: name.to_owned(),
             position: event.position,
             event_type: event.event_type.clone(),
-            error: failure.to_string(),
+            // A handler's message is the application's text: a NUL in it would make PostgreSQL
+            // refuse the record (and the runner fail) where the memory store keeps it.
+            error: failure.to_string().replace('\0', "\u{fffd}"),
             attempts,
             parked_at: crate::event::recorded_now(),
         })
