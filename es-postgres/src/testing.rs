@@ -190,19 +190,24 @@ impl PrivateCluster {
         self.directory.join("data").to_string_lossy().into_owned()
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// A server binary, run as `postgres` when the tests run as root.
+    fn command(&self, program: &str) -> std::process::Command {
         let path = self.bin.join(program);
-        let mut command = if self.as_postgres {
+        if self.as_postgres {
             let mut command = std::process::Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&path);
+            command.args(["-u", "postgres", "--"]).arg(path);
             command
         } else {
-            std::process::Command::new(&path)
-        };
-        let output = command
+            std::process::Command::new(path)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program)
             .args(args)
             .output()
-            .unwrap_or_else(|error| panic!("could not run {}: {error}", path.display()));
+            .unwrap_or_else(|error| panic!("could not run {program}: {error}"));
         assert!(
             output.status.success(),
             "{program} {args:?} failed: {}{}",
@@ -215,15 +220,7 @@ impl PrivateCluster {
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
         let data = self.data();
-        let path = self.bin.join("pg_ctl");
-        let mut command = if self.as_postgres {
-            let mut command = std::process::Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&path);
-            command
-        } else {
-            std::process::Command::new(&path)
-        };
-        let _ = command.args(["-D", &data, "-m", "immediate", "stop"]).output();
+        let _ = self.command("pg_ctl").args(["-D", &data, "-m", "immediate", "stop"]).output();
         let _ = std::fs::remove_dir_all(&self.directory);
     }
 }

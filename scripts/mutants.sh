@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Mutation testing with cargo-mutants: does the suite fail when the code is subtly broken?
+#
+#   bash scripts/mutants.sh            # CI: only mutants on lines changed since MUTANTS_BASE
+#                                      # (default HEAD~1), es-core and es-memory, bounded time
+#   bash scripts/mutants.sh full       # every mutant of es-core and es-memory (hours on 2 cores)
+#   bash scripts/mutants.sh memory     # every mutant of es-memory (about half an hour)
+#
+# Mutants are tested with es-core's and es-memory's own tests (the memory backend's conformance
+# suite): fast, no database. Results land in mutants.out/ (missed.txt lists survivors; the ones
+# known to be equivalent are excluded in .cargo/mutants.toml with the reason, see docs/testing.md).
+# Exit status: 0 when every viable mutant was caught, non-zero otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-diff}"
+if ! command -v cargo-mutants >/dev/null; then
+  echo "cargo-mutants is not installed; installing it from crates.io (about a minute)"
+  cargo install --locked cargo-mutants
+fi
+common=(--test-package es-core --test-package es-memory -j 1 --timeout 300)
+case "$mode" in
+  full) exec cargo mutants -p es-core -p es-memory "${common[@]}" ;;
+  memory) exec cargo mutants -p es-memory "${common[@]}" ;;
+  diff)
+    base="${MUTANTS_BASE:-HEAD~1}"
+    diff_file="$(mktemp)"
+    if ! git diff "$base" -- es-core/src es-memory/src > "$diff_file" 2>/dev/null; then
+      echo "mutants: cannot diff against $base (a shallow clone?); nothing mutated"
+      exit 0
+    fi
+    if [ ! -s "$diff_file" ]; then
+      echo "mutants: no change to es-core or es-memory since $base; nothing to mutate"
+      exit 0
+    fi
+    exec timeout "${MUTANTS_SECONDS:-1500}" cargo mutants -p es-core -p es-memory --in-diff "$diff_file" "${common[@]}"
+    ;;
+  *) echo "usage: scripts/mutants.sh [diff|memory|full]" >&2; exit 2 ;;
+esac
