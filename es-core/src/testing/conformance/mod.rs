@@ -102,6 +102,7 @@ macro_rules! conformance_tests {
             read_all_order_equals_commit_order,
             read_all_after_position_resumes_from_middle,
             read_all_filters_by_event_type,
+            read_all_filter_finds_a_rare_type_far_into_the_log,
             read_all_with_limit_and_small_pages,
             read_all_past_head_is_empty,
             head_position_tracks_appends,
