@@ -49,6 +49,7 @@ where
     assert_eq!(b.load_snapshot(&s).await.expect("load in b"), None, "b must not see a's snapshot");
     b.save_snapshot(snapshot(5, 7)).await.expect("save in b");
     let in_a = a.load_snapshot(&s).await.expect("load").expect("a keeps its snapshot");
+    assert_eq!(in_a, saved, "a snapshot reads back field for field (event id, checksum, state)");
     assert_eq!(
         (in_a.version, in_a.state.to_value().expect("json")["balance"].as_i64()),
         (10, Some(100))
@@ -58,7 +59,9 @@ where
     a.save_snapshot(snapshot(8, 1)).await.expect("an older save is accepted and ignored");
     let in_a = a.load_snapshot(&s).await.expect("load").expect("still there");
     assert_eq!(in_a.version, 10, "a snapshot never goes back");
-    assert_eq!(in_a, saved, "a snapshot reads back field for field (event id, checksum, state)");
+    let newer = snapshot(12, 120);
+    a.save_snapshot(newer.clone()).await.expect("a newer save");
+    assert_eq!(a.load_snapshot(&s).await.expect("load"), Some(newer), "a newer snapshot replaces");
     assert!(in_a.is_intact(), "a stored snapshot reads back with its checksum intact");
 }
 
