@@ -69,6 +69,9 @@ cargo test --workspace --all-features --no-fail-fast
 step "fuzzing: every target for ${FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
 bash scripts/fuzz.sh
 
+step "mutation testing of the last change to es-core and es-memory (scripts/mutants.sh)"
+bash scripts/mutants.sh
+
 step "the README's first command: cargo run -p examples --bin bank (serves on the in-memory store)"
 cargo build -q -p examples --bins
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
