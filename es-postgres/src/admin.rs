@@ -5,7 +5,7 @@ use es_core::{EventStore, Position, StoreError, StreamId};
 use sqlx::Row;
 
 use crate::PgTenantStore;
-use crate::error::read_error;
+use crate::error::{read_error, stored_u64};
 
 /// What a tenant's store holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,8 +23,10 @@ pub struct StoreStatistics {
     pub event_types: Vec<(String, u64)>,
 }
 
-fn count(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
+/// A count column of a statistics row.
+fn count(row: &sqlx::postgres::PgRow, column: &str) -> Result<u64, StoreError> {
+    let value: i64 = row.try_get(column).map_err(|error| read_error("statistics", error))?;
+    stored_u64(value, format_args!("statistics column {column}"))
 }
 
 impl PgTenantStore {
@@ -49,13 +51,17 @@ impl PgTenantStore {
         .fetch_all(self.pool())
         .await
         .map_err(|error| read_error("statistics", error))?
-        .into_iter()
-        .map(|row| (row.get::<String, _>("event_type"), count(row.get("n"))))
-        .collect();
+        .iter()
+        .map(|row| {
+            let event_type: String =
+                row.try_get("event_type").map_err(|error| read_error("statistics", error))?;
+            Ok((event_type, count(row, "n")?))
+        })
+        .collect::<Result<_, StoreError>>()?;
         Ok(StoreStatistics {
-            events: count(row.get("events")),
-            streams: count(row.get("streams")),
-            payload_bytes: count(row.get("payload_bytes")),
+            events: count(&row, "events")?,
+            streams: count(&row, "streams")?,
+            payload_bytes: count(&row, "payload_bytes")?,
             head: self.head_position().await?,
             event_types,
         })

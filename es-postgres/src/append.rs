@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{
     IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
-    rolled_back_transiently,
+    rolled_back_transiently, stored_u64,
 };
 use crate::store::Inner;
 
@@ -233,14 +233,15 @@ async fn append_exact(
             Ok(positions) => {
                 let count = positions.len() as u64;
                 let position = |value: Option<&i64>| {
-                    Position::new(value.and_then(|p| u64::try_from(*p).ok()).unwrap_or(0))
+                    stored_u64(value.copied().unwrap_or(0), "an appended event's position")
+                        .map(Position::new)
                 };
                 inner.wakeups.appended(&inner.pool);
                 return Ok(AppendResult {
                     first_version: version + 1,
                     last_version: version + count,
-                    first_position: position(positions.iter().min()),
-                    last_position: position(positions.iter().max()),
+                    first_position: position(positions.iter().min())?,
+                    last_position: position(positions.iter().max())?,
                 });
             }
             Err(error) => error,
@@ -333,7 +334,12 @@ async fn version_conflict(inner: &Inner, tenant: &TenantId, request: &AppendRequ
             tenant: tenant.clone(),
             stream_id: request.stream_id.clone(),
             expected: request.expected,
-            actual: actual.and_then(|version| u64::try_from(version).ok()).unwrap_or(0),
+            actual: match actual
+                .map_or(Ok(0), |version| stored_u64(version, "the stream's version"))
+            {
+                Ok(actual) => actual,
+                Err(corrupt) => return corrupt,
+            },
         },
         Err(error) => read_error("append", error),
     }

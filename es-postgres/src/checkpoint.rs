@@ -4,11 +4,7 @@ use es_core::projection::{CheckpointConflict, CheckpointError, CheckpointStore};
 use es_core::{Position, StoreError};
 
 use crate::PgTenantStore;
-use crate::error::read_error;
-
-fn to_position(value: i64) -> Position {
-    Position::new(u64::try_from(value).unwrap_or(0))
-}
+use crate::error::{read_error, stored_u64};
 
 fn to_column(position: Position) -> i64 {
     i64::try_from(position.value()).unwrap_or(i64::MAX)
@@ -24,7 +20,11 @@ impl CheckpointStore for PgTenantStore {
         .fetch_optional(self.pool())
         .await
         .map_err(|error| read_error("load_checkpoint", error))?;
-        Ok(position.map(to_position))
+        position
+            .map(|value| {
+                stored_u64(value, format_args!("checkpoint of {projection}")).map(Position::new)
+            })
+            .transpose()
     }
 
     async fn save_checkpoint(
@@ -72,6 +72,10 @@ impl CheckpointStore for PgTenantStore {
         .fetch_optional(self.pool())
         .await
         .map_err(|error| read_error("reset_checkpoint", error))?;
-        Ok(removed.map(to_position))
+        removed
+            .map(|value| {
+                stored_u64(value, format_args!("checkpoint of {projection}")).map(Position::new)
+            })
+            .transpose()
     }
 }

@@ -58,7 +58,8 @@ impl DeadLetterStore for PgTenantStore {
                     event_type: EventType::new(event_type)
                         .map_err(|error| corrupt(error.to_string()))?,
                     error: row.try_get("error").map_err(|error| corrupt(error.to_string()))?,
-                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    attempts: u32::try_from(attempts)
+                        .map_err(|_| corrupt(format!("attempts {attempts}")))?,
                     parked_at: row
                         .try_get("parked_at")
                         .map_err(|error| corrupt(error.to_string()))?,

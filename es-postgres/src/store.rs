@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use tracing::Instrument;
 
-use crate::error::read_error;
+use crate::error::{read_error, stored_u64};
 use crate::horizon::Horizon;
 use crate::notify::Wakeups;
 use crate::{PgStoreOptions, append, read};
@@ -170,7 +170,7 @@ impl PgStore {
             .map_err(|error| read_error("horizon_status", error))?;
         Ok(HorizonStatus {
             horizon: Position::new(horizon),
-            last_taken: Position::new(u64::try_from(last_taken).unwrap_or(0)),
+            last_taken: Position::new(stored_u64(last_taken, "the last position taken")?),
             open_appends,
         })
     }
@@ -226,7 +226,7 @@ impl PgTenantStore {
         .fetch_one(&self.inner.pool)
         .await
         .map_err(|error| read_error("head_position", error))?;
-        Ok(Position::new(head.and_then(|head| u64::try_from(head).ok()).unwrap_or(0)))
+        Ok(Position::new(head.map_or(Ok(0), |head| stored_u64(head, "the head position"))?))
     }
 }
 
@@ -275,7 +275,9 @@ impl EventStore for PgTenantStore {
         .fetch_one(&self.inner.pool)
         .await
         .map_err(|error| read_error("stream_version", error))?;
-        Ok(version.and_then(|version| u64::try_from(version).ok()).unwrap_or(0))
+        version.map_or(Ok(0), |version| {
+            stored_u64(version, format_args!("the version of {stream_id}"))
+        })
     }
 
     async fn head_position(&self) -> Result<Position, StoreError> {
@@ -327,7 +329,7 @@ impl EventStore for PgTenantStore {
         };
         let get_u64 = |column: &str| -> Result<u64, StoreError> {
             let value: i64 = row.try_get(column).map_err(|error| corrupt(error.to_string()))?;
-            u64::try_from(value).map_err(|_| corrupt(format!("{column} = {value}")))
+            stored_u64(value, format_args!("idempotency record {key:?}, {column}"))
         };
         let stream_id: String =
             row.try_get("stream_id").map_err(|error| corrupt(error.to_string()))?;

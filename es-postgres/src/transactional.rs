@@ -45,7 +45,7 @@ use futures_util::TryStreamExt;
 use sqlx::PgConnection;
 
 use crate::PgTenantStore;
-use crate::error::read_error;
+use crate::error::{read_error, stored_u64};
 
 /// A projection whose handlers write through the runner's transaction.
 pub trait TransactionalProjection: Send + 'static {
@@ -139,7 +139,8 @@ impl<P: TransactionalProjection> TransactionalRunner<P> {
             .fetch_one(&mut *tx)
             .await
             .map_err(|error| read_error("checkpoint", error))?;
-            let after = Position::new(u64::try_from(stored).unwrap_or(0));
+            let after =
+                Position::new(stored_u64(stored, format_args!("checkpoint of {}", P::NAME))?);
             let batch: Vec<RecordedEvent> = self
                 .store
                 .read_all(

@@ -459,3 +459,40 @@ async fn statement_timeout_is_a_retryable_error_and_writes_nothing() {
     .unwrap();
     assert_eq!(checker.tenant(tenant("t")).stream_version(&stream).await.unwrap(), 0);
 }
+
+/// A stored number that is negative where it never can be (an edited or damaged row) is reported
+/// as corruption, naming what, never read as 0.
+#[tokio::test]
+async fn negative_stored_numbers_are_corruption_not_zero() {
+    use es_core::projection::DeadLetterStore;
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("neg"));
+    let key = IdempotencyKey::new("k-neg").unwrap();
+    store
+        .append(
+            &StreamId::new("s-1").unwrap(),
+            ExpectedVersion::Any,
+            batch(1),
+            AppendOptions::default().idempotency_key(key.clone()),
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE idempotency_keys SET last_version = -3 WHERE tenant = 'neg'")
+        .execute(fresh.store.pool())
+        .await
+        .unwrap();
+    let read = store.idempotency_record(&key).await;
+    assert!(
+        matches!(&read, Err(StoreError::Corrupt { detail }) if detail.contains("last_version") && detail.contains("-3")),
+        "{read:?}"
+    );
+    sqlx::query(
+        "INSERT INTO dead_letters (tenant, projection, position, event_type, error, attempts, parked_at) \
+         VALUES ('neg', 'p', 5, 'test.bulk', 'boom', -1, now())",
+    )
+    .execute(fresh.store.pool())
+    .await
+    .unwrap();
+    let parked = store.parked("p").await;
+    assert!(matches!(&parked, Err(StoreError::Corrupt { detail }) if detail.contains("attempts")), "{parked:?}");
+}
