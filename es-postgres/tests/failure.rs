@@ -494,5 +494,8 @@ async fn negative_stored_numbers_are_corruption_not_zero() {
     .await
     .unwrap();
     let parked = store.parked("p").await;
-    assert!(matches!(&parked, Err(StoreError::Corrupt { detail }) if detail.contains("attempts")), "{parked:?}");
+    assert!(
+        matches!(&parked, Err(StoreError::Corrupt { detail }) if detail.contains("attempts")),
+        "{parked:?}"
+    );
 }

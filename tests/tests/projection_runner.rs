@@ -514,9 +514,11 @@ async fn concurrent_partitions_keep_each_stream_in_order<
 ) {
     deposits_on_six_streams(&store).await;
     let model = Ordered::default();
+    // Options set after the concurrency must not turn the runner sequential (they once did:
+    // the partition count lived in the options).
     let mut runner = ProjectionRunner::new(model.clone(), store.clone())
-        .with_options(RunnerOptions::default().batch_size(25))
-        .with_concurrency(4);
+        .with_concurrency(4)
+        .with_options(RunnerOptions::default().batch_size(25));
     let done = runner.catch_up().await.unwrap();
     assert_eq!(done.handled, 60);
     assert_eq!(done.checkpoint, store.head_position().await.unwrap());

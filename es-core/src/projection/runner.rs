@@ -30,9 +30,6 @@ pub struct RunnerOptions {
     /// What happens to an event whose handler still fails after `handler_attempts`. Default
     /// [`OnFailure::Stop`].
     pub on_failure: OnFailure,
-    /// Streams handled at once within a batch (events of one stream always in log order); only
-    /// used by runners built with [`ProjectionRunner::with_concurrency`]. Default 1.
-    pub concurrency: usize,
 }
 
 /// What a runner does with an event its handler keeps failing on.
@@ -54,7 +51,6 @@ impl Default for RunnerOptions {
             retry_delay: Duration::from_millis(50),
             idle_wait: Duration::from_secs(1),
             on_failure: OnFailure::Stop,
-            concurrency: 1,
         }
     }
 }
@@ -150,8 +146,10 @@ pub struct ProjectionRunner<P, S> {
     store: S,
     name: String,
     options: RunnerOptions,
-    /// Clones the projection for a concurrent partition (set by `with_concurrency`).
-    fork: Option<fn(&P) -> P>,
+    /// Partitions by stream (set by `with_concurrency`): how many run at once, and how the
+    /// projection is cloned for each. Kept apart from the options, so replacing the options never
+    /// turns a concurrent runner sequential.
+    partitions: Option<(usize, fn(&P) -> P)>,
     checkpoint: Known,
     last_error: Option<String>,
 }
@@ -173,7 +171,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
             store,
             name: P::NAME.to_owned(),
             options: RunnerOptions::default(),
-            fork: None,
+            partitions: None,
             checkpoint: Known::Unknown,
             last_error: None,
         }
@@ -259,14 +257,15 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                 .await?;
             let full = batch.len() >= self.options.batch_size;
             let mut last = after;
-            let concurrent = self.fork.filter(|_| self.options.concurrency > 1);
+            let concurrent = self.partitions.filter(|(count, _)| *count > 1);
             // With concurrency the partitions handle the batch; otherwise the loop below does.
             let sequential: &[crate::RecordedEvent] =
                 if concurrent.is_some() { &[] } else { &batch };
-            if let Some(fork) = concurrent {
+            if let Some((count, fork)) = concurrent {
                 let partitions = partition(&self.projection, fork, &batch, after);
                 let failure =
-                    run_partitions(partitions, &self.store, &self.name, &self.options).await?;
+                    run_partitions(partitions, count, &self.store, &self.name, &self.options)
+                        .await?;
                 // The batch is in log order: everything before the earliest failure was handled.
                 let stop = failure.as_ref().map_or(Position::new(u64::MAX), failure_position);
                 for event in
@@ -514,8 +513,7 @@ where
     /// later events of other partitions that were handled come again (at least once).
     #[must_use]
     pub fn with_concurrency(mut self, partitions: usize) -> Self {
-        self.options.concurrency = partitions.max(1);
-        self.fork = Some(P::clone);
+        self.partitions = Some((partitions.max(1), P::clone));
         self
     }
 }
@@ -542,10 +540,11 @@ fn partition<'a, P>(
     partitions
 }
 
-/// Runs the partitions, at most `options.concurrency` at once; returns the earliest failure
-/// under [`OnFailure::Stop`], if any.
+/// Runs the partitions, at most `at_once` at a time; returns the earliest failure under
+/// [`OnFailure::Stop`], if any.
 async fn run_partitions<P: Projection, S: DeadLetterStore>(
     partitions: Vec<Partition<'_, P>>,
+    at_once: usize,
     store: &S,
     name: &str,
     options: &RunnerOptions,
@@ -555,7 +554,7 @@ async fn run_partitions<P: Projection, S: DeadLetterStore>(
     // closure and `buffer_unordered`): the future stays `Send` for callers that spawn it.
     let mut waiting = partitions.into_iter();
     let mut running = futures_util::stream::FuturesUnordered::new();
-    for (worker, events) in waiting.by_ref().take(options.concurrency.max(1)) {
+    for (worker, events) in waiting.by_ref().take(at_once.max(1)) {
         running.push(run_partition(worker, events, store, name, options));
     }
     let mut earliest: Option<RunnerError> = None;
