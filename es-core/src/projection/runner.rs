@@ -149,10 +149,13 @@ pub struct ProjectionRunner<P, S> {
     /// Partitions by stream (set by `with_concurrency`): how many run at once, and how the
     /// projection is cloned for each. Kept apart from the options, so replacing the options never
     /// turns a concurrent runner sequential.
-    partitions: Option<(usize, fn(&P) -> P)>,
+    partitions: Option<Partitioning<P>>,
     checkpoint: Known,
     last_error: Option<String>,
 }
+
+/// How many partitions run at once, and how the projection is cloned for each.
+type Partitioning<P> = (usize, fn(&P) -> P);
 
 /// What the runner knows of its stored checkpoint.
 #[derive(Clone, Copy, Debug)]
