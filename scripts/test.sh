@@ -46,6 +46,13 @@ cargo fmt --all --check
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "the facade's feature combinations build (es: memory, postgres, testing)"
+for features in "--no-default-features" "--no-default-features --features postgres" "--features postgres,testing"; do
+  echo "cargo check -p es $features"
+  # shellcheck disable=SC2086
+  cargo check -q -p es $features
+done
+
 step "cargo doc (every crate, all features, warnings are errors)"
 RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps --all-features
 

@@ -73,9 +73,28 @@ pub(crate) fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
     })
 }
 
-/// `::es_core`, or the path from `crate = "…"`.
+/// The path from `crate = "…"`, else the crate the user depends on: `::es_core` when it is a
+/// dependency (or cannot be told), else the facade `::es` (under whatever name it was renamed to),
+/// so an application that depends only on `es` gets code that compiles.
 pub(crate) fn krate(path: Option<syn::Path>) -> syn::Path {
-    path.unwrap_or_else(|| syn::parse_quote!(::es_core))
+    path.unwrap_or_else(default_crate)
+}
+
+fn default_crate() -> syn::Path {
+    use proc_macro_crate::{FoundCrate, crate_name};
+    let named = |name: &str| {
+        let ident = syn::Ident::new(&name.replace('-', "_"), Span::call_site());
+        syn::parse_quote!(::#ident)
+    };
+    match crate_name("es-core") {
+        Ok(FoundCrate::Name(name)) => named(&name),
+        Ok(FoundCrate::Itself) => syn::parse_quote!(::es_core),
+        Err(_) => match crate_name("es") {
+            Ok(FoundCrate::Name(name)) => named(&name),
+            Ok(FoundCrate::Itself) => syn::parse_quote!(crate),
+            Err(_) => syn::parse_quote!(::es_core),
+        },
+    }
 }
 
 /// A span for errors about an attribute as a whole.

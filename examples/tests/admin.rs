@@ -5,12 +5,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use es_core::projection::ProjectionLocks;
+use es::projection::ProjectionLocks;
 use examples::bank::Bank;
 
 fn admin(schema: &str, args: &[&str]) -> (i32, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_bank-admin"))
-        .args(["--database-url", &es_postgres::testing::database_url(), "--schema", schema])
+        .args(["--database-url", &es::postgres::testing::database_url(), "--schema", schema])
         .args(args)
         .output()
         .unwrap();
@@ -21,7 +21,7 @@ fn admin(schema: &str, args: &[&str]) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_inspect_verify_and_rebuild() {
-    let fresh = es_postgres::testing::FreshSchema::new().await;
+    let fresh = es::postgres::testing::FreshSchema::new().await;
     let store = fresh.default_tenant();
     let bank = Bank::start(store.clone()).await;
     bank.open("ops-1", "Ops", None).await.unwrap();
@@ -91,7 +91,7 @@ async fn operators_inspect_verify_and_rebuild() {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {schema}.snapshots SET checksum = decode(repeat('00', 32), 'hex')"
     )))
-    .execute(&sqlx::PgPool::connect(&es_postgres::testing::database_url()).await.unwrap())
+    .execute(&sqlx::PgPool::connect(&es::postgres::testing::database_url()).await.unwrap())
     .await
     .unwrap();
     let (code, out) = admin(schema, &["snapshots", "verify"]);
@@ -100,19 +100,18 @@ async fn operators_inspect_verify_and_rebuild() {
 
     // A snapshot with a valid checksum that is not of this stream's history (a snapshots table
     // restored from another point in time): the event it claims is not the stream's.
-    let pool = sqlx::PgPool::connect(&es_postgres::testing::database_url()).await.unwrap();
+    let pool = sqlx::PgPool::connect(&es::postgres::testing::database_url()).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {schema}.snapshots")))
         .execute(&pool)
         .await
         .unwrap();
-    let stream = es_core::StreamId::new("account-ops-1").unwrap();
-    let state = es_core::Payload::from_value(&serde_json::json!({
+    let stream = es::StreamId::new("account-ops-1").unwrap();
+    let state = es::Payload::from_value(&serde_json::json!({
         "open": true, "closed": false, "owner": "Ops", "balance": 1_000_000
     }))
     .unwrap();
-    let restored =
-        es_core::snapshot::Snapshot::new("account", stream, 50, es_core::EventId::new(), 1, state);
-    es_core::snapshot::SnapshotStore::save_snapshot(&store, restored).await.unwrap();
+    let restored = es::snapshot::Snapshot::new("account", stream, 50, es::EventId::new(), 1, state);
+    es::snapshot::SnapshotStore::save_snapshot(&store, restored).await.unwrap();
     let (code, out) = admin(schema, &["snapshots", "verify"]);
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("does not hold the event the snapshot was taken at"), "{out}");

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use es_core::{MultiTenantStore, TenantId};
-use es_postgres::testing::PrivateCluster;
-use es_postgres::{PgStore, PgStoreOptions};
+use es::postgres::testing::PrivateCluster;
+use es::postgres::{PgStore, PgStoreOptions};
+use es::{MultiTenantStore, TenantId};
 use examples::bank::Bank;
 
 /// Retries a bank call through an outage (every call here carries an idempotency key or is a

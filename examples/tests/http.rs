@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use es_core::{MultiTenantStore, TenantId};
+use es::{MultiTenantStore, TenantId};
 use examples::bank::{Bank, BankStore, http};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -510,8 +510,8 @@ async fn every_error_is_json<S: BankStore>(store: S) {
 
 // ---------------------------------------------------------------- backends
 
-fn memory() -> es_memory::MemoryTenantStore {
-    es_memory::MemoryStore::new().tenant(TenantId::default())
+fn memory() -> es::memory::MemoryTenantStore {
+    es::memory::MemoryStore::new().tenant(TenantId::default())
 }
 
 macro_rules! on_both_backends {
@@ -528,7 +528,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let fresh = es_postgres::testing::FreshSchema::with(|options| {
+                    let fresh = es::postgres::testing::FreshSchema::with(|options| {
                         options.poll_interval(std::time::Duration::from_millis(100))
                     })
                     .await;
@@ -741,7 +741,7 @@ mod generated {
         #[test]
         fn postgres_sequences_never_500_and_money_adds_up(steps in prop::collection::vec(step(), 1..40)) {
             runtime().block_on(async {
-                let fresh = es_postgres::testing::FreshSchema::new().await;
+                let fresh = es::postgres::testing::FreshSchema::new().await;
                 let service = Service::start(fresh.tenant(TenantId::default())).await;
                 let expected = run(&service, steps).await;
                 money_adds_up(&service, expected).await;

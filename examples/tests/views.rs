@@ -2,8 +2,8 @@
 //! checkpoint delivers events again, and that changes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use es_core::projection::{CheckpointStore, ProjectionRunner, VolatileCheckpoints};
-use es_core::{MultiTenantStore, TenantId};
+use es::projection::{CheckpointStore, ProjectionRunner, VolatileCheckpoints};
+use es::{MultiTenantStore, TenantId};
 use examples::bank::read_models::{Balances, Statements};
 use examples::bank::{Bank, BankStore};
 
@@ -38,12 +38,12 @@ async fn redelivered_events_change_nothing<S: BankStore>(store: S) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory() {
-    redelivered_events_change_nothing(es_memory::MemoryStore::new().tenant(TenantId::default()))
+    redelivered_events_change_nothing(es::memory::MemoryStore::new().tenant(TenantId::default()))
         .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
-    let fresh = es_postgres::testing::FreshSchema::new().await;
+    let fresh = es::postgres::testing::FreshSchema::new().await;
     redelivered_events_change_nothing(fresh.default_tenant()).await;
 }

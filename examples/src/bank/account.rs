@@ -1,6 +1,6 @@
 //! The account aggregate: open, deposit, withdraw, close.
 
-use es_core::{Aggregate, Apply, Event, commands};
+use es::{Aggregate, Apply, Event, commands};
 use serde::{Deserialize, Serialize};
 
 /// An account was opened.

@@ -1,7 +1,7 @@
 //! What the bank's operations can fail with; the HTTP layer maps each to a status and a JSON body.
 
-use es_core::StoreError;
-use es_core::repository::RepositoryError;
+use es::StoreError;
+use es::repository::RepositoryError;
 
 use super::account::AccountError;
 use super::transfer::TransferError;

@@ -15,7 +15,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::json;
 
-use es_core::StoreError;
+use es::StoreError;
 
 use super::account::AccountError;
 use super::error::BankError;

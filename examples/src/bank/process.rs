@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use es_core::repository::{CommandOptions, Repository, RepositoryError};
-use es_core::{IdempotencyKey, ProjectionError, RecordedEvent, StreamId, projection};
+use es::repository::{CommandOptions, Repository, RepositoryError};
+use es::{IdempotencyKey, ProjectionError, RecordedEvent, StreamId, projection};
 
 use super::account::{Account, AccountError, Deposit, Withdraw};
 use super::stats::Stats;
@@ -101,7 +101,7 @@ impl<S: BankStore> TransferProcess<S> {
     async fn account_command(
         &self,
         account_id: &str,
-        command: impl Into<<Account as es_core::Aggregate>::Command>,
+        command: impl Into<<Account as es::Aggregate>::Command>,
         key: IdempotencyKey,
     ) -> Result<Result<(), AccountError>, ProjectionError> {
         let options = CommandOptions::default().idempotency_key(key).actor("transfer-process");
@@ -118,7 +118,7 @@ impl<S: BankStore> TransferProcess<S> {
     async fn transfer_command(
         &self,
         id: &StreamId,
-        command: impl Into<<Transfer as es_core::Aggregate>::Command>,
+        command: impl Into<<Transfer as es::Aggregate>::Command>,
     ) -> Result<(), ProjectionError> {
         let outcome = self
             .transfers

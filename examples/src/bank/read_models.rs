@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use es_core::{ProjectionError, RecordedEvent, projection};
+use es::{ProjectionError, RecordedEvent, projection};
 use parking_lot::RwLock;
 use serde::Serialize;
 

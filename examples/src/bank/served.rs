@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use es_core::projection::{
+use es::projection::{
     CheckpointStore, DeadLetterStore, ProjectionRunner, Rebuild, RunnerError, RunnerOptions,
 };
-use es_core::{EventStore, Position, Projection};
+use es::{EventStore, Position, Projection};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{oneshot, watch};
@@ -123,7 +123,7 @@ where
     }
 
     /// The projection's state, checkpoint, head and lag.
-    pub async fn report(&self) -> Result<ProjectionReport, es_core::StoreError> {
+    pub async fn report(&self) -> Result<ProjectionReport, es::StoreError> {
         let head = self.store.head_position().await?;
         let checkpoint = self.checkpoint();
         let (state, last_error) = self.state.lock().clone();
@@ -221,8 +221,8 @@ where
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use es_core::MultiTenantStore;
-    use es_core::projection::VolatileCheckpoints;
+    use es::MultiTenantStore;
+    use es::projection::VolatileCheckpoints;
 
     use super::*;
     use crate::bank::read_models::Balances;
@@ -232,7 +232,7 @@ mod tests {
     /// stopped on purpose reports `stopped`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_runner_task_that_dies_is_reported_dead() {
-        let store = es_memory::MemoryStore::new().tenant(es_core::TenantId::default());
+        let store = es::memory::MemoryStore::new().tenant(es::TenantId::default());
         let views = VolatileCheckpoints::new(store);
         let options = RunnerOptions::default().idle_wait(Duration::from_millis(20));
         let served = Served::start(Balances::default(), views, options).await;
@@ -258,7 +258,7 @@ mod tests {
         let other = Served::start(
             Balances::default(),
             VolatileCheckpoints::new(
-                es_memory::MemoryStore::new().tenant(es_core::TenantId::default()),
+                es::memory::MemoryStore::new().tenant(es::TenantId::default()),
             ),
             RunnerOptions::default().idle_wait(Duration::from_millis(20)),
         )

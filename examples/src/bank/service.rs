@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use es_core::projection::{OnFailure, RunnerOptions, VolatileCheckpoints};
-use es_core::repository::{CommandOptions, CommandOutcome, Repository};
-use es_core::{IdempotencyKey, Position, StreamId};
+use es::projection::{OnFailure, RunnerOptions, VolatileCheckpoints};
+use es::repository::{CommandOptions, CommandOutcome, Repository};
+use es::{IdempotencyKey, Position, StreamId};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -135,7 +135,7 @@ impl<S: BankStore> Bank<S> {
         });
         // Counters an alert watches exist from the start, at 0: an alert on their increase
         // cannot fire on a series that appears only with its first event.
-        for name in ["balances", "statements", <TransferProcess<S> as es_core::Projection>::NAME] {
+        for name in ["balances", "statements", <TransferProcess<S> as es::Projection>::NAME] {
             metrics::counter!("es_projection_parked_total", "projection" => name).increment(0);
         }
         let process = bank.spawn_process();
@@ -156,7 +156,7 @@ impl<S: BankStore> Bank<S> {
                 .on_failure(OnFailure::Park);
             // Transfers are independent streams: up to 16 run at once (each in its own order);
             // the accounts they share are guarded by optimistic concurrency and retries.
-            let mut runner = es_core::projection::ProjectionRunner::new(process, store.clone())
+            let mut runner = es::projection::ProjectionRunner::new(process, store.clone())
                 .with_options(options)
                 .with_concurrency(16);
             loop {
@@ -205,7 +205,7 @@ impl<S: BankStore> Bank<S> {
     async fn account_command(
         &self,
         id: &str,
-        command: impl Into<<Account as es_core::Aggregate>::Command>,
+        command: impl Into<<Account as es::Aggregate>::Command>,
         key: Option<&str>,
     ) -> Result<Written, BankError> {
         let stream = account_stream(id)?;
@@ -336,7 +336,7 @@ impl<S: BankStore> Bank<S> {
         view: &'static str,
     ) -> Result<(), BankError>
     where
-        P: es_core::Projection + Clone + Sync,
+        P: es::Projection + Clone + Sync,
     {
         match after {
             Some(position) if !served.wait_for(Position::new(position), READ_YOUR_WRITES).await => {
@@ -350,9 +350,9 @@ impl<S: BankStore> Bank<S> {
     pub async fn projections(&self) -> Result<Vec<ProjectionReport>, BankError> {
         let mut reports = vec![self.balances.report().await?, self.statements.report().await?];
         let head = self.store.head_position().await?.value();
-        let name = <TransferProcess<S> as es_core::Projection>::NAME;
+        let name = <TransferProcess<S> as es::Projection>::NAME;
         let checkpoint = self.store.load_checkpoint(name).await?.map_or(0, Position::value);
-        let parked = es_core::projection::DeadLetterStore::parked(&self.store, name).await?.len();
+        let parked = es::projection::DeadLetterStore::parked(&self.store, name).await?.len();
         // The process's task restarts its runner after failures; if the task itself ended (it
         // only returns at shutdown), say so rather than "running".
         let ended = self.process.lock().as_ref().is_none_or(JoinHandle::is_finished);
@@ -424,7 +424,7 @@ impl<S: BankStore> Bank<S> {
     /// Waits until every transfer requested so far is final and the views have caught up.
     pub async fn settle(&self, timeout: Duration) -> Result<(), BankError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let name = <TransferProcess<S> as es_core::Projection>::NAME;
+        let name = <TransferProcess<S> as es::Projection>::NAME;
         loop {
             let head = self.store.head_position().await?;
             let process = self.store.load_checkpoint(name).await?.unwrap_or(Position::BEGINNING);

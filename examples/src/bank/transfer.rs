@@ -2,7 +2,7 @@
 //! manager ([`super::process`]) moves it along: requested → debited → completed, or requested →
 //! failed, or debited → compensated (the money went back).
 
-use es_core::{Aggregate, Apply, Event, commands};
+use es::{Aggregate, Apply, Event, commands};
 use serde::{Deserialize, Serialize};
 
 /// A transfer was asked for.

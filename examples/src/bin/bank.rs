@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use es_core::{MultiTenantStore, TenantId};
-use es_postgres::{PgStore, PgStoreOptions};
+use es::postgres::{PgStore, PgStoreOptions};
+use es::{MultiTenantStore, TenantId};
 use examples::bank::demo::{self, DemoOptions};
 use examples::bank::{Bank, BankStore, http};
 
@@ -124,7 +124,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::parse_from(["bank serve"])));
     if !postgres {
         println!("store: in memory (nothing is kept when the process stops)");
-        return dispatch(es_memory::MemoryStore::new().tenant(tenant), command).await;
+        return dispatch(es::memory::MemoryStore::new().tenant(tenant), command).await;
     }
     let url = cli.database_url.ok_or("--store postgres needs DATABASE_URL or --database-url")?;
     let demo_schema = matches!(command, Command::Demo { .. })

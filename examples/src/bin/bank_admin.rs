@@ -10,14 +10,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use es_core::projection::{
+use es::postgres::{PgStore, PgStoreOptions, PgTenantStore};
+use es::projection::{
     CheckpointStore, DeadLetterStore, OnFailure, ProjectionLocks, ProjectionRunner, Rebuild,
     RunnerOptions,
 };
-use es_core::repository::Repository;
-use es_core::snapshot::SnapshotVerdict;
-use es_core::{EventStore, MultiTenantStore, Projection, TenantId};
-use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
+use es::repository::Repository;
+use es::snapshot::SnapshotVerdict;
+use es::{EventStore, MultiTenantStore, Projection, TenantId};
 use examples::bank::account::Account;
 use examples::bank::process::TransferProcess;
 use examples::bank::stats::Stats;
@@ -232,7 +232,7 @@ async fn status(store: &PgTenantStore, max_lag: Option<u64>) -> Result<ExitCode,
         "projection", "checkpoint", "head", "lag", "parked"
     );
     for name in names {
-        let checkpoint = store.load_checkpoint(&name).await?.map_or(0, es_core::Position::value);
+        let checkpoint = store.load_checkpoint(&name).await?.map_or(0, es::Position::value);
         let lag = head.saturating_sub(checkpoint);
         let parked = store.parked(&name).await?.len();
         println!("{name:<28} {checkpoint:>12} {head:>12} {lag:>10} {parked:>7}");
