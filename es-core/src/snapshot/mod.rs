@@ -187,6 +187,39 @@ mod tests {
         )
     }
 
+    /// The reasons are metric labels (documented in the README): they must not drift.
+    #[test]
+    fn rejection_labels_are_stable() {
+        let labels = [
+            (SnapshotRejection::Aggregate, "aggregate"),
+            (SnapshotRejection::SchemaVersion, "schema_version"),
+            (SnapshotRejection::Checksum, "checksum"),
+            (SnapshotRejection::Deserialize, "deserialize"),
+            (SnapshotRejection::StreamMismatch, "stream_mismatch"),
+        ];
+        for (reason, label) in labels {
+            assert_eq!(reason.as_str(), label);
+        }
+    }
+
+    /// A store keeps snapshots unless it says otherwise; `NoSnapshots` says so, so the repository
+    /// does not build snapshots nobody keeps.
+    #[test]
+    fn only_no_snapshots_is_disabled() {
+        #[derive(Clone)]
+        struct Keeps;
+        impl SnapshotStore for Keeps {
+            async fn load_snapshot(&self, _: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+                Ok(None)
+            }
+            async fn save_snapshot(&self, _: Snapshot) -> Result<(), StoreError> {
+                Ok(())
+            }
+        }
+        assert!(Keeps.enabled());
+        assert!(!NoSnapshots.enabled());
+    }
+
     /// Every field is covered by the checksum: changing any one of them, checksum kept, is seen.
     #[test]
     fn every_field_is_covered_by_the_checksum() {

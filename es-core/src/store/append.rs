@@ -194,6 +194,19 @@ fn fingerprint(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_given_fingerprint_replaces_the_computed_one() {
+        let given = Fingerprint([7; 32]);
+        let options = AppendOptions::default()
+            .idempotency_key(crate::IdempotencyKey::new("k").unwrap())
+            .fingerprint(given);
+        assert_eq!(options.fingerprint, Some(given));
+        let request =
+            AppendRequest::new(&stream("s"), ExpectedVersion::Any, vec![event("a")], options)
+                .unwrap();
+        assert_eq!(request.idempotency.map(|(_, print)| print), Some(given));
+    }
+
     use super::*;
     use crate::{EventId, EventType};
 

@@ -136,3 +136,17 @@ impl StoreError {
         Self::Backend { operation, retryable, source: source.into() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    /// Only a backend failure marked retryable is retryable as is; a conflict needs a new decision.
+    #[test]
+    fn only_retryable_backend_failures_are_retryable() {
+        let io = || std::io::Error::other("connection reset");
+        assert!(StoreError::backend("append", true, io()).is_retryable());
+        assert!(!StoreError::backend("append", false, io()).is_retryable());
+        assert!(!StoreError::Corrupt { detail: "x".into() }.is_retryable());
+    }
+}

@@ -51,3 +51,17 @@ impl fmt::Display for ExpectedVersion {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ExpectedVersion;
+
+    /// The texts errors are made of (`VersionConflict` says "expected {expected}").
+    #[test]
+    fn expectations_read_as_words() {
+        assert_eq!(ExpectedVersion::Any.to_string(), "any version");
+        assert_eq!(ExpectedVersion::NoStream.to_string(), "no stream");
+        assert_eq!(ExpectedVersion::StreamExists.to_string(), "an existing stream");
+        assert_eq!(ExpectedVersion::Exact(3).to_string(), "version 3");
+    }
+}

@@ -46,3 +46,15 @@ impl From<u64> for Position {
         Self(value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Position;
+
+    #[test]
+    fn positions_convert_and_display_as_their_number() {
+        assert_eq!(Position::from(42), Position::new(42));
+        assert_eq!(Position::from(42).value(), 42);
+        assert_eq!(Position::new(7).to_string(), "7");
+    }
+}
