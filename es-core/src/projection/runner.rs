@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
+use tracing::Instrument;
 
 use super::{
     CheckpointError, CheckpointStore, DeadLetterStore, ParkedEvent, Projection, ProjectionError,
@@ -248,6 +249,12 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
         loop {
             let after = saved.unwrap_or(Position::BEGINNING);
+            let read_span = tracing::debug_span!(
+                "es.projection.read",
+                projection = %self.name,
+                after = after.value(),
+                events = tracing::field::Empty,
+            );
             let batch: Vec<_> = self
                 .store
                 .read_all(
@@ -257,7 +264,9 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                         .limit(self.options.batch_size as u64),
                 )
                 .try_collect()
+                .instrument(read_span.clone())
                 .await?;
+            read_span.record("events", batch.len());
             let full = batch.len() >= self.options.batch_size;
             let mut last = after;
             let concurrent = self.partitions.filter(|(count, _)| *count > 1);

@@ -285,6 +285,25 @@ where
     /// taken of this stream's history (same version, same event id); a snapshot that cannot prove
     /// it is ignored like a damaged one, and the state is rebuilt from the first event.
     pub async fn load(&self, stream_id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let span = tracing::debug_span!(
+            "es.load",
+            aggregate = A::NAME,
+            stream = %stream_id,
+            version = tracing::field::Empty,
+            from_snapshot = tracing::field::Empty,
+        );
+        let loaded = self.load_traced(stream_id).instrument(span.clone()).await?;
+        span.record("version", loaded.version);
+        if let Some(version) = loaded.from_snapshot {
+            span.record("from_snapshot", version);
+        }
+        Ok(loaded)
+    }
+
+    async fn load_traced(
+        &self,
+        stream_id: &StreamId,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let snapshot = match self.snapshots.load_snapshot(stream_id).await {
             Ok(Some(snapshot)) => match accept::<A>(&snapshot) {
                 Ok(state) => Some((state, snapshot)),
@@ -586,11 +605,20 @@ where
             state,
         );
         let snapshots = self.snapshots.clone();
-        tokio::spawn(async move {
-            if let Err(error) = snapshots.save_snapshot(snapshot).await {
-                tracing::warn!(%error, "es.snapshot: save failed; the next load replays a little more");
+        let span = tracing::debug_span!(
+            "es.snapshot.save",
+            aggregate = A::NAME,
+            stream = %stream_id,
+            version = new_version,
+        );
+        tokio::spawn(
+            async move {
+                if let Err(error) = snapshots.save_snapshot(snapshot).await {
+                    tracing::warn!(%error, "es.snapshot: save failed; the next load replays a little more");
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

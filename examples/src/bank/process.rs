@@ -74,21 +74,37 @@ impl<S: BankStore> TransferProcess<S> {
         _: &TransferRequested,
         meta: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        self.drive(&meta.stream_id).await
+        // The steps' events carry the request's correlation id and name the event that caused
+        // them, so a transfer's whole trail can be followed across streams.
+        let origin = CommandOptions::default()
+            .correlation_id(meta.metadata.correlation_id.unwrap_or(*meta.event_id.as_uuid()))
+            .causation_id(*meta.event_id.as_uuid())
+            .actor("transfer-process");
+        self.drive_with(&meta.stream_id, &origin).await
     }
 }
 
 impl<S: BankStore> TransferProcess<S> {
     /// Runs the transfer's remaining steps, each decided by its current state.
     pub async fn drive(&self, id: &StreamId) -> Result<(), ProjectionError> {
+        self.drive_with(id, &CommandOptions::default().actor("transfer-process")).await
+    }
+
+    /// [`drive`](Self::drive), with the metadata (correlation, causation, actor) every step's
+    /// command carries.
+    async fn drive_with(
+        &self,
+        id: &StreamId,
+        origin: &CommandOptions,
+    ) -> Result<(), ProjectionError> {
         loop {
             let transfer = self.transfers.load(id).await.map_err(|e| failed("load", e))?.state;
             match transfer.status {
                 TransferStatus::None => {
                     return Err(ProjectionError::new(format!("transfer {id} does not exist")));
                 }
-                TransferStatus::Requested => self.debit(id, &transfer).await?,
-                TransferStatus::Debited => self.credit(id, &transfer).await?,
+                TransferStatus::Requested => self.debit(id, &transfer, origin).await?,
+                TransferStatus::Debited => self.credit(id, &transfer, origin).await?,
                 TransferStatus::Completed
                 | TransferStatus::Failed
                 | TransferStatus::Compensated => {
@@ -103,8 +119,9 @@ impl<S: BankStore> TransferProcess<S> {
         account_id: &str,
         command: impl Into<<Account as es::Aggregate>::Command>,
         key: IdempotencyKey,
+        origin: &CommandOptions,
     ) -> Result<Result<(), AccountError>, ProjectionError> {
-        let options = CommandOptions::default().idempotency_key(key).actor("transfer-process");
+        let options = origin.clone().idempotency_key(key);
         match self.accounts.execute(&account(account_id)?, command, options).await {
             Ok(outcome) => {
                 self.stats.command(outcome.attempts);
@@ -119,36 +136,47 @@ impl<S: BankStore> TransferProcess<S> {
         &self,
         id: &StreamId,
         command: impl Into<<Transfer as es::Aggregate>::Command>,
+        origin: &CommandOptions,
     ) -> Result<(), ProjectionError> {
         let outcome = self
             .transfers
-            .execute(id, command, CommandOptions::default().actor("transfer-process"))
+            .execute(id, command, origin.clone())
             .await
             .map_err(|error| failed("transfer command", error))?;
         self.stats.command(outcome.attempts);
         Ok(())
     }
 
-    async fn debit(&self, id: &StreamId, transfer: &Transfer) -> Result<(), ProjectionError> {
+    async fn debit(
+        &self,
+        id: &StreamId,
+        transfer: &Transfer,
+        origin: &CommandOptions,
+    ) -> Result<(), ProjectionError> {
         let withdraw = Withdraw { cents: transfer.cents, transfer: Some(id.to_string()) };
-        match self.account_command(&transfer.from, withdraw, key(id, "debit")?).await? {
-            Ok(()) => self.transfer_command(id, RecordDebit).await,
+        match self.account_command(&transfer.from, withdraw, key(id, "debit")?, origin).await? {
+            Ok(()) => self.transfer_command(id, RecordDebit, origin).await,
             Err(refused) => {
                 tracing::debug!(transfer = %id, reason = %refused, "bank.transfer: debit refused");
-                self.transfer_command(id, Fail { reason: refused.to_string() }).await
+                self.transfer_command(id, Fail { reason: refused.to_string() }, origin).await
             }
         }
     }
 
-    async fn credit(&self, id: &StreamId, transfer: &Transfer) -> Result<(), ProjectionError> {
+    async fn credit(
+        &self,
+        id: &StreamId,
+        transfer: &Transfer,
+        origin: &CommandOptions,
+    ) -> Result<(), ProjectionError> {
         let deposit = Deposit { cents: transfer.cents, transfer: Some(id.to_string()) };
-        match self.account_command(&transfer.to, deposit, key(id, "credit")?).await? {
-            Ok(()) => self.transfer_command(id, Complete).await,
+        match self.account_command(&transfer.to, deposit, key(id, "credit")?, origin).await? {
+            Ok(()) => self.transfer_command(id, Complete, origin).await,
             Err(refused) => {
                 tracing::debug!(transfer = %id, reason = %refused, "bank.transfer: credit refused; refunding");
                 let refund = Deposit { cents: transfer.cents, transfer: Some(id.to_string()) };
                 if let Err(stuck) =
-                    self.account_command(&transfer.from, refund, key(id, "refund")?).await?
+                    self.account_command(&transfer.from, refund, key(id, "refund")?, origin).await?
                 {
                     // The source closed meanwhile: the money cannot go back automatically. The
                     // runner retries, then parks the event for an operator.
@@ -156,7 +184,7 @@ impl<S: BankStore> TransferProcess<S> {
                         "transfer {id}: the credit was refused ({refused}) and the refund too ({stuck})"
                     )));
                 }
-                self.transfer_command(id, Compensate { reason: refused.to_string() }).await
+                self.transfer_command(id, Compensate { reason: refused.to_string() }, origin).await
             }
         }
     }
