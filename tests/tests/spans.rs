@@ -96,10 +96,7 @@ fn commands_loads_snapshots_and_projection_reads_open_spans() {
             for _ in 0..2 {
                 meters.execute(&id, Tick, CommandOptions::default()).await.unwrap();
             }
-            // Let the snapshot write (a task of this runtime) run.
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
+            meters.flush_snapshots().await;
             meters.load(&id).await.unwrap();
             let ticks = Ticks::default();
             ProjectionRunner::new(ticks.clone(), VolatileCheckpoints::new(store))

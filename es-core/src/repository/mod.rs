@@ -193,6 +193,8 @@ pub struct Repository<A, S, N = NoSnapshots> {
     snapshots: N,
     options: RepositoryOptions,
     cache: Option<Arc<Cache<A>>>,
+    /// Snapshot writes in flight (shared by clones), so they can be awaited.
+    writes: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl<A, S: Clone, N: Clone> Clone for Repository<A, S, N> {
@@ -202,6 +204,7 @@ impl<A, S: Clone, N: Clone> Clone for Repository<A, S, N> {
             snapshots: self.snapshots.clone(),
             options: self.options.clone(),
             cache: self.cache.clone(),
+            writes: self.writes.clone(),
         }
     }
 }
@@ -209,7 +212,13 @@ impl<A, S: Clone, N: Clone> Clone for Repository<A, S, N> {
 impl<A: Aggregate, S: EventStore> Repository<A, S, NoSnapshots> {
     /// A repository without snapshots or cache.
     pub fn new(store: S) -> Self {
-        Self { store, snapshots: NoSnapshots, options: RepositoryOptions::default(), cache: None }
+        Self {
+            store,
+            snapshots: NoSnapshots,
+            options: RepositoryOptions::default(),
+            cache: None,
+            writes: Arc::default(),
+        }
     }
 }
 
@@ -255,7 +264,13 @@ where
     /// Uses `snapshots` (usually the same store handle) to load from and write snapshots, by the
     /// aggregate's [`SnapshotPolicy`](crate::SnapshotPolicy).
     pub fn with_snapshots<M: SnapshotStore>(self, snapshots: M) -> Repository<A, S, M> {
-        Repository { store: self.store, snapshots, options: self.options, cache: self.cache }
+        Repository {
+            store: self.store,
+            snapshots,
+            options: self.options,
+            cache: self.cache,
+            writes: self.writes,
+        }
     }
 
     /// Keeps the state of up to `capacity` recently used aggregates in memory, so a hot stream is
@@ -272,6 +287,17 @@ where
     pub fn with_options(mut self, options: RepositoryOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// Waits until every snapshot write started so far (by this repository or its clones) has
+    /// finished: for tests, benchmarks, and a tidy shutdown.
+    pub async fn flush_snapshots(&self) {
+        let writes =
+            std::mem::take(&mut *self.writes.lock().unwrap_or_else(PoisonError::into_inner));
+        for write in writes {
+            // A write that panicked has nothing left to wait for; the next load replays instead.
+            let _ = write.await;
+        }
     }
 
     /// The event store.
@@ -611,14 +637,22 @@ where
             stream = %stream_id,
             version = new_version,
         );
-        tokio::spawn(
-            async move {
-                if let Err(error) = snapshots.save_snapshot(snapshot).await {
-                    tracing::warn!(%error, "es.snapshot: save failed; the next load replays a little more");
-                }
+        let write = async move {
+            if let Err(error) = snapshots.save_snapshot(snapshot).await {
+                tracing::warn!(%error, "es.snapshot: save failed; the next load replays a little more");
             }
-            .instrument(span),
-        );
+        }
+        .instrument(span);
+        // In the background, so it never slows or fails the command; owned by the repository, so
+        // `flush_snapshots` can wait for it. Outside a tokio runtime there is nowhere to run it:
+        // the snapshot is skipped (it is only a cache), never a panic.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(aggregate = A::NAME, stream = %stream_id, "es.snapshot: no tokio runtime to write it on; skipped");
+            return;
+        };
+        let mut writes = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        writes.retain(|write| !write.is_finished());
+        writes.push(runtime.spawn(write));
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

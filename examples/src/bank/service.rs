@@ -190,6 +190,8 @@ impl<S: BankStore> Bank<S> {
         }
         self.balances.stop().await;
         self.statements.stop().await;
+        // Snapshot writes still in flight finish rather than die with the process.
+        self.accounts.flush_snapshots().await;
     }
 
     /// The store.
