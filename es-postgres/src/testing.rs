@@ -149,6 +149,21 @@ impl PrivateCluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// A migrated store on `schema` of this cluster, tuned for fault tests: a small pool that
+    /// gives up acquiring after 2 s (so an outage surfaces as an error, not a hang) and polls for
+    /// new events every 100 ms.
+    pub async fn store(&self, schema: &str) -> PgStore {
+        let options = PgStoreOptions::new(self.url())
+            .schema(schema)
+            .expect("a valid schema name")
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(2))
+            .poll_interval(std::time::Duration::from_millis(100));
+        let store = PgStore::connect_with(options).await.expect("connect to the private cluster");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
     /// Stops the server at once (like a crash: no shutdown checkpoint, connections cut).
     pub fn crash(&self) {
         self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use es::postgres::testing::PrivateCluster;
-use es::postgres::{PgStore, PgStoreOptions};
 use es::{MultiTenantStore, TenantId};
 use examples::bank::Bank;
 
@@ -33,14 +32,7 @@ async fn the_bank_recovers_from_server_crashes_during_transfers() {
     const ACCOUNTS: usize = 20;
     const TRANSFERS: usize = 200;
     let cluster = Arc::new(PrivateCluster::start());
-    let options = PgStoreOptions::new(cluster.url())
-        .schema("bank")
-        .unwrap()
-        .max_connections(8)
-        .acquire_timeout(Duration::from_secs(2))
-        .poll_interval(Duration::from_millis(100));
-    let backend = PgStore::connect_with(options).await.unwrap();
-    backend.migrate().await.unwrap();
+    let backend = cluster.store("bank").await;
     let bank = Bank::start(backend.tenant(TenantId::default())).await;
     for account in 0..ACCOUNTS {
         let (id, key) = (format!("acc-{account}"), format!("open-{account}"));
@@ -93,14 +85,7 @@ async fn the_bank_recovers_from_server_crashes_during_transfers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_a_503_and_the_service_recovers() {
     let cluster = PrivateCluster::start();
-    let options = PgStoreOptions::new(cluster.url())
-        .schema("bank")
-        .unwrap()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(1))
-        .poll_interval(Duration::from_millis(100));
-    let backend = PgStore::connect_with(options).await.unwrap();
-    backend.migrate().await.unwrap();
+    let backend = cluster.store("bank").await;
     let _ = examples::bank::http::prometheus();
     let bank = Bank::start(backend.tenant(TenantId::default())).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,8 +13,8 @@ use es_core::{
     ProjectionError, ReadAllOptions, ReadStreamOptions, RecordedEvent, StreamId, TenantId,
     projection,
 };
+use es_postgres::PgTenantStore;
 use es_postgres::testing::PrivateCluster;
-use es_postgres::{PgStore, PgStoreOptions, PgTenantStore};
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -40,15 +40,7 @@ async fn started_at(cluster: &PrivateCluster) -> String {
 }
 
 async fn store_on(cluster: &PrivateCluster) -> PgTenantStore {
-    let options = PgStoreOptions::new(cluster.url())
-        .schema("es")
-        .unwrap()
-        .max_connections(8)
-        .acquire_timeout(Duration::from_secs(2))
-        .poll_interval(Duration::from_millis(100));
-    let backend = PgStore::connect_with(options).await.unwrap();
-    backend.migrate().await.unwrap();
-    backend.tenant(TenantId::new("fault").unwrap())
+    cluster.store("es").await.tenant(TenantId::new("fault").unwrap())
 }
 
 /// Crashes and restarts the server `times` times, `every` apart (on a blocking thread: `pg_ctl`
