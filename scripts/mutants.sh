@@ -43,7 +43,7 @@ case "$mode" in
       exit 0
     fi
     if [ ! -s "$diff_file" ]; then
-      echo "mutants: no change to es-core or es-memory since $base; nothing to mutate"
+      echo "mutants: no change to es-memory or es-core's store/ and snapshot/ since $base; nothing to mutate"
       exit 0
     fi
     export -f mutants
