@@ -81,6 +81,36 @@ async fn terminated_connection_mid_append_leaves_nothing() {
     assert_eq!(events[0].position, after.last_position);
 }
 
+/// Terminates this fixture's one pooled session (a pool of one connection, so its backend pid is
+/// known and no other test's session is touched) as soon as it is active on a query `LIKE`
+/// `pattern`. The task answers whether the kill happened.
+async fn kill_own_session_while(
+    fresh: &es_postgres::testing::FreshSchema,
+    pattern: &'static str,
+) -> tokio::task::JoinHandle<bool> {
+    let pid: i32 =
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(fresh.store.pool()).await.unwrap();
+    tokio::spawn(async move {
+        let admin = sqlx::PgPool::connect(&database_url()).await.unwrap();
+        for _ in 0..5_000 {
+            let killed: Option<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE pid = $1 AND state = 'active' AND query LIKE $2",
+            )
+            .bind(pid)
+            .bind(pattern)
+            .fetch_optional(&admin)
+            .await
+            .unwrap();
+            if killed.is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
+    })
+}
+
 /// A large idempotent append whose connection is killed while it runs is retried by the store and
 /// lands exactly once, whether the kill hit before or after the commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,26 +121,7 @@ async fn idempotent_append_survives_a_killed_connection_exactly_once() {
     // test's migration, whose SQL creates `append_events`).
     let fresh = es_postgres::testing::FreshSchema::with(|options| options.max_connections(1)).await;
     let store = fresh.tenant(tenant("kill"));
-    let pid: i32 =
-        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(fresh.store.pool()).await.unwrap();
-    let killer = tokio::spawn(async move {
-        let admin = sqlx::PgPool::connect(&database_url()).await.unwrap();
-        for _ in 0..5_000 {
-            let killed: Option<bool> = sqlx::query_scalar(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE pid = $1 AND state = 'active' AND query LIKE '%append_events%'",
-            )
-            .bind(pid)
-            .fetch_optional(&admin)
-            .await
-            .unwrap();
-            if killed.is_some() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        false
-    });
+    let killer = kill_own_session_while(&fresh, "%append_events%").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let key = IdempotencyKey::new("bulk-import-1").unwrap();
     let stream = StreamId::new("bulk-1").unwrap();
@@ -140,27 +151,8 @@ async fn idempotent_append_survives_a_killed_connection_exactly_once() {
 async fn terminated_session_without_key_is_retried_exactly_once() {
     let fresh = es_postgres::testing::FreshSchema::with(|options| options.max_connections(1)).await;
     let store = fresh.tenant(tenant("kill"));
-    let pid: i32 =
-        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(fresh.store.pool()).await.unwrap();
-    let killer = tokio::spawn(async move {
-        let admin = sqlx::PgPool::connect(&database_url()).await.unwrap();
-        for _ in 0..5_000 {
-            // Only while our session runs the batch insert (the no-key fast path).
-            let killed: Option<bool> = sqlx::query_scalar(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE pid = $1 AND state = 'active' AND query LIKE 'INSERT INTO events%'",
-            )
-            .bind(pid)
-            .fetch_optional(&admin)
-            .await
-            .unwrap();
-            if killed.is_some() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        false
-    });
+    // Only while our session runs the batch insert (the no-key fast path).
+    let killer = kill_own_session_while(&fresh, "INSERT INTO events%").await;
     let stream = StreamId::new("bulk-1").unwrap();
     let result = store
         .append(&stream, ExpectedVersion::NoStream, batch(20_000), AppendOptions::default())

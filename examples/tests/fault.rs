@@ -99,11 +99,11 @@ async fn an_outage_is_a_503_and_the_service_recovers() {
         let response = client.get(format!("{base}/health/ready")).send().await.unwrap();
         (response.status(), response.text().await.unwrap())
     };
-    until_ok(|| async {
+    let ready_200 = || async {
         let (status, body) = ready().await;
         if status == reqwest::StatusCode::OK { Ok(()) } else { Err(body) }
-    })
-    .await;
+    };
+    until_ok(ready_200).await;
     let opened = client
         .post(format!("{base}/accounts"))
         .json(&serde_json::json!({ "id": "a", "owner": "A" }))
@@ -113,13 +113,17 @@ async fn an_outage_is_a_503_and_the_service_recovers() {
     assert_eq!(opened.status(), reqwest::StatusCode::CREATED);
 
     cluster.crash();
-    let response = client
-        .post(format!("{base}/accounts/a/deposits"))
-        .header("idempotency-key", "during-outage")
-        .json(&serde_json::json!({ "cents": 5 }))
-        .send()
-        .await
-        .unwrap();
+    // The same deposit, sent during the outage and retried after it.
+    let deposit = || async {
+        client
+            .post(format!("{base}/accounts/a/deposits"))
+            .header("idempotency-key", "during-outage")
+            .json(&serde_json::json!({ "cents": 5 }))
+            .send()
+            .await
+            .unwrap()
+    };
+    let response = deposit().await;
     assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
     let body: serde_json::Value = response.json().await.unwrap();
@@ -131,20 +135,10 @@ async fn an_outage_is_a_503_and_the_service_recovers() {
     }
 
     cluster.start_server();
-    until_ok(|| async {
-        let (status, body) = ready().await;
-        if status == reqwest::StatusCode::OK { Ok(()) } else { Err(body) }
-    })
-    .await;
+    until_ok(ready_200).await;
     // The retried write (same key) lands once; the views leave the failing state.
     let retried = until_ok(|| async {
-        let response = client
-            .post(format!("{base}/accounts/a/deposits"))
-            .header("idempotency-key", "during-outage")
-            .json(&serde_json::json!({ "cents": 5 }))
-            .send()
-            .await
-            .unwrap();
+        let response = deposit().await;
         if response.status() == reqwest::StatusCode::OK {
             Ok(response.json::<serde_json::Value>().await.unwrap())
         } else {

@@ -92,114 +92,6 @@ impl Walker {
     }
 }
 
-/// Renders a map key for the path (keys of JSON objects are strings or numbers).
-struct KeyText(Option<String>);
-
-macro_rules! key_scalars {
-    ($($method:ident: $ty:ty),*) => {
-        $(fn $method(self, value: $ty) -> Result<(), Found> {
-            self.0 = Some(value.to_string());
-            Ok(())
-        })*
-    };
-}
-
-impl ser::Serializer for &mut KeyText {
-    type Ok = ();
-    type Error = Found;
-    type SerializeSeq = ser::Impossible<(), Found>;
-    type SerializeTuple = ser::Impossible<(), Found>;
-    type SerializeTupleStruct = ser::Impossible<(), Found>;
-    type SerializeTupleVariant = ser::Impossible<(), Found>;
-    type SerializeMap = ser::Impossible<(), Found>;
-    type SerializeStruct = ser::Impossible<(), Found>;
-    type SerializeStructVariant = ser::Impossible<(), Found>;
-
-    key_scalars!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
-        serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
-        serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_f32: f32,
-        serialize_f64: f64, serialize_char: char, serialize_str: &str);
-
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Found> {
-        Ok(())
-    }
-    fn serialize_none(self) -> Result<(), Found> {
-        Ok(())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Found> {
-        value.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<(), Found> {
-        Ok(())
-    }
-    fn serialize_unit_struct(self, name: &'static str) -> Result<(), Found> {
-        self.0 = Some(name.to_owned());
-        Ok(())
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<(), Found> {
-        self.0 = Some(variant.to_owned());
-        Ok(())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Found> {
-        value.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Found> {
-        value.serialize(self)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Found> {
-        Err(Found(String::from("!")))
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Found> {
-        Err(Found(String::from("!")))
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, Found> {
-        Err(Found(String::from("!")))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Found> {
-        Err(Found(String::from("!")))
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Found> {
-        Err(Found(String::from("!")))
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Found> {
-        Err(Found(String::from("!")))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, Found> {
-        Err(Found(String::from("!")))
-    }
-}
-
 macro_rules! plain_scalars {
     ($($method:ident: $ty:ty),*) => {
         $(fn $method(self, _: $ty) -> Result<(), Found> { Ok(()) })*
@@ -351,13 +243,16 @@ impl ser::SerializeMap for Entries<'_> {
     type Error = Found;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Found> {
-        let mut text = KeyText(None);
-        // A key that cannot be rendered still names its entry, just less precisely.
-        let _ = key.serialize(&mut text);
         // Keys are JSON object keys: a float key would be written as a string, but NaN still
         // cannot be read back as a number, so it is refused like a value.
         self.walker.nested(Segment::Key(String::from("key")), key)?;
-        self.key = Some(text.0.unwrap_or_else(|| String::from("?")));
+        // The key as JSON names the entry (a key that does not serialize is reported later by
+        // serde_json itself; here it only names the path less precisely).
+        self.key = Some(match serde_json::to_value(key) {
+            Ok(serde_json::Value::String(text)) => text,
+            Ok(other) => other.to_string(),
+            Err(_) => String::from("?"),
+        });
         Ok(())
     }
 

@@ -29,6 +29,14 @@ pub(super) fn command_fingerprint<C: Hash>(
 
 struct StableHasher(Sha256);
 
+macro_rules! le_writes {
+    ($($method:ident: $ty:ty),* $(,)?) => {
+        $(fn $method(&mut self, value: $ty) {
+            self.0.update(value.to_le_bytes());
+        })*
+    };
+}
+
 impl Hasher for StableHasher {
     fn finish(&self) -> u64 {
         // Only the SHA-256 digest is used; `finish` exists for the trait.
@@ -42,52 +50,17 @@ impl Hasher for StableHasher {
         self.0.update(bytes);
     }
 
-    fn write_u8(&mut self, value: u8) {
-        self.0.update([value]);
-    }
-
-    fn write_u16(&mut self, value: u16) {
-        self.0.update(value.to_le_bytes());
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.0.update(value.to_le_bytes());
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0.update(value.to_le_bytes());
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.0.update(value.to_le_bytes());
-    }
+    // Integers little-endian whatever the platform; `usize`/`isize` as 64 bits, so 32- and
+    // 64-bit processes agree.
+    le_writes!(write_u8: u8, write_u16: u16, write_u32: u32, write_u64: u64, write_u128: u128,
+        write_i8: i8, write_i16: i16, write_i32: i32, write_i64: i64, write_i128: i128);
 
     fn write_usize(&mut self, value: usize) {
-        self.0.update((value as u64).to_le_bytes());
-    }
-
-    fn write_i8(&mut self, value: i8) {
-        self.0.update(value.to_le_bytes());
-    }
-
-    fn write_i16(&mut self, value: i16) {
-        self.0.update(value.to_le_bytes());
-    }
-
-    fn write_i32(&mut self, value: i32) {
-        self.0.update(value.to_le_bytes());
-    }
-
-    fn write_i64(&mut self, value: i64) {
-        self.0.update(value.to_le_bytes());
-    }
-
-    fn write_i128(&mut self, value: i128) {
-        self.0.update(value.to_le_bytes());
+        self.write_u64(value as u64);
     }
 
     fn write_isize(&mut self, value: isize) {
-        self.0.update((value as i64).to_le_bytes());
+        self.write_i64(value as i64);
     }
 }
 

@@ -350,10 +350,7 @@ where
         if let Some((state, snapshot)) = snapshot {
             let mut pages = self.store.replay_stream(stream_id, snapshot.version);
             let first = pages.try_next().await?;
-            let anchored = first.as_ref().and_then(|page| page.first()).is_some_and(|event| {
-                event.stream_version == snapshot.version && event.event_id == snapshot.event_id
-            });
-            if anchored {
+            if anchored(&snapshot, first.as_deref()) {
                 let mut loaded = Loaded {
                     state,
                     version: snapshot.version,
@@ -392,10 +389,7 @@ where
         }
         let mut pages = self.store.replay_stream(stream_id, version);
         let first = pages.try_next().await?;
-        let anchored = first.as_ref().and_then(|page| page.first()).is_some_and(|event| {
-            event.stream_version == version && event.event_id == snapshot.event_id
-        });
-        Ok(if anchored {
+        Ok(if anchored(&snapshot, first.as_deref()) {
             SnapshotVerdict::Trusted { version }
         } else {
             SnapshotVerdict::Rejected { version, reason: SnapshotRejection::StreamMismatch }
@@ -684,6 +678,14 @@ fn replayed<E: Debug>(
         appended: Some(record.result),
         attempts: 0,
         replayed: true,
+    })
+}
+
+/// Whether the tail read from a snapshot's version starts with the event the snapshot was taken
+/// at (same version, same id): the proof that the snapshot is of this stream's history.
+fn anchored(snapshot: &Snapshot, first_page: Option<&[crate::ReplayedEvent]>) -> bool {
+    first_page.and_then(<[_]>::first).is_some_and(|event| {
+        event.stream_version == snapshot.version && event.event_id == snapshot.event_id
     })
 }
 

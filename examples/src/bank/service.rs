@@ -355,14 +355,7 @@ impl<S: BankStore> Bank<S> {
         let name = <TransferProcess<S> as es::Projection>::NAME;
         let checkpoint = self.store.load_checkpoint(name).await?.map_or(0, Position::value);
         let parked = es::projection::DeadLetterStore::parked(&self.store, name).await?.len();
-        // The process's task restarts its runner after failures; if the task itself ended (it
-        // only returns at shutdown), say so rather than "running".
-        let ended = self.process.lock().as_ref().is_none_or(JoinHandle::is_finished);
-        let state = match (ended, *self.shutdown.borrow()) {
-            (false, _) => "running",
-            (true, true) => "stopped",
-            (true, false) => "dead",
-        };
+        let state = self.process_state();
         reports.push(ProjectionReport {
             name: name.to_owned(),
             state,
@@ -378,6 +371,18 @@ impl<S: BankStore> Bank<S> {
                 .set(report.lag as f64);
         }
         Ok(reports)
+    }
+
+    /// The transfer process's state: `running`, `stopped` (at shutdown) or `dead`. Its task
+    /// restarts the runner after failures and returns only at shutdown, so a task that ended
+    /// before is dead.
+    fn process_state(&self) -> &'static str {
+        let ended = self.process.lock().as_ref().is_none_or(JoinHandle::is_finished);
+        match (ended, *self.shutdown.borrow()) {
+            (false, _) => "running",
+            (true, true) => "stopped",
+            (true, false) => "dead",
+        }
     }
 
     /// Rebuilds an in-memory view side by side and switches to it; returns the events handled.
@@ -415,9 +420,7 @@ impl<S: BankStore> Bank<S> {
                 return Err(BankError::NotReady(format!("the {name} view {problem}")));
             }
         }
-        if self.process.lock().as_ref().is_some_and(JoinHandle::is_finished)
-            && !*self.shutdown.borrow()
-        {
+        if self.process_state() == "dead" {
             return Err(BankError::NotReady("the transfer process has stopped".into()));
         }
         Ok(())

@@ -160,15 +160,7 @@ macro_rules! __conformance_cases {
         #[allow(unused_imports)]
         mod conformance {
             use super::*;
-            $(
-                #[test]
-                fn $case() {
-                    $crate::testing::conformance::run(async {
-                        let backend = $factory().await;
-                        $crate::testing::conformance::$case(backend).await;
-                    });
-                }
-            )*
+            $crate::__conformance_cases! { @cases $factory; $($case),* }
         }
     };
 }
