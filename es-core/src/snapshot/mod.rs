@@ -146,30 +146,12 @@ pub trait SnapshotStore: Clone + Send + Sync + 'static {
         &self,
         snapshot: Snapshot,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Whether this store keeps snapshots at all (the repository skips building them otherwise).
-    fn enabled(&self) -> bool {
-        true
-    }
 }
 
-/// No snapshots: the repository replays every stream from its first event.
+/// No snapshots: the repository replays every stream from its first event, and the aggregate
+/// need not serialize (see [`SnapshotsOf`](crate::repository::SnapshotsOf)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoSnapshots;
-
-impl SnapshotStore for NoSnapshots {
-    async fn load_snapshot(&self, _: &StreamId) -> Result<Option<Snapshot>, StoreError> {
-        Ok(None)
-    }
-
-    async fn save_snapshot(&self, _: Snapshot) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn enabled(&self) -> bool {
-        false
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -200,24 +182,6 @@ mod tests {
         for (reason, label) in labels {
             assert_eq!(reason.as_str(), label);
         }
-    }
-
-    /// A store keeps snapshots unless it says otherwise; `NoSnapshots` says so, so the repository
-    /// does not build snapshots nobody keeps.
-    #[test]
-    fn only_no_snapshots_is_disabled() {
-        #[derive(Clone)]
-        struct Keeps;
-        impl SnapshotStore for Keeps {
-            async fn load_snapshot(&self, _: &StreamId) -> Result<Option<Snapshot>, StoreError> {
-                Ok(None)
-            }
-            async fn save_snapshot(&self, _: Snapshot) -> Result<(), StoreError> {
-                Ok(())
-            }
-        }
-        assert!(Keeps.enabled());
-        assert!(!NoSnapshots.enabled());
     }
 
     /// Every field is covered by the checksum: changing any one of them, checksum kept, is seen.

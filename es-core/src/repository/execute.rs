@@ -1,0 +1,218 @@
+//! Running a command: decide on the current state, append with its version, retry on conflict.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use tracing::Instrument;
+
+use super::fingerprint;
+use super::snapshots::SnapshotsOf;
+use super::{CommandOptions, CommandOutcome, Loaded, Repository, RepositoryError};
+use crate::{
+    Aggregate, AppendOptions, Event, EventStore, ExpectedVersion, Fingerprint, IdempotencyKey,
+    IdempotencyRecord, StoreError, StreamId, TenantId,
+};
+
+impl<A, S, N> Repository<A, S, N>
+where
+    A: Aggregate,
+    S: EventStore,
+    N: SnapshotsOf<A>,
+{
+    /// Runs a command: load, decide, append with `Exact(version)`; on a version conflict, reload
+    /// and decide again (up to [`RepositoryOptions::max_attempts`](super::RepositoryOptions::max_attempts), with jittered exponential
+    /// backoff). A domain error comes back unchanged and appends nothing. With an idempotency key,
+    /// a command that already ran returns its recorded result without deciding again.
+    pub async fn execute(
+        &self,
+        stream_id: &StreamId,
+        command: impl Into<A::Command>,
+        options: CommandOptions,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>>
+    where
+        A::Command: Clone + Hash,
+    {
+        let span = tracing::info_span!(
+            "es.command",
+            aggregate = A::NAME,
+            stream = %stream_id,
+            version = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let command = command.into();
+        async move {
+            let result = self.run(stream_id, &command, &options).await;
+            let span = tracing::Span::current();
+            let outcome = match &result {
+                Ok(outcome) => {
+                    span.record("version", outcome.version);
+                    span.record("attempts", outcome.attempts);
+                    if outcome.replayed { "replayed" } else { "ok" }
+                }
+                Err(RepositoryError::Domain(_)) => "refused",
+                Err(RepositoryError::Contention { .. }) => "contention",
+                Err(_) => "failed",
+            };
+            span.record("outcome", outcome);
+            metrics::counter!("es_commands_total", "aggregate" => A::NAME, "outcome" => outcome)
+                .increment(1);
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The state to decide on: the cached entry unless `fresh` (or none is cached), else a load.
+    /// Tells whether it came from the cache.
+    async fn current(
+        &self,
+        stream_id: &StreamId,
+        fresh: bool,
+    ) -> Result<(Loaded<A>, bool), RepositoryError<A::Error>> {
+        let cached =
+            if fresh { None } else { self.cache.as_ref().and_then(|cache| cache.take(stream_id)) };
+        Ok(match cached {
+            Some((version, state)) => (Loaded { state, version, from_snapshot: None }, true),
+            None => (self.load(stream_id).await?, false),
+        })
+    }
+
+    async fn run(
+        &self,
+        stream_id: &StreamId,
+        command: &A::Command,
+        options: &CommandOptions,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>>
+    where
+        A::Command: Clone + Hash,
+    {
+        let mut append_options = AppendOptions::default();
+        let mut command_print = None;
+        if let Some(key) = &options.idempotency_key {
+            let print = fingerprint::command_fingerprint(A::NAME, stream_id, command);
+            if let Some(record) = self.store.idempotency_record(key).await? {
+                return replayed(self.store.tenant(), stream_id, key, &print, record);
+            }
+            append_options = append_options.idempotency_key(key.clone()).fingerprint(print);
+            command_print = Some(print);
+        }
+        let mut fresh = false;
+        for attempt in 1..=self.options.max_attempts {
+            let (loaded, from_cache) = self.current(stream_id, fresh).await?;
+            let decided = loaded.state.handle(command.clone());
+            // A refusal or a no-op appends nothing, so no version check would catch a cached state
+            // that another writer made stale: check the stream's version before answering.
+            let appends = decided.as_ref().is_ok_and(|events| !events.is_empty());
+            if from_cache
+                && !appends
+                && self.store.stream_version(stream_id).await? != loaded.version
+            {
+                fresh = true;
+                continue;
+            }
+            let events = match decided {
+                Ok(events) => events,
+                Err(error) => {
+                    // Still the state at that version: keep it for the next command.
+                    self.cache_put(stream_id, loaded);
+                    return Err(RepositoryError::Domain(error));
+                }
+            };
+            if events.is_empty() {
+                let version = loaded.version;
+                self.cache_put(stream_id, loaded);
+                return Ok(CommandOutcome {
+                    version,
+                    appended: None,
+                    attempts: attempt,
+                    replayed: false,
+                });
+            }
+            let data = events
+                .iter()
+                .map(|event| {
+                    event.to_event_data().map(|data| data.with_metadata(options.metadata.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // The event the snapshot (if one is due) will be anchored to: the batch's last.
+            let last_event_id = data.last().map(|event| event.event_id);
+            let started = std::time::Instant::now();
+            let appended = self
+                .store
+                .append(
+                    stream_id,
+                    ExpectedVersion::Exact(loaded.version),
+                    data,
+                    append_options.clone(),
+                )
+                .await;
+            metrics::histogram!("es_append_seconds", "aggregate" => A::NAME)
+                .record(started.elapsed().as_secs_f64());
+            match appended {
+                Ok(appended) => {
+                    let last_version = appended.last_version;
+                    self.after_append(stream_id, loaded, &events, last_version, last_event_id);
+                    return Ok(CommandOutcome {
+                        version: appended.last_version,
+                        appended: Some(appended),
+                        attempts: attempt,
+                        replayed: false,
+                    });
+                }
+                Err(StoreError::VersionConflict { actual, .. }) => {
+                    tracing::debug!(
+                        attempt,
+                        loaded = loaded.version,
+                        actual,
+                        "es.command: version conflict, deciding again"
+                    );
+                    metrics::counter!("es_command_conflicts_total", "aggregate" => A::NAME)
+                        .increment(1);
+                    if attempt < self.options.max_attempts {
+                        tokio::time::sleep(self.options.delay_after(attempt)).await;
+                    }
+                }
+                // A concurrent run of the same command (same key) won: answer from its record.
+                Err(StoreError::IdempotencyConflict { .. })
+                    if options.idempotency_key.is_some() =>
+                {
+                    if let (Some(key), Some(print)) = (&options.idempotency_key, &command_print)
+                        && let Some(record) = self.store.idempotency_record(key).await?
+                    {
+                        return replayed(self.store.tenant(), stream_id, key, print, record);
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(RepositoryError::Contention {
+            stream_id: stream_id.clone(),
+            attempts: self.options.max_attempts,
+        })
+    }
+}
+
+/// The outcome of a command that already ran, from its idempotency record; a key first used on
+/// another stream, or with another command, is a conflict.
+fn replayed<E: Debug>(
+    tenant: &TenantId,
+    stream_id: &StreamId,
+    key: &IdempotencyKey,
+    command_print: &Fingerprint,
+    record: IdempotencyRecord,
+) -> Result<CommandOutcome, RepositoryError<E>> {
+    if record.stream_id != *stream_id || record.fingerprint != *command_print {
+        return Err(RepositoryError::Store(StoreError::IdempotencyConflict {
+            tenant: tenant.clone(),
+            key: key.clone(),
+            original_stream_id: record.stream_id,
+        }));
+    }
+    Ok(CommandOutcome {
+        version: record.result.last_version,
+        appended: Some(record.result),
+        attempts: 0,
+        replayed: true,
+    })
+}
