@@ -5,7 +5,8 @@ use es_core::{EventStore, Position, StoreError, StreamId};
 use sqlx::Row;
 
 use crate::PgTenantStore;
-use crate::error::{read_error, stored_u64};
+use crate::error::read_error;
+use crate::row::stored_u64;
 
 /// What a tenant's store holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,9 +80,9 @@ impl PgTenantStore {
         streams
             .into_iter()
             .map(|stream| {
-                StreamId::new(&stream).map_err(|error| StoreError::Corrupt {
-                    detail: format!("stored snapshot stream id {stream:?}: {error}"),
-                })
+                StreamId::new(&stream).map_err(crate::row::corrupt_in(format_args!(
+                    "stored snapshot stream id {stream:?}"
+                )))
             })
             .collect()
     }

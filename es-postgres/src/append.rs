@@ -5,20 +5,34 @@ use std::time::Duration;
 use es_core::{
     AppendRequest, AppendResult, EventId, ExpectedVersion, Position, StoreError, StreamId, TenantId,
 };
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::error::{
     IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
-    rolled_back_transiently, stored_u64,
+    rolled_back_transiently,
 };
+use crate::row::{bound_i64, corrupt_in, stored_u64};
 use crate::store::Inner;
 
-const APPEND: &str = "SELECT o_outcome, o_first_version, o_last_version, o_first_position, \
-     o_last_position, o_actual_version, o_original_stream_id \
+const APPEND: &str = "SELECT o_outcome AS outcome, o_first_version AS first_version, \
+     o_last_version AS last_version, o_first_position AS first_position, \
+     o_last_position AS last_position, o_actual_version AS actual_version, \
+     o_original_stream_id AS original_stream_id \
      FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
+/// The head of both inserts: the `events` columns an append writes, in the order they bind them.
+macro_rules! insert_into_events {
+    () => {
+        "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, event_type, \
+         schema_version, payload, metadata, recorded_at) "
+    };
+}
+/// The version check of an `Exact(n)` append with n > 0: version n exists (see `insert_batch!`).
+macro_rules! where_version_exists {
+    () => {
+        "WHERE EXISTS (SELECT 1 FROM events x WHERE x.tenant = $1 AND x.stream_id = $2 AND x.stream_version = $3)"
+    };
+}
 /// The fast path, one plain statement: appends without an idempotency key that expect an exact
 /// version (`Exact(n)`, `NoStream` as `Exact(0)`), which is every append the command pipeline
 /// makes. The batch takes versions n+1, n+2, …; the unique key on
@@ -28,15 +42,14 @@ const APPEND: &str = "SELECT o_outcome, o_first_version, o_last_version, o_first
 /// stream behind the expectation inserts nothing rather than leaving a gap.
 /// The INSERT takes its lock on `events` before it evaluates `nextval()`, as the horizon requires.
 macro_rules! insert_batch {
-    ($condition:literal) => {
+    ($($condition:tt)+) => {
         concat!(
-            "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, event_type, ",
-            "schema_version, payload, metadata, recorded_at) ",
+            insert_into_events!(),
             "SELECT $1, nextval('event_position_seq'), $2, $3 + e.ord, e.id, e.ty, e.sv, ",
             "e.payload::jsonb, e.meta::jsonb, date_trunc('microseconds', now()) ",
             "FROM unnest($4::uuid[], $5::text[], $6::integer[], $7::text[], $8::text[]) ",
             "WITH ORDINALITY AS e(id, ty, sv, payload, meta, ord) ",
-            $condition,
+            $($condition)+,
             " RETURNING position"
         )
     };
@@ -44,24 +57,19 @@ macro_rules! insert_batch {
 const APPEND_NEW: &str = insert_batch!("WHERE $3 = 0");
 /// One event, bound as scalars (no arrays to encode and unnest): the commonest append.
 macro_rules! insert_one {
-    ($condition:literal) => {
+    ($($condition:tt)+) => {
         concat!(
-            "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, event_type, ",
-            "schema_version, payload, metadata, recorded_at) ",
+            insert_into_events!(),
             "SELECT $1, nextval('event_position_seq'), $2, $3 + 1, $4, $5, $6, $7::jsonb, $8::jsonb, ",
             "date_trunc('microseconds', now()) ",
-            $condition,
+            $($condition)+,
             " RETURNING position"
         )
     };
 }
 const APPEND_ONE_NEW: &str = insert_one!("WHERE $3 = 0");
-const APPEND_ONE_AFTER: &str = insert_one!(
-    "WHERE EXISTS (SELECT 1 FROM events x WHERE x.tenant = $1 AND x.stream_id = $2 AND x.stream_version = $3)"
-);
-const APPEND_AFTER: &str = insert_batch!(
-    "WHERE EXISTS (SELECT 1 FROM events x WHERE x.tenant = $1 AND x.stream_id = $2 AND x.stream_version = $3)"
-);
+const APPEND_ONE_AFTER: &str = insert_one!(where_version_exists!());
+const APPEND_AFTER: &str = insert_batch!(where_version_exists!());
 
 const WRITTEN: i16 = 0;
 const REPLAYED: i16 = 1;
@@ -111,7 +119,7 @@ fn expected_columns(expected: ExpectedVersion) -> (i16, i64) {
         ExpectedVersion::NoStream => (1, 0),
         ExpectedVersion::StreamExists => (2, 0),
         // No stream reaches i64::MAX events, so a larger expectation is a conflict either way.
-        ExpectedVersion::Exact(version) => (3, i64::try_from(version).unwrap_or(i64::MAX)),
+        ExpectedVersion::Exact(version) => (3, bound_i64(version)),
     }
 }
 
@@ -134,10 +142,9 @@ pub(crate) async fn append(
         Some((key, fingerprint)) => (Some(key.as_str()), Some(&fingerprint.0[..])),
         None => (None, None),
     };
-    let attempts = inner.options.append_attempts;
-    let mut attempt = 1;
+    let mut retries = Retries::new(inner.options.append_attempts);
     loop {
-        let call = sqlx::query(APPEND)
+        let call = sqlx::query_as::<_, AppendRow>(APPEND)
             .bind(tenant.as_str())
             .bind(request.stream_id.as_str())
             .bind(expected_kind)
@@ -152,7 +159,7 @@ pub(crate) async fn append(
             .fetch_one(&inner.pool)
             .await;
         let error = match call {
-            Ok(row) => return outcome(inner, tenant, &request, &row),
+            Ok(row) => return outcome(inner, tenant, &request, row),
             Err(error) => error,
         };
         if constraint(&error) == Some("events_event_id_key") {
@@ -163,9 +170,8 @@ pub(crate) async fn append(
         // caller's business when it expected a version; with Any or StreamExists it is ours.
         if has_sqlstate(&error, VERSION_RACE) {
             if matches!(request.expected, ExpectedVersion::Any | ExpectedVersion::StreamExists)
-                && attempt < attempts
+                && retries.take()
             {
-                attempt += 1;
                 continue;
             }
             return Err(version_conflict(inner, tenant, &request).await);
@@ -175,10 +181,7 @@ pub(crate) async fn append(
         let safe_to_retry = has_sqlstate(&error, IDEMPOTENCY_RACE)
             || rolled_back_transiently(&error)
             || (outcome_unknown(&error) && key.is_some());
-        if safe_to_retry && attempt < attempts {
-            tracing::debug!(%error, attempt, stream = %request.stream_id, "es.append: transient failure, retrying");
-            tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
-            attempt += 1;
+        if safe_to_retry && retries.after_failure(&error, &request.stream_id).await {
             continue;
         }
         return Err(StoreError::backend("append", safe_to_retry, error));
@@ -197,7 +200,7 @@ async fn append_exact(
         // No stream reaches i64::MAX events.
         return Err(version_conflict(inner, tenant, request).await);
     };
-    let mut attempt = 1;
+    let mut retries = Retries::new(inner.options.append_attempts);
     loop {
         let single = columns.event_ids.len() == 1;
         let sql = match (single, expected == 0) {
@@ -257,39 +260,78 @@ async fn append_exact(
         }
         // Without an idempotency key only a statement the server rolled back is safe to repeat.
         let safe_to_retry = rolled_back_transiently(&error);
-        if safe_to_retry && attempt < inner.options.append_attempts {
-            tracing::debug!(%error, attempt, stream = %request.stream_id, "es.append: transient failure, retrying");
-            tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
-            attempt += 1;
+        if safe_to_retry && retries.after_failure(&error, &request.stream_id).await {
             continue;
         }
         return Err(StoreError::backend("append", safe_to_retry, error));
     }
 }
 
+/// The attempts left for one append, shared by every kind of retry it makes.
+struct Retries {
+    attempt: u32,
+    attempts: u32,
+}
+
+impl Retries {
+    fn new(attempts: u32) -> Self {
+        Self { attempt: 1, attempts }
+    }
+
+    /// Uses up an attempt; false when none is left.
+    fn take(&mut self) -> bool {
+        if self.attempt >= self.attempts {
+            return false;
+        }
+        self.attempt += 1;
+        true
+    }
+
+    /// After a failure the caller found safe to repeat: waits an exponential pause (5 ms, 10 ms, …
+    /// up to 320 ms) and uses up an attempt; false when none is left.
+    async fn after_failure(&mut self, error: &sqlx::Error, stream_id: &StreamId) -> bool {
+        if self.attempt >= self.attempts {
+            return false;
+        }
+        tracing::debug!(%error, attempt = self.attempt, stream = %stream_id, "es.append: transient failure, retrying");
+        tokio::time::sleep(Duration::from_millis(5 << self.attempt.min(6))).await;
+        self.take()
+    }
+}
+
+/// The row `append_events()` returns: an outcome code and the columns that outcome fills.
+#[derive(sqlx::FromRow)]
+struct AppendRow {
+    outcome: i16,
+    first_version: Option<i64>,
+    last_version: Option<i64>,
+    first_position: Option<i64>,
+    last_position: Option<i64>,
+    actual_version: Option<i64>,
+    original_stream_id: Option<String>,
+}
+
+/// A number `append_events()` must have returned for its outcome.
+fn returned(value: Option<i64>, column: &str) -> Result<u64, StoreError> {
+    let value = value.ok_or_else(|| {
+        StoreError::corrupt(format!("append_events() returned no {column} for its outcome"))
+    })?;
+    stored_u64(value, format_args!("append_events() column {column}"))
+}
+
 fn outcome(
     inner: &Inner,
     tenant: &TenantId,
     request: &AppendRequest,
-    row: &PgRow,
+    row: AppendRow,
 ) -> Result<AppendResult, StoreError> {
-    let corrupt = |error: sqlx::Error| StoreError::Corrupt {
-        detail: format!("append_events() returned an unexpected row: {error}"),
-    };
-    let number = |column: &str| -> Result<u64, StoreError> {
-        let value: i64 = row.try_get(column).map_err(corrupt)?;
-        u64::try_from(value).map_err(|_| StoreError::Corrupt {
-            detail: format!("append_events() returned {column} = {value}"),
-        })
-    };
-    let outcome: i16 = row.try_get("o_outcome").map_err(corrupt)?;
-    match outcome {
-        WRITTEN | REPLAYED => {
+    match row.outcome {
+        outcome @ (WRITTEN | REPLAYED) => {
             let result = AppendResult {
-                first_version: number("o_first_version")?,
-                last_version: number("o_last_version")?,
-                first_position: Position::new(number("o_first_position")?),
-                last_position: Position::new(number("o_last_position")?),
+                first_version: returned(row.first_version, "first_version")?,
+                last_version: returned(row.last_version, "last_version")?,
+                first_position: Position::new(returned(row.first_position, "first_position")?),
+                last_position: Position::new(returned(row.last_position, "last_position")?),
             };
             if outcome == WRITTEN {
                 inner.wakeups.appended(&inner.pool);
@@ -300,23 +342,24 @@ fn outcome(
             tenant: tenant.clone(),
             stream_id: request.stream_id.clone(),
             expected: request.expected,
-            actual: number("o_actual_version")?,
+            actual: returned(row.actual_version, "actual_version")?,
         }),
         IDEMPOTENCY_CONFLICT => {
-            let original: String = row.try_get("o_original_stream_id").map_err(corrupt)?;
-            let original_stream_id =
-                StreamId::new(&original).map_err(|error| StoreError::Corrupt {
-                    detail: format!("stored idempotency record names stream {original:?}: {error}"),
-                })?;
+            let original = row.original_stream_id.unwrap_or_default();
+            let original_stream_id = StreamId::new(&original).map_err(corrupt_in(format_args!(
+                "stored idempotency record names stream {original:?}"
+            )))?;
             let key = request.idempotency.as_ref().map(|(key, _)| key.clone());
-            let key = key.ok_or_else(|| StoreError::Corrupt {
-                detail: "idempotency conflict without a key".to_owned(),
+            let key = key.ok_or_else(|| {
+                StoreError::corrupt(
+                    "append_events() reported an idempotency conflict without a key",
+                )
             })?;
             Err(StoreError::IdempotencyConflict { tenant: tenant.clone(), key, original_stream_id })
         }
-        other => Err(StoreError::Corrupt {
-            detail: format!("append_events() returned unknown outcome {other}"),
-        }),
+        other => {
+            Err(StoreError::corrupt(format!("append_events() returned unknown outcome {other}")))
+        }
     }
 }
 
@@ -359,9 +402,7 @@ async fn duplicate_event_id(inner: &Inner, tenant: &TenantId, event_ids: &[Uuid]
             tenant: tenant.clone(),
             event_id: EventId::from_uuid(id),
         },
-        Ok(None) => StoreError::Corrupt {
-            detail: "unique violation on an event id that is not stored".to_owned(),
-        },
+        Ok(None) => StoreError::corrupt("unique violation on an event id that is not stored"),
         Err(error) => read_error("append", error),
     }
 }

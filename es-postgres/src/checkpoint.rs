@@ -4,10 +4,11 @@ use es_core::projection::{CheckpointConflict, CheckpointError, CheckpointStore};
 use es_core::{Position, StoreError};
 
 use crate::PgTenantStore;
-use crate::error::{read_error, stored_u64};
+use crate::error::read_error;
+use crate::row::{bound_i64, stored_u64};
 
 fn to_column(position: Position) -> i64 {
-    i64::try_from(position.value()).unwrap_or(i64::MAX)
+    bound_i64(position.value())
 }
 
 impl CheckpointStore for PgTenantStore {

@@ -1,11 +1,37 @@
 //! Parked events in the `dead_letters` table (migration 5).
 
+use chrono::{DateTime, Utc};
 use es_core::projection::{DeadLetterStore, ParkedEvent};
 use es_core::{EventType, Position, StoreError};
-use sqlx::Row;
 
 use crate::PgTenantStore;
 use crate::error::read_error;
+use crate::row::{bound_i32, bound_i64, corrupt_in, stored_u32, stored_u64};
+
+/// A row of `dead_letters`, as stored.
+#[derive(sqlx::FromRow)]
+struct DeadLetterRow {
+    position: i64,
+    event_type: String,
+    error: String,
+    attempts: i32,
+    parked_at: DateTime<Utc>,
+}
+
+impl DeadLetterRow {
+    fn parked(self, projection: &str) -> Result<ParkedEvent, StoreError> {
+        let what = format!("dead letter of {projection} at {}", self.position);
+        Ok(ParkedEvent {
+            projection: projection.to_owned(),
+            position: Position::new(stored_u64(self.position, format_args!("{what}: position"))?),
+            event_type: EventType::new(self.event_type)
+                .map_err(corrupt_in(format_args!("{what}: event type")))?,
+            error: self.error,
+            attempts: stored_u32(self.attempts, format_args!("{what}: attempts"))?,
+            parked_at: self.parked_at,
+        })
+    }
+}
 
 impl DeadLetterStore for PgTenantStore {
     async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
@@ -17,10 +43,10 @@ impl DeadLetterStore for PgTenantStore {
         )
         .bind(self.tenant_id().as_str())
         .bind(&parked.projection)
-        .bind(i64::try_from(parked.position.value()).unwrap_or(i64::MAX))
+        .bind(bound_i64(parked.position.value()))
         .bind(parked.event_type.as_str())
         .bind(&parked.error)
-        .bind(i32::try_from(parked.attempts).unwrap_or(i32::MAX))
+        .bind(bound_i32(parked.attempts))
         .bind(parked.parked_at)
         .execute(self.pool())
         .await
@@ -29,7 +55,7 @@ impl DeadLetterStore for PgTenantStore {
     }
 
     async fn parked(&self, projection: &str) -> Result<Vec<ParkedEvent>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
             "SELECT position, event_type, error, attempts, parked_at FROM dead_letters \
              WHERE tenant = $1 AND projection = $2 ORDER BY position",
         )
@@ -38,34 +64,7 @@ impl DeadLetterStore for PgTenantStore {
         .fetch_all(self.pool())
         .await
         .map_err(|error| read_error("parked", error))?;
-        rows.iter()
-            .map(|row| {
-                let corrupt = |error: String| StoreError::Corrupt {
-                    detail: format!("dead letter of {projection}: {error}"),
-                };
-                let position: i64 =
-                    row.try_get("position").map_err(|error| corrupt(error.to_string()))?;
-                let event_type: String =
-                    row.try_get("event_type").map_err(|error| corrupt(error.to_string()))?;
-                let attempts: i32 =
-                    row.try_get("attempts").map_err(|error| corrupt(error.to_string()))?;
-                Ok(ParkedEvent {
-                    projection: projection.to_owned(),
-                    position: Position::new(
-                        u64::try_from(position)
-                            .map_err(|_| corrupt(format!("position {position}")))?,
-                    ),
-                    event_type: EventType::new(event_type)
-                        .map_err(|error| corrupt(error.to_string()))?,
-                    error: row.try_get("error").map_err(|error| corrupt(error.to_string()))?,
-                    attempts: u32::try_from(attempts)
-                        .map_err(|_| corrupt(format!("attempts {attempts}")))?,
-                    parked_at: row
-                        .try_get("parked_at")
-                        .map_err(|error| corrupt(error.to_string()))?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| row.parked(projection)).collect()
     }
 
     async fn unpark(&self, projection: &str, position: Position) -> Result<(), StoreError> {
@@ -74,7 +73,7 @@ impl DeadLetterStore for PgTenantStore {
         )
         .bind(self.tenant_id().as_str())
         .bind(projection)
-        .bind(i64::try_from(position.value()).unwrap_or(i64::MAX))
+        .bind(bound_i64(position.value()))
         .execute(self.pool())
         .await
         .map_err(|error| read_error("unpark", error))?;

@@ -25,15 +25,6 @@ const ROLLED_BACK: [&str; 2] = ["40001", "40P01"];
 /// `query_canceled` (statement timeout), `admin_shutdown`, `cannot_connect_now`: rolled back too.
 const CANCELLED: [&str; 3] = ["57014", "57P01", "57P03"];
 
-/// A stored number that must not be negative (a version, a position, a count), as `u64`; a
-/// negative one is reported as corruption of `what`, never silently read as 0. The one conversion
-/// every query result goes through.
-pub(crate) fn stored_u64(value: i64, what: impl std::fmt::Display) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
-        detail: format!("{what} is {value}: a stored version, position or count is never negative"),
-    })
-}
-
 /// Whether a database error carries this SQLSTATE.
 pub(crate) fn has_sqlstate(error: &sqlx::Error, code: &str) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(code))
@@ -72,7 +63,18 @@ pub(crate) fn outcome_unknown(error: &sqlx::Error) -> bool {
 
 /// Wraps a driver error from a call that writes nothing (reads), where any transient failure is
 /// safe to retry.
+/// A row that does not decode (a column missing or of another type, a value out of range) is
+/// stored data that breaks the contract: [`StoreError::Corrupt`], never a retryable failure.
 pub(crate) fn read_error(operation: &'static str, error: sqlx::Error) -> StoreError {
+    if matches!(
+        error,
+        sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::Decode(_)
+    ) {
+        return StoreError::corrupt_because(format!("a row read by {operation}"), error);
+    }
     let retryable = rolled_back_transiently(&error) || outcome_unknown(&error);
     StoreError::backend(operation, retryable, error)
 }

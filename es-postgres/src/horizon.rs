@@ -90,7 +90,7 @@ impl Horizon {
                 .await
                 .map_err(|error| read_error("read horizon", error))?;
         }
-        let horizon = u64::try_from(last_position).unwrap_or(0);
+        let horizon = crate::row::stored_u64(last_position, "the last position taken")?;
         Ok(self.published.fetch_max(horizon, Ordering::AcqRel).max(horizon))
     }
 }

@@ -73,6 +73,7 @@ mod lock;
 mod notify;
 mod options;
 mod read;
+mod row;
 mod snapshot;
 mod store;
 #[cfg(feature = "testing")]

@@ -8,11 +8,11 @@ use es_core::{
     ReadStreamOptions, RecordedEvent, ReplayStream, ReplayedEvent, StoreError, StreamId, TenantId,
 };
 use futures_util::{TryStreamExt, stream};
-use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::error::read_error;
+use crate::row::{bound_i64, corrupt_in, get, stored_u32, stored_u64};
 use crate::store::Inner;
 
 /// The envelope's columns, in the order `Decoder::decode` reads them (by index: a lookup by name
@@ -78,15 +78,13 @@ impl Decoder {
     }
 
     fn decode(&mut self, row: &PgRow) -> Result<RecordedEvent, StoreError> {
-        let position: i64 = get(row, 0, "position")?;
-        let corrupt = |what: String| StoreError::Corrupt {
-            detail: format!("event at position {position}: {what}"),
-        };
+        let position = stored_u64(get(row, 0, "position")?, "an event's position")?;
         let stream_id: &str = get(row, 1, "stream_id")?;
         let stream_id = match &self.last_stream {
             Some(last) if last.as_str() == stream_id => last.clone(),
             _ => {
-                let id = StreamId::new(stream_id).map_err(|error| corrupt(error.to_string()))?;
+                let id = StreamId::new(stream_id)
+                    .map_err(corrupt_in(format_args!("event at position {position}: stream id")))?;
                 self.last_stream = Some(id.clone());
                 id
             }
@@ -94,47 +92,37 @@ impl Decoder {
         let event_type = self
             .types
             .get(get(row, 4, "event_type")?)
-            .map_err(|error| corrupt(error.to_string()))?;
+            .map_err(corrupt_in(format_args!("event at position {position}: event type")))?;
         let metadata = match get::<Option<&str>>(row, 7, "metadata")? {
             None => self.empty_metadata.clone(),
             Some(json) => Arc::new(
                 serde_json::from_str(json)
-                    .map_err(|error| corrupt(format!("metadata: {error}")))?,
+                    .map_err(corrupt_in(format_args!("event at position {position}: metadata")))?,
             ),
         };
-        let stream_version: i64 = get(row, 2, "stream_version")?;
-        let schema_version: i32 = get(row, 5, "schema_version")?;
-        let payload: String = get(row, 6, "payload")?;
         Ok(RecordedEvent {
             event_id: EventId::from_uuid(get::<Uuid>(row, 3, "event_id")?),
             tenant: self.tenant.clone(),
             stream_id,
-            stream_version: u64::try_from(stream_version)
-                .map_err(|_| corrupt(format!("stream version {stream_version}")))?,
-            position: Position::new(
-                u64::try_from(position).map_err(|_| corrupt("negative position".to_owned()))?,
-            ),
+            stream_version: stored_u64(
+                get(row, 2, "stream_version")?,
+                format_args!("event at position {position}: stream version"),
+            )?,
+            position: Position::new(position),
             event_type,
-            schema_version: u32::try_from(schema_version)
-                .map_err(|_| corrupt(format!("schema version {schema_version}")))?,
-            payload: Payload::from_stored(payload),
+            schema_version: stored_u32(
+                get(row, 5, "schema_version")?,
+                format_args!("event at position {position}: schema version"),
+            )?,
+            payload: Payload::from_stored(get::<String>(row, 6, "payload")?),
             metadata,
             recorded_at: get::<DateTime<Utc>>(row, 8, "recorded_at")?,
         })
     }
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
-    row: &'r PgRow,
-    index: usize,
-    column: &str,
-) -> Result<T, StoreError> {
-    row.try_get(index)
-        .map_err(|error| StoreError::Corrupt { detail: format!("column {column}: {error}") })
-}
-
 fn clamp(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+    bound_i64(value)
 }
 
 struct AllCursor {
@@ -335,21 +323,17 @@ impl ReplayCursor {
         self.exhausted = (rows.len() as u64) < STREAM_PAGE;
         let mut page = Vec::with_capacity(rows.len());
         for row in &rows {
-            let version: i64 = get(row, 0, "stream_version")?;
-            let corrupt = |what: String| StoreError::Corrupt {
-                detail: format!("event {version} of {}: {what}", self.stream_id),
-            };
-            let event_type = self
-                .types
-                .get(get(row, 1, "event_type")?)
-                .map_err(|error| corrupt(error.to_string()))?;
-            let schema_version: i32 = get(row, 2, "schema_version")?;
+            let version = stored_u64(get(row, 0, "stream_version")?, "a stream version")?;
+            let event_type = self.types.get(get(row, 1, "event_type")?).map_err(corrupt_in(
+                format_args!("event {version} of {}: event type", self.stream_id),
+            ))?;
             page.push(ReplayedEvent {
-                stream_version: u64::try_from(version)
-                    .map_err(|_| corrupt("negative version".to_owned()))?,
+                stream_version: version,
                 event_type,
-                schema_version: u32::try_from(schema_version)
-                    .map_err(|_| corrupt(format!("schema version {schema_version}")))?,
+                schema_version: stored_u32(
+                    get(row, 2, "schema_version")?,
+                    format_args!("event {version} of {}: schema version", self.stream_id),
+                )?,
                 payload: Payload::from_stored(get::<String>(row, 3, "payload")?),
                 event_id: EventId::from_uuid(get(row, 4, "event_id")?),
             });

@@ -1,15 +1,48 @@
 //! Snapshots in the `snapshots` table (migration 3).
 
-use es_core::snapshot::{Snapshot, SnapshotStore};
-use es_core::{EventId, Payload, StoreError, StreamId};
-use sqlx::Row;
-
 use crate::PgTenantStore;
 use crate::error::read_error;
+use crate::row::{bound_i32, bound_i64, stored_u32, stored_u64};
+use es_core::snapshot::{Snapshot, SnapshotStore};
+use es_core::{EventId, Payload, StoreError, StreamId};
+
+/// A row of `snapshots`, as stored.
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    aggregate: String,
+    version: i64,
+    schema_version: i32,
+    state: Vec<u8>,
+    checksum: Vec<u8>,
+    event_id: uuid::Uuid,
+}
+
+impl SnapshotRow {
+    /// The snapshot; a damaged checksum is handed over as it is (the repository checks and
+    /// ignores it), only what cannot be represented at all is corruption.
+    fn snapshot(self, stream_id: &StreamId) -> Result<Snapshot, StoreError> {
+        let mut checksum = [0u8; 32];
+        if self.checksum.len() == 32 {
+            checksum.copy_from_slice(&self.checksum);
+        }
+        Ok(Snapshot {
+            aggregate: self.aggregate,
+            stream_id: stream_id.clone(),
+            version: stored_u64(self.version, format_args!("snapshot of {stream_id}: version"))?,
+            event_id: EventId::from_uuid(self.event_id),
+            schema_version: stored_u32(
+                self.schema_version,
+                format_args!("snapshot of {stream_id}: schema version"),
+            )?,
+            state: Payload::from_stored(self.state),
+            checksum,
+        })
+    }
+}
 
 impl SnapshotStore for PgTenantStore {
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
-        let row = sqlx::query(
+        let row: Option<SnapshotRow> = sqlx::query_as(
             "SELECT aggregate, version, schema_version, state, checksum, event_id FROM snapshots \
              WHERE tenant = $1 AND stream_id = $2",
         )
@@ -18,30 +51,7 @@ impl SnapshotStore for PgTenantStore {
         .fetch_optional(self.pool())
         .await
         .map_err(|error| read_error("load_snapshot", error))?;
-        let Some(row) = row else { return Ok(None) };
-        let corrupt = |detail: String| StoreError::Corrupt {
-            detail: format!("snapshot of {stream_id}: {detail}"),
-        };
-        let get = |error: sqlx::Error| corrupt(error.to_string());
-        let version: i64 = row.try_get("version").map_err(get)?;
-        let schema_version: i32 = row.try_get("schema_version").map_err(get)?;
-        let state: Vec<u8> = row.try_get("state").map_err(get)?;
-        let checksum: Vec<u8> = row.try_get("checksum").map_err(get)?;
-        // A damaged row is handed over as it is: the repository checks and ignores it.
-        let mut sum = [0u8; 32];
-        if checksum.len() == 32 {
-            sum.copy_from_slice(&checksum);
-        }
-        Ok(Some(Snapshot {
-            aggregate: row.try_get("aggregate").map_err(get)?,
-            stream_id: stream_id.clone(),
-            version: u64::try_from(version).map_err(|_| corrupt(format!("version {version}")))?,
-            event_id: EventId::from_uuid(row.try_get("event_id").map_err(get)?),
-            schema_version: u32::try_from(schema_version)
-                .map_err(|_| corrupt(format!("schema version {schema_version}")))?,
-            state: Payload::from_stored(state),
-            checksum: sum,
-        }))
+        row.map(|row| row.snapshot(stream_id)).transpose()
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
@@ -57,8 +67,8 @@ impl SnapshotStore for PgTenantStore {
         .bind(self.tenant_id().as_str())
         .bind(snapshot.stream_id.as_str())
         .bind(&snapshot.aggregate)
-        .bind(i64::try_from(snapshot.version).unwrap_or(i64::MAX))
-        .bind(i32::try_from(snapshot.schema_version).unwrap_or(i32::MAX))
+        .bind(bound_i64(snapshot.version))
+        .bind(bound_i32(snapshot.schema_version))
         .bind(snapshot.state.as_bytes())
         .bind(&snapshot.checksum[..])
         .bind(snapshot.event_id.as_uuid())

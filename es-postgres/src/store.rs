@@ -8,16 +8,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use es_core::{
     AppendOptions, AppendRequest, AppendResult, EventData, EventStore, EventStream,
-    ExpectedVersion, Fingerprint, IdempotencyKey, IdempotencyRecord, MultiTenantStore, Position,
-    ReadAllOptions, ReadStreamOptions, StoreError, StreamId, TenantId,
+    ExpectedVersion, IdempotencyKey, IdempotencyRecord, MultiTenantStore, Position, ReadAllOptions,
+    ReadStreamOptions, StoreError, StreamId, TenantId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Row};
+
+use crate::row::IdempotencyRow;
 use tracing::Instrument;
 
-use crate::error::{read_error, stored_u64};
+use crate::error::read_error;
 use crate::horizon::Horizon;
 use crate::notify::Wakeups;
+use crate::row::{bound_i64, stored_u64};
 use crate::{PgStoreOptions, append, read};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -222,7 +225,7 @@ impl PgTenantStore {
             "SELECT max(position) FROM events WHERE tenant = $1 AND position <= $2",
         )
         .bind(self.tenant.as_str())
-        .bind(i64::try_from(horizon).unwrap_or(i64::MAX))
+        .bind(bound_i64(horizon))
         .fetch_one(&self.inner.pool)
         .await
         .map_err(|error| read_error("head_position", error))?;
@@ -314,7 +317,7 @@ impl EventStore for PgTenantStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let row = sqlx::query(
+        let row: Option<IdempotencyRow> = sqlx::query_as(
             "SELECT stream_id, fingerprint, first_version, last_version, first_position, last_position, recorded_at \
              FROM idempotency_keys WHERE tenant = $1 AND key = $2",
         )
@@ -323,33 +326,6 @@ impl EventStore for PgTenantStore {
         .fetch_optional(&self.inner.pool)
         .await
         .map_err(|error| read_error("idempotency_record", error))?;
-        let Some(row) = row else { return Ok(None) };
-        let corrupt = |detail: String| StoreError::Corrupt {
-            detail: format!("idempotency record {key:?}: {detail}"),
-        };
-        let get_u64 = |column: &str| -> Result<u64, StoreError> {
-            let value: i64 = row.try_get(column).map_err(|error| corrupt(error.to_string()))?;
-            stored_u64(value, format_args!("idempotency record {key:?}, {column}"))
-        };
-        let stream_id: String =
-            row.try_get("stream_id").map_err(|error| corrupt(error.to_string()))?;
-        let fingerprint: Vec<u8> =
-            row.try_get("fingerprint").map_err(|error| corrupt(error.to_string()))?;
-        Ok(Some(IdempotencyRecord {
-            key: key.clone(),
-            stream_id: StreamId::new(&stream_id).map_err(|error| corrupt(error.to_string()))?,
-            fingerprint: Fingerprint(
-                fingerprint
-                    .try_into()
-                    .map_err(|_| corrupt("fingerprint is not 32 bytes".to_owned()))?,
-            ),
-            result: AppendResult {
-                first_version: get_u64("first_version")?,
-                last_version: get_u64("last_version")?,
-                first_position: Position::new(get_u64("first_position")?),
-                last_position: Position::new(get_u64("last_position")?),
-            },
-            recorded_at: row.try_get("recorded_at").map_err(|error| corrupt(error.to_string()))?,
-        }))
+        row.map(|row| row.record(key)).transpose()
     }
 }

@@ -45,7 +45,8 @@ use futures_util::TryStreamExt;
 use sqlx::PgConnection;
 
 use crate::PgTenantStore;
-use crate::error::{read_error, stored_u64};
+use crate::error::read_error;
+use crate::row::{bound_i64, stored_u64};
 
 /// A projection whose handlers write through the runner's transaction.
 pub trait TransactionalProjection: Send + 'static {
@@ -169,7 +170,7 @@ impl<P: TransactionalProjection> TransactionalRunner<P> {
                 let moved = sqlx::query("UPDATE checkpoints SET position = $3, updated_at = now() WHERE tenant = $1 AND projection = $2 AND position = $4")
                     .bind(self.store.tenant_id().as_str())
                     .bind(P::NAME)
-                    .bind(i64::try_from(next.value()).unwrap_or(i64::MAX))
+                    .bind(bound_i64(next.value()))
                     .bind(stored)
                     .execute(&mut *tx)
                     .await

@@ -475,7 +475,7 @@ async fn negative_stored_numbers_are_corruption_not_zero() {
         .unwrap();
     let read = store.idempotency_record(&key).await;
     assert!(
-        matches!(&read, Err(StoreError::Corrupt { detail }) if detail.contains("last_version") && detail.contains("-3")),
+        matches!(&read, Err(StoreError::Corrupt { detail, .. }) if detail.contains("last_version") && detail.contains("-3")),
         "{read:?}"
     );
     sqlx::query(
@@ -487,7 +487,14 @@ async fn negative_stored_numbers_are_corruption_not_zero() {
     .unwrap();
     let parked = store.parked("p").await;
     assert!(
-        matches!(&parked, Err(StoreError::Corrupt { detail }) if detail.contains("attempts")),
+        matches!(&parked, Err(StoreError::Corrupt { detail, .. }) if detail.contains("attempts")),
         "{parked:?}"
+    );
+    // The conversion's own error stays attached, for reports that walk the chain.
+    let source =
+        read.err().and_then(|error| std::error::Error::source(&error).map(ToString::to_string));
+    assert!(
+        source.is_some_and(|source| source.contains("out of range")),
+        "the corruption keeps its source"
     );
 }

@@ -360,12 +360,10 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
                 .await?;
             let Some(event) = found.into_iter().find(|event| event.position == parked.position)
             else {
-                return Err(StoreError::Corrupt {
-                    detail: format!(
-                        "parked event at position {} is not in the log",
-                        parked.position
-                    ),
-                }
+                return Err(StoreError::corrupt(format!(
+                    "parked event at position {} is not in the log",
+                    parked.position
+                ))
                 .into());
             };
             match self.handle(&event).await {

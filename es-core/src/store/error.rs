@@ -62,6 +62,9 @@ pub enum StoreError {
     Corrupt {
         /// What was found, and where.
         detail: String,
+        /// The error that revealed it (a driver's decoding error, a refused id), if any.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
     },
 
     /// The backend failed (connection lost, timeout, driver error).
@@ -135,6 +138,19 @@ impl StoreError {
     ) -> Self {
         Self::Backend { operation, retryable, source: source.into() }
     }
+
+    /// Stored data that breaks the contract, found without an underlying error.
+    pub fn corrupt(detail: impl Into<String>) -> Self {
+        Self::Corrupt { detail: detail.into(), source: None }
+    }
+
+    /// Stored data that breaks the contract, revealed by `source`.
+    pub fn corrupt_because(
+        detail: impl Into<String>,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        Self::Corrupt { detail: detail.into(), source: Some(source.into()) }
+    }
 }
 
 #[cfg(test)]
@@ -147,6 +163,18 @@ mod tests {
         let io = || std::io::Error::other("connection reset");
         assert!(StoreError::backend("append", true, io()).is_retryable());
         assert!(!StoreError::backend("append", false, io()).is_retryable());
-        assert!(!StoreError::Corrupt { detail: "x".into() }.is_retryable());
+        assert!(!StoreError::corrupt("x").is_retryable());
+    }
+
+    /// A corruption found through another error keeps it as its source, for reports that walk
+    /// the chain.
+    #[test]
+    fn corruption_keeps_its_source() {
+        use std::error::Error as _;
+        let found =
+            StoreError::corrupt_because("column position", std::io::Error::other("bad int"));
+        assert_eq!(found.to_string(), "stored data is corrupt: column position");
+        assert_eq!(found.source().map(ToString::to_string).as_deref(), Some("bad int"));
+        assert!(StoreError::corrupt("x").source().is_none());
     }
 }
