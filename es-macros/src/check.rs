@@ -30,6 +30,18 @@ pub(crate) fn category_name(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// A stored event name to suggest for a type: `AccountOpened` → `account.opened`, reduced to the
+/// characters [`event_type_name`] allows (`event` if none is left).
+pub(crate) fn suggested_event_name(ident: &str) -> String {
+    let dotted: String = snake_case(ident)
+        .replace('_', ".")
+        .chars()
+        .filter(|&c| c.is_ascii_alphanumeric() || c == '.')
+        .collect();
+    let dotted = dotted.trim_matches('.').to_owned();
+    if dotted.is_empty() { "event".to_owned() } else { dotted }
+}
+
 /// `BankAccount` → `bank_account`.
 pub(crate) fn snake_case(ident: &str) -> String {
     let mut out = String::with_capacity(ident.len() + 4);
@@ -64,6 +76,17 @@ pub(crate) fn pascal_case(ident: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggested_event_names_are_valid_names() {
+        assert_eq!(suggested_event_name("AccountOpened"), "account.opened");
+        assert_eq!(suggested_event_name("Marker"), "marker");
+        assert_eq!(suggested_event_name("Einzahlungsbestätigung"), "einzahlungsbesttigung");
+        assert_eq!(suggested_event_name("Ä"), "event");
+        for ident in ["AccountOpened", "X", "Ä", "HTTPCall"] {
+            assert!(event_type_name(&suggested_event_name(ident)).is_ok(), "{ident}");
+        }
+    }
 
     #[test]
     fn names() {

@@ -24,7 +24,9 @@ use proc_macro::TokenStream;
 /// Implements `es_core::Event` for an event struct or an enum of event structs.
 ///
 /// On a struct: `#[event(name = "account.opened", version = 2, upcast(from = 1, with = path))]`
-/// (all optional: the name defaults to the type's name, the version to 1). Upcasters:
+/// `name` is required: it is what each stored event carries, so it must not follow the Rust type's
+/// name (renaming the type would orphan the stored events); a missing one is a compile error that
+/// suggests one. `version` defaults to 1, `upcast` to none. Upcasters:
 /// `upcast(from = k, with = fn_path)` with `fn(serde_json::Value) -> Result<Value, UpcastError>`,
 /// or `upcast(from = k, type = OldType)` where the old type converts `Into` the next version's type.
 /// Fields may carry `#[pii(subject = "field")]`.

@@ -251,11 +251,18 @@ fn derive_struct(input: &DeriveInput, fields: &Fields) -> TokenStream {
     let name = if let Some(literal) = &attrs.name {
         literal.value()
     } else {
-        let name = ident.to_string();
-        if let Err(message) = check::event_type_name(&name) {
-            ctxt.error(ident, format!("{message}; set one with `#[event(name = \"…\")]`"));
-        }
-        name
+        // The stored name is the event's identity in the log: derived from the type's name, a
+        // rename of the type would silently orphan every stored event of it.
+        ctxt.error(
+            ident,
+            format!(
+                "`#[derive(Event)]` needs the name stored with each event: add `#[event(name = \"{}\")]`; \
+                 it is explicit so that renaming the type never renames stored events",
+                check::suggested_event_name(&ident.to_string())
+            ),
+        );
+        // Never emitted: with an error, only the stub is (see `stub_struct`).
+        String::new()
     };
     let (version, version_span) = attrs
         .version
@@ -355,11 +362,14 @@ fn steps(upcasts: &[Upcast], version: u32, ident: &syn::Ident, krate: &Path) -> 
 /// elsewhere do not add errors of their own.
 fn stub_struct(input: &DeriveInput, krate: &Path) -> TokenStream {
     let ident = &input.ident;
+    // The type's own name, so an enum of several stubbed structs does not also report them as
+    // sharing a stored name.
+    let name = ident.to_string();
     let (impl_generics, type_generics, where_clause) = input.generics.split_for_impl();
     quote! {
         const _: () = {
             impl #impl_generics #krate::EventVariant for #ident #type_generics #where_clause {
-                const INFO: #krate::EventTypeInfo = #krate::EventTypeInfo { name: "", version: 1, pii: &[] };
+                const INFO: #krate::EventTypeInfo = #krate::EventTypeInfo { name: #name, version: 1, pii: &[] };
             }
             impl #impl_generics #krate::Event for #ident #type_generics #where_clause {
                 const TYPES: &'static [&'static #krate::EventTypeInfo] = &[];

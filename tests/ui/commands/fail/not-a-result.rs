@@ -1,9 +1,9 @@
 use es_core::{Aggregate, Apply, Event, commands};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize, Event)]
+#[derive(Debug, Serialize, Deserialize, Event)] #[event(name = "opened")]
 pub struct Opened;
-#[derive(Debug, Serialize, Deserialize, Event)]
+#[derive(Debug, Serialize, Deserialize, Event)] #[event(name = "deposited")]
 pub struct Deposited { pub amount: i64 }
 
 #[derive(Debug, Event)]

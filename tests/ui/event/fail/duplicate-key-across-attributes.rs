@@ -2,7 +2,7 @@ use es_core::Event;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Event)]
-#[event(version = 2)]
+#[event(name = "deposited", version = 2)]
 #[event(version = 3)]
 pub struct Deposited { amount: i64 }
 

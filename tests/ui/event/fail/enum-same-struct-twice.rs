@@ -1,7 +1,7 @@
 use es_core::Event;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Serialize, Deserialize, Event)] #[event(name = "opened")]
 pub struct Opened;
 
 #[derive(Event)]

@@ -2,7 +2,7 @@ use es_core::Event;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Event)]
-#[event(nmae = "deposited")]
+#[event(name = "deposited", nmae = "deposited")]
 pub struct Deposited { amount: i64 }
 
 fn main() {}

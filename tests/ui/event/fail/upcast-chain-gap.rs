@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 
 fn f(v: serde_json::Value) -> Result<serde_json::Value, es_core::upcast::UpcastError> { Ok(v) }
 #[derive(Serialize, Deserialize, Event)]
-#[event(version = 3, upcast(from = 1, with = f))]
+#[event(name = "deposited", version = 3, upcast(from = 1, with = f))]
 pub struct Deposited { amount: i64 }
 
 fn main() {}

@@ -5,7 +5,7 @@ fn f(v: serde_json::Value) -> Result<serde_json::Value, es_core::upcast::UpcastE
 #[derive(Deserialize)]
 pub struct V1 { amount: i64 }
 #[derive(Serialize, Deserialize, Event)]
-#[event(version = 2, upcast(from = 1, with = f, type = V1))]
+#[event(name = "deposited", version = 2, upcast(from = 1, with = f, type = V1))]
 pub struct Deposited { amount: i64 }
 
 fn main() {}

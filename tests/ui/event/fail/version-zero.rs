@@ -2,7 +2,7 @@ use es_core::Event;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Event)]
-#[event(version = 0)]
+#[event(name = "deposited", version = 0)]
 pub struct Deposited { amount: i64 }
 
 fn main() {}

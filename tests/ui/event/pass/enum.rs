@@ -1,9 +1,9 @@
 use es_core::Event;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Serialize, Deserialize, Event)] #[event(name = "opened")]
 pub struct Opened { owner: String }
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Serialize, Deserialize, Event)] #[event(name = "closed")]
 pub struct Closed;
 
 #[derive(Event)]
@@ -14,6 +14,6 @@ pub enum AccountEvent {
 
 fn main() {
     let event: AccountEvent = Closed.into();
-    assert_eq!(es_core::Event::type_info(&event).name, "Closed");
+    assert_eq!(es_core::Event::type_info(&event).name, "closed");
     assert_eq!(<AccountEvent as es_core::Event>::TYPES.len(), 2);
 }

@@ -8,7 +8,7 @@ fn v2(value: Value) -> Result<Value, UpcastError> { Ok(value) }
 
 // Version 1 was never stored: the chain starts at 2.
 #[derive(Serialize, Deserialize, Event)]
-#[event(version = 3, upcast(from = 2, with = v2))]
+#[event(name = "deposited", version = 3, upcast(from = 2, with = v2))]
 pub struct Deposited { amount: i64 }
 
 fn main() {}

@@ -9,7 +9,7 @@ impl From<DepositedV1> for DepositedV2 { fn from(v1: DepositedV1) -> Self { Self
 impl From<DepositedV2> for Deposited { fn from(v2: DepositedV2) -> Self { Self { amount: v2.amount, currency: "EUR".into() } } }
 
 #[derive(Serialize, Deserialize, Event)]
-#[event(version = 3, upcast(from = 1, type = DepositedV1), upcast(from = 2, type = DepositedV2))]
+#[event(name = "deposited", version = 3, upcast(from = 1, type = DepositedV1), upcast(from = 2, type = DepositedV2))]
 pub struct Deposited { amount: i64, currency: String }
 
 fn main() {}

@@ -1,9 +1,9 @@
 use es_core::{Event, Projection, ProjectionError, RecordedEvent, projection};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Serialize, Deserialize, Event)] #[event(name = "deposited")]
 pub struct Deposited { pub amount: i64 }
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Serialize, Deserialize, Event)] #[event(name = "withdrawn")]
 pub struct Withdrawn { pub amount: i64 }
 
 #[derive(Default)]

@@ -2,9 +2,9 @@ extern crate es_core as renamed;
 use renamed::{Event, ProjectionError, RecordedEvent, projection};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Serialize, Deserialize, Event)] #[event(name = "deposited")]
 pub struct Deposited { pub amount: i64 }
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Serialize, Deserialize, Event)] #[event(name = "withdrawn")]
 pub struct Withdrawn { pub amount: i64 }
 
 #[derive(Default)]

@@ -1,7 +1,7 @@
 use es_core::{Event, Projection, ProjectionError, projection};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Event)]
+#[derive(Serialize, Deserialize, Event)] #[event(name = "deposited")]
 pub struct Deposited { pub amount: i64 }
 
 /// A process manager generic over where it sends its commands.
