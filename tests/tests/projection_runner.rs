@@ -634,6 +634,65 @@ async fn follow_keeps_going_after_a_failing_pass<
     task.await.unwrap();
 }
 
+/// `follow_exclusive` keeps the lock through failing passes (a standby never runs meanwhile),
+/// catches up once the cause is gone, and hands over when it dies.
+async fn follow_exclusive_keeps_the_lock_through_failures<
+    S: EventStore + CheckpointStore + DeadLetterStore + ProjectionLocks,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..6).await;
+    let owner_model = Flaky::default();
+    owner_model.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failures = Arc::new(Mutex::new(0_u32));
+    let owner = {
+        let (model, store, failures) = (owner_model.clone(), store.clone(), failures.clone());
+        tokio::spawn(async move {
+            let locks = store.clone();
+            ProjectionRunner::new(model, store)
+                .with_options(
+                    options()
+                        .retries(1, Duration::from_millis(5))
+                        .idle_wait(Duration::from_millis(20)),
+                )
+                .follow_exclusive(&locks, std::future::pending(), |pass| {
+                    if pass.is_err() {
+                        *failures.lock().unwrap() += 1;
+                    }
+                })
+                .await;
+        })
+    };
+    wait_until("two failing passes are reported", || *failures.lock().unwrap() >= 2).await;
+    let standby_model = Flaky::default();
+    let standby = {
+        let (model, store) = (standby_model.clone(), store.clone());
+        tokio::spawn(async move {
+            let locks = store.clone();
+            ProjectionRunner::new(model, store)
+                .with_options(options().idle_wait(Duration::from_millis(20)))
+                .run_exclusive(&locks, std::future::pending())
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*standby_model.handled.lock().unwrap(), 0, "the failing owner keeps its lock");
+    owner_model.broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    wait_until("the owner catches up after the failures", || {
+        *owner_model.handled.lock().unwrap() == 5
+    })
+    .await;
+    owner.abort();
+    let _ = owner.await;
+    deposit(&store, "account-2", 6..8).await;
+    wait_until("the standby took over from the owner's checkpoint", || {
+        *standby_model.handled.lock().unwrap() == 2
+    })
+    .await;
+    assert_eq!(*owner_model.handled.lock().unwrap(), 5, "the dead owner handled nothing more");
+    standby.abort();
+}
+
 // ---------------------------------------------------------------- backends
 
 fn memory() -> es_memory::MemoryTenantStore {
@@ -684,4 +743,5 @@ on_both_backends!(
     concurrent_partitions_keep_each_stream_in_order,
     a_failing_partition_stops_before_its_event,
     follow_keeps_going_after_a_failing_pass,
+    follow_exclusive_keeps_the_lock_through_failures,
 );

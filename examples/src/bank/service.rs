@@ -159,25 +159,21 @@ impl<S: BankStore> Bank<S> {
             let mut runner = es::projection::ProjectionRunner::new(process, store.clone())
                 .with_options(options)
                 .with_concurrency(16);
-            loop {
-                let stop = shutdown.clone();
-                let done = runner
-                    .run_exclusive(&store, async move {
-                        let mut stop = stop;
-                        let _ = stop.wait_for(|stop| *stop).await;
-                    })
-                    .await;
-                match done {
-                    Ok(()) => return,
-                    Err(error) => {
-                        tracing::error!(%error, "bank.transfer: process runner failed; restarting");
-                        tokio::select! {
-                            _ = shutdown.wait_for(|stop| *stop) => return,
-                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            // One active worker across processes (the lock), restarted after failures (from
+            // `retry_delay`, doubling, at most 30 s) until shutdown.
+            runner
+                .follow_exclusive(
+                    &store,
+                    async move {
+                        let _ = shutdown.wait_for(|stop| *stop).await;
+                    },
+                    |pass| {
+                        if let Err(error) = pass {
+                            tracing::error!(%error, "bank.transfer: process pass failed; retrying");
                         }
-                    }
-                }
-            }
+                    },
+                )
+                .await;
         })
     }
 

@@ -1,0 +1,204 @@
+//! The one loop that keeps a runner going: passes, then waiting for new events, until shutdown;
+//! optionally only while holding the projection's lock, optionally restarting after a failed pass.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use super::{CatchUp, Known, ProjectionRunner, RunnerError};
+use crate::projection::{
+    CheckpointStore, DeadLetterStore, Projection, ProjectionLock, ProjectionLocks,
+};
+use crate::{EventStore, Position};
+
+/// The longest pause between failed passes when restarting after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How [`ProjectionRunner::drive`] keeps going.
+struct Drive<'l, L> {
+    /// Run only while holding this lock set's lock on the projection's name.
+    locks: Option<&'l L>,
+    /// After a failed pass (or a failed wait), pause and try again instead of returning the error.
+    restart: bool,
+}
+
+/// What to do after a pass.
+enum Next {
+    /// Wait for events after this checkpoint, then pass again.
+    Wait(Position),
+    /// Pause (a failure, with restarts), then pass again.
+    Pause,
+    /// The lock was lost: wait to get it back.
+    Reacquire,
+}
+
+impl<P, S> ProjectionRunner<P, S>
+where
+    P: Projection,
+    S: EventStore + CheckpointStore + DeadLetterStore,
+{
+    /// Catches up, then follows the log, woken by the store when events commit, until `shutdown`
+    /// completes (it is checked between passes, so a pass always finishes and saves). Returns the
+    /// first failure.
+    pub async fn run_until(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunnerError> {
+        self.drive::<NoLocks>(Drive { locks: None, restart: false }, shutdown, |_| {}).await
+    }
+
+    /// Like [`ProjectionRunner::run_until`], but a failing pass does not end it: `on_pass` sees
+    /// every pass's outcome (to publish progress or a health state), and after a failure the
+    /// runner waits (from `retry_delay`, doubling, at most 30 s) and tries again. For services
+    /// that must keep a read model live through transient store or handler failures.
+    pub async fn follow(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+    ) {
+        let driven = self.drive::<NoLocks>(Drive { locks: None, restart: true }, shutdown, on_pass);
+        // With restarts, only shutdown ends the loop.
+        let _ = driven.await;
+    }
+
+    /// Like [`ProjectionRunner::run_until`], but only while holding the projection's lock: waits
+    /// (polling every `idle_wait`) until it gets the lock, runs, checks after every pass that it
+    /// still holds it, and goes back to waiting if it lost it. The checkpoint is reloaded after
+    /// each acquisition (another owner may have moved it); its compare-and-set stays the last word
+    /// if two owners ever overlap. Returns the first failure.
+    pub async fn run_exclusive<L: ProjectionLocks>(
+        &mut self,
+        locks: &L,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunnerError> {
+        self.drive(Drive { locks: Some(locks), restart: false }, shutdown, |_| {}).await
+    }
+
+    /// [`ProjectionRunner::run_exclusive`] that restarts after failures like
+    /// [`ProjectionRunner::follow`]: for a service's single active worker of a projection (a
+    /// process manager, say) that must outlive transient failures. The lock is checked after
+    /// every pass, failed or not.
+    pub async fn follow_exclusive<L: ProjectionLocks>(
+        &mut self,
+        locks: &L,
+        shutdown: impl Future<Output = ()>,
+        on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+    ) {
+        let driven = self.drive(Drive { locks: Some(locks), restart: true }, shutdown, on_pass);
+        let _ = driven.await;
+    }
+
+    /// The loop behind the four: acquire (if locked), pass, check the lock, wait or pause, until
+    /// shutdown. Without restarts the first failure ends it.
+    async fn drive<L: ProjectionLocks>(
+        &mut self,
+        how: Drive<'_, L>,
+        shutdown: impl Future<Output = ()>,
+        mut on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+    ) -> Result<(), RunnerError> {
+        let mut shutdown = pin!(shutdown);
+        let mut backoff = self.options.retry_delay;
+        loop {
+            let mut lock = match how.locks {
+                None => None,
+                Some(locks) => {
+                    let acquired = tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        acquired = self.acquire(locks, how.restart) => acquired?,
+                    };
+                    tracing::info!(projection = %self.name, "es.projection: lock acquired; running");
+                    // Another owner may have moved the checkpoint while this runner waited.
+                    self.checkpoint = Known::Unknown;
+                    Some(acquired)
+                }
+            };
+            loop {
+                let pass = self.catch_up().await;
+                on_pass(&pass);
+                let next = match pass {
+                    Ok(caught_up) => {
+                        backoff = self.options.retry_delay;
+                        Next::Wait(caught_up.checkpoint)
+                    }
+                    Err(error) if how.restart => {
+                        tracing::error!(projection = %self.name, %error, "es.projection: pass failed; retrying");
+                        Next::Pause
+                    }
+                    Err(error) => return Err(error),
+                };
+                let lost = match &mut lock {
+                    Some(lock) => !lock.is_held().await,
+                    None => false,
+                };
+                let next = if lost { Next::Reacquire } else { next };
+                match next {
+                    Next::Wait(checkpoint) => {
+                        let waited = tokio::select! {
+                            () = &mut shutdown => return Ok(()),
+                            waited = self.store.wait_for_events(checkpoint, self.options.idle_wait) => waited,
+                        };
+                        match waited {
+                            Ok(_) => continue,
+                            Err(error) if how.restart => {
+                                tracing::warn!(projection = %self.name, %error, "es.projection: waiting for events failed");
+                            }
+                            Err(error) => return Err(error.into()),
+                        }
+                    }
+                    Next::Pause => {}
+                    Next::Reacquire => {
+                        tracing::warn!(projection = %self.name, "es.projection: lock lost; waiting to get it back");
+                        break;
+                    }
+                }
+                let pause = backoff;
+                backoff = backoff.saturating_mul(2).clamp(Duration::from_millis(1), MAX_BACKOFF);
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+
+    /// Waits (polling every `idle_wait`) until this runner holds the projection's lock. A failure
+    /// to ask ends the wait unless `restart`, when it is logged and asked again.
+    async fn acquire<L: ProjectionLocks>(
+        &self,
+        locks: &L,
+        restart: bool,
+    ) -> Result<L::Lock, RunnerError> {
+        loop {
+            match locks.try_lock(&self.name).await {
+                Ok(Some(lock)) => return Ok(lock),
+                Ok(None) => {}
+                Err(error) if restart => {
+                    tracing::warn!(projection = %self.name, %error, "es.projection: asking for the lock failed");
+                }
+                Err(error) => return Err(error.into()),
+            }
+            tokio::time::sleep(self.options.idle_wait).await;
+        }
+    }
+}
+
+/// The lock type of an unlocked drive: never asked for.
+#[derive(Clone, Copy)]
+struct NoLocks;
+
+/// The lock of [`NoLocks`]: never held.
+struct NoLock;
+
+impl ProjectionLock for NoLock {
+    async fn is_held(&mut self) -> bool {
+        true
+    }
+}
+
+impl ProjectionLocks for NoLocks {
+    type Lock = NoLock;
+
+    async fn try_lock(&self, _: &str) -> Result<Option<NoLock>, crate::StoreError> {
+        Ok(Some(NoLock))
+    }
+}

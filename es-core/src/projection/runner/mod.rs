@@ -1,0 +1,285 @@
+//! The projection runner: reads the log from the projection's checkpoint, only the types it
+//! handles, applies the handlers, saves the checkpoint (compare-and-set); then waits for new events.
+//!
+//! Delivery is at least once (a crash between handling and saving replays the batch), so handlers
+//! must be idempotent; events at or below the checkpoint are never delivered again by one runner.
+
+//!
+//! The layout: `options` (how it reads and retries), `outcome` (what it reports), `batch` (one
+//! batch, sequential or partitioned by stream, as one outcome), `drive` (the one loop behind
+//! `run_until`, `follow`, `run_exclusive` and `follow_exclusive`), and here the pass itself.
+
+mod batch;
+mod drive;
+mod options;
+mod outcome;
+
+use futures_util::TryStreamExt;
+use tracing::Instrument;
+
+use self::batch::{BatchOutcome, Context};
+pub use self::options::{OnFailure, RunnerOptions};
+pub use self::outcome::{CatchUp, ProjectionStatus, RunnerError};
+use super::{CheckpointStore, DeadLetterStore, Projection};
+use crate::{EventStore, Position, ReadAllOptions, RecordedEvent, StoreError};
+
+/// Drives one projection over one tenant's store.
+pub struct ProjectionRunner<P, S> {
+    projection: P,
+    store: S,
+    name: String,
+    options: RunnerOptions,
+    /// Partitions by stream (set by `with_concurrency`): how many run at once, and how the
+    /// projection is cloned for each. Kept apart from the options, so replacing the options never
+    /// turns a concurrent runner sequential.
+    partitions: Option<Partitioning<P>>,
+    checkpoint: Known,
+    last_error: Option<String>,
+}
+
+/// How many partitions run at once, and how the projection is cloned for each.
+type Partitioning<P> = (usize, fn(&P) -> P);
+
+/// What the runner knows of its stored checkpoint.
+#[derive(Clone, Copy, Debug)]
+enum Known {
+    /// Not read yet, or forgotten after a failed save: read it from the store.
+    Unknown,
+    /// As last read or saved (`None`: the projection has no checkpoint yet).
+    Stored(Option<Position>),
+}
+
+impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> ProjectionRunner<P, S> {
+    /// A runner with default options.
+    pub fn new(projection: P, store: S) -> Self {
+        Self {
+            projection,
+            store,
+            name: P::NAME.to_owned(),
+            options: RunnerOptions::default(),
+            partitions: None,
+            checkpoint: Known::Unknown,
+            last_error: None,
+        }
+    }
+
+    /// Sets the options.
+    #[must_use]
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The projection (its read model).
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The projection, to hand out or swap its read model.
+    pub fn projection_mut(&mut self) -> &mut P {
+        &mut self.projection
+    }
+
+    /// Gives the projection back (to serve its read model after the runner stops).
+    pub fn into_projection(self) -> P {
+        self.projection
+    }
+
+    /// The store the runner reads.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The name the checkpoint, dead letters, lock and metrics go under: [`Projection::NAME`]
+    /// unless renamed.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the projection under another checkpoint name (a rebuild's staging name, or one
+    /// read model per process for volatile in-memory models). The name must not be empty.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self.checkpoint = Known::Unknown;
+        self
+    }
+
+    /// The options.
+    pub fn options(&self) -> &RunnerOptions {
+        &self.options
+    }
+
+    /// Reads and handles events until the projection has caught up with the head, saving the
+    /// checkpoint after every batch.
+    pub async fn catch_up(&mut self) -> Result<CatchUp, RunnerError> {
+        let result = self.catch_up_inner().await;
+        self.last_error = result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    async fn catch_up_inner(&mut self) -> Result<CatchUp, RunnerError> {
+        let mut saved = match self.checkpoint {
+            Known::Stored(checkpoint) => checkpoint,
+            Known::Unknown => self.store.load_checkpoint(&self.name).await?,
+        };
+        self.checkpoint = Known::Stored(saved);
+        let mut handled = 0;
+        // Read once per pass, before any batch (see `checkpoint_after_batch`): one round trip,
+        // not one per batch.
+        let head = self.store.head_position().await?;
+        self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
+        loop {
+            let after = saved.unwrap_or(Position::BEGINNING);
+            let read_span = tracing::debug_span!(
+                "es.projection.read",
+                projection = %self.name,
+                after = after.value(),
+                events = tracing::field::Empty,
+            );
+            let batch: Vec<_> = self
+                .store
+                .read_all(
+                    ReadAllOptions::after(after)
+                        .event_types(P::event_types())
+                        .page_size(self.options.batch_size)
+                        .limit(self.options.batch_size as u64),
+                )
+                .try_collect()
+                .instrument(read_span.clone())
+                .await?;
+            read_span.record("events", batch.len());
+            let full = batch.len() >= self.options.batch_size;
+            let outcome = self.handle_batch(&batch, after).await?;
+            handled += outcome.handled;
+            // After a failure the checkpoint stops before the failing event; otherwise it may
+            // pass over events of other types up to the head (see `checkpoint_after_batch`).
+            let next = if outcome.failure.is_some() {
+                outcome.last
+            } else {
+                super::checkpoint_after_batch(full, outcome.last, head)
+            };
+            if next > after {
+                self.save(&mut saved, next).await?;
+            }
+            let checkpoint = saved.unwrap_or(Position::BEGINNING);
+            self.report_lag(head, checkpoint);
+            if let Some(failure) = outcome.failure {
+                return Err(failure);
+            }
+            if !full {
+                return Ok(CatchUp { handled, checkpoint });
+            }
+        }
+    }
+
+    /// Handles one batch by the runner's strategy: partitioned by stream when
+    /// [`with_concurrency`](ProjectionRunner::with_concurrency) asked for more than one partition,
+    /// otherwise in log order.
+    async fn handle_batch(
+        &mut self,
+        batch: &[RecordedEvent],
+        after: Position,
+    ) -> Result<BatchOutcome, RunnerError> {
+        let context = Context { store: &self.store, name: &self.name, options: &self.options };
+        match self.partitions.filter(|(count, _)| *count > 1) {
+            Some((count, fork)) => {
+                batch::partitioned(&self.projection, fork, count, batch, after, &context).await
+            }
+            None => batch::sequential(&mut self.projection, batch, after, &context).await,
+        }
+    }
+
+    /// Sets the `es_projection_lag` gauge: at the start of each pass (so it shows what arrived
+    /// since the last one) and after each batch (so it falls as a long catch-up proceeds).
+    fn report_lag(&self, head: Position, checkpoint: Position) {
+        let lag = head.value().saturating_sub(checkpoint.value());
+        // A gauge is an f64; lags beyond 2^52 positions would lose precision, which is moot.
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("es_projection_lag", "projection" => self.name.clone()).set(lag as f64);
+    }
+
+    /// Hands every parked event of this projection to its handler again (with the usual
+    /// retries); those that now succeed are unparked, the others stay parked with the new error.
+    /// Returns how many were replayed successfully and how many remain parked.
+    pub async fn replay_parked(&mut self) -> Result<(u64, u64), RunnerError> {
+        let (mut replayed, mut remaining) = (0, 0);
+        for parked in self.store.parked(&self.name).await? {
+            let before = Position::new(parked.position.value().saturating_sub(1));
+            let found: Vec<_> = self
+                .store
+                .read_all(
+                    ReadAllOptions::after(before).event_types([parked.event_type.clone()]).limit(1),
+                )
+                .try_collect()
+                .await?;
+            let Some(event) = found.into_iter().find(|event| event.position == parked.position)
+            else {
+                return Err(StoreError::corrupt(format!(
+                    "parked event at position {} is not in the log",
+                    parked.position
+                ))
+                .into());
+            };
+            let context = Context { store: &self.store, name: &self.name, options: &self.options };
+            match batch::handle_with_retries(&mut self.projection, &event, &context).await {
+                Ok(()) => {
+                    self.store.unpark(&self.name, parked.position).await?;
+                    replayed += 1;
+                }
+                Err(failure) => {
+                    batch::park(&context, &event, &failure).await?;
+                    remaining += 1;
+                }
+            }
+        }
+        Ok((replayed, remaining))
+    }
+
+    async fn save(
+        &mut self,
+        saved: &mut Option<Position>,
+        next: Position,
+    ) -> Result<(), RunnerError> {
+        if let Err(error) = self.store.save_checkpoint(&self.name, *saved, next).await {
+            // Forget what we believed: the next pass reloads the stored checkpoint.
+            self.checkpoint = Known::Unknown;
+            return Err(error.into());
+        }
+        *saved = Some(next);
+        self.checkpoint = Known::Stored(*saved);
+        Ok(())
+    }
+
+    /// The projection's progress: checkpoint, head, lag, last error.
+    pub async fn status(&self) -> Result<ProjectionStatus, StoreError> {
+        let checkpoint =
+            self.store.load_checkpoint(&self.name).await?.unwrap_or(Position::BEGINNING);
+        let head = self.store.head_position().await?;
+        Ok(ProjectionStatus {
+            name: self.name.clone(),
+            checkpoint,
+            head,
+            lag: head.value().saturating_sub(checkpoint.value()),
+            last_error: self.last_error.clone(),
+        })
+    }
+}
+
+impl<P, S> ProjectionRunner<P, S>
+where
+    P: Projection + Clone,
+    S: EventStore + CheckpointStore + DeadLetterStore,
+{
+    /// Handles up to `partitions` streams of a batch at once, each stream's events in log order,
+    /// every partition on its own clone of the projection; the checkpoint moves after the whole
+    /// batch. For projections whose clones share their state and whose events of different
+    /// streams are independent: process managers (each step its own command), models behind an
+    /// `Arc`. When a partition stops on a failing event, the checkpoint stays before it, and
+    /// later events of other partitions that were handled come again (at least once).
+    #[must_use]
+    pub fn with_concurrency(mut self, partitions: usize) -> Self {
+        self.partitions = Some((partitions.max(1), P::clone));
+        self
+    }
+}
