@@ -209,12 +209,11 @@ async fn typed_sum(store: &es_postgres::PgTenantStore) -> i64 {
 /// Sums each batch's deposits by account and writes them with one multi-row upsert.
 struct BatchedUpserts;
 
-impl es_postgres::transactional::TransactionalProjection for BatchedUpserts {
+impl es_postgres::transactional::TransactionalProjection<sqlx::PgConnection> for BatchedUpserts {
     const NAME: &'static str = "balances_tx_batched";
 
-    fn event_types() -> Vec<es_core::EventType> {
-        Total::event_types()
-    }
+    const EVENT_TYPES: &'static [&'static es_core::EventTypeInfo] =
+        <Total as es_core::Projection>::EVENT_TYPES;
 
     async fn handle(
         &mut self,
@@ -259,12 +258,11 @@ impl es_postgres::transactional::TransactionalProjection for BatchedUpserts {
 /// Upserts each deposit into `balances`, in the runner's transaction.
 struct Upserts;
 
-impl es_postgres::transactional::TransactionalProjection for Upserts {
+impl es_postgres::transactional::TransactionalProjection<sqlx::PgConnection> for Upserts {
     const NAME: &'static str = "balances_tx";
 
-    fn event_types() -> Vec<es_core::EventType> {
-        Total::event_types()
-    }
+    const EVENT_TYPES: &'static [&'static es_core::EventTypeInfo] =
+        <Total as es_core::Projection>::EVENT_TYPES;
 
     async fn handle(
         &mut self,

@@ -1,45 +1,62 @@
-//! Transactional projections: the read model and the checkpoint commit together.
+//! Transactional projections: the read model and the checkpoint commit together; retries,
+//! parking, live mode and the lock work as in the projection runner.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]
 
 mod common;
 
+use std::time::Duration;
+
 use common::{FreshSchema, fresh_schema, tenant};
-use es_core::projection::RunnerError;
+use es_core::projection::{DeadLetterStore, OnFailure, RunnerError, RunnerOptions};
 use es_core::{
-    AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore, Payload,
-    ProjectionError, RecordedEvent, StreamId,
+    AppendOptions, Event, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore,
+    Payload, ProjectionError, RecordedEvent, StreamId, projection,
 };
 use es_postgres::transactional::{TransactionalProjection, TransactionalRunner};
 use sqlx::PgConnection;
 
-struct Balances {
-    fail_on: Option<i64>,
+#[derive(serde::Serialize, serde::Deserialize, Event)]
+#[event(name = "account.deposited")]
+struct Deposited {
+    amount: i64,
 }
 
-impl TransactionalProjection for Balances {
-    const NAME: &'static str = "balances";
+/// Balances per account, written through the batch's transaction; refuses one amount (after
+/// writing it, so a rollback must undo the write), or fails the first `flaky` attempts.
+#[derive(Default)]
+struct Balances {
+    fail_on: Option<i64>,
+    flaky: u32,
+}
 
-    fn event_types() -> Vec<EventType> {
-        vec![EventType::new("account.deposited").unwrap()]
-    }
-
-    async fn handle(
+#[projection(name = "balances")]
+impl Balances {
+    async fn on_deposited(
         &mut self,
         tx: &mut PgConnection,
-        event: &RecordedEvent,
+        event: &Deposited,
+        meta: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        let amount = event.payload.to_value().unwrap()["amount"].as_i64().unwrap();
         sqlx::query("INSERT INTO balances (account, cents, deposits) VALUES ($1, $2, 1) ON CONFLICT (account) DO UPDATE SET cents = balances.cents + EXCLUDED.cents, deposits = balances.deposits + 1")
-            .bind(event.stream_id.as_str())
-            .bind(amount)
-            .execute(tx)
+            .bind(meta.stream_id.as_str())
+            .bind(event.amount)
+            .execute(&mut *tx)
             .await
             .map_err(|error| ProjectionError::with_source("upsert failed", error))?;
-        if self.fail_on == Some(amount) {
-            return Err(ProjectionError::new(format!("refusing amount {amount}")));
+        if self.fail_on == Some(event.amount) {
+            return Err(ProjectionError::new(format!("refusing amount {}", event.amount)));
+        }
+        if self.flaky > 0 {
+            self.flaky -= 1;
+            return Err(ProjectionError::new("the read model's database hiccupped"));
         }
         Ok(())
     }
+}
+
+/// Fast retries, small batches.
+fn options(batch: usize) -> RunnerOptions {
+    RunnerOptions::default().batch_size(batch).retries(3, Duration::from_millis(1))
 }
 
 async fn setup() -> (FreshSchema, es_postgres::PgTenantStore) {
@@ -86,8 +103,8 @@ async fn checkpoint(fresh: &FreshSchema) -> Option<i64> {
 #[tokio::test]
 async fn catches_up_with_the_read_model_and_checkpoint_in_step() {
     let (fresh, store) = setup().await;
-    let done = TransactionalRunner::new(Balances { fail_on: None }, store.clone())
-        .batch_size(5)
+    let done = TransactionalRunner::new(Balances::default(), store.clone())
+        .with_options(options(5))
         .catch_up()
         .await
         .unwrap();
@@ -99,37 +116,124 @@ async fn catches_up_with_the_read_model_and_checkpoint_in_step() {
     );
 }
 
-/// A handler failing in the second batch rolls that whole batch back (its writes included) and
-/// leaves the checkpoint after the first; the next run applies every event exactly once.
+/// A handler that keeps failing in the second batch rolls that batch back (its own write
+/// included), then the events before the failing one commit on their own: the checkpoint stops
+/// right before it, as in the projection runner, and the read model matches the checkpoint. The
+/// next run applies every event exactly once. (Before the runners were unified, the whole second
+/// batch stayed unapplied; committing its prefix is what lets parking skip exactly one event.)
 #[tokio::test]
 async fn a_failing_batch_leaves_nothing_half_applied() {
     let (fresh, store) = setup().await;
-    let failed = TransactionalRunner::new(Balances { fail_on: Some(8) }, store.clone())
-        .batch_size(5)
+    let failed = TransactionalRunner::new(Balances { fail_on: Some(8), flaky: 0 }, store.clone())
+        .with_options(options(5))
         .catch_up()
         .await;
-    assert!(matches!(failed, Err(RunnerError::Handler { .. })), "{failed:?}");
-    assert_eq!(balances(&fresh).await, ((1..=5).sum(), 5), "only the first batch is applied");
-    let after_first: Vec<RecordedEvent> = futures_util::TryStreamExt::try_collect(
-        store.read_all(
-            es_core::ReadAllOptions::from_beginning()
-                .event_types([EventType::new("account.deposited").unwrap()])
-                .limit(5),
-        ),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        checkpoint(&fresh).await,
-        Some(i64::try_from(after_first[4].position.value()).unwrap())
+    assert!(
+        matches!(failed, Err(RunnerError::Handler { attempts: 3, .. })),
+        "three attempts, then stop: {failed:?}"
     );
+    assert_eq!(balances(&fresh).await, ((1..=7).sum(), 7), "everything before 8, nothing after");
+    assert_eq!(checkpoint(&fresh).await, Some(deposit_position(&store, 7).await));
 
-    TransactionalRunner::new(Balances { fail_on: None }, store.clone())
-        .batch_size(5)
+    TransactionalRunner::new(Balances::default(), store.clone())
+        .with_options(options(5))
         .catch_up()
         .await
         .unwrap();
     assert_eq!(balances(&fresh).await, ((1..=12).sum(), 12), "every event applied exactly once");
+}
+
+/// The position of the `n`th deposit (1-based).
+async fn deposit_position(store: &es_postgres::PgTenantStore, n: usize) -> i64 {
+    let deposits: Vec<RecordedEvent> = futures_util::TryStreamExt::try_collect(
+        store.read_all(
+            es_core::ReadAllOptions::from_beginning()
+                .event_types([EventType::new("account.deposited").unwrap()]),
+        ),
+    )
+    .await
+    .unwrap();
+    i64::try_from(deposits[n - 1].position.value()).unwrap()
+}
+
+/// A handler that fails twice and then succeeds costs two rolled-back attempts, not a stop; each
+/// deposit is applied once.
+#[tokio::test]
+async fn a_transient_failure_is_retried_and_applied_once() {
+    let (fresh, store) = setup().await;
+    let done = TransactionalRunner::new(Balances { fail_on: None, flaky: 2 }, store.clone())
+        .with_options(options(5))
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(done.handled, 12);
+    assert_eq!(balances(&fresh).await, ((1..=12).sum(), 12));
+}
+
+/// Under `OnFailure::Park` the event that keeps failing is parked (with its error), the checkpoint
+/// moves past it, every other event is applied once, and the lag reaches 0.
+#[tokio::test]
+async fn a_poison_event_is_parked_and_the_rest_applied() {
+    let (fresh, store) = setup().await;
+    let mut runner =
+        TransactionalRunner::new(Balances { fail_on: Some(8), flaky: 0 }, store.clone())
+            .with_options(options(5).on_failure(OnFailure::Park));
+    let done = runner.catch_up().await.unwrap();
+    assert_eq!(done.handled, 12, "11 applied and 1 parked");
+    assert_eq!(balances(&fresh).await, ((1..=12).sum::<i64>() - 8, 11));
+    let parked = store.parked("balances").await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        i64::try_from(parked[0].position.value()).unwrap(),
+        deposit_position(&store, 8).await
+    );
+    assert!(parked[0].error.contains("refusing amount 8"), "{}", parked[0].error);
+    let status = runner.status().await.unwrap();
+    assert_eq!(status.lag, 0, "{status:?}");
+}
+
+/// Live mode under the lock: a runner following the log applies what is appended later, and a
+/// second runner waiting for the lock applies nothing meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_the_log_under_the_lock() {
+    let (fresh, store) = setup().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let spawn = |store: es_postgres::PgTenantStore,
+                 mut stopped: tokio::sync::watch::Receiver<bool>| {
+        tokio::spawn(async move {
+            let locks = store.clone();
+            TransactionalRunner::new(Balances::default(), store)
+                .with_options(options(5).idle_wait(Duration::from_millis(20)))
+                .run_exclusive(&locks, async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
+    };
+    let owner = spawn(store.clone(), stopped.clone());
+    let standby = spawn(store.clone(), stopped);
+    let stream = StreamId::new("account-9").unwrap();
+    let late = EventData::new(
+        EventType::new("account.deposited").unwrap(),
+        Payload::from_value(&serde_json::json!({ "amount": 100 })).unwrap(),
+    );
+    store
+        .append(&stream, ExpectedVersion::Any, vec![late], AppendOptions::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while balances(&fresh).await != ((1..=12).sum::<i64>() + 100, 13) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the live runner never applied the late deposit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(balances(&fresh).await.1, 13, "with the lock, one runner applies each event once");
+    stop.send_replace(true);
+    owner.await.unwrap().unwrap();
+    standby.await.unwrap().unwrap();
 }
 
 /// The balances projection, slowed down, telling which connection runs its batch.
@@ -138,12 +242,10 @@ struct Slow {
     running: std::sync::Arc<std::sync::Mutex<Option<(i32, i64)>>>,
 }
 
-impl TransactionalProjection for Slow {
+impl TransactionalProjection<PgConnection> for Slow {
     const NAME: &'static str = "balances";
-
-    fn event_types() -> Vec<EventType> {
-        Balances::event_types()
-    }
+    const EVENT_TYPES: &'static [&'static es_core::EventTypeInfo] =
+        <Balances as TransactionalProjection<PgConnection>>::EVENT_TYPES;
 
     async fn handle(
         &mut self,
@@ -165,11 +267,17 @@ impl TransactionalProjection for Slow {
 async fn a_connection_killed_mid_batch_rolls_back_and_the_rerun_applies_each_event_once() {
     let (fresh, store) = setup().await;
     let running = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let slow = Slow { inner: Balances { fail_on: None }, running: running.clone() };
+    let slow = Slow { inner: Balances::default(), running: running.clone() };
     let task = {
         let store = store.clone();
         tokio::spawn(
-            async move { TransactionalRunner::new(slow, store).batch_size(4).catch_up().await },
+            // One attempt: the batch the kill hits is not retried, so the run stops there.
+            async move {
+                TransactionalRunner::new(slow, store)
+                    .with_options(options(4).retries(1, Duration::from_millis(1)))
+                    .catch_up()
+                    .await
+            },
         )
     };
     // Wait until a batch has committed and the next one is half-way, then kill its connection.
@@ -197,11 +305,15 @@ async fn a_connection_killed_mid_batch_rolls_back_and_the_rerun_applies_each_eve
     assert!(killed);
     let outcome = task.await.unwrap();
     assert!(outcome.is_err(), "the runner saw its connection die: {outcome:?}");
+    // The batch in flight was rolled back; what came before the event it died on is committed
+    // with a checkpoint that says so: the read model and the checkpoint are in step.
     let (_, partial) = balances(&fresh).await;
-    assert!(partial > 0 && partial < 12 && partial % 4 == 0, "whole batches only: {partial}");
+    assert!(partial > 0 && partial < 12, "stopped part-way: {partial}");
+    let committed = checkpoint(&fresh).await.unwrap();
+    assert_eq!(committed, deposit_position(&store, usize::try_from(partial).unwrap()).await);
 
-    let done = TransactionalRunner::new(Balances { fail_on: None }, store.clone())
-        .batch_size(4)
+    let done = TransactionalRunner::new(Balances::default(), store.clone())
+        .with_options(options(4))
         .catch_up()
         .await
         .unwrap();

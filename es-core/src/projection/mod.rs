@@ -9,6 +9,7 @@ mod dead_letter;
 mod lock;
 mod rebuild;
 mod runner;
+pub mod transactional;
 mod volatile;
 
 pub use checkpoint::{CheckpointConflict, CheckpointError, CheckpointStore};
@@ -17,6 +18,9 @@ pub use lock::{ProjectionLock, ProjectionLocks};
 pub use rebuild::Rebuild;
 pub use runner::{
     CatchUp, OnFailure, ProjectionRunner, ProjectionStatus, RunnerError, RunnerOptions,
+};
+pub use transactional::{
+    BatchFailure, TransactionalProjection, TransactionalRunner, TransactionalStore,
 };
 pub use volatile::VolatileCheckpoints;
 

@@ -18,6 +18,18 @@ struct Handler<'a> {
     with_meta: bool,
 }
 
+/// Whether a handler's first argument after `&mut self` is the batch's transaction
+/// (`tx: &mut Connection`): then the projection is transactional over that connection type.
+fn transaction_of(arg: &FnArg) -> Option<&Type> {
+    match arg {
+        FnArg::Typed(typed) => match &*typed.ty {
+            Type::Reference(reference) if reference.mutability.is_some() => Some(&*reference.elem),
+            _ => None,
+        },
+        FnArg::Receiver(_) => None,
+    }
+}
+
 pub(crate) fn expand(args: TokenStream, item: &ItemImpl) -> TokenStream {
     match generate(args, item) {
         Ok(generated) => {
@@ -76,6 +88,9 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
     let krate = krate(krate_path);
     let mut handlers = Vec::new();
     let mut seen = BTreeSet::new();
+    // The connection type of transactional handlers, and whether any handler is not one.
+    let mut transaction: Option<&Type> = None;
+    let mut plain: Option<&syn::Ident> = None;
     for impl_item in &item.items {
         let ImplItem::Fn(method) = impl_item else { continue };
         let signature = &method.sig;
@@ -95,7 +110,20 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
                 continue;
             }
         }
-        let Some(FnArg::Typed(arg)) = inputs.next() else {
+        let mut next = inputs.next();
+        if let Some(connection) = next.and_then(transaction_of) {
+            match transaction {
+                Some(seen) if quote!(#seen).to_string() != quote!(#connection).to_string() => {
+                    ctxt.error(connection, "every transactional handler of a projection takes the same connection type");
+                    continue;
+                }
+                _ => transaction = Some(connection),
+            }
+            next = inputs.next();
+        } else {
+            plain = Some(&signature.ident);
+        }
+        let Some(FnArg::Typed(arg)) = next else {
             ctxt.error(
                 &signature.ident,
                 "projection handlers take the event after `&mut self`: `event: &Deposited`",
@@ -123,6 +151,12 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
         }
         handlers.push(Handler { method: &signature.ident, event, with_meta });
     }
+    if let (Some(connection), Some(method)) = (transaction, plain) {
+        ctxt.error(method, format!(
+            "this handler does not take the transaction: in a transactional projection every handler takes `tx: &mut {}` before the event",
+            quote!(#connection)
+        ));
+    }
     if handlers.is_empty()
         && !item.items.iter().any(|impl_item| matches!(impl_item, ImplItem::Fn(_)))
     {
@@ -144,11 +178,12 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             };
         }
     });
+    let tx = transaction.map(|_| quote!(tx,));
     let dispatch = handlers.iter().map(|Handler { method, event, with_meta }| {
         let call = if *with_meta {
-            quote!(Self::#method(self, &decoded, event).await)
+            quote!(Self::#method(self, #tx &decoded, event).await)
         } else {
-            quote!(Self::#method(self, &decoded).await)
+            quote!(Self::#method(self, #tx &decoded).await)
         };
         quote! {
             if event.event_type.as_str() == <#event as #krate::EventVariant>::INFO.name {
@@ -157,18 +192,27 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             }
         }
     });
+    // Handlers that take the transaction make the projection transactional over its connection.
+    let (trait_path, tx_param) = match transaction {
+        Some(connection) => (
+            quote!(#krate::projection::TransactionalProjection<#connection>),
+            quote!(tx: &mut #connection,),
+        ),
+        None => (quote!(#krate::Projection), quote!()),
+    };
     Ok(quote! {
         #[doc(hidden)]
         const _: () = {
             #(#is_event_struct)*
 
             #[automatically_derived]
-            impl #impl_generics #krate::Projection for #self_ty #where_clause {
+            impl #impl_generics #trait_path for #self_ty #where_clause {
                 const NAME: &'static str = #name;
                 const EVENT_TYPES: &'static [&'static #krate::EventTypeInfo] = &[#(&<#events as #krate::EventVariant>::INFO),*];
 
                 async fn handle(
                     &mut self,
+                    #tx_param
                     event: &#krate::RecordedEvent,
                 ) -> ::core::result::Result<(), #krate::ProjectionError> {
                     #(#dispatch)*

@@ -8,10 +8,10 @@ use crate::projection::{DeadLetterStore, ParkedEvent, Projection, ProjectionErro
 use crate::{Position, RecordedEvent};
 
 /// What a batch strategy needs of its runner: where to park, under which name, with which options.
-pub(super) struct Context<'a, S> {
-    pub(super) store: &'a S,
-    pub(super) name: &'a str,
-    pub(super) options: &'a RunnerOptions,
+pub(crate) struct Context<'a, S> {
+    pub(crate) store: &'a S,
+    pub(crate) name: &'a str,
+    pub(crate) options: &'a RunnerOptions,
 }
 
 /// What handling a batch did.
@@ -204,7 +204,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Parks `event` with its failure in the dead-letter store.
-pub(super) async fn park<S: DeadLetterStore>(
+pub(crate) async fn park<S: DeadLetterStore>(
     context: &Context<'_, S>,
     event: &RecordedEvent,
     failure: &RunnerError,

@@ -5,21 +5,72 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
-use super::{CatchUp, Known, ProjectionRunner, RunnerError};
+use super::{CatchUp, Known, ProjectionRunner, RunnerError, RunnerOptions};
 use crate::projection::{
     CheckpointStore, DeadLetterStore, Projection, ProjectionLock, ProjectionLocks,
 };
 use crate::{EventStore, Position};
 
+/// What the drive loop needs of a runner: passes, and where to wait for new events. Implemented
+/// by [`ProjectionRunner`] and the transactional runner, so both keep going the same way.
+pub(crate) trait Passes {
+    /// The store the runner reads (and waits on).
+    type Store: EventStore;
+
+    /// One catch-up pass.
+    fn pass(&mut self) -> impl Future<Output = Result<CatchUp, RunnerError>>;
+
+    /// The store.
+    fn events(&self) -> &Self::Store;
+
+    /// The name the lock and the logs go under.
+    fn lock_name(&self) -> &str;
+
+    /// The options (retry delay, idle wait).
+    fn drive_options(&self) -> &RunnerOptions;
+
+    /// Forgets what the runner believes of its stored checkpoint (after acquiring the lock:
+    /// another owner may have moved it).
+    fn forget_checkpoint(&mut self);
+}
+
+impl<P, S> Passes for ProjectionRunner<P, S>
+where
+    P: Projection,
+    S: EventStore + CheckpointStore + DeadLetterStore,
+{
+    type Store = S;
+
+    fn pass(&mut self) -> impl Future<Output = Result<CatchUp, RunnerError>> {
+        self.catch_up()
+    }
+
+    fn events(&self) -> &S {
+        &self.store
+    }
+
+    fn lock_name(&self) -> &str {
+        &self.name
+    }
+
+    fn drive_options(&self) -> &RunnerOptions {
+        &self.options
+    }
+
+    fn forget_checkpoint(&mut self) {
+        self.checkpoint = Known::Unknown;
+    }
+}
+
 /// The longest pause between failed passes when restarting after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// How [`ProjectionRunner::drive`] keeps going.
-struct Drive<'l, L> {
+/// How [`drive`] keeps going.
+pub(crate) struct Drive<'l, L> {
     /// Run only while holding this lock set's lock on the projection's name.
-    locks: Option<&'l L>,
+    pub(crate) locks: Option<&'l L>,
     /// After a failed pass (or a failed wait), pause and try again instead of returning the error.
-    restart: bool,
+    pub(crate) restart: bool,
 }
 
 /// What to do after a pass.
@@ -44,7 +95,7 @@ where
         &mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunnerError> {
-        self.drive::<NoLocks>(Drive { locks: None, restart: false }, shutdown, |_| {}).await
+        drive::<_, NoLocks>(self, Drive { locks: None, restart: false }, shutdown, |_| {}).await
     }
 
     /// Like [`ProjectionRunner::run_until`], but a failing pass does not end it: `on_pass` sees
@@ -56,7 +107,8 @@ where
         shutdown: impl Future<Output = ()>,
         on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
     ) {
-        let driven = self.drive::<NoLocks>(Drive { locks: None, restart: true }, shutdown, on_pass);
+        let driven =
+            drive::<_, NoLocks>(self, Drive { locks: None, restart: true }, shutdown, on_pass);
         // With restarts, only shutdown ends the loop.
         let _ = driven.await;
     }
@@ -71,7 +123,7 @@ where
         locks: &L,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunnerError> {
-        self.drive(Drive { locks: Some(locks), restart: false }, shutdown, |_| {}).await
+        drive(self, Drive { locks: Some(locks), restart: false }, shutdown, |_| {}).await
     }
 
     /// [`ProjectionRunner::run_exclusive`] that restarts after failures like
@@ -84,110 +136,110 @@ where
         shutdown: impl Future<Output = ()>,
         on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
     ) {
-        let driven = self.drive(Drive { locks: Some(locks), restart: true }, shutdown, on_pass);
+        let driven = drive(self, Drive { locks: Some(locks), restart: true }, shutdown, on_pass);
         let _ = driven.await;
     }
+}
 
-    /// The loop behind the four: acquire (if locked), pass, check the lock, wait or pause, until
-    /// shutdown. Without restarts the first failure ends it.
-    async fn drive<L: ProjectionLocks>(
-        &mut self,
-        how: Drive<'_, L>,
-        shutdown: impl Future<Output = ()>,
-        mut on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
-    ) -> Result<(), RunnerError> {
-        let mut shutdown = pin!(shutdown);
-        let mut backoff = self.options.retry_delay;
-        loop {
-            let mut lock = match how.locks {
-                None => None,
-                Some(locks) => {
-                    let acquired = tokio::select! {
-                        () = &mut shutdown => return Ok(()),
-                        acquired = self.acquire(locks, how.restart) => acquired?,
-                    };
-                    tracing::info!(projection = %self.name, "es.projection: lock acquired; running");
-                    // Another owner may have moved the checkpoint while this runner waited.
-                    self.checkpoint = Known::Unknown;
-                    Some(acquired)
-                }
-            };
-            loop {
-                let pass = self.catch_up().await;
-                on_pass(&pass);
-                let next = match pass {
-                    Ok(caught_up) => {
-                        backoff = self.options.retry_delay;
-                        Next::Wait(caught_up.checkpoint)
-                    }
-                    Err(error) if how.restart => {
-                        tracing::error!(projection = %self.name, %error, "es.projection: pass failed; retrying");
-                        Next::Pause
-                    }
-                    Err(error) => return Err(error),
-                };
-                let lost = match &mut lock {
-                    Some(lock) => !lock.is_held().await,
-                    None => false,
-                };
-                let next = if lost { Next::Reacquire } else { next };
-                match next {
-                    Next::Wait(checkpoint) => {
-                        let waited = tokio::select! {
-                            () = &mut shutdown => return Ok(()),
-                            waited = self.store.wait_for_events(checkpoint, self.options.idle_wait) => waited,
-                        };
-                        match waited {
-                            Ok(_) => continue,
-                            Err(error) if how.restart => {
-                                tracing::warn!(projection = %self.name, %error, "es.projection: waiting for events failed");
-                            }
-                            Err(error) => return Err(error.into()),
-                        }
-                    }
-                    Next::Pause => {}
-                    Next::Reacquire => {
-                        tracing::warn!(projection = %self.name, "es.projection: lock lost; waiting to get it back");
-                        break;
-                    }
-                }
-                let pause = backoff;
-                backoff = backoff.saturating_mul(2).clamp(Duration::from_millis(1), MAX_BACKOFF);
-                tokio::select! {
+/// The loop behind the four: acquire (if locked), pass, check the lock, wait or pause, until
+/// shutdown. Without restarts the first failure ends it.
+pub(crate) async fn drive<R: Passes, L: ProjectionLocks>(
+    runner: &mut R,
+    how: Drive<'_, L>,
+    shutdown: impl Future<Output = ()>,
+    mut on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+) -> Result<(), RunnerError> {
+    let mut shutdown = pin!(shutdown);
+    let mut backoff = runner.drive_options().retry_delay;
+    loop {
+        let mut lock = match how.locks {
+            None => None,
+            Some(locks) => {
+                let acquired = tokio::select! {
                     () = &mut shutdown => return Ok(()),
-                    () = tokio::time::sleep(pause) => {}
+                    acquired = acquire(runner, locks, how.restart) => acquired?,
+                };
+                tracing::info!(projection = %runner.lock_name(), "es.projection: lock acquired; running");
+                // Another owner may have moved the checkpoint while this runner waited.
+                runner.forget_checkpoint();
+                Some(acquired)
+            }
+        };
+        loop {
+            let pass = runner.pass().await;
+            on_pass(&pass);
+            let next = match pass {
+                Ok(caught_up) => {
+                    backoff = runner.drive_options().retry_delay;
+                    Next::Wait(caught_up.checkpoint)
                 }
+                Err(error) if how.restart => {
+                    tracing::error!(projection = %runner.lock_name(), %error, "es.projection: pass failed; retrying");
+                    Next::Pause
+                }
+                Err(error) => return Err(error),
+            };
+            let lost = match &mut lock {
+                Some(lock) => !lock.is_held().await,
+                None => false,
+            };
+            let next = if lost { Next::Reacquire } else { next };
+            match next {
+                Next::Wait(checkpoint) => {
+                    let waited = tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        waited = runner.events().wait_for_events(checkpoint, runner.drive_options().idle_wait) => waited,
+                    };
+                    match waited {
+                        Ok(_) => continue,
+                        Err(error) if how.restart => {
+                            tracing::warn!(projection = %runner.lock_name(), %error, "es.projection: waiting for events failed");
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                Next::Pause => {}
+                Next::Reacquire => {
+                    tracing::warn!(projection = %runner.lock_name(), "es.projection: lock lost; waiting to get it back");
+                    break;
+                }
+            }
+            let pause = backoff;
+            backoff = backoff.saturating_mul(2).clamp(Duration::from_millis(1), MAX_BACKOFF);
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(pause) => {}
             }
         }
     }
+}
 
-    /// Waits (polling every `idle_wait`) until this runner holds the projection's lock. A failure
-    /// to ask ends the wait unless `restart`, when it is logged and asked again.
-    async fn acquire<L: ProjectionLocks>(
-        &self,
-        locks: &L,
-        restart: bool,
-    ) -> Result<L::Lock, RunnerError> {
-        loop {
-            match locks.try_lock(&self.name).await {
-                Ok(Some(lock)) => return Ok(lock),
-                Ok(None) => {}
-                Err(error) if restart => {
-                    tracing::warn!(projection = %self.name, %error, "es.projection: asking for the lock failed");
-                }
-                Err(error) => return Err(error.into()),
+/// Waits (polling every `idle_wait`) until this runner holds the projection's lock. A failure
+/// to ask ends the wait unless `restart`, when it is logged and asked again.
+async fn acquire<R: Passes, L: ProjectionLocks>(
+    runner: &R,
+    locks: &L,
+    restart: bool,
+) -> Result<L::Lock, RunnerError> {
+    loop {
+        match locks.try_lock(runner.lock_name()).await {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) => {}
+            Err(error) if restart => {
+                tracing::warn!(projection = %runner.lock_name(), %error, "es.projection: asking for the lock failed");
             }
-            tokio::time::sleep(self.options.idle_wait).await;
+            Err(error) => return Err(error.into()),
         }
+        tokio::time::sleep(runner.drive_options().idle_wait).await;
     }
 }
 
 /// The lock type of an unlocked drive: never asked for.
 #[derive(Clone, Copy)]
-struct NoLocks;
+pub(crate) struct NoLocks;
 
 /// The lock of [`NoLocks`]: never held.
-struct NoLock;
+pub(crate) struct NoLock;
 
 impl ProjectionLock for NoLock {
     async fn is_held(&mut self) -> bool {

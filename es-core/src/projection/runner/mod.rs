@@ -9,8 +9,8 @@
 //! batch, sequential or partitioned by stream, as one outcome), `drive` (the one loop behind
 //! `run_until`, `follow`, `run_exclusive` and `follow_exclusive`), and here the pass itself.
 
-mod batch;
-mod drive;
+pub(crate) mod batch;
+pub(crate) mod drive;
 mod options;
 mod outcome;
 
@@ -193,10 +193,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
     /// Sets the `es_projection_lag` gauge: at the start of each pass (so it shows what arrived
     /// since the last one) and after each batch (so it falls as a long catch-up proceeds).
     fn report_lag(&self, head: Position, checkpoint: Position) {
-        let lag = head.value().saturating_sub(checkpoint.value());
-        // A gauge is an f64; lags beyond 2^52 positions would lose precision, which is moot.
-        #[allow(clippy::cast_precision_loss)]
-        metrics::gauge!("es_projection_lag", "projection" => self.name.clone()).set(lag as f64);
+        report_lag(&self.name, head, checkpoint);
     }
 
     /// Hands every parked event of this projection to its handler again (with the usual
@@ -253,16 +250,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
 
     /// The projection's progress: checkpoint, head, lag, last error.
     pub async fn status(&self) -> Result<ProjectionStatus, StoreError> {
-        let checkpoint =
-            self.store.load_checkpoint(&self.name).await?.unwrap_or(Position::BEGINNING);
-        let head = self.store.head_position().await?;
-        Ok(ProjectionStatus {
-            name: self.name.clone(),
-            checkpoint,
-            head,
-            lag: head.value().saturating_sub(checkpoint.value()),
-            last_error: self.last_error.clone(),
-        })
+        status(&self.store, &self.name, self.last_error.clone()).await
     }
 }
 
@@ -282,4 +270,29 @@ where
         self.partitions = Some((partitions.max(1), P::clone));
         self
     }
+}
+
+/// Sets the `es_projection_lag` gauge of `name`.
+pub(crate) fn report_lag(name: &str, head: Position, checkpoint: Position) {
+    let lag = head.value().saturating_sub(checkpoint.value());
+    // A gauge is an f64; lags beyond 2^52 positions would lose precision, which is moot.
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("es_projection_lag", "projection" => name.to_owned()).set(lag as f64);
+}
+
+/// A projection's progress as stored: its checkpoint against the tenant's head.
+pub(crate) async fn status<S: EventStore + CheckpointStore>(
+    store: &S,
+    name: &str,
+    last_error: Option<String>,
+) -> Result<ProjectionStatus, StoreError> {
+    let checkpoint = store.load_checkpoint(name).await?.unwrap_or(Position::BEGINNING);
+    let head = store.head_position().await?;
+    Ok(ProjectionStatus {
+        name: name.to_owned(),
+        checkpoint,
+        head,
+        lag: head.value().saturating_sub(checkpoint.value()),
+        last_error,
+    })
 }

@@ -1,0 +1,298 @@
+//! The transactional runner: per batch, one transaction holding the handlers' writes and the
+//! checkpoint's move; the same retries, parking, lag, live mode and lock as the projection runner.
+
+use std::future::Future;
+
+use futures_util::{FutureExt, TryStreamExt};
+use tracing::Instrument;
+
+use super::{BatchFailure, TransactionalProjection, TransactionalStore};
+use crate::projection::runner::batch::{Context, panic_message, park};
+use crate::projection::runner::drive::{Drive, NoLocks, Passes, drive};
+use crate::projection::runner::{report_lag, status};
+use crate::projection::{
+    CatchUp, DeadLetterStore, OnFailure, ProjectionError, ProjectionLocks, ProjectionStatus,
+    RunnerError, RunnerOptions,
+};
+use crate::{EventStore, Position, ReadAllOptions, RecordedEvent, StoreError};
+
+/// Drives one [`TransactionalProjection`] over one tenant's [`TransactionalStore`].
+///
+/// A batch whose handler fails is rolled back and retried whole (`handler_attempts`, with
+/// backoff). When it keeps failing, the events before the failing one are committed on their own,
+/// so the checkpoint stops right before it; then, by [`RunnerOptions::on_failure`], the runner
+/// stops there or parks that event (its checkpoint moving past it in a transaction of its own)
+/// and goes on.
+pub struct TransactionalRunner<P, S> {
+    projection: P,
+    store: S,
+    options: RunnerOptions,
+    last_error: Option<String>,
+}
+
+impl<P, S> TransactionalRunner<P, S>
+where
+    S: EventStore + TransactionalStore + DeadLetterStore,
+    P: TransactionalProjection<S::Connection>,
+{
+    /// A runner with default options.
+    pub fn new(projection: P, store: S) -> Self {
+        Self { projection, store, options: RunnerOptions::default(), last_error: None }
+    }
+
+    /// Sets the options.
+    #[must_use]
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The store the runner reads and writes.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Handles events until caught up with the head; each batch commits with its checkpoint.
+    pub async fn catch_up(&mut self) -> Result<CatchUp, RunnerError> {
+        let result = self.catch_up_inner().await;
+        self.last_error = result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    async fn catch_up_inner(&mut self) -> Result<CatchUp, RunnerError> {
+        let head = self.store.head_position().await?;
+        let mut handled = 0;
+        loop {
+            let (done, full, checkpoint) = self.batch(head).await?;
+            handled += done;
+            report_lag(P::NAME, head, checkpoint);
+            if !full {
+                return Ok(CatchUp { handled, checkpoint });
+            }
+        }
+    }
+
+    /// One batch, with retries: returns the events it handled or parked, whether the batch was
+    /// full, and the checkpoint after it.
+    async fn batch(&mut self, head: Position) -> Result<(u64, bool, Position), RunnerError> {
+        let mut attempt = 1;
+        let mut delay = self.options.retry_delay;
+        loop {
+            let (mut tx, stored) = self.store.begin_batch(P::NAME).await?;
+            let after = stored.unwrap_or(Position::BEGINNING);
+            let batch = self.read(after).await?;
+            let full = batch.len() >= self.options.batch_size;
+            let failure = match self.handle(&mut tx, &batch).await {
+                Ok(()) => {
+                    let last = batch.last().map_or(after, |event| event.position);
+                    let next = crate::projection::checkpoint_after_batch(full, last, head);
+                    if next > after {
+                        self.store.commit_batch(tx, P::NAME, stored, next).await?;
+                    }
+                    return Ok((batch.len() as u64, full, next.max(after)));
+                }
+                Err(failure) => failure,
+            };
+            // Dropping the transaction rolls back every write of the batch.
+            drop(tx);
+            let index = failure.index.min(batch.len().saturating_sub(1));
+            let Some(failed) = batch.get(index) else {
+                return Err(Self::handler_error(after, "", attempt, failure.source));
+            };
+            if attempt < self.options.handler_attempts {
+                tracing::warn!(projection = P::NAME, position = %failed.position, attempt, error = %failure.source, "es.projection: batch failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+                attempt += 1;
+                continue;
+            }
+            // Keeps failing: commit what comes before the failing event on its own.
+            let mut checkpoint = stored;
+            if index > 0 {
+                checkpoint = Some(self.commit_prefix(&batch[..index], stored).await?);
+            }
+            let error = Self::handler_error(
+                failed.position,
+                failed.event_type.as_str(),
+                attempt,
+                failure.source,
+            );
+            if self.options.on_failure == OnFailure::Stop {
+                return Err(error);
+            }
+            let context = Context { store: &self.store, name: P::NAME, options: &self.options };
+            park(&context, failed, &error).await?;
+            let (tx, _) = self.store.begin_batch(P::NAME).await?;
+            self.store.commit_batch(tx, P::NAME, checkpoint, failed.position).await?;
+            return Ok((index as u64 + 1, true, failed.position));
+        }
+    }
+
+    /// Reads the batch after `after`.
+    async fn read(&self, after: Position) -> Result<Vec<RecordedEvent>, StoreError> {
+        let span = tracing::debug_span!(
+            "es.projection.read",
+            projection = P::NAME,
+            after = after.value(),
+            events = tracing::field::Empty,
+        );
+        let batch: Vec<RecordedEvent> = self
+            .store
+            .read_all(
+                ReadAllOptions::after(after)
+                    .event_types(P::event_types())
+                    .page_size(self.options.batch_size)
+                    .limit(self.options.batch_size as u64),
+            )
+            .try_collect()
+            .instrument(span.clone())
+            .await?;
+        span.record("events", batch.len());
+        Ok(batch)
+    }
+
+    /// Runs the batch handler; a panic is a failure of the batch, not of the runner's task.
+    async fn handle(
+        &mut self,
+        tx: &mut S::Transaction,
+        batch: &[RecordedEvent],
+    ) -> Result<(), BatchFailure> {
+        std::panic::AssertUnwindSafe(self.projection.handle_batch(&mut **tx, batch))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(BatchFailure {
+                    index: 0,
+                    source: ProjectionError::Panicked { message: panic_message(panic.as_ref()) },
+                })
+            })
+    }
+
+    /// Commits the events before a failing one in a transaction of their own; returns the new
+    /// checkpoint.
+    async fn commit_prefix(
+        &mut self,
+        prefix: &[RecordedEvent],
+        stored: Option<Position>,
+    ) -> Result<Position, RunnerError> {
+        let (mut tx, now) = self.store.begin_batch(P::NAME).await?;
+        let last = prefix.last().map_or(Position::BEGINNING, |event| event.position);
+        if now != stored {
+            // Another runner moved the checkpoint meanwhile: leave the batch to it.
+            return Err(RunnerError::Checkpoint(
+                crate::projection::CheckpointConflict {
+                    projection: P::NAME.to_owned(),
+                    expected: stored,
+                    found: now,
+                }
+                .into(),
+            ));
+        }
+        if let Err(failure) = self.handle(&mut tx, prefix).await {
+            let event = &prefix[failure.index.min(prefix.len() - 1)];
+            return Err(Self::handler_error(
+                event.position,
+                event.event_type.as_str(),
+                1,
+                failure.source,
+            ));
+        }
+        self.store.commit_batch(tx, P::NAME, stored, last).await?;
+        Ok(last)
+    }
+
+    fn handler_error(
+        position: Position,
+        event_type: &str,
+        attempts: u32,
+        source: ProjectionError,
+    ) -> RunnerError {
+        RunnerError::Handler {
+            projection: P::NAME.to_owned(),
+            position,
+            event_type: event_type.to_owned(),
+            attempts,
+            source,
+        }
+    }
+
+    /// Catches up, then follows the log until `shutdown` completes; returns the first failure
+    /// (see [`ProjectionRunner::run_until`](crate::projection::ProjectionRunner::run_until)).
+    pub async fn run_until(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunnerError> {
+        drive::<_, NoLocks>(self, Drive { locks: None, restart: false }, shutdown, |_| {}).await
+    }
+
+    /// Follows the log through failures until `shutdown` completes (see
+    /// [`ProjectionRunner::follow`](crate::projection::ProjectionRunner::follow)).
+    pub async fn follow(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+    ) {
+        let driven =
+            drive::<_, NoLocks>(self, Drive { locks: None, restart: true }, shutdown, on_pass);
+        let _ = driven.await;
+    }
+
+    /// Runs only while holding the projection's lock; returns the first failure (see
+    /// [`ProjectionRunner::run_exclusive`](crate::projection::ProjectionRunner::run_exclusive)).
+    pub async fn run_exclusive<L: ProjectionLocks>(
+        &mut self,
+        locks: &L,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunnerError> {
+        drive(self, Drive { locks: Some(locks), restart: false }, shutdown, |_| {}).await
+    }
+
+    /// Runs only while holding the projection's lock, through failures (see
+    /// [`ProjectionRunner::follow_exclusive`](crate::projection::ProjectionRunner::follow_exclusive)).
+    pub async fn follow_exclusive<L: ProjectionLocks>(
+        &mut self,
+        locks: &L,
+        shutdown: impl Future<Output = ()>,
+        on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+    ) {
+        let driven = drive(self, Drive { locks: Some(locks), restart: true }, shutdown, on_pass);
+        let _ = driven.await;
+    }
+
+    /// The projection's progress: checkpoint, head, lag, last error.
+    pub async fn status(&self) -> Result<ProjectionStatus, StoreError> {
+        status(&self.store, P::NAME, self.last_error.clone()).await
+    }
+}
+
+impl<P, S> Passes for TransactionalRunner<P, S>
+where
+    S: EventStore + TransactionalStore + DeadLetterStore,
+    P: TransactionalProjection<S::Connection>,
+{
+    type Store = S;
+
+    fn pass(&mut self) -> impl Future<Output = Result<CatchUp, RunnerError>> {
+        self.catch_up()
+    }
+
+    fn events(&self) -> &S {
+        &self.store
+    }
+
+    fn lock_name(&self) -> &str {
+        P::NAME
+    }
+
+    fn drive_options(&self) -> &RunnerOptions {
+        &self.options
+    }
+
+    /// Nothing to forget: every batch reads the checkpoint under the transaction's lock.
+    fn forget_checkpoint(&mut self) {}
+}
