@@ -16,21 +16,18 @@ struct Command<'a> {
     ty: &'a Type,
 }
 
+/// The impl block, the generated code for every command method that is well-formed, and the
+/// errors of the others: one mistake costs one error, not a cascade of "cannot find type
+/// `AccountCommand`" wherever the aggregate is used.
 pub(crate) fn expand(args: &TokenStream, item: &ItemImpl) -> TokenStream {
-    match generate(args, item) {
-        Ok(generated) => {
-            // Commands are taken by value by contract, whether or not a method consumes its own.
-            let item = super::with_allow(item, &quote!(clippy::needless_pass_by_value));
-            quote! { #item #generated }
-        }
-        Err(errors) => {
-            let errors = errors.into_compile_error();
-            quote! { #item #errors }
-        }
-    }
+    let (generated, errors) = generate(args, item);
+    let errors = errors.map(syn::Error::into_compile_error);
+    // Commands are taken by value by contract, whether or not a method consumes its own.
+    let item = super::with_allow(item, &quote!(clippy::needless_pass_by_value));
+    quote! { #item #generated #errors }
 }
 
-fn generate(args: &TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
+fn generate(args: &TokenStream, item: &ItemImpl) -> (TokenStream, Option<syn::Error>) {
     let mut ctxt = Ctxt::default();
     let mut krate_slot = Slot::<syn::Path>::new("commands", "crate");
     let parser = syn::meta::parser(|meta| {
@@ -57,20 +54,19 @@ fn generate(args: &TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             "`#[commands]` goes on an inherent `impl` block of command methods, not a trait impl",
         );
     }
+    // Code for a generic block or a trait impl would only add errors of its own.
+    let mut emit = item.trait_.is_none();
     if !item.generics.params.is_empty() {
         ctxt.error(&item.generics, "`#[commands]` does not support generic impl blocks");
+        emit = false;
     }
-    let Type::Path(self_ty) = &*item.self_ty else {
-        return Err(syn::Error::new_spanned(
-            &item.self_ty,
-            "`#[commands]` goes on `impl AggregateType { … }`",
-        ));
+    let self_ident = match &*item.self_ty {
+        Type::Path(self_ty) => self_ty.path.segments.last().map(|segment| &segment.ident),
+        _ => None,
     };
-    let Some(self_ident) = self_ty.path.segments.last().map(|segment| &segment.ident) else {
-        return Err(syn::Error::new_spanned(
-            &item.self_ty,
-            "`#[commands]` goes on `impl AggregateType { … }`",
-        ));
+    let Some(self_ident) = self_ident else {
+        ctxt.error(&item.self_ty, "`#[commands]` goes on `impl AggregateType { … }`");
+        return (TokenStream::new(), ctxt.finish().err());
     };
 
     let mut commands = Vec::new();
@@ -132,7 +128,10 @@ fn generate(args: &TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
     {
         ctxt.error(&item.self_ty, "`#[commands]` found no command methods in this block");
     }
-    ctxt.finish()?;
+    let errors = ctxt.finish().err();
+    if !emit {
+        return (TokenStream::new(), errors);
+    }
 
     let enum_ident = format_ident!("{}Command", self_ident);
     let visibility = visibility.cloned().unwrap_or(syn::Visibility::Inherited);
@@ -145,7 +144,8 @@ fn generate(args: &TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
          command run with an idempotency key is fingerprinted, so that the key reused with another \
          command is refused instead of answered with the first command's result."
     );
-    Ok(quote! {
+    let self_ty = &item.self_ty;
+    let generated = quote! {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::hash::Hash)]
         #visibility enum #enum_ident {
@@ -185,7 +185,8 @@ fn generate(args: &TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
                 }
             }
         }
-    })
+    };
+    (generated, errors)
 }
 
 fn returns_result(output: &ReturnType) -> bool {

@@ -16,6 +16,8 @@ struct Handler<'a> {
     method: &'a syn::Ident,
     event: &'a Type,
     with_meta: bool,
+    /// Takes the transaction before the event.
+    takes_tx: bool,
 }
 
 /// Whether a handler's first argument after `&mut self` is the batch's transaction
@@ -30,18 +32,15 @@ fn transaction_of(arg: &FnArg) -> Option<&Type> {
     }
 }
 
+/// The impl block, the projection impl for every well-formed handler, and the errors of the
+/// others: one mistake costs one error, not also "`Balances` is not a `Projection`" wherever the
+/// type is run.
 pub(crate) fn expand(args: TokenStream, item: &ItemImpl) -> TokenStream {
-    match generate(args, item) {
-        Ok(generated) => {
-            // Handlers are async by contract, whether or not a given one awaits.
-            let item = super::with_allow(item, &quote!(clippy::unused_async));
-            quote! { #item #generated }
-        }
-        Err(errors) => {
-            let errors = errors.into_compile_error();
-            quote! { #item #errors }
-        }
-    }
+    let (generated, errors) = generate(args, item);
+    let errors = errors.map(syn::Error::into_compile_error);
+    // Handlers are async by contract, whether or not a given one awaits.
+    let item = super::with_allow(item, &quote!(clippy::unused_async));
+    quote! { #item #generated #errors }
 }
 
 /// Parses `name = "…"` and `crate = "…"`.
@@ -69,7 +68,7 @@ fn parse_args(ctxt: &mut Ctxt, args: TokenStream) -> (Option<LitStr>, Option<Pat
     (name.take(), krate_slot.take())
 }
 
-fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
+fn generate(args: TokenStream, item: &ItemImpl) -> (TokenStream, Option<syn::Error>) {
     let mut ctxt = Ctxt::default();
     let args_span = args.span();
     let (name, krate_path) = parse_args(&mut ctxt, args);
@@ -111,6 +110,7 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             }
         }
         let mut next = inputs.next();
+        let takes_tx = next.and_then(transaction_of).is_some();
         if let Some(connection) = next.and_then(transaction_of) {
             match transaction {
                 Some(seen) if quote!(#seen).to_string() != quote!(#connection).to_string() => {
@@ -149,8 +149,10 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             ctxt.error(event, "two handlers for this event type; each event type has one handler");
             continue;
         }
-        handlers.push(Handler { method: &signature.ident, event, with_meta });
+        handlers.push(Handler { method: &signature.ident, event, with_meta, takes_tx });
     }
+    // Beside that error, only the handlers of the projection's kind are dispatched.
+    handlers.retain(|handler| handler.takes_tx == transaction.is_some());
     if let (Some(connection), Some(method)) = (transaction, plain) {
         ctxt.error(method, format!(
             "this handler does not take the transaction: in a transactional projection every handler takes `tx: &mut {}` before the event",
@@ -162,10 +164,13 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
     {
         ctxt.error(&item.self_ty, "`#[projection]` found no handlers in this block");
     }
-    ctxt.finish()?;
-    let Some(name) = name else {
-        return Err(syn::Error::new(args_span, "unreachable: checked above"));
-    };
+    let errors = ctxt.finish().err();
+    if item.trait_.is_some() {
+        // Code for a trait impl block would only add errors of its own.
+        return (TokenStream::new(), errors);
+    }
+    // Beside a missing name, the impl still names the checkpoint (never run: it does not compile).
+    let name = name.map_or_else(String::new, |name| name.value());
 
     let self_ty = &item.self_ty;
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
@@ -179,7 +184,7 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
         }
     });
     let tx = transaction.map(|_| quote!(tx,));
-    let dispatch = handlers.iter().map(|Handler { method, event, with_meta }| {
+    let dispatch = handlers.iter().map(|Handler { method, event, with_meta, .. }| {
         let call = if *with_meta {
             quote!(Self::#method(self, #tx &decoded, event).await)
         } else {
@@ -200,7 +205,7 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
         ),
         None => (quote!(#krate::Projection), quote!()),
     };
-    Ok(quote! {
+    let generated = quote! {
         #[doc(hidden)]
         const _: () = {
             #(#is_event_struct)*
@@ -225,5 +230,6 @@ fn generate(args: TokenStream, item: &ItemImpl) -> syn::Result<TokenStream> {
             // Two handled structs sharing a stored name would make the dispatch ambiguous.
             const _: () = #krate::__private::assert_unique_event_names(&[#(&<#events as #krate::EventVariant>::INFO),*]);
         };
-    })
+    };
+    (generated, errors)
 }
