@@ -66,11 +66,11 @@ where
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How [`drive`] keeps going.
-pub(crate) struct Drive<'l, L> {
+struct Drive<'l, L> {
     /// Run only while holding this lock set's lock on the projection's name.
-    pub(crate) locks: Option<&'l L>,
+    locks: Option<&'l L>,
     /// After a failed pass (or a failed wait), pause and try again instead of returning the error.
-    pub(crate) restart: bool,
+    restart: bool,
 }
 
 /// What to do after a pass.
@@ -83,67 +83,77 @@ enum Next {
     Reacquire,
 }
 
+/// The four ways to keep a runner going, the same on every runner that implements [`Passes`]:
+/// written once, expanded in each runner's `impl` block.
+macro_rules! drive_methods {
+    () => {
+        /// Catches up, then follows the log, woken by the store when events commit, until `shutdown`
+        /// completes (it is checked between passes, so a pass always finishes and saves). Returns the
+        /// first failure.
+        pub async fn run_until(
+            &mut self,
+            shutdown: impl ::std::future::Future<Output = ()>,
+        ) -> ::std::result::Result<(), crate::projection::RunnerError> {
+            crate::projection::runner::drive::until(self, shutdown).await
+        }
+
+        /// Like [`run_until`](Self::run_until), but a failing pass does not end it: `on_pass` sees
+        /// every pass's outcome (to publish progress or a health state), and after a failure the
+        /// runner waits (from `retry_delay`, doubling, at most 30 s) and tries again. For services
+        /// that must keep a read model live through transient store or handler failures.
+        pub async fn follow(
+            &mut self,
+            shutdown: impl ::std::future::Future<Output = ()>,
+            on_pass: impl FnMut(
+                &::std::result::Result<crate::projection::CatchUp, crate::projection::RunnerError>,
+            ),
+        ) {
+            crate::projection::runner::drive::following(self, shutdown, on_pass).await;
+        }
+
+        /// Like [`run_until`](Self::run_until), but only while holding the projection's lock: waits
+        /// (polling every `idle_wait`) until it gets the lock, runs, checks after every pass that it
+        /// still holds it, and goes back to waiting if it lost it. The checkpoint is reloaded after
+        /// each acquisition (another owner may have moved it); its compare-and-set stays the last word
+        /// if two owners ever overlap. Returns the first failure.
+        pub async fn run_exclusive<L: crate::projection::ProjectionLocks>(
+            &mut self,
+            locks: &L,
+            shutdown: impl ::std::future::Future<Output = ()>,
+        ) -> ::std::result::Result<(), crate::projection::RunnerError> {
+            crate::projection::runner::drive::exclusive(self, locks, shutdown).await
+        }
+
+        /// [`run_exclusive`](Self::run_exclusive) that restarts after failures like
+        /// [`follow`](Self::follow): for a service's single active worker of a projection (a
+        /// process manager, say) that must outlive transient failures. The lock is checked after
+        /// every pass, failed or not.
+        pub async fn follow_exclusive<L: crate::projection::ProjectionLocks>(
+            &mut self,
+            locks: &L,
+            shutdown: impl ::std::future::Future<Output = ()>,
+            on_pass: impl FnMut(
+                &::std::result::Result<crate::projection::CatchUp, crate::projection::RunnerError>,
+            ),
+        ) {
+            crate::projection::runner::drive::following_exclusive(self, locks, shutdown, on_pass)
+                .await;
+        }
+    };
+}
+pub(crate) use drive_methods;
+
 impl<P, S> ProjectionRunner<P, S>
 where
     P: Projection,
     S: EventStore + CheckpointStore + DeadLetterStore,
 {
-    /// Catches up, then follows the log, woken by the store when events commit, until `shutdown`
-    /// completes (it is checked between passes, so a pass always finishes and saves). Returns the
-    /// first failure.
-    pub async fn run_until(
-        &mut self,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), RunnerError> {
-        drive::<_, NoLocks>(self, Drive { locks: None, restart: false }, shutdown, |_| {}).await
-    }
-
-    /// Like [`ProjectionRunner::run_until`], but a failing pass does not end it: `on_pass` sees
-    /// every pass's outcome (to publish progress or a health state), and after a failure the
-    /// runner waits (from `retry_delay`, doubling, at most 30 s) and tries again. For services
-    /// that must keep a read model live through transient store or handler failures.
-    pub async fn follow(
-        &mut self,
-        shutdown: impl Future<Output = ()>,
-        on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
-    ) {
-        let driven =
-            drive::<_, NoLocks>(self, Drive { locks: None, restart: true }, shutdown, on_pass);
-        // With restarts, only shutdown ends the loop.
-        let _ = driven.await;
-    }
-
-    /// Like [`ProjectionRunner::run_until`], but only while holding the projection's lock: waits
-    /// (polling every `idle_wait`) until it gets the lock, runs, checks after every pass that it
-    /// still holds it, and goes back to waiting if it lost it. The checkpoint is reloaded after
-    /// each acquisition (another owner may have moved it); its compare-and-set stays the last word
-    /// if two owners ever overlap. Returns the first failure.
-    pub async fn run_exclusive<L: ProjectionLocks>(
-        &mut self,
-        locks: &L,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), RunnerError> {
-        drive(self, Drive { locks: Some(locks), restart: false }, shutdown, |_| {}).await
-    }
-
-    /// [`ProjectionRunner::run_exclusive`] that restarts after failures like
-    /// [`ProjectionRunner::follow`]: for a service's single active worker of a projection (a
-    /// process manager, say) that must outlive transient failures. The lock is checked after
-    /// every pass, failed or not.
-    pub async fn follow_exclusive<L: ProjectionLocks>(
-        &mut self,
-        locks: &L,
-        shutdown: impl Future<Output = ()>,
-        on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
-    ) {
-        let driven = drive(self, Drive { locks: Some(locks), restart: true }, shutdown, on_pass);
-        let _ = driven.await;
-    }
+    drive_methods!();
 }
 
 /// The loop behind the four: acquire (if locked), pass, check the lock, wait or pause, until
 /// shutdown. Without restarts the first failure ends it.
-pub(crate) async fn drive<R: Passes, L: ProjectionLocks>(
+async fn drive<R: Passes, L: ProjectionLocks>(
     runner: &mut R,
     how: Drive<'_, L>,
     shutdown: impl Future<Output = ()>,
@@ -232,6 +242,44 @@ async fn acquire<R: Passes, L: ProjectionLocks>(
         }
         tokio::time::sleep(runner.drive_options().idle_wait).await;
     }
+}
+
+/// Passes until shutdown; the first failure ends it.
+pub(crate) async fn until<R: Passes>(
+    runner: &mut R,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunnerError> {
+    drive::<R, NoLocks>(runner, Drive { locks: None, restart: false }, shutdown, |_| {}).await
+}
+
+/// Passes until shutdown, through failures.
+pub(crate) async fn following<R: Passes>(
+    runner: &mut R,
+    shutdown: impl Future<Output = ()>,
+    on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+) {
+    // With restarts, only shutdown ends the loop.
+    let _ =
+        drive::<R, NoLocks>(runner, Drive { locks: None, restart: true }, shutdown, on_pass).await;
+}
+
+/// Passes while holding the lock, until shutdown; the first failure ends it.
+pub(crate) async fn exclusive<R: Passes, L: ProjectionLocks>(
+    runner: &mut R,
+    locks: &L,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunnerError> {
+    drive(runner, Drive { locks: Some(locks), restart: false }, shutdown, |_| {}).await
+}
+
+/// Passes while holding the lock, until shutdown, through failures.
+pub(crate) async fn following_exclusive<R: Passes, L: ProjectionLocks>(
+    runner: &mut R,
+    locks: &L,
+    shutdown: impl Future<Output = ()>,
+    on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
+) {
+    let _ = drive(runner, Drive { locks: Some(locks), restart: true }, shutdown, on_pass).await;
 }
 
 /// The lock type of an unlocked drive: never asked for.

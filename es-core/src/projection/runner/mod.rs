@@ -131,24 +131,8 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
         loop {
             let after = saved.unwrap_or(Position::BEGINNING);
-            let read_span = tracing::debug_span!(
-                "es.projection.read",
-                projection = %self.name,
-                after = after.value(),
-                events = tracing::field::Empty,
-            );
-            let batch: Vec<_> = self
-                .store
-                .read_all(
-                    ReadAllOptions::after(after)
-                        .event_types(P::event_types())
-                        .page_size(self.options.batch_size)
-                        .limit(self.options.batch_size as u64),
-                )
-                .try_collect()
-                .instrument(read_span.clone())
-                .await?;
-            read_span.record("events", batch.len());
+            let batch =
+                read_batch(&self.store, &self.name, P::event_types(), after, &self.options).await?;
             let full = batch.len() >= self.options.batch_size;
             let outcome = self.handle_batch(&batch, after).await?;
             handled += outcome.handled;
@@ -270,6 +254,35 @@ where
         self.partitions = Some((partitions.max(1), P::clone));
         self
     }
+}
+
+/// Reads one batch of a projection: its types after `after`, `batch_size` events at most, in an
+/// `es.projection.read` span that records how many came.
+pub(crate) async fn read_batch<S: EventStore>(
+    store: &S,
+    name: &str,
+    types: Vec<crate::EventType>,
+    after: Position,
+    options: &RunnerOptions,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let span = tracing::debug_span!(
+        "es.projection.read",
+        projection = %name,
+        after = after.value(),
+        events = tracing::field::Empty,
+    );
+    let batch: Vec<RecordedEvent> = store
+        .read_all(
+            ReadAllOptions::after(after)
+                .event_types(types)
+                .page_size(options.batch_size)
+                .limit(options.batch_size as u64),
+        )
+        .try_collect()
+        .instrument(span.clone())
+        .await?;
+    span.record("events", batch.len());
+    Ok(batch)
 }
 
 /// Sets the `es_projection_lag` gauge of `name`.

@@ -3,18 +3,17 @@
 
 use std::future::Future;
 
-use futures_util::{FutureExt, TryStreamExt};
-use tracing::Instrument;
+use futures_util::FutureExt;
 
 use super::{BatchFailure, TransactionalProjection, TransactionalStore};
 use crate::projection::runner::batch::{Context, panic_message, park};
-use crate::projection::runner::drive::{Drive, NoLocks, Passes, drive};
-use crate::projection::runner::{report_lag, status};
+use crate::projection::runner::drive::Passes;
+use crate::projection::runner::{read_batch, report_lag, status};
 use crate::projection::{
-    CatchUp, DeadLetterStore, OnFailure, ProjectionError, ProjectionLocks, ProjectionStatus,
-    RunnerError, RunnerOptions,
+    CatchUp, DeadLetterStore, OnFailure, ProjectionError, ProjectionStatus, RunnerError,
+    RunnerOptions,
 };
-use crate::{EventStore, Position, ReadAllOptions, RecordedEvent, StoreError};
+use crate::{EventStore, Position, RecordedEvent, StoreError};
 
 /// Drives one [`TransactionalProjection`] over one tenant's [`TransactionalStore`].
 ///
@@ -85,7 +84,8 @@ where
         loop {
             let (mut tx, stored) = self.store.begin_batch(P::NAME).await?;
             let after = stored.unwrap_or(Position::BEGINNING);
-            let batch = self.read(after).await?;
+            let batch =
+                read_batch(&self.store, P::NAME, P::event_types(), after, &self.options).await?;
             let full = batch.len() >= self.options.batch_size;
             let failure = match self.handle(&mut tx, &batch).await {
                 Ok(()) => {
@@ -131,29 +131,6 @@ where
             self.store.commit_batch(tx, P::NAME, checkpoint, failed.position).await?;
             return Ok((index as u64 + 1, true, failed.position));
         }
-    }
-
-    /// Reads the batch after `after`.
-    async fn read(&self, after: Position) -> Result<Vec<RecordedEvent>, StoreError> {
-        let span = tracing::debug_span!(
-            "es.projection.read",
-            projection = P::NAME,
-            after = after.value(),
-            events = tracing::field::Empty,
-        );
-        let batch: Vec<RecordedEvent> = self
-            .store
-            .read_all(
-                ReadAllOptions::after(after)
-                    .event_types(P::event_types())
-                    .page_size(self.options.batch_size)
-                    .limit(self.options.batch_size as u64),
-            )
-            .try_collect()
-            .instrument(span.clone())
-            .await?;
-        span.record("events", batch.len());
-        Ok(batch)
     }
 
     /// Runs the batch handler; a panic is a failure of the batch, not of the runner's task.
@@ -221,48 +198,7 @@ where
         }
     }
 
-    /// Catches up, then follows the log until `shutdown` completes; returns the first failure
-    /// (see [`ProjectionRunner::run_until`](crate::projection::ProjectionRunner::run_until)).
-    pub async fn run_until(
-        &mut self,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), RunnerError> {
-        drive::<_, NoLocks>(self, Drive { locks: None, restart: false }, shutdown, |_| {}).await
-    }
-
-    /// Follows the log through failures until `shutdown` completes (see
-    /// [`ProjectionRunner::follow`](crate::projection::ProjectionRunner::follow)).
-    pub async fn follow(
-        &mut self,
-        shutdown: impl Future<Output = ()>,
-        on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
-    ) {
-        let driven =
-            drive::<_, NoLocks>(self, Drive { locks: None, restart: true }, shutdown, on_pass);
-        let _ = driven.await;
-    }
-
-    /// Runs only while holding the projection's lock; returns the first failure (see
-    /// [`ProjectionRunner::run_exclusive`](crate::projection::ProjectionRunner::run_exclusive)).
-    pub async fn run_exclusive<L: ProjectionLocks>(
-        &mut self,
-        locks: &L,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), RunnerError> {
-        drive(self, Drive { locks: Some(locks), restart: false }, shutdown, |_| {}).await
-    }
-
-    /// Runs only while holding the projection's lock, through failures (see
-    /// [`ProjectionRunner::follow_exclusive`](crate::projection::ProjectionRunner::follow_exclusive)).
-    pub async fn follow_exclusive<L: ProjectionLocks>(
-        &mut self,
-        locks: &L,
-        shutdown: impl Future<Output = ()>,
-        on_pass: impl FnMut(&Result<CatchUp, RunnerError>),
-    ) {
-        let driven = drive(self, Drive { locks: Some(locks), restart: true }, shutdown, on_pass);
-        let _ = driven.await;
-    }
+    crate::projection::runner::drive::drive_methods!();
 
     /// The projection's progress: checkpoint, head, lag, last error.
     pub async fn status(&self) -> Result<ProjectionStatus, StoreError> {
