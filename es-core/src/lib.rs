@@ -159,7 +159,9 @@ pub use event::typed::{
     DecodeError, EncodeError, Event, EventTypeInfo, EventVariant, KnownTypes, PiiField,
 };
 pub use event::{EventData, EventMetadata, Payload, PayloadError, RecordedEvent};
-pub use id::{EventId, EventType, IdError, IdKind, IdempotencyKey, StreamId, TenantId};
+pub use id::{
+    EventId, EventType, IdError, IdKind, IdempotencyKey, ProjectionName, StreamId, TenantId,
+};
 pub use projection::{Projection, ProjectionError};
 pub use store::{
     AppendOptions, AppendRequest, AppendResult, Direction, EventStore, EventStream,

@@ -176,13 +176,16 @@ impl MemoryTenantStore {
 }
 
 impl es_core::projection::CheckpointStore for MemoryTenantStore {
-    async fn load_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+    async fn load_checkpoint(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Option<Position>, StoreError> {
         Ok(self.log.state.read().checkpoints.get(projection).copied())
     }
 
     async fn save_checkpoint(
         &self,
-        projection: &str,
+        projection: &es_core::ProjectionName,
         expected: Option<Position>,
         next: Position,
     ) -> Result<(), es_core::projection::CheckpointError> {
@@ -190,17 +193,20 @@ impl es_core::projection::CheckpointStore for MemoryTenantStore {
         let found = state.checkpoints.get(projection).copied();
         if found != expected {
             return Err(es_core::projection::CheckpointConflict {
-                projection: projection.to_owned(),
+                projection: projection.clone(),
                 expected,
                 found,
             }
             .into());
         }
-        state.checkpoints.insert(projection.to_owned(), next);
+        state.checkpoints.insert(projection.clone(), next);
         Ok(())
     }
 
-    async fn reset_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+    async fn reset_checkpoint(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Option<Position>, StoreError> {
         Ok(self.log.state.write().checkpoints.remove(projection))
     }
 }
@@ -208,7 +214,7 @@ impl es_core::projection::CheckpointStore for MemoryTenantStore {
 /// A held projection lock of the in-memory store; dropping it releases it.
 pub struct MemoryProjectionLock {
     log: Arc<TenantLog>,
-    projection: String,
+    projection: es_core::ProjectionName,
 }
 
 impl fmt::Debug for MemoryProjectionLock {
@@ -234,11 +240,14 @@ impl Drop for MemoryProjectionLock {
 impl es_core::projection::ProjectionLocks for MemoryTenantStore {
     type Lock = MemoryProjectionLock;
 
-    async fn try_lock(&self, projection: &str) -> Result<Option<MemoryProjectionLock>, StoreError> {
-        let taken = self.log.state.write().locked_projections.insert(projection.to_owned());
+    async fn try_lock(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Option<MemoryProjectionLock>, StoreError> {
+        let taken = self.log.state.write().locked_projections.insert(projection.clone());
         Ok(taken.then(|| MemoryProjectionLock {
             log: self.log.clone(),
-            projection: projection.to_owned(),
+            projection: projection.clone(),
         }))
     }
 }
@@ -252,7 +261,7 @@ impl es_core::projection::DeadLetterStore for MemoryTenantStore {
 
     async fn parked(
         &self,
-        projection: &str,
+        projection: &es_core::ProjectionName,
     ) -> Result<Vec<es_core::projection::ParkedEvent>, StoreError> {
         Ok(self
             .log
@@ -264,7 +273,11 @@ impl es_core::projection::DeadLetterStore for MemoryTenantStore {
             .unwrap_or_default())
     }
 
-    async fn unpark(&self, projection: &str, position: Position) -> Result<(), StoreError> {
+    async fn unpark(
+        &self,
+        projection: &es_core::ProjectionName,
+        position: Position,
+    ) -> Result<(), StoreError> {
         if let Some(parked) = self.log.state.write().parked.get_mut(projection) {
             parked.remove(&position);
         }

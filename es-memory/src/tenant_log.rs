@@ -28,10 +28,12 @@ pub(crate) struct TenantState {
     event_ids: HashSet<EventId>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     pub(crate) snapshots: HashMap<StreamId, es_core::snapshot::Snapshot>,
-    pub(crate) checkpoints: HashMap<String, Position>,
-    pub(crate) locked_projections: HashSet<String>,
-    pub(crate) parked:
-        HashMap<String, std::collections::BTreeMap<Position, es_core::projection::ParkedEvent>>,
+    pub(crate) checkpoints: HashMap<es_core::ProjectionName, Position>,
+    pub(crate) locked_projections: HashSet<es_core::ProjectionName>,
+    pub(crate) parked: HashMap<
+        es_core::ProjectionName,
+        std::collections::BTreeMap<Position, es_core::projection::ParkedEvent>,
+    >,
 }
 
 impl TenantLog {

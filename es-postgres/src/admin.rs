@@ -88,14 +88,22 @@ impl PgTenantStore {
     }
 
     /// The projections with a checkpoint or parked events, in order.
-    pub async fn projection_names(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
+    pub async fn projection_names(&self) -> Result<Vec<es_core::ProjectionName>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar(
             "SELECT projection FROM checkpoints WHERE tenant = $1 \
              UNION SELECT projection FROM dead_letters WHERE tenant = $1 ORDER BY 1",
         )
         .bind(self.tenant_id().as_str())
         .fetch_all(self.pool())
         .await
-        .map_err(|error| read_error("projection_names", error))
+        .map_err(|error| read_error("projection_names", error))?;
+        names
+            .into_iter()
+            .map(|name| {
+                es_core::ProjectionName::new(&name).map_err(crate::row::corrupt_in(format_args!(
+                    "stored projection name {name:?}"
+                )))
+            })
+            .collect()
     }
 }

@@ -12,12 +12,15 @@ fn to_column(position: Position) -> i64 {
 }
 
 impl CheckpointStore for PgTenantStore {
-    async fn load_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+    async fn load_checkpoint(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Option<Position>, StoreError> {
         let position: Option<i64> = sqlx::query_scalar(
             "SELECT position FROM checkpoints WHERE tenant = $1 AND projection = $2",
         )
         .bind(self.tenant_id().as_str())
-        .bind(projection)
+        .bind(projection.as_str())
         .fetch_optional(self.pool())
         .await
         .map_err(|error| read_error("load_checkpoint", error))?;
@@ -30,7 +33,7 @@ impl CheckpointStore for PgTenantStore {
 
     async fn save_checkpoint(
         &self,
-        projection: &str,
+        projection: &es_core::ProjectionName,
         expected: Option<Position>,
         next: Position,
     ) -> Result<(), CheckpointError> {
@@ -41,7 +44,7 @@ impl CheckpointStore for PgTenantStore {
                 "INSERT INTO checkpoints (tenant, projection, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(self.tenant_id().as_str())
-            .bind(projection)
+            .bind(projection.as_str())
             .bind(to_column(next))
             .execute(self.pool())
             .await,
@@ -50,7 +53,7 @@ impl CheckpointStore for PgTenantStore {
                  WHERE tenant = $1 AND projection = $2 AND position = $3",
             )
             .bind(self.tenant_id().as_str())
-            .bind(projection)
+            .bind(projection.as_str())
             .bind(to_column(expected))
             .bind(to_column(next))
             .execute(self.pool())
@@ -61,15 +64,18 @@ impl CheckpointStore for PgTenantStore {
             return Ok(());
         }
         let found = self.load_checkpoint(projection).await?;
-        Err(CheckpointConflict { projection: projection.to_owned(), expected, found }.into())
+        Err(CheckpointConflict { projection: projection.clone(), expected, found }.into())
     }
 
-    async fn reset_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+    async fn reset_checkpoint(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Option<Position>, StoreError> {
         let removed: Option<i64> = sqlx::query_scalar(
             "DELETE FROM checkpoints WHERE tenant = $1 AND projection = $2 RETURNING position",
         )
         .bind(self.tenant_id().as_str())
-        .bind(projection)
+        .bind(projection.as_str())
         .fetch_optional(self.pool())
         .await
         .map_err(|error| read_error("reset_checkpoint", error))?;

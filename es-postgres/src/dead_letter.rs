@@ -19,10 +19,10 @@ struct DeadLetterRow {
 }
 
 impl DeadLetterRow {
-    fn parked(self, projection: &str) -> Result<ParkedEvent, StoreError> {
+    fn parked(self, projection: &es_core::ProjectionName) -> Result<ParkedEvent, StoreError> {
         let what = format!("dead letter of {projection} at {}", self.position);
         Ok(ParkedEvent {
-            projection: projection.to_owned(),
+            projection: projection.clone(),
             position: Position::new(stored_u64(self.position, format_args!("{what}: position"))?),
             event_type: EventType::new(self.event_type)
                 .map_err(corrupt_in(format_args!("{what}: event type")))?,
@@ -42,7 +42,7 @@ impl DeadLetterStore for PgTenantStore {
                attempts = EXCLUDED.attempts, parked_at = EXCLUDED.parked_at",
         )
         .bind(self.tenant_id().as_str())
-        .bind(&parked.projection)
+        .bind(parked.projection.as_str())
         .bind(bound_i64(parked.position.value()))
         .bind(parked.event_type.as_str())
         .bind(&parked.error)
@@ -54,25 +54,32 @@ impl DeadLetterStore for PgTenantStore {
         Ok(())
     }
 
-    async fn parked(&self, projection: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+    async fn parked(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Vec<ParkedEvent>, StoreError> {
         let rows: Vec<DeadLetterRow> = sqlx::query_as(
             "SELECT position, event_type, error, attempts, parked_at FROM dead_letters \
              WHERE tenant = $1 AND projection = $2 ORDER BY position",
         )
         .bind(self.tenant_id().as_str())
-        .bind(projection)
+        .bind(projection.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(|error| read_error("parked", error))?;
         rows.into_iter().map(|row| row.parked(projection)).collect()
     }
 
-    async fn unpark(&self, projection: &str, position: Position) -> Result<(), StoreError> {
+    async fn unpark(
+        &self,
+        projection: &es_core::ProjectionName,
+        position: Position,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "DELETE FROM dead_letters WHERE tenant = $1 AND projection = $2 AND position = $3",
         )
         .bind(self.tenant_id().as_str())
-        .bind(projection)
+        .bind(projection.as_str())
         .bind(bound_i64(position.value()))
         .execute(self.pool())
         .await

@@ -16,7 +16,7 @@ const KEYS: &str = "hashtext(current_schema() || '.projection'), hashtext($1 || 
 pub struct PgProjectionLock {
     connection: Option<PgConnection>,
     tenant: String,
-    projection: String,
+    projection: es_core::ProjectionName,
 }
 
 impl std::fmt::Debug for PgProjectionLock {
@@ -31,14 +31,17 @@ impl std::fmt::Debug for PgProjectionLock {
 impl ProjectionLocks for PgTenantStore {
     type Lock = PgProjectionLock;
 
-    async fn try_lock(&self, projection: &str) -> Result<Option<PgProjectionLock>, StoreError> {
+    async fn try_lock(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Option<PgProjectionLock>, StoreError> {
         // A connection that never goes back to the pool: the lock lives as long as it does.
         let mut connection =
             self.pool().acquire().await.map_err(|error| read_error("try_lock", error))?.detach();
         let sql = format!("SELECT pg_try_advisory_lock({KEYS})");
         let taken: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(self.tenant_id().as_str())
-            .bind(projection)
+            .bind(projection.as_str())
             .fetch_one(&mut connection)
             .await
             .map_err(|error| read_error("try_lock", error))?;
@@ -49,7 +52,7 @@ impl ProjectionLocks for PgTenantStore {
         Ok(Some(PgProjectionLock {
             connection: Some(connection),
             tenant: self.tenant_id().as_str().to_owned(),
-            projection: projection.to_owned(),
+            projection: projection.clone(),
         }))
     }
 }
@@ -65,7 +68,7 @@ impl ProjectionLock for PgProjectionLock {
         );
         let held = sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(sql))
             .bind(&self.tenant)
-            .bind(&self.projection)
+            .bind(self.projection.as_str())
             .fetch_one(connection)
             .await;
         match held {

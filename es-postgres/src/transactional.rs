@@ -60,14 +60,14 @@ impl TransactionalStore for PgTenantStore {
     /// to lock; two first batches then race, and the loser's commit is refused (compare-and-set).
     async fn begin_batch(
         &self,
-        projection: &str,
+        projection: &es_core::ProjectionName,
     ) -> Result<(Self::Transaction, Option<Position>), StoreError> {
         let mut tx = self.pool().begin().await.map_err(|error| read_error("begin_batch", error))?;
         let stored: Option<i64> = sqlx::query_scalar(
             "SELECT position FROM checkpoints WHERE tenant = $1 AND projection = $2 FOR UPDATE",
         )
         .bind(self.tenant_id().as_str())
-        .bind(projection)
+        .bind(projection.as_str())
         .fetch_optional(&mut *tx)
         .await
         .map_err(|error| read_error("begin_batch", error))?;
@@ -82,7 +82,7 @@ impl TransactionalStore for PgTenantStore {
     async fn commit_batch(
         &self,
         mut transaction: Self::Transaction,
-        projection: &str,
+        projection: &es_core::ProjectionName,
         from: Option<Position>,
         to: Position,
     ) -> Result<(), CheckpointError> {
@@ -93,7 +93,7 @@ impl TransactionalStore for PgTenantStore {
                  ON CONFLICT DO NOTHING",
                 )
                 .bind(self.tenant_id().as_str())
-                .bind(projection)
+                .bind(projection.as_str())
                 .bind(bound_i64(to.value()))
                 .execute(&mut *transaction)
                 .await,
@@ -103,7 +103,7 @@ impl TransactionalStore for PgTenantStore {
                  WHERE tenant = $1 AND projection = $2 AND position = $3",
                     )
                     .bind(self.tenant_id().as_str())
-                    .bind(projection)
+                    .bind(projection.as_str())
                     .bind(bound_i64(from.value()))
                     .bind(bound_i64(to.value()))
                     .execute(&mut *transaction)
@@ -116,7 +116,7 @@ impl TransactionalStore for PgTenantStore {
             drop(transaction);
             let found = self.load_checkpoint(projection).await?;
             return Err(CheckpointConflict {
-                projection: projection.to_owned(),
+                projection: projection.clone(),
                 expected: from,
                 found,
             }

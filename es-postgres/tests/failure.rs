@@ -485,7 +485,7 @@ async fn negative_stored_numbers_are_corruption_not_zero() {
     .execute(fresh.store.pool())
     .await
     .unwrap();
-    let parked = store.parked("p").await;
+    let parked = store.parked(&es_core::ProjectionName::new("p").unwrap()).await;
     assert!(
         matches!(&parked, Err(StoreError::Corrupt { detail, .. }) if detail.contains("attempts")),
         "{parked:?}"

@@ -181,7 +181,7 @@ async fn a_poison_event_is_parked_and_the_rest_applied() {
     let done = runner.catch_up().await.unwrap();
     assert_eq!(done.handled, 12, "11 applied and 1 parked");
     assert_eq!(balances(&fresh).await, ((1..=12).sum::<i64>() - 8, 11));
-    let parked = store.parked("balances").await.unwrap();
+    let parked = store.parked(&es_core::ProjectionName::new("balances").unwrap()).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!(
         i64::try_from(parked[0].position.value()).unwrap(),

@@ -60,7 +60,11 @@ async fn operators_inspect_verify_and_rebuild() {
     assert_eq!(code, 2, "reset without --yes is refused: {out}");
 
     // Another process runs the projection: the CLI does not rebuild under it.
-    let lock = store.try_lock("transfer_process").await.unwrap().unwrap();
+    let lock = store
+        .try_lock(&es::ProjectionName::new("transfer_process").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let (code, out) = admin(schema, &["projections", "rebuild", "transfer_process"]);
     assert_eq!(code, 4, "{out}");
     drop(lock);
@@ -75,6 +79,16 @@ async fn operators_inspect_verify_and_rebuild() {
         let (code, out) = admin(schema, args);
         assert_eq!(code, 2, "{args:?}: {out}");
         assert!(out.contains("unknown projection"), "{out}");
+    }
+    // A name no projection can have is refused by its type before any query, with the rule.
+    for args in [
+        &["parked", "list", "x'; DROP TABLE checkpoints; --"][..],
+        &["projections", "reset", "bälances", "--yes"],
+        &["parked", "replay", ""],
+    ] {
+        let (code, out) = admin(schema, args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(out.contains("projection name"), "{args:?}: {out}");
     }
 
     // After a reset the projection has no checkpoint: status still lists it, lagging by the

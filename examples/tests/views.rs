@@ -28,8 +28,8 @@ async fn redelivered_events_change_nothing<S: BankStore>(store: S) {
     assert_eq!(once.0["b"].balance, 200);
 
     // The checkpoints are lost (a crash before the save): everything is delivered again.
-    views.reset_checkpoint("balances").await.unwrap();
-    views.reset_checkpoint("statements").await.unwrap();
+    views.reset_checkpoint(&es::ProjectionName::new("balances").unwrap()).await.unwrap();
+    views.reset_checkpoint(&es::ProjectionName::new("statements").unwrap()).await.unwrap();
     let again = ProjectionRunner::new(balances.clone(), views.clone()).catch_up().await.unwrap();
     ProjectionRunner::new(statements.clone(), views).catch_up().await.unwrap();
     assert!(again.handled >= 6, "the events came again: {again:?}");

@@ -235,7 +235,8 @@ async fn a_projection_converges_after_crashes_mid_batch() {
         })
     };
     let faults = inject_restarts(cluster.clone(), 2, Duration::from_millis(300)).await.unwrap();
-    let mid_way = store.load_checkpoint("rows").await.ok().flatten();
+    let mid_way =
+        store.load_checkpoint(&es_core::ProjectionName::new("rows").unwrap()).await.ok().flatten();
     let head = store.head_position().await.ok();
     assert!(
         mid_way < head,
@@ -245,7 +246,11 @@ async fn a_projection_converges_after_crashes_mid_batch() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let head = store.head_position().await.ok();
-        let checkpoint = store.load_checkpoint("rows").await.ok().flatten();
+        let checkpoint = store
+            .load_checkpoint(&es_core::ProjectionName::new("rows").unwrap())
+            .await
+            .ok()
+            .flatten();
         if head.is_some() && checkpoint == head && checkpoint > Some(Position::BEGINNING) {
             break;
         }

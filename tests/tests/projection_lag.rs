@@ -130,7 +130,7 @@ async fn the_lag_gauge_follows_appends_and_catch_up<
     let options = RunnerOptions::default().batch_size(4).retries(1, std::time::Duration::ZERO);
     let mut runner = ProjectionRunner::new(Total::default(), store.clone())
         .with_options(options.clone())
-        .with_name(name);
+        .with_name(es_core::ProjectionName::new(name).unwrap());
     runner.catch_up().await.unwrap();
     assert_eq!(lag(name), Some(0.0), "caught up");
 
@@ -140,7 +140,7 @@ async fn the_lag_gauge_follows_appends_and_catch_up<
     let mut stuck =
         ProjectionRunner::new(Total { refuse: Some(25), ..Total::default() }, store.clone())
             .with_options(options.clone().on_failure(OnFailure::Stop))
-            .with_name(name);
+            .with_name(es_core::ProjectionName::new(name).unwrap());
     stuck.catch_up().await.unwrap_err();
     let status = stuck.status().await.unwrap();
     assert!(status.lag > 0, "{status:?}");
@@ -149,7 +149,7 @@ async fn the_lag_gauge_follows_appends_and_catch_up<
     // Fixed and restarted (a new process): it resumes at the refused event and catches up.
     let mut fixed = ProjectionRunner::new(Total::default(), store.clone())
         .with_options(options)
-        .with_name(name);
+        .with_name(es_core::ProjectionName::new(name).unwrap());
     assert_eq!(fixed.catch_up().await.unwrap().handled, 6);
     assert_eq!(lag(name), Some(0.0), "caught up again");
 }
@@ -162,7 +162,8 @@ async fn a_projection_added_after_a_million_events_catches_up<
 ) {
     let events = million_events();
     let head = store.head_position().await.unwrap();
-    let mut runner = ProjectionRunner::new(Total::default(), store.clone()).with_name(name);
+    let mut runner = ProjectionRunner::new(Total::default(), store.clone())
+        .with_name(es_core::ProjectionName::new(name).unwrap());
     let done = runner.catch_up().await.unwrap();
     assert_eq!(done.handled, events);
     assert_eq!(done.checkpoint, head);

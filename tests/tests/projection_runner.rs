@@ -202,13 +202,16 @@ async fn a_stale_worker_cannot_move_the_checkpoint<
     let mut b = ProjectionRunner::new(b_model.clone(), store.clone()).with_options(options());
     a.catch_up().await.unwrap();
     // b read "no checkpoint" before a saved; its save must fail.
-    let stale = store.save_checkpoint("deposits", None, Position::new(1)).await;
+    let stale = store
+        .save_checkpoint(&es_core::ProjectionName::new("deposits").unwrap(), None, Position::new(1))
+        .await;
     assert!(matches!(stale, Err(es_core::projection::CheckpointError::Conflict(_))), "{stale:?}");
     // b catches up too and now believes in a's checkpoint.
     b.catch_up().await.unwrap();
     deposit(&store, "account-1", 4..6).await;
     a.catch_up().await.unwrap();
-    let moved_by_a = store.load_checkpoint("deposits").await.unwrap();
+    let moved_by_a =
+        store.load_checkpoint(&es_core::ProjectionName::new("deposits").unwrap()).await.unwrap();
     deposit(&store, "account-1", 6..7).await;
     // b, holding the checkpoint it read before a moved it, handles the new events but loses the
     // compare-and-set itself: the runner reports the conflict and the checkpoint stays a's.
@@ -220,7 +223,11 @@ async fn a_stale_worker_cannot_move_the_checkpoint<
         ),
         "a stale runner must lose the compare-and-set: {lost:?}"
     );
-    assert_eq!(store.load_checkpoint("deposits").await.unwrap(), moved_by_a, "b moved nothing");
+    assert_eq!(
+        store.load_checkpoint(&es_core::ProjectionName::new("deposits").unwrap()).await.unwrap(),
+        moved_by_a,
+        "b moved nothing"
+    );
     // Reloading the checkpoint, b carries on from where a is.
     let resumed = b.catch_up().await.unwrap();
     assert!(resumed.checkpoint > moved_by_a.unwrap(), "b resumes after a's checkpoint");
@@ -244,7 +251,11 @@ async fn a_failing_handler_stops_before_the_event<
     assert_eq!(model.rows().values().copied().collect::<Vec<_>>(), [1, 2, 3]);
     let status = runner.status().await.unwrap();
     assert!(status.last_error.is_some_and(|error| error.contains("amount 4")));
-    let checkpoint = store.load_checkpoint("deposits").await.unwrap().unwrap();
+    let checkpoint = store
+        .load_checkpoint(&es_core::ProjectionName::new("deposits").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         checkpoint,
         Position::new(*model.rows().keys().last().unwrap()),
@@ -289,12 +300,13 @@ async fn a_panicking_handler_is_a_failure_not_a_dead_runner<
     // Park: the panicking event is parked with its message, the others are handled.
     let parking = Deposits { panic_at: Some(2), ..Deposits::default() };
     let mut runner = ProjectionRunner::new(parking.clone(), store.clone())
-        .with_name("deposits-parking")
+        .with_name(es_core::ProjectionName::new("deposits-parking").unwrap())
         .with_options(options().on_failure(OnFailure::Park))
         .with_concurrency(4);
     runner.catch_up().await.unwrap();
     assert_eq!(parking.rows().values().copied().collect::<Vec<_>>(), [1, 3, 4, 5]);
-    let parked = store.parked("deposits-parking").await.unwrap();
+    let parked =
+        store.parked(&es_core::ProjectionName::new("deposits-parking").unwrap()).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert!(parked[0].error.contains("panicked"), "{}", parked[0].error);
     assert!(
@@ -322,7 +334,7 @@ async fn failing_events_are_parked_and_replayed<
         "the projection goes on"
     );
     assert_eq!(runner.status().await.unwrap().lag, 0);
-    let parked = store.parked("deposits").await.unwrap();
+    let parked = store.parked(&es_core::ProjectionName::new("deposits").unwrap()).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert!(parked[0].error.contains("amount 4"), "{}", parked[0].error);
     assert_eq!(parked[0].event_type.as_str(), "account.deposited");
@@ -333,7 +345,9 @@ async fn failing_events_are_parked_and_replayed<
     let fixed = Deposits { rows: model.rows.clone(), ..Deposits::default() };
     let mut fixed_runner = ProjectionRunner::new(fixed, store.clone()).with_options(options());
     assert_eq!(fixed_runner.replay_parked().await.unwrap(), (1, 0));
-    assert!(store.parked("deposits").await.unwrap().is_empty());
+    assert!(
+        store.parked(&es_core::ProjectionName::new("deposits").unwrap()).await.unwrap().is_empty()
+    );
     assert_eq!(model.rows(), rebuild(&store).await);
 }
 
@@ -457,10 +471,16 @@ async fn a_rebuild_beside_the_live_model_takes_over<
     let mut live_runner = live_task.await.unwrap().unwrap();
     live_runner.catch_up().await.unwrap();
     let promoted = next.promote().await.unwrap();
-    assert_eq!(promoted.name(), "deposits");
+    assert_eq!(promoted.name().as_str(), "deposits");
     assert_eq!(promoted.projection().rows(), live.rows(), "the rebuilt model equals the live one");
     assert_eq!(promoted.projection().rows(), rebuild(&store).await);
-    assert_eq!(store.load_checkpoint("deposits.rebuild").await.unwrap(), None);
+    assert_eq!(
+        store
+            .load_checkpoint(&es_core::ProjectionName::new("deposits.rebuild").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
     // The new model goes on from the live checkpoint: only what comes next is handled.
     deposit(&store, "account-3", 0..4).await;
     let mut promoted = promoted;
@@ -555,7 +575,11 @@ async fn a_failing_partition_stops_before_its_event<
     let Err(RunnerError::Handler { position, .. }) = stopped else {
         panic!("expected the handler's failure: {stopped:?}")
     };
-    let checkpoint = store.load_checkpoint("ordered").await.unwrap().unwrap_or_default();
+    let checkpoint = store
+        .load_checkpoint(&es_core::ProjectionName::new("ordered").unwrap())
+        .await
+        .unwrap()
+        .unwrap_or_default();
     assert!(checkpoint < position, "checkpoint {checkpoint} must stay before {position}");
     let fixed = Ordered::default();
     ProjectionRunner::new(fixed.clone(), store.clone())

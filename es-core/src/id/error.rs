@@ -13,6 +13,8 @@ pub enum IdKind {
     EventType,
     /// An [`IdempotencyKey`](crate::IdempotencyKey).
     IdempotencyKey,
+    /// A [`ProjectionName`](crate::ProjectionName).
+    Projection,
 }
 
 impl fmt::Display for IdKind {
@@ -23,6 +25,7 @@ impl fmt::Display for IdKind {
             Self::Category => "stream category",
             Self::EventType => "event type name",
             Self::IdempotencyKey => "idempotency key",
+            Self::Projection => "projection name",
         })
     }
 }

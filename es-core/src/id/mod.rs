@@ -1,4 +1,5 @@
-//! Validated identifiers: tenants, streams, event types, event ids and idempotency keys.
+//! Validated identifiers: tenants, streams, event types, event ids, idempotency keys and
+//! projection names.
 //!
 //! Every identifier is checked once, when it is built (or deserialized), so a value of one of these
 //! types is always valid and backends never see a malformed id. Cloning a textual id is cheap (a
@@ -8,6 +9,7 @@ mod error;
 mod event_id;
 mod event_type;
 mod idempotency_key;
+mod projection_name;
 mod stream;
 mod tenant;
 mod text;
@@ -16,5 +18,6 @@ pub use error::{IdError, IdKind};
 pub use event_id::EventId;
 pub use event_type::EventType;
 pub use idempotency_key::IdempotencyKey;
+pub use projection_name::ProjectionName;
 pub use stream::StreamId;
 pub use tenant::TenantId;

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::{Position, StoreError};
+use crate::{Position, ProjectionName, StoreError};
 
 /// A checkpoint save lost a race: the stored checkpoint is not the one the writer read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,7 +12,7 @@ use crate::{Position, StoreError};
 )]
 pub struct CheckpointConflict {
     /// The projection.
-    pub projection: String,
+    pub projection: ProjectionName,
     /// The checkpoint the writer read.
     pub expected: Option<Position>,
     /// The checkpoint stored now.
@@ -37,14 +37,14 @@ pub trait CheckpointStore: Clone + Send + Sync + 'static {
     /// The checkpoint of `projection`, if it has one.
     fn load_checkpoint(
         &self,
-        projection: &str,
+        projection: &ProjectionName,
     ) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
 
     /// Moves the checkpoint from `expected` (as the caller read it; `None`: no checkpoint yet) to
     /// `next`, or fails with [`CheckpointConflict`] and changes nothing.
     fn save_checkpoint(
         &self,
-        projection: &str,
+        projection: &ProjectionName,
         expected: Option<Position>,
         next: Position,
     ) -> impl Future<Output = Result<(), CheckpointError>> + Send;
@@ -54,6 +54,6 @@ pub trait CheckpointStore: Clone + Send + Sync + 'static {
     /// still running would fail its next save with a [`CheckpointConflict`].
     fn reset_checkpoint(
         &self,
-        projection: &str,
+        projection: &ProjectionName,
     ) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
 }

@@ -5,13 +5,13 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::{EventType, Position, StoreError};
+use crate::{EventType, Position, ProjectionName, StoreError};
 
 /// An event a projection parked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParkedEvent {
     /// The projection.
-    pub projection: String,
+    pub projection: ProjectionName,
     /// The event's position.
     pub position: Position,
     /// The event's type.
@@ -32,13 +32,13 @@ pub trait DeadLetterStore: Clone + Send + Sync + 'static {
     /// The events a projection parked, oldest position first.
     fn parked(
         &self,
-        projection: &str,
+        projection: &ProjectionName,
     ) -> impl Future<Output = Result<Vec<ParkedEvent>, StoreError>> + Send;
 
     /// Forgets a parked event (after it was replayed successfully).
     fn unpark(
         &self,
-        projection: &str,
+        projection: &ProjectionName,
         position: Position,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

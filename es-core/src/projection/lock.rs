@@ -14,7 +14,7 @@ pub trait ProjectionLocks: Clone + Send + Sync + 'static {
     /// Takes the lock of `projection` if nobody holds it.
     fn try_lock(
         &self,
-        projection: &str,
+        projection: &crate::ProjectionName,
     ) -> impl Future<Output = Result<Option<Self::Lock>, StoreError>> + Send;
 }
 

@@ -28,7 +28,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 
 use crate::event::typed::{DecodeError, EventTypeInfo};
-use crate::{EventType, Position, RecordedEvent};
+use crate::{EventType, Position, ProjectionName, RecordedEvent};
 
 /// The checkpoint after a batch read from the log filtered to a projection's types.
 ///
@@ -59,6 +59,27 @@ pub trait Projection: Send + 'static {
     fn event_types() -> Vec<EventType> {
         Self::EVENT_TYPES.iter().filter_map(|info| EventType::new(info.name).ok()).collect()
     }
+
+    /// [`Projection::NAME`] as a [`ProjectionName`]. Checked when the program is built: a
+    /// hand-written `NAME` that breaks the naming rules stops the build here, never the runner.
+    fn projection_name() -> ProjectionName {
+        checked_name(<Self as CheckedName>::NAME)
+    }
+}
+
+/// The name of a projection, checked at compile time (evaluated once per projection type).
+trait CheckedName {
+    const NAME: &'static str;
+}
+
+impl<P: Projection + ?Sized> CheckedName for P {
+    const NAME: &'static str = ProjectionName::checked(P::NAME);
+}
+
+/// A name already checked by [`ProjectionName::checked`] (so `new` cannot fail).
+pub(crate) fn checked_name(name: &'static str) -> ProjectionName {
+    ProjectionName::new(name)
+        .unwrap_or_else(|error| unreachable!("{error}: checked at compile time"))
 }
 
 /// A projection failed to handle an event.

@@ -5,7 +5,7 @@ use super::{
     CatchUp, CheckpointStore, DeadLetterStore, Projection, ProjectionRunner, RunnerError,
     RunnerOptions,
 };
-use crate::EventStore;
+use crate::{EventStore, ProjectionName};
 
 /// A replacement read model building beside the live one, under the staging checkpoint
 /// `"{NAME}.rebuild"`.
@@ -38,8 +38,12 @@ pub struct Rebuild<P, S> {
 
 impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Rebuild<P, S> {
     /// The staging checkpoint name of projection `P`.
-    pub fn staging_name() -> String {
-        format!("{}.rebuild", P::NAME)
+    pub fn staging_name() -> ProjectionName {
+        // A projection's own name is at most 64 bytes (checked at compile time), so the suffixed
+        // name is within the 128-byte limit.
+        P::projection_name().suffixed("rebuild").unwrap_or_else(|error| {
+            unreachable!("{error}: a checked name leaves room for a suffix")
+        })
     }
 
     /// Prepares a rebuild of `projection` (a fresh, empty read model) from the beginning of the log.
@@ -80,12 +84,13 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Rebuild<P
     pub async fn promote(mut self) -> Result<ProjectionRunner<P, S>, RunnerError> {
         let last = self.runner.catch_up().await?;
         let store = self.runner.store().clone();
-        let live = store.load_checkpoint(P::NAME).await?;
+        let live_name = P::projection_name();
+        let live = store.load_checkpoint(&live_name).await?;
         if live != Some(last.checkpoint) {
-            store.save_checkpoint(P::NAME, live, last.checkpoint).await?;
+            store.save_checkpoint(&live_name, live, last.checkpoint).await?;
         }
         store.reset_checkpoint(&Self::staging_name()).await?;
         tracing::info!(projection = P::NAME, checkpoint = %last.checkpoint, "es.projection: rebuilt model promoted");
-        Ok(self.runner.with_name(P::NAME))
+        Ok(self.runner.with_name(live_name))
     }
 }

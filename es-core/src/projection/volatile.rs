@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 use super::{CheckpointConflict, CheckpointError, CheckpointStore, DeadLetterStore, ParkedEvent};
 use crate::{
     AppendOptions, AppendResult, EventData, EventStore, EventStream, ExpectedVersion,
-    IdempotencyKey, IdempotencyRecord, Position, ReadAllOptions, ReadStreamOptions, ReplayStream,
-    StoreError, StreamId, TenantId,
+    IdempotencyKey, IdempotencyRecord, Position, ProjectionName, ReadAllOptions, ReadStreamOptions,
+    ReplayStream, StoreError, StreamId, TenantId,
 };
 
 /// A store whose projection checkpoints live in this process and die with it; everything else
@@ -22,16 +22,17 @@ use crate::{
 /// from the log at start, and processes never contend for one checkpoint row.
 ///
 /// ```
+/// use es_core::ProjectionName;
 /// use es_core::projection::{CheckpointStore, VolatileCheckpoints};
-/// # async fn demo(store: impl es_core::EventStore) -> Result<(), es_core::StoreError> {
+/// # async fn demo(store: impl es_core::EventStore) -> Result<(), Box<dyn std::error::Error>> {
 /// let store = VolatileCheckpoints::new(store);
-/// assert_eq!(store.load_checkpoint("balances").await?, None);
+/// assert_eq!(store.load_checkpoint(&ProjectionName::new("balances")?).await?, None);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
 pub struct VolatileCheckpoints<S> {
     inner: S,
-    checkpoints: Arc<Mutex<HashMap<String, Position>>>,
+    checkpoints: Arc<Mutex<HashMap<ProjectionName, Position>>>,
 }
 
 impl<S> VolatileCheckpoints<S> {
@@ -102,23 +103,30 @@ impl<S: DeadLetterStore> DeadLetterStore for VolatileCheckpoints<S> {
         self.inner.park(parked).await
     }
 
-    async fn parked(&self, projection: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+    async fn parked(&self, projection: &ProjectionName) -> Result<Vec<ParkedEvent>, StoreError> {
         self.inner.parked(projection).await
     }
 
-    async fn unpark(&self, projection: &str, position: Position) -> Result<(), StoreError> {
+    async fn unpark(
+        &self,
+        projection: &ProjectionName,
+        position: Position,
+    ) -> Result<(), StoreError> {
         self.inner.unpark(projection, position).await
     }
 }
 
 impl<S: Clone + Send + Sync + 'static> CheckpointStore for VolatileCheckpoints<S> {
-    async fn load_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+    async fn load_checkpoint(
+        &self,
+        projection: &ProjectionName,
+    ) -> Result<Option<Position>, StoreError> {
         Ok(self.checkpoints.lock().get(projection).copied())
     }
 
     async fn save_checkpoint(
         &self,
-        projection: &str,
+        projection: &ProjectionName,
         expected: Option<Position>,
         next: Position,
     ) -> Result<(), CheckpointError> {
@@ -126,14 +134,17 @@ impl<S: Clone + Send + Sync + 'static> CheckpointStore for VolatileCheckpoints<S
         let found = checkpoints.get(projection).copied();
         if found != expected {
             return Err(
-                CheckpointConflict { projection: projection.to_owned(), expected, found }.into()
+                CheckpointConflict { projection: projection.clone(), expected, found }.into()
             );
         }
-        checkpoints.insert(projection.to_owned(), next);
+        checkpoints.insert(projection.clone(), next);
         Ok(())
     }
 
-    async fn reset_checkpoint(&self, projection: &str) -> Result<Option<Position>, StoreError> {
+    async fn reset_checkpoint(
+        &self,
+        projection: &ProjectionName,
+    ) -> Result<Option<Position>, StoreError> {
         Ok(self.checkpoints.lock().remove(projection))
     }
 }

@@ -159,7 +159,7 @@ where
         let runner = next.promote().await?;
         *self.model.write() = runner.projection().clone();
         self.progress.send_replace(
-            runner.store().load_checkpoint(P::NAME).await?.unwrap_or(Position::BEGINNING),
+            runner.store().load_checkpoint(runner.name()).await?.unwrap_or(Position::BEGINNING),
         );
         *running = Some(self.follow(runner));
         self.state.lock().0 = "running";

@@ -348,12 +348,12 @@ impl<S: BankStore> Bank<S> {
     pub async fn projections(&self) -> Result<Vec<ProjectionReport>, BankError> {
         let mut reports = vec![self.balances.report().await?, self.statements.report().await?];
         let head = self.store.head_position().await?.value();
-        let name = <TransferProcess<S> as es::Projection>::NAME;
-        let checkpoint = self.store.load_checkpoint(name).await?.map_or(0, Position::value);
-        let parked = es::projection::DeadLetterStore::parked(&self.store, name).await?.len();
+        let name = <TransferProcess<S> as es::Projection>::projection_name();
+        let checkpoint = self.store.load_checkpoint(&name).await?.map_or(0, Position::value);
+        let parked = es::projection::DeadLetterStore::parked(&self.store, &name).await?.len();
         let state = self.process_state();
         reports.push(ProjectionReport {
-            name: name.to_owned(),
+            name: name.to_string(),
             state,
             checkpoint,
             head,
@@ -425,10 +425,10 @@ impl<S: BankStore> Bank<S> {
     /// Waits until every transfer requested so far is final and the views have caught up.
     pub async fn settle(&self, timeout: Duration) -> Result<(), BankError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let name = <TransferProcess<S> as es::Projection>::NAME;
+        let name = <TransferProcess<S> as es::Projection>::projection_name();
         loop {
             let head = self.store.head_position().await?;
-            let process = self.store.load_checkpoint(name).await?.unwrap_or(Position::BEGINNING);
+            let process = self.store.load_checkpoint(&name).await?.unwrap_or(Position::BEGINNING);
             if process >= head
                 && self.balances.checkpoint() >= head
                 && self.statements.checkpoint() >= head

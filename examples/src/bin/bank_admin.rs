@@ -17,7 +17,7 @@ use es::projection::{
 };
 use es::repository::Repository;
 use es::snapshot::SnapshotVerdict;
-use es::{EventStore, MultiTenantStore, Projection, TenantId};
+use es::{EventStore, MultiTenantStore, Projection, ProjectionName, TenantId};
 use examples::bank::account::Account;
 use examples::bank::process::TransferProcess;
 use examples::bank::stats::Stats;
@@ -70,12 +70,12 @@ enum Projections {
     /// through the service's `POST /admin/projections/{name}/rebuild`).
     Rebuild {
         /// The projection.
-        name: String,
+        name: ProjectionName,
     },
     /// Remove a projection's checkpoint: its next run starts from the beginning.
     Reset {
         /// The projection.
-        name: String,
+        name: ProjectionName,
         /// Confirm.
         #[arg(long)]
         yes: bool,
@@ -87,12 +87,12 @@ enum Parked {
     /// List a projection's parked events.
     List {
         /// The projection.
-        name: String,
+        name: ProjectionName,
     },
     /// Hand a projection's parked events to its handler again (`transfer_process` only).
     Replay {
         /// The projection.
-        name: String,
+        name: ProjectionName,
     },
 }
 
@@ -147,7 +147,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Projections(Projections::Status { max_lag }) => status(&store, max_lag).await,
         Command::Projections(Projections::Rebuild { name } | Projections::Reset { name, .. })
         | Command::Parked(Parked::List { name } | Parked::Replay { name })
-            if known(&name).is_some() =>
+            if known(name.as_str()).is_some() =>
         {
             Ok(ExitCode::from(USAGE))
         }
@@ -184,8 +184,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
-fn process(store: &PgTenantStore, name: &str) -> Result<TransferProcess<PgTenantStore>, Failure> {
-    if name != TransferProcess::<PgTenantStore>::NAME {
+fn process(
+    store: &PgTenantStore,
+    name: &ProjectionName,
+) -> Result<TransferProcess<PgTenantStore>, Failure> {
+    if name.as_str() != TransferProcess::<PgTenantStore>::NAME {
         return Err(format!("unknown stored projection {name:?} (transfer_process)").into());
     }
     let accounts = Repository::<Account, _>::new(store.clone()).with_snapshots(store.clone());
@@ -220,7 +223,7 @@ async fn status(store: &PgTenantStore, max_lag: Option<u64>) -> Result<ExitCode,
     let head = store.head_position().await?.value();
     // Every projection the bank stores, even one without a checkpoint yet (after a reset, or
     // before its first run: its lag is the whole log), and any other name the store knows.
-    let mut names: Vec<String> = STORED.iter().map(|name| (*name).to_owned()).collect();
+    let mut names = STORED.iter().map(ProjectionName::new).collect::<Result<Vec<_>, _>>()?;
     for name in store.projection_names().await? {
         if !names.contains(&name) {
             names.push(name);
@@ -243,7 +246,7 @@ async fn status(store: &PgTenantStore, max_lag: Option<u64>) -> Result<ExitCode,
     Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(CHECK_FAILED) })
 }
 
-async fn rebuild(store: &PgTenantStore, name: &str) -> Result<ExitCode, Failure> {
+async fn rebuild(store: &PgTenantStore, name: &ProjectionName) -> Result<ExitCode, Failure> {
     let process = process(store, name)?;
     let Some(_lock) = store.try_lock(name).await? else {
         eprintln!(

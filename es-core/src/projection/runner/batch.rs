@@ -5,12 +5,12 @@ use futures_util::FutureExt;
 
 use super::{OnFailure, RunnerError, RunnerOptions};
 use crate::projection::{DeadLetterStore, ParkedEvent, Projection, ProjectionError};
-use crate::{Position, RecordedEvent};
+use crate::{Position, ProjectionName, RecordedEvent};
 
 /// What a batch strategy needs of its runner: where to park, under which name, with which options.
 pub(crate) struct Context<'a, S> {
     pub(crate) store: &'a S,
-    pub(crate) name: &'a str,
+    pub(crate) name: &'a ProjectionName,
     pub(crate) options: &'a RunnerOptions,
 }
 
@@ -175,7 +175,7 @@ pub(super) async fn handle_with_retries<P: Projection, S>(
             Ok(()) => return Ok(()),
             Err(source) if attempt >= options.handler_attempts => {
                 return Err(RunnerError::Handler {
-                    projection: name.to_owned(),
+                    projection: name.clone(),
                     position: event.position,
                     event_type: event.event_type.to_string(),
                     attempts: attempt,
@@ -211,10 +211,10 @@ pub(crate) async fn park<S: DeadLetterStore>(
 ) -> Result<(), RunnerError> {
     let (store, name, attempts) = (context.store, context.name, context.options.handler_attempts);
     tracing::error!(projection = %name, position = %event.position, error = %failure, "es.projection: event parked");
-    metrics::counter!("es_projection_parked_total", "projection" => name.to_owned()).increment(1);
+    metrics::counter!("es_projection_parked_total", "projection" => name.to_string()).increment(1);
     store
         .park(ParkedEvent {
-            projection: name.to_owned(),
+            projection: name.clone(),
             position: event.position,
             event_type: event.event_type.clone(),
             // A handler's message is the application's text: a NUL in it would make PostgreSQL

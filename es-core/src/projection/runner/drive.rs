@@ -24,7 +24,7 @@ pub(crate) trait Passes {
     fn events(&self) -> &Self::Store;
 
     /// The name the lock and the logs go under.
-    fn lock_name(&self) -> &str;
+    fn lock_name(&self) -> &crate::ProjectionName;
 
     /// The options (retry delay, idle wait).
     fn drive_options(&self) -> &RunnerOptions;
@@ -49,7 +49,7 @@ where
         &self.store
     }
 
-    fn lock_name(&self) -> &str {
+    fn lock_name(&self) -> &crate::ProjectionName {
         &self.name
     }
 
@@ -298,7 +298,10 @@ impl ProjectionLock for NoLock {
 impl ProjectionLocks for NoLocks {
     type Lock = NoLock;
 
-    async fn try_lock(&self, _: &str) -> Result<Option<NoLock>, crate::StoreError> {
+    async fn try_lock(
+        &self,
+        _: &crate::ProjectionName,
+    ) -> Result<Option<NoLock>, crate::StoreError> {
         Ok(Some(NoLock))
     }
 }

@@ -21,13 +21,13 @@ use self::batch::{BatchOutcome, Context};
 pub use self::options::{OnFailure, RunnerOptions};
 pub use self::outcome::{CatchUp, ProjectionStatus, RunnerError};
 use super::{CheckpointStore, DeadLetterStore, Projection};
-use crate::{EventStore, Position, ReadAllOptions, RecordedEvent, StoreError};
+use crate::{EventStore, Position, ProjectionName, ReadAllOptions, RecordedEvent, StoreError};
 
 /// Drives one projection over one tenant's store.
 pub struct ProjectionRunner<P, S> {
     projection: P,
     store: S,
-    name: String,
+    name: ProjectionName,
     options: RunnerOptions,
     /// Partitions by stream (set by `with_concurrency`): how many run at once, and how the
     /// projection is cloned for each. Kept apart from the options, so replacing the options never
@@ -55,7 +55,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         Self {
             projection,
             store,
-            name: P::NAME.to_owned(),
+            name: P::projection_name(),
             options: RunnerOptions::default(),
             partitions: None,
             checkpoint: Known::Unknown,
@@ -92,15 +92,15 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
 
     /// The name the checkpoint, dead letters, lock and metrics go under: [`Projection::NAME`]
     /// unless renamed.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &ProjectionName {
         &self.name
     }
 
     /// Runs the projection under another checkpoint name (a rebuild's staging name, or one
-    /// read model per process for volatile in-memory models). The name must not be empty.
+    /// read model per process for volatile in-memory models).
     #[must_use]
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+    pub fn with_name(mut self, name: ProjectionName) -> Self {
+        self.name = name;
         self.checkpoint = Known::Unknown;
         self
     }
@@ -260,7 +260,7 @@ where
 /// `es.projection.read` span that records how many came.
 pub(crate) async fn read_batch<S: EventStore>(
     store: &S,
-    name: &str,
+    name: &ProjectionName,
     types: Vec<crate::EventType>,
     after: Position,
     options: &RunnerOptions,
@@ -286,23 +286,23 @@ pub(crate) async fn read_batch<S: EventStore>(
 }
 
 /// Sets the `es_projection_lag` gauge of `name`.
-pub(crate) fn report_lag(name: &str, head: Position, checkpoint: Position) {
+pub(crate) fn report_lag(name: &ProjectionName, head: Position, checkpoint: Position) {
     let lag = head.value().saturating_sub(checkpoint.value());
     // A gauge is an f64; lags beyond 2^52 positions would lose precision, which is moot.
     #[allow(clippy::cast_precision_loss)]
-    metrics::gauge!("es_projection_lag", "projection" => name.to_owned()).set(lag as f64);
+    metrics::gauge!("es_projection_lag", "projection" => name.to_string()).set(lag as f64);
 }
 
 /// A projection's progress as stored: its checkpoint against the tenant's head.
 pub(crate) async fn status<S: EventStore + CheckpointStore>(
     store: &S,
-    name: &str,
+    name: &ProjectionName,
     last_error: Option<String>,
 ) -> Result<ProjectionStatus, StoreError> {
     let checkpoint = store.load_checkpoint(name).await?.unwrap_or(Position::BEGINNING);
     let head = store.head_position().await?;
     Ok(ProjectionStatus {
-        name: name.to_owned(),
+        name: name.clone(),
         checkpoint,
         head,
         lag: head.value().saturating_sub(checkpoint.value()),

@@ -2,7 +2,7 @@
 
 use super::super::ProjectionError;
 use crate::projection::CheckpointError;
-use crate::{Position, StoreError};
+use crate::{Position, ProjectionName, StoreError};
 
 /// Why a runner stopped.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +14,7 @@ pub enum RunnerError {
     )]
     Handler {
         /// The projection's checkpoint name.
-        projection: String,
+        projection: ProjectionName,
         /// The event's position.
         position: Position,
         /// The event's type.
@@ -46,7 +46,7 @@ pub struct CatchUp {
 pub struct ProjectionStatus {
     /// The name its checkpoint is stored under ([`Projection::NAME`](crate::projection::Projection::NAME) unless the runner was
     /// renamed, as a rebuild's staging runner is).
-    pub name: String,
+    pub name: ProjectionName,
     /// Its checkpoint (`Position::BEGINNING` before the first save).
     pub checkpoint: Position,
     /// The tenant's head position.

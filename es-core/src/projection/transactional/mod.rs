@@ -46,7 +46,7 @@ use std::ops::DerefMut;
 pub use self::runner::TransactionalRunner;
 use super::{CheckpointError, CheckpointStore, ProjectionError};
 use crate::event::typed::EventTypeInfo;
-use crate::{EventType, Position, RecordedEvent, StoreError};
+use crate::{EventType, Position, ProjectionName, RecordedEvent, StoreError};
 
 /// A store that commits a projection's batch of handler writes together with its checkpoint.
 pub trait TransactionalStore: CheckpointStore {
@@ -59,7 +59,7 @@ pub trait TransactionalStore: CheckpointStore {
     /// runners until it ends. Returns the checkpoint as stored.
     fn begin_batch(
         &self,
-        projection: &str,
+        projection: &ProjectionName,
     ) -> impl Future<Output = Result<(Self::Transaction, Option<Position>), StoreError>> + Send;
 
     /// Moves the checkpoint from `from` to `to` inside `transaction` and commits it with the
@@ -68,7 +68,7 @@ pub trait TransactionalStore: CheckpointStore {
     fn commit_batch(
         &self,
         transaction: Self::Transaction,
-        projection: &str,
+        projection: &ProjectionName,
         from: Option<Position>,
         to: Position,
     ) -> impl Future<Output = Result<(), CheckpointError>> + Send;
@@ -112,6 +112,21 @@ pub trait TransactionalProjection<C: Send>: Send + 'static {
     fn event_types() -> Vec<EventType> {
         Self::EVENT_TYPES.iter().filter_map(|info| EventType::new(info.name).ok()).collect()
     }
+
+    /// [`NAME`](TransactionalProjection::NAME) as a [`ProjectionName`], checked when the program
+    /// is built (see [`Projection::projection_name`](super::Projection::projection_name)).
+    fn projection_name() -> ProjectionName {
+        super::checked_name(<Self as CheckedName<C>>::NAME)
+    }
+}
+
+/// The name of a transactional projection, checked at compile time.
+trait CheckedName<C> {
+    const NAME: &'static str;
+}
+
+impl<C: Send, P: TransactionalProjection<C> + ?Sized> CheckedName<C> for P {
+    const NAME: &'static str = ProjectionName::checked(P::NAME);
 }
 
 /// A batch handler failed.

@@ -13,7 +13,7 @@ use crate::projection::{
     CatchUp, DeadLetterStore, OnFailure, ProjectionError, ProjectionStatus, RunnerError,
     RunnerOptions,
 };
-use crate::{EventStore, Position, RecordedEvent, StoreError};
+use crate::{EventStore, Position, ProjectionName, RecordedEvent, StoreError};
 
 /// Drives one [`TransactionalProjection`] over one tenant's [`TransactionalStore`].
 ///
@@ -25,6 +25,7 @@ use crate::{EventStore, Position, RecordedEvent, StoreError};
 pub struct TransactionalRunner<P, S> {
     projection: P,
     store: S,
+    name: ProjectionName,
     options: RunnerOptions,
     last_error: Option<String>,
 }
@@ -36,7 +37,13 @@ where
 {
     /// A runner with default options.
     pub fn new(projection: P, store: S) -> Self {
-        Self { projection, store, options: RunnerOptions::default(), last_error: None }
+        Self {
+            projection,
+            store,
+            name: P::projection_name(),
+            options: RunnerOptions::default(),
+            last_error: None,
+        }
     }
 
     /// Sets the options.
@@ -69,7 +76,7 @@ where
         loop {
             let (done, full, checkpoint) = self.batch(head).await?;
             handled += done;
-            report_lag(P::NAME, head, checkpoint);
+            report_lag(&self.name, head, checkpoint);
             if !full {
                 return Ok(CatchUp { handled, checkpoint });
             }
@@ -82,17 +89,17 @@ where
         let mut attempt = 1;
         let mut delay = self.options.retry_delay;
         loop {
-            let (mut tx, stored) = self.store.begin_batch(P::NAME).await?;
+            let (mut tx, stored) = self.store.begin_batch(&self.name).await?;
             let after = stored.unwrap_or(Position::BEGINNING);
             let batch =
-                read_batch(&self.store, P::NAME, P::event_types(), after, &self.options).await?;
+                read_batch(&self.store, &self.name, P::event_types(), after, &self.options).await?;
             let full = batch.len() >= self.options.batch_size;
             let failure = match self.handle(&mut tx, &batch).await {
                 Ok(()) => {
                     let last = batch.last().map_or(after, |event| event.position);
                     let next = crate::projection::checkpoint_after_batch(full, last, head);
                     if next > after {
-                        self.store.commit_batch(tx, P::NAME, stored, next).await?;
+                        self.store.commit_batch(tx, &self.name, stored, next).await?;
                     }
                     return Ok((batch.len() as u64, full, next.max(after)));
                 }
@@ -102,10 +109,10 @@ where
             drop(tx);
             let index = failure.index.min(batch.len().saturating_sub(1));
             let Some(failed) = batch.get(index) else {
-                return Err(Self::handler_error(after, "", attempt, failure.source));
+                return Err(Self::handler_error(&self.name, after, "", attempt, failure.source));
             };
             if attempt < self.options.handler_attempts {
-                tracing::warn!(projection = P::NAME, position = %failed.position, attempt, error = %failure.source, "es.projection: batch failed, retrying");
+                tracing::warn!(projection = %self.name, position = %failed.position, attempt, error = %failure.source, "es.projection: batch failed, retrying");
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
                 attempt += 1;
@@ -117,6 +124,7 @@ where
                 checkpoint = Some(self.commit_prefix(&batch[..index], stored).await?);
             }
             let error = Self::handler_error(
+                &self.name,
                 failed.position,
                 failed.event_type.as_str(),
                 attempt,
@@ -125,10 +133,10 @@ where
             if self.options.on_failure == OnFailure::Stop {
                 return Err(error);
             }
-            let context = Context { store: &self.store, name: P::NAME, options: &self.options };
+            let context = Context { store: &self.store, name: &self.name, options: &self.options };
             park(&context, failed, &error).await?;
-            let (tx, _) = self.store.begin_batch(P::NAME).await?;
-            self.store.commit_batch(tx, P::NAME, checkpoint, failed.position).await?;
+            let (tx, _) = self.store.begin_batch(&self.name).await?;
+            self.store.commit_batch(tx, &self.name, checkpoint, failed.position).await?;
             return Ok((index as u64 + 1, true, failed.position));
         }
     }
@@ -157,13 +165,13 @@ where
         prefix: &[RecordedEvent],
         stored: Option<Position>,
     ) -> Result<Position, RunnerError> {
-        let (mut tx, now) = self.store.begin_batch(P::NAME).await?;
+        let (mut tx, now) = self.store.begin_batch(&self.name).await?;
         let last = prefix.last().map_or(Position::BEGINNING, |event| event.position);
         if now != stored {
             // Another runner moved the checkpoint meanwhile: leave the batch to it.
             return Err(RunnerError::Checkpoint(
                 crate::projection::CheckpointConflict {
-                    projection: P::NAME.to_owned(),
+                    projection: self.name.clone(),
                     expected: stored,
                     found: now,
                 }
@@ -173,24 +181,26 @@ where
         if let Err(failure) = self.handle(&mut tx, prefix).await {
             let event = &prefix[failure.index.min(prefix.len() - 1)];
             return Err(Self::handler_error(
+                &self.name,
                 event.position,
                 event.event_type.as_str(),
                 1,
                 failure.source,
             ));
         }
-        self.store.commit_batch(tx, P::NAME, stored, last).await?;
+        self.store.commit_batch(tx, &self.name, stored, last).await?;
         Ok(last)
     }
 
     fn handler_error(
+        name: &ProjectionName,
         position: Position,
         event_type: &str,
         attempts: u32,
         source: ProjectionError,
     ) -> RunnerError {
         RunnerError::Handler {
-            projection: P::NAME.to_owned(),
+            projection: name.clone(),
             position,
             event_type: event_type.to_owned(),
             attempts,
@@ -202,7 +212,7 @@ where
 
     /// The projection's progress: checkpoint, head, lag, last error.
     pub async fn status(&self) -> Result<ProjectionStatus, StoreError> {
-        status(&self.store, P::NAME, self.last_error.clone()).await
+        status(&self.store, &self.name, self.last_error.clone()).await
     }
 }
 
@@ -221,8 +231,8 @@ where
         &self.store
     }
 
-    fn lock_name(&self) -> &str {
-        P::NAME
+    fn lock_name(&self) -> &ProjectionName {
+        &self.name
     }
 
     fn drive_options(&self) -> &RunnerOptions {

@@ -24,9 +24,14 @@ fn snapshot(version: u64, balance: i64) -> Snapshot {
     Snapshot::new("account", stream("account-1"), version, EventId::new(), 1, state)
 }
 
+/// A projection name of the tests.
+fn name(text: &str) -> crate::ProjectionName {
+    crate::ProjectionName::new(text).expect("a valid projection name")
+}
+
 fn parked(projection: &str, position: u64, error: &str) -> ParkedEvent {
     ParkedEvent {
-        projection: projection.to_owned(),
+        projection: name(projection),
         position: Position::new(position),
         event_type: event_type("test.numbered"),
         error: error.to_owned(),
@@ -73,25 +78,31 @@ where
     B::Store: Capabilities,
 {
     let (a, b) = (scoped(&backend, "a"), scoped(&backend, "b"));
-    a.save_checkpoint("p", None, Position::new(10)).await.expect("first save in a");
-    assert_eq!(b.load_checkpoint("p").await.expect("load"), None, "b must not see a's checkpoint");
-    b.save_checkpoint("p", None, Position::new(3)).await.expect("b's first save is its own");
-    let stale = a.save_checkpoint("p", Some(Position::new(3)), Position::new(20)).await;
+    a.save_checkpoint(&name("p"), None, Position::new(10)).await.expect("first save in a");
+    assert_eq!(
+        b.load_checkpoint(&name("p")).await.expect("load"),
+        None,
+        "b must not see a's checkpoint"
+    );
+    b.save_checkpoint(&name("p"), None, Position::new(3)).await.expect("b's first save is its own");
+    let stale = a.save_checkpoint(&name("p"), Some(Position::new(3)), Position::new(20)).await;
     assert!(
         matches!(stale, Err(CheckpointError::Conflict(_))),
         "a stale save must conflict: {stale:?}"
     );
-    let again = a.save_checkpoint("p", None, Position::new(20)).await;
+    let again = a.save_checkpoint(&name("p"), None, Position::new(20)).await;
     assert!(
         matches!(again, Err(CheckpointError::Conflict(_))),
         "a second first save must conflict: {again:?}"
     );
-    a.save_checkpoint("p", Some(Position::new(10)), Position::new(20)).await.expect("a moves on");
-    assert_eq!(a.load_checkpoint("p").await.expect("load"), Some(Position::new(20)));
-    assert_eq!(b.load_checkpoint("p").await.expect("load"), Some(Position::new(3)));
-    assert_eq!(b.reset_checkpoint("p").await.expect("reset b"), Some(Position::new(3)));
+    a.save_checkpoint(&name("p"), Some(Position::new(10)), Position::new(20))
+        .await
+        .expect("a moves on");
+    assert_eq!(a.load_checkpoint(&name("p")).await.expect("load"), Some(Position::new(20)));
+    assert_eq!(b.load_checkpoint(&name("p")).await.expect("load"), Some(Position::new(3)));
+    assert_eq!(b.reset_checkpoint(&name("p")).await.expect("reset b"), Some(Position::new(3)));
     assert_eq!(
-        a.load_checkpoint("p").await.expect("load"),
+        a.load_checkpoint(&name("p")).await.expect("load"),
         Some(Position::new(20)),
         "a reset in b leaves a"
     );
@@ -106,17 +117,20 @@ where
 {
     let (a, b) = (scoped(&backend, "a"), scoped(&backend, "b"));
     a.park(parked("p", 7, "a's failure")).await.expect("park in a");
-    assert!(b.parked("p").await.expect("list b").is_empty(), "b must not see a's parked events");
+    assert!(
+        b.parked(&name("p")).await.expect("list b").is_empty(),
+        "b must not see a's parked events"
+    );
     b.park(parked("p", 7, "b's failure")).await.expect("park in b");
-    let in_a = a.parked("p").await.expect("list a");
+    let in_a = a.parked(&name("p")).await.expect("list a");
     assert_eq!(in_a.len(), 1);
     assert_eq!(in_a[0].error, "a's failure", "b's park must not replace a's");
-    b.unpark("p", Position::new(7)).await.expect("unpark in b");
-    assert_eq!(a.parked("p").await.expect("list a").len(), 1, "b's unpark must leave a's");
-    assert!(b.parked("p").await.expect("list b").is_empty());
+    b.unpark(&name("p"), Position::new(7)).await.expect("unpark in b");
+    assert_eq!(a.parked(&name("p")).await.expect("list a").len(), 1, "b's unpark must leave a's");
+    assert!(b.parked(&name("p")).await.expect("list b").is_empty());
     // Parking the same position again replaces the record (the latest error).
     a.park(parked("p", 7, "again")).await.expect("park again");
-    let in_a = a.parked("p").await.expect("list a");
+    let in_a = a.parked(&name("p")).await.expect("list a");
     assert_eq!((in_a.len(), in_a[0].error.as_str()), (1, "again"));
 }
 
@@ -128,16 +142,16 @@ where
     B::Store: Capabilities,
 {
     let (a, b) = (scoped(&backend, "a"), scoped(&backend, "b"));
-    let mut held = a.try_lock("p").await.expect("lock").expect("a takes p");
+    let mut held = a.try_lock(&name("p")).await.expect("lock").expect("a takes p");
     assert!(held.is_held().await);
-    assert!(a.try_lock("p").await.expect("lock").is_none(), "p is held in a");
-    let in_b = b.try_lock("p").await.expect("lock");
+    assert!(a.try_lock(&name("p")).await.expect("lock").is_none(), "p is held in a");
+    let in_b = b.try_lock(&name("p")).await.expect("lock");
     assert!(in_b.is_some(), "b's p is another projection than a's");
-    assert!(a.try_lock("q").await.expect("lock").is_some(), "another projection is free");
+    assert!(a.try_lock(&name("q")).await.expect("lock").is_some(), "another projection is free");
     drop(held);
     let mut again = None;
     for _ in 0..100 {
-        again = a.try_lock("p").await.expect("lock");
+        again = a.try_lock(&name("p")).await.expect("lock");
         if again.is_some() {
             break;
         }
