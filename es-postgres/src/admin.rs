@@ -7,6 +7,7 @@ use sqlx::Row;
 use crate::PgTenantStore;
 use crate::error::read_error;
 use crate::row::stored_u64;
+use crate::sql;
 
 /// What a tenant's store holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,30 +36,23 @@ impl PgTenantStore {
     /// run it off-peak on large stores).
     pub async fn statistics(&self) -> Result<StoreStatistics, StoreError> {
         let tenant = self.tenant_id().as_str();
-        let row = sqlx::query(
-            "SELECT count(*) AS events, count(DISTINCT stream_id) AS streams, \
-             coalesce(sum(pg_column_size(payload)), 0)::bigint AS payload_bytes \
-             FROM events WHERE tenant = $1",
-        )
-        .bind(tenant)
-        .fetch_one(self.pool())
-        .await
-        .map_err(|error| read_error("statistics", error))?;
-        let event_types = sqlx::query(
-            "SELECT event_type, count(*) AS n FROM events WHERE tenant = $1 \
-             GROUP BY event_type ORDER BY n DESC, event_type",
-        )
-        .bind(tenant)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|error| read_error("statistics", error))?
-        .iter()
-        .map(|row| {
-            let event_type: String =
-                row.try_get("event_type").map_err(|error| read_error("statistics", error))?;
-            Ok((event_type, count(row, "n")?))
-        })
-        .collect::<Result<_, StoreError>>()?;
+        let row = sqlx::query(sql::STATISTICS)
+            .bind(tenant)
+            .fetch_one(self.pool())
+            .await
+            .map_err(|error| read_error("statistics", error))?;
+        let event_types = sqlx::query(sql::EVENT_TYPE_COUNTS)
+            .bind(tenant)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|error| read_error("statistics", error))?
+            .iter()
+            .map(|row| {
+                let event_type: String =
+                    row.try_get("event_type").map_err(|error| read_error("statistics", error))?;
+                Ok((event_type, count(row, "n")?))
+            })
+            .collect::<Result<_, StoreError>>()?;
         Ok(StoreStatistics {
             events: count(&row, "events")?,
             streams: count(&row, "streams")?,
@@ -70,13 +64,11 @@ impl PgTenantStore {
 
     /// The streams that have a snapshot, in order.
     pub async fn snapshot_streams(&self) -> Result<Vec<StreamId>, StoreError> {
-        let streams: Vec<String> = sqlx::query_scalar(
-            "SELECT stream_id FROM snapshots WHERE tenant = $1 ORDER BY stream_id",
-        )
-        .bind(self.tenant_id().as_str())
-        .fetch_all(self.pool())
-        .await
-        .map_err(|error| read_error("snapshot_streams", error))?;
+        let streams: Vec<String> = sqlx::query_scalar(sql::SNAPSHOT_STREAMS)
+            .bind(self.tenant_id().as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(|error| read_error("snapshot_streams", error))?;
         streams
             .into_iter()
             .map(|stream| {
@@ -89,14 +81,11 @@ impl PgTenantStore {
 
     /// The projections with a checkpoint or parked events, in order.
     pub async fn projection_names(&self) -> Result<Vec<es_core::ProjectionName>, StoreError> {
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT projection FROM checkpoints WHERE tenant = $1 \
-             UNION SELECT projection FROM dead_letters WHERE tenant = $1 ORDER BY 1",
-        )
-        .bind(self.tenant_id().as_str())
-        .fetch_all(self.pool())
-        .await
-        .map_err(|error| read_error("projection_names", error))?;
+        let names: Vec<String> = sqlx::query_scalar(sql::PROJECTION_NAMES)
+            .bind(self.tenant_id().as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(|error| read_error("projection_names", error))?;
         names
             .into_iter()
             .map(|name| {

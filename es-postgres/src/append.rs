@@ -12,64 +12,8 @@ use crate::error::{
     rolled_back_transiently,
 };
 use crate::row::{bound_i64, corrupt_in, stored_u64};
+use crate::sql;
 use crate::store::Inner;
-
-const APPEND: &str = "SELECT o_outcome AS outcome, o_first_version AS first_version, \
-     o_last_version AS last_version, o_first_position AS first_position, \
-     o_last_position AS last_position, o_actual_version AS actual_version, \
-     o_original_stream_id AS original_stream_id \
-     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-
-/// The head of both inserts: the `events` columns an append writes, in the order they bind them.
-macro_rules! insert_into_events {
-    () => {
-        "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, event_type, \
-         schema_version, payload, metadata, recorded_at) "
-    };
-}
-/// The version check of an `Exact(n)` append with n > 0: version n exists (see `insert_batch!`).
-macro_rules! where_version_exists {
-    () => {
-        "WHERE EXISTS (SELECT 1 FROM events x WHERE x.tenant = $1 AND x.stream_id = $2 AND x.stream_version = $3)"
-    };
-}
-/// The fast path, one plain statement: appends without an idempotency key that expect an exact
-/// version (`Exact(n)`, `NoStream` as `Exact(0)`), which is every append the command pipeline
-/// makes. The batch takes versions n+1, n+2, …; the unique key on
-/// `(tenant, stream_id, stream_version)` refuses them if the stream is already past n (after waiting for a concurrent
-/// append to commit), which aborts the whole statement: all or nothing. That n itself exists is
-/// checked once per statement for n > 0 (for n = 0 the unique key on version 1 suffices), so a
-/// stream behind the expectation inserts nothing rather than leaving a gap.
-/// The INSERT takes its lock on `events` before it evaluates `nextval()`, as the horizon requires.
-macro_rules! insert_batch {
-    ($($condition:tt)+) => {
-        concat!(
-            insert_into_events!(),
-            "SELECT $1, nextval('event_position_seq'), $2, $3 + e.ord, e.id, e.ty, e.sv, ",
-            "e.payload::jsonb, e.meta::jsonb, date_trunc('microseconds', now()) ",
-            "FROM unnest($4::uuid[], $5::text[], $6::integer[], $7::text[], $8::text[]) ",
-            "WITH ORDINALITY AS e(id, ty, sv, payload, meta, ord) ",
-            $($condition)+,
-            " RETURNING position"
-        )
-    };
-}
-const APPEND_NEW: &str = insert_batch!("WHERE $3 = 0");
-/// One event, bound as scalars (no arrays to encode and unnest): the commonest append.
-macro_rules! insert_one {
-    ($($condition:tt)+) => {
-        concat!(
-            insert_into_events!(),
-            "SELECT $1, nextval('event_position_seq'), $2, $3 + 1, $4, $5, $6, $7::jsonb, $8::jsonb, ",
-            "date_trunc('microseconds', now()) ",
-            $($condition)+,
-            " RETURNING position"
-        )
-    };
-}
-const APPEND_ONE_NEW: &str = insert_one!("WHERE $3 = 0");
-const APPEND_ONE_AFTER: &str = insert_one!(where_version_exists!());
-const APPEND_AFTER: &str = insert_batch!(where_version_exists!());
 
 const WRITTEN: i16 = 0;
 const REPLAYED: i16 = 1;
@@ -144,7 +88,7 @@ pub(crate) async fn append(
     };
     let mut retries = Retries::new(inner.options.append_attempts);
     loop {
-        let call = sqlx::query_as::<_, AppendRow>(APPEND)
+        let call = sqlx::query_as::<_, AppendRow>(sql::APPEND)
             .bind(tenant.as_str())
             .bind(request.stream_id.as_str())
             .bind(expected_kind)
@@ -204,10 +148,10 @@ async fn append_exact(
     loop {
         let single = columns.event_ids.len() == 1;
         let sql = match (single, expected == 0) {
-            (true, true) => APPEND_ONE_NEW,
-            (true, false) => APPEND_ONE_AFTER,
-            (false, true) => APPEND_NEW,
-            (false, false) => APPEND_AFTER,
+            (true, true) => sql::APPEND_ONE_NEW,
+            (true, false) => sql::APPEND_ONE_AFTER,
+            (false, true) => sql::APPEND_NEW,
+            (false, false) => sql::APPEND_AFTER,
         };
         let query = sqlx::query_scalar(sql)
             .bind(tenant.as_str())
@@ -365,13 +309,11 @@ fn outcome(
 
 /// A conflict detected by the unique key rather than the version check: report the version now.
 async fn version_conflict(inner: &Inner, tenant: &TenantId, request: &AppendRequest) -> StoreError {
-    let actual: Result<Option<i64>, _> = sqlx::query_scalar(
-        "SELECT max(stream_version) FROM events WHERE tenant = $1 AND stream_id = $2",
-    )
-    .bind(tenant.as_str())
-    .bind(request.stream_id.as_str())
-    .fetch_one(&inner.pool)
-    .await;
+    let actual: Result<Option<i64>, _> = sqlx::query_scalar(sql::STREAM_VERSION)
+        .bind(tenant.as_str())
+        .bind(request.stream_id.as_str())
+        .fetch_one(&inner.pool)
+        .await;
     match actual {
         Ok(actual) => StoreError::VersionConflict {
             tenant: tenant.clone(),
@@ -390,13 +332,11 @@ async fn version_conflict(inner: &Inner, tenant: &TenantId, request: &AppendRequ
 
 /// Finds which of the batch's ids is already stored (the unique violation names only the constraint).
 async fn duplicate_event_id(inner: &Inner, tenant: &TenantId, event_ids: &[Uuid]) -> StoreError {
-    let found: Result<Option<Uuid>, _> = sqlx::query_scalar(
-        "SELECT event_id FROM events WHERE tenant = $1 AND event_id = ANY($2) LIMIT 1",
-    )
-    .bind(tenant.as_str())
-    .bind(event_ids)
-    .fetch_optional(&inner.pool)
-    .await;
+    let found: Result<Option<Uuid>, _> = sqlx::query_scalar(sql::STORED_EVENT_ID)
+        .bind(tenant.as_str())
+        .bind(event_ids)
+        .fetch_optional(&inner.pool)
+        .await;
     match found {
         Ok(Some(id)) => StoreError::DuplicateEventId {
             tenant: tenant.clone(),

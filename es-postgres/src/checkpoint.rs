@@ -6,6 +6,7 @@ use es_core::{Position, StoreError};
 use crate::PgTenantStore;
 use crate::error::read_error;
 use crate::row::{bound_i64, stored_u64};
+use crate::sql;
 
 fn to_column(position: Position) -> i64 {
     bound_i64(position.value())
@@ -16,14 +17,12 @@ impl CheckpointStore for PgTenantStore {
         &self,
         projection: &es_core::ProjectionName,
     ) -> Result<Option<Position>, StoreError> {
-        let position: Option<i64> = sqlx::query_scalar(
-            "SELECT position FROM checkpoints WHERE tenant = $1 AND projection = $2",
-        )
-        .bind(self.tenant_id().as_str())
-        .bind(projection.as_str())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(|error| read_error("load_checkpoint", error))?;
+        let position: Option<i64> = sqlx::query_scalar(sql::LOAD_CHECKPOINT)
+            .bind(self.tenant_id().as_str())
+            .bind(projection.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|error| read_error("load_checkpoint", error))?;
         position
             .map(|value| {
                 stored_u64(value, format_args!("checkpoint of {projection}")).map(Position::new)
@@ -40,24 +39,23 @@ impl CheckpointStore for PgTenantStore {
         // One statement either way: the first save inserts (and loses to a concurrent first save
         // on the key), later saves update only if the stored position is the expected one.
         let saved = match expected {
-            None => sqlx::query(
-                "INSERT INTO checkpoints (tenant, projection, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(self.tenant_id().as_str())
-            .bind(projection.as_str())
-            .bind(to_column(next))
-            .execute(self.pool())
-            .await,
-            Some(expected) => sqlx::query(
-                "UPDATE checkpoints SET position = $4, updated_at = now() \
-                 WHERE tenant = $1 AND projection = $2 AND position = $3",
-            )
-            .bind(self.tenant_id().as_str())
-            .bind(projection.as_str())
-            .bind(to_column(expected))
-            .bind(to_column(next))
-            .execute(self.pool())
-            .await,
+            None => {
+                sqlx::query(sql::INSERT_CHECKPOINT)
+                    .bind(self.tenant_id().as_str())
+                    .bind(projection.as_str())
+                    .bind(to_column(next))
+                    .execute(self.pool())
+                    .await
+            }
+            Some(expected) => {
+                sqlx::query(sql::MOVE_CHECKPOINT)
+                    .bind(self.tenant_id().as_str())
+                    .bind(projection.as_str())
+                    .bind(to_column(expected))
+                    .bind(to_column(next))
+                    .execute(self.pool())
+                    .await
+            }
         }
         .map_err(|error| read_error("save_checkpoint", error))?;
         if saved.rows_affected() == 1 {
@@ -71,14 +69,12 @@ impl CheckpointStore for PgTenantStore {
         &self,
         projection: &es_core::ProjectionName,
     ) -> Result<Option<Position>, StoreError> {
-        let removed: Option<i64> = sqlx::query_scalar(
-            "DELETE FROM checkpoints WHERE tenant = $1 AND projection = $2 RETURNING position",
-        )
-        .bind(self.tenant_id().as_str())
-        .bind(projection.as_str())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(|error| read_error("reset_checkpoint", error))?;
+        let removed: Option<i64> = sqlx::query_scalar(sql::RESET_CHECKPOINT)
+            .bind(self.tenant_id().as_str())
+            .bind(projection.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|error| read_error("reset_checkpoint", error))?;
         removed
             .map(|value| {
                 stored_u64(value, format_args!("checkpoint of {projection}")).map(Position::new)

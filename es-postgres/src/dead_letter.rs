@@ -7,6 +7,7 @@ use es_core::{EventType, Position, StoreError};
 use crate::PgTenantStore;
 use crate::error::read_error;
 use crate::row::{bound_i32, bound_i64, corrupt_in, stored_u32, stored_u64};
+use crate::sql;
 
 /// A row of `dead_letters`, as stored.
 #[derive(sqlx::FromRow)]
@@ -35,22 +36,17 @@ impl DeadLetterRow {
 
 impl DeadLetterStore for PgTenantStore {
     async fn park(&self, parked: ParkedEvent) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO dead_letters (tenant, projection, position, event_type, error, attempts, parked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (tenant, projection, position) DO UPDATE SET error = EXCLUDED.error, \
-               attempts = EXCLUDED.attempts, parked_at = EXCLUDED.parked_at",
-        )
-        .bind(self.tenant_id().as_str())
-        .bind(parked.projection.as_str())
-        .bind(bound_i64(parked.position.value()))
-        .bind(parked.event_type.as_str())
-        .bind(&parked.error)
-        .bind(bound_i32(parked.attempts))
-        .bind(parked.parked_at)
-        .execute(self.pool())
-        .await
-        .map_err(|error| read_error("park", error))?;
+        sqlx::query(sql::PARK)
+            .bind(self.tenant_id().as_str())
+            .bind(parked.projection.as_str())
+            .bind(bound_i64(parked.position.value()))
+            .bind(parked.event_type.as_str())
+            .bind(&parked.error)
+            .bind(bound_i32(parked.attempts))
+            .bind(parked.parked_at)
+            .execute(self.pool())
+            .await
+            .map_err(|error| read_error("park", error))?;
         Ok(())
     }
 
@@ -58,15 +54,12 @@ impl DeadLetterStore for PgTenantStore {
         &self,
         projection: &es_core::ProjectionName,
     ) -> Result<Vec<ParkedEvent>, StoreError> {
-        let rows: Vec<DeadLetterRow> = sqlx::query_as(
-            "SELECT position, event_type, error, attempts, parked_at FROM dead_letters \
-             WHERE tenant = $1 AND projection = $2 ORDER BY position",
-        )
-        .bind(self.tenant_id().as_str())
-        .bind(projection.as_str())
-        .fetch_all(self.pool())
-        .await
-        .map_err(|error| read_error("parked", error))?;
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(sql::PARKED)
+            .bind(self.tenant_id().as_str())
+            .bind(projection.as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(|error| read_error("parked", error))?;
         rows.into_iter().map(|row| row.parked(projection)).collect()
     }
 
@@ -75,15 +68,13 @@ impl DeadLetterStore for PgTenantStore {
         projection: &es_core::ProjectionName,
         position: Position,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM dead_letters WHERE tenant = $1 AND projection = $2 AND position = $3",
-        )
-        .bind(self.tenant_id().as_str())
-        .bind(projection.as_str())
-        .bind(bound_i64(position.value()))
-        .execute(self.pool())
-        .await
-        .map_err(|error| read_error("unpark", error))?;
+        sqlx::query(sql::UNPARK)
+            .bind(self.tenant_id().as_str())
+            .bind(projection.as_str())
+            .bind(bound_i64(position.value()))
+            .execute(self.pool())
+            .await
+            .map_err(|error| read_error("unpark", error))?;
         Ok(())
     }
 }

@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::read_error;
+use crate::sql;
 
 /// The horizon shared by every reader of one store.
 #[derive(Default)]
@@ -66,11 +67,10 @@ impl Horizon {
 
     /// Reads L and the open appends, waits up to `max_wait` for them to end, publishes L if they did.
     async fn probe(&self, pool: &PgPool, max_wait: Duration) -> Result<u64, StoreError> {
-        let (last_position, mut writers): (i64, Vec<String>) =
-            sqlx::query_as("SELECT o_last_position, o_writers FROM horizon_probe()")
-                .fetch_one(pool)
-                .await
-                .map_err(|error| read_error("read horizon", error))?;
+        let (last_position, mut writers): (i64, Vec<String>) = sqlx::query_as(sql::HORIZON_PROBE)
+            .fetch_one(pool)
+            .await
+            .map_err(|error| read_error("read horizon", error))?;
         let deadline = Instant::now() + max_wait;
         let mut pause = Duration::from_micros(500);
         while !writers.is_empty() {
@@ -84,7 +84,7 @@ impl Horizon {
             }
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 2).min(Duration::from_millis(20));
-            writers = sqlx::query_scalar("SELECT running_transactions($1)")
+            writers = sqlx::query_scalar(sql::RUNNING_TRANSACTIONS)
                 .bind(&writers)
                 .fetch_one(pool)
                 .await

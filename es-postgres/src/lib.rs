@@ -75,6 +75,7 @@ mod options;
 mod read;
 mod row;
 mod snapshot;
+mod sql;
 mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

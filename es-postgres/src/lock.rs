@@ -9,9 +9,6 @@ use sqlx::{Connection, PgConnection};
 use crate::PgTenantStore;
 use crate::error::read_error;
 
-/// The lock's keys: one class per schema, one key per tenant and projection.
-const KEYS: &str = "hashtext(current_schema() || '.projection'), hashtext($1 || '/' || $2)";
-
 /// A held projection lock; dropping it closes its connection, which releases it.
 pub struct PgProjectionLock {
     connection: Option<PgConnection>,
@@ -38,8 +35,7 @@ impl ProjectionLocks for PgTenantStore {
         // A connection that never goes back to the pool: the lock lives as long as it does.
         let mut connection =
             self.pool().acquire().await.map_err(|error| read_error("try_lock", error))?.detach();
-        let sql = format!("SELECT pg_try_advisory_lock({KEYS})");
-        let taken: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let taken: bool = sqlx::query_scalar(crate::sql::TRY_LOCK)
             .bind(self.tenant_id().as_str())
             .bind(projection.as_str())
             .fetch_one(&mut connection)
@@ -60,13 +56,7 @@ impl ProjectionLocks for PgTenantStore {
 impl ProjectionLock for PgProjectionLock {
     async fn is_held(&mut self) -> bool {
         let Some(connection) = self.connection.as_mut() else { return false };
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND pid = pg_backend_pid() AND classid::int = ({KEYS_CLASS}) AND objid::int = ({KEYS_OBJECT}))",
-            KEYS_CLASS = "hashtext(current_schema() || '.projection')",
-            KEYS_OBJECT = "hashtext($1 || '/' || $2)",
-        );
-        let held = sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(sql))
+        let held = sqlx::query_scalar::<_, bool>(crate::sql::LOCK_HELD)
             .bind(&self.tenant)
             .bind(self.projection.as_str())
             .fetch_one(connection)

@@ -45,7 +45,7 @@ impl Wakeups {
             tokio::spawn(async move {
                 loop {
                     outgoing.notified().await;
-                    if let Err(error) = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await {
+                    if let Err(error) = sqlx::query(crate::sql::NOTIFY).bind(&channel).execute(&pool).await {
                         tracing::warn!(%error, "es.notify: NOTIFY failed; remote readers fall back to polling");
                     }
                     // Appends during the pause leave one permit: one NOTIFY covers them all.

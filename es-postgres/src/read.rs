@@ -13,33 +13,8 @@ use uuid::Uuid;
 
 use crate::error::read_error;
 use crate::row::{bound_i64, corrupt_in, get, stored_u32, stored_u64};
+use crate::sql;
 use crate::store::Inner;
-
-/// The envelope's columns, in the order `Decoder::decode` reads them (by index: a lookup by name
-/// per column per row costs measurably on large reads).
-macro_rules! select_events {
-    ($($where:literal),+) => {
-        concat!(
-            "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, ",
-            "payload::text AS payload, metadata::text AS metadata, recorded_at FROM events WHERE ",
-            $($where),+
-        )
-    };
-}
-
-const READ_ALL: &str =
-    select_events!("tenant = $1 AND position > $2 AND position <= $3 ORDER BY position LIMIT $4");
-const READ_ALL_TYPES: &str = select_events!(
-    "tenant = $1 AND position > $2 AND position <= $3 AND event_type = ANY($5) ",
-    "ORDER BY position LIMIT $4"
-);
-const READ_FORWARD: &str = select_events!(
-    "tenant = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version LIMIT $4"
-);
-const READ_BACKWARD: &str = select_events!(
-    "tenant = $1 AND stream_id = $2 AND stream_version <= $3 ",
-    "ORDER BY stream_version DESC LIMIT $4"
-);
 
 const STREAM_PAGE: u64 = 1_000;
 
@@ -161,11 +136,12 @@ impl AllCursor {
                 horizon
             };
             let limit = self.page_size.min(self.remaining);
-            let query = sqlx::query(if self.types.is_some() { READ_ALL_TYPES } else { READ_ALL })
-                .bind(self.decoder.tenant.as_str())
-                .bind(self.after)
-                .bind(horizon)
-                .bind(clamp(limit));
+            let query =
+                sqlx::query(if self.types.is_some() { sql::READ_ALL_TYPES } else { sql::READ_ALL })
+                    .bind(self.decoder.tenant.as_str())
+                    .bind(self.after)
+                    .bind(horizon)
+                    .bind(clamp(limit));
             let query = match &self.types {
                 Some(types) => query.bind(types),
                 None => query,
@@ -246,8 +222,8 @@ impl StreamCursor {
         }
         let limit = STREAM_PAGE.min(self.remaining);
         let sql = match self.direction {
-            Direction::Forward => READ_FORWARD,
-            Direction::Backward => READ_BACKWARD,
+            Direction::Forward => sql::READ_FORWARD,
+            Direction::Backward => sql::READ_BACKWARD,
         };
         let rows = sqlx::query(sql)
             .bind(self.decoder.tenant.as_str())
@@ -293,9 +269,6 @@ pub(crate) fn read_stream(
     Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
 }
 
-const REPLAY: &str = "SELECT stream_version, event_type, schema_version, payload::text AS payload, event_id FROM events \
-     WHERE tenant = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version LIMIT $4";
-
 /// A fold's read: only version, id, type, schema version and payload (half the columns of an
 /// envelope, which roughly halves the time of a long replay).
 struct ReplayCursor {
@@ -312,7 +285,7 @@ impl ReplayCursor {
         if self.exhausted {
             return Ok(None);
         }
-        let rows = sqlx::query(REPLAY)
+        let rows = sqlx::query(sql::REPLAY)
             .bind(self.tenant.as_str())
             .bind(self.stream_id.as_str())
             .bind(clamp(self.next_version))

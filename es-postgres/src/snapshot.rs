@@ -3,6 +3,7 @@
 use crate::PgTenantStore;
 use crate::error::read_error;
 use crate::row::{bound_i32, bound_i64, stored_u32, stored_u64};
+use crate::sql;
 use es_core::snapshot::{Snapshot, SnapshotStore};
 use es_core::{EventId, Payload, StoreError, StreamId};
 
@@ -42,39 +43,28 @@ impl SnapshotRow {
 
 impl SnapshotStore for PgTenantStore {
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
-        let row: Option<SnapshotRow> = sqlx::query_as(
-            "SELECT aggregate, version, schema_version, state, checksum, event_id FROM snapshots \
-             WHERE tenant = $1 AND stream_id = $2",
-        )
-        .bind(self.tenant_id().as_str())
-        .bind(stream_id.as_str())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(|error| read_error("load_snapshot", error))?;
+        let row: Option<SnapshotRow> = sqlx::query_as(sql::LOAD_SNAPSHOT)
+            .bind(self.tenant_id().as_str())
+            .bind(stream_id.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|error| read_error("load_snapshot", error))?;
         row.map(|row| row.snapshot(stream_id)).transpose()
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO snapshots (tenant, stream_id, aggregate, version, schema_version, state, checksum, event_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (tenant, stream_id) DO UPDATE SET aggregate = EXCLUDED.aggregate, \
-               version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, \
-               event_id = EXCLUDED.event_id, \
-               state = EXCLUDED.state, checksum = EXCLUDED.checksum, taken_at = now() \
-             WHERE snapshots.version < EXCLUDED.version",
-        )
-        .bind(self.tenant_id().as_str())
-        .bind(snapshot.stream_id.as_str())
-        .bind(&snapshot.aggregate)
-        .bind(bound_i64(snapshot.version))
-        .bind(bound_i32(snapshot.schema_version))
-        .bind(snapshot.state.as_bytes())
-        .bind(&snapshot.checksum[..])
-        .bind(snapshot.event_id.as_uuid())
-        .execute(self.pool())
-        .await
-        .map_err(|error| read_error("save_snapshot", error))?;
+        sqlx::query(sql::SAVE_SNAPSHOT)
+            .bind(self.tenant_id().as_str())
+            .bind(snapshot.stream_id.as_str())
+            .bind(&snapshot.aggregate)
+            .bind(bound_i64(snapshot.version))
+            .bind(bound_i32(snapshot.schema_version))
+            .bind(snapshot.state.as_bytes())
+            .bind(&snapshot.checksum[..])
+            .bind(snapshot.event_id.as_uuid())
+            .execute(self.pool())
+            .await
+            .map_err(|error| read_error("save_snapshot", error))?;
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ use crate::error::read_error;
 use crate::horizon::Horizon;
 use crate::notify::Wakeups;
 use crate::row::{bound_i64, stored_u64};
+use crate::sql;
 use crate::{PgStoreOptions, append, read};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -108,7 +109,7 @@ impl PgStore {
                 .await
                 .map_err(|error| read_error("migrate", error))?
                 .detach();
-            sqlx::query("SET statement_timeout = 0")
+            sqlx::query(sql::NO_STATEMENT_TIMEOUT)
                 .execute(&mut connection)
                 .await
                 .map_err(|error| read_error("migrate", error))?;
@@ -145,20 +146,14 @@ impl PgStore {
     pub async fn horizon_status(&self) -> Result<HorizonStatus, StoreError> {
         let pool = &self.inner.pool;
         let horizon = self.inner.horizon.advance(pool, Duration::ZERO).await?;
-        let last_taken: i64 = sqlx::query_scalar("SELECT o_last_position FROM horizon_probe()")
+        let last_taken: i64 = sqlx::query_scalar(sql::LAST_POSITION_TAKEN)
             .fetch_one(pool)
             .await
             .map_err(|error| read_error("horizon_status", error))?;
-        let rows = sqlx::query(
-            "SELECT a.pid, a.xact_start, a.state, a.application_name \
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.locktype = 'relation' AND l.relation = 'events'::regclass AND l.mode = 'RowExclusiveLock' \
-               AND l.pid <> pg_backend_pid() \
-             GROUP BY a.pid, a.xact_start, a.state, a.application_name ORDER BY a.xact_start",
-        )
-        .fetch_all(pool)
-        .await
-        .map_err(|error| read_error("horizon_status", error))?;
+        let rows = sqlx::query(sql::HORIZON_HOLDERS)
+            .fetch_all(pool)
+            .await
+            .map_err(|error| read_error("horizon_status", error))?;
         let open_appends = rows
             .iter()
             .map(|row| {
@@ -221,14 +216,12 @@ impl PgTenantStore {
     }
 
     async fn head(&self, horizon: u64) -> Result<Position, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar(
-            "SELECT max(position) FROM events WHERE tenant = $1 AND position <= $2",
-        )
-        .bind(self.tenant.as_str())
-        .bind(bound_i64(horizon))
-        .fetch_one(&self.inner.pool)
-        .await
-        .map_err(|error| read_error("head_position", error))?;
+        let head: Option<i64> = sqlx::query_scalar(sql::HEAD_POSITION)
+            .bind(self.tenant.as_str())
+            .bind(bound_i64(horizon))
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(|error| read_error("head_position", error))?;
         Ok(Position::new(head.map_or(Ok(0), |head| stored_u64(head, "the head position"))?))
     }
 }
@@ -270,14 +263,12 @@ impl EventStore for PgTenantStore {
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
-        let version: Option<i64> = sqlx::query_scalar(
-            "SELECT max(stream_version) FROM events WHERE tenant = $1 AND stream_id = $2",
-        )
-        .bind(self.tenant.as_str())
-        .bind(stream_id.as_str())
-        .fetch_one(&self.inner.pool)
-        .await
-        .map_err(|error| read_error("stream_version", error))?;
+        let version: Option<i64> = sqlx::query_scalar(sql::STREAM_VERSION)
+            .bind(self.tenant.as_str())
+            .bind(stream_id.as_str())
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(|error| read_error("stream_version", error))?;
         version.map_or(Ok(0), |version| {
             stored_u64(version, format_args!("the version of {stream_id}"))
         })
@@ -317,15 +308,12 @@ impl EventStore for PgTenantStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let row: Option<IdempotencyRow> = sqlx::query_as(
-            "SELECT stream_id, fingerprint, first_version, last_version, first_position, last_position, recorded_at \
-             FROM idempotency_keys WHERE tenant = $1 AND key = $2",
-        )
-        .bind(self.tenant.as_str())
-        .bind(key.as_str())
-        .fetch_optional(&self.inner.pool)
-        .await
-        .map_err(|error| read_error("idempotency_record", error))?;
+        let row: Option<IdempotencyRow> = sqlx::query_as(sql::IDEMPOTENCY_RECORD)
+            .bind(self.tenant.as_str())
+            .bind(key.as_str())
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(|error| read_error("idempotency_record", error))?;
         row.map(|row| row.record(key)).transpose()
     }
 }

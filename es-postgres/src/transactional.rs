@@ -50,6 +50,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use crate::PgTenantStore;
 use crate::error::read_error;
 use crate::row::{bound_i64, stored_u64};
+use crate::sql;
 
 impl TransactionalStore for PgTenantStore {
     type Connection = PgConnection;
@@ -63,14 +64,12 @@ impl TransactionalStore for PgTenantStore {
         projection: &es_core::ProjectionName,
     ) -> Result<(Self::Transaction, Option<Position>), StoreError> {
         let mut tx = self.pool().begin().await.map_err(|error| read_error("begin_batch", error))?;
-        let stored: Option<i64> = sqlx::query_scalar(
-            "SELECT position FROM checkpoints WHERE tenant = $1 AND projection = $2 FOR UPDATE",
-        )
-        .bind(self.tenant_id().as_str())
-        .bind(projection.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|error| read_error("begin_batch", error))?;
+        let stored: Option<i64> = sqlx::query_scalar(sql::LOCK_CHECKPOINT)
+            .bind(self.tenant_id().as_str())
+            .bind(projection.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|error| read_error("begin_batch", error))?;
         let stored = stored
             .map(|value| {
                 stored_u64(value, format_args!("checkpoint of {projection}")).map(Position::new)
@@ -86,31 +85,26 @@ impl TransactionalStore for PgTenantStore {
         from: Option<Position>,
         to: Position,
     ) -> Result<(), CheckpointError> {
-        let moved =
-            match from {
-                None => sqlx::query(
-                    "INSERT INTO checkpoints (tenant, projection, position) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-                )
-                .bind(self.tenant_id().as_str())
-                .bind(projection.as_str())
-                .bind(bound_i64(to.value()))
-                .execute(&mut *transaction)
-                .await,
-                Some(from) => {
-                    sqlx::query(
-                        "UPDATE checkpoints SET position = $4, updated_at = now() \
-                 WHERE tenant = $1 AND projection = $2 AND position = $3",
-                    )
+        let moved = match from {
+            None => {
+                sqlx::query(sql::INSERT_CHECKPOINT)
+                    .bind(self.tenant_id().as_str())
+                    .bind(projection.as_str())
+                    .bind(bound_i64(to.value()))
+                    .execute(&mut *transaction)
+                    .await
+            }
+            Some(from) => {
+                sqlx::query(sql::MOVE_CHECKPOINT)
                     .bind(self.tenant_id().as_str())
                     .bind(projection.as_str())
                     .bind(bound_i64(from.value()))
                     .bind(bound_i64(to.value()))
                     .execute(&mut *transaction)
                     .await
-                }
             }
-            .map_err(|error| read_error("commit_batch", error))?;
+        }
+        .map_err(|error| read_error("commit_batch", error))?;
         if moved.rows_affected() != 1 {
             // Dropping the transaction rolls back the batch's writes with it.
             drop(transaction);
