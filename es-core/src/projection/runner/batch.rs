@@ -177,7 +177,7 @@ pub(super) async fn handle_with_retries<P: Projection, S>(
                 return Err(RunnerError::Handler {
                     projection: name.clone(),
                     position: event.position,
-                    event_type: event.event_type.to_string(),
+                    event_type: event.event_type.clone(),
                     attempts: attempt,
                     source,
                 });

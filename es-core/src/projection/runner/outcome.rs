@@ -2,7 +2,7 @@
 
 use super::super::ProjectionError;
 use crate::projection::CheckpointError;
-use crate::{Position, ProjectionName, StoreError};
+use crate::{EventType, Position, ProjectionName, StoreError};
 
 /// Why a runner stopped.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,7 @@ pub enum RunnerError {
         /// The event's position.
         position: Position,
         /// The event's type.
-        event_type: String,
+        event_type: EventType,
         /// Attempts made.
         attempts: u32,
         /// The last failure.

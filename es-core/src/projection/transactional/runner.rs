@@ -13,7 +13,7 @@ use crate::projection::{
     CatchUp, DeadLetterStore, OnFailure, ProjectionError, ProjectionStatus, RunnerError,
     RunnerOptions,
 };
-use crate::{EventStore, Position, ProjectionName, RecordedEvent, StoreError};
+use crate::{EventStore, EventType, Position, ProjectionName, RecordedEvent, StoreError};
 
 /// Drives one [`TransactionalProjection`] over one tenant's [`TransactionalStore`].
 ///
@@ -94,7 +94,10 @@ where
             let batch =
                 read_batch(&self.store, &self.name, P::event_types(), after, &self.options).await?;
             let full = batch.len() >= self.options.batch_size;
-            let failure = match self.handle(&mut tx, &batch).await {
+            // An empty batch has nothing to handle: handlers never see one.
+            let handled =
+                if batch.is_empty() { Ok(()) } else { self.handle(&mut tx, &batch).await };
+            let failure = match handled {
                 Ok(()) => {
                     let last = batch.last().map_or(after, |event| event.position);
                     let next = crate::projection::checkpoint_after_batch(full, last, head);
@@ -109,7 +112,7 @@ where
             drop(tx);
             let index = failure.index.min(batch.len().saturating_sub(1));
             let Some(failed) = batch.get(index) else {
-                return Err(Self::handler_error(&self.name, after, "", attempt, failure.source));
+                unreachable!("a failure of a non-empty batch names one of its events");
             };
             if attempt < self.options.handler_attempts {
                 tracing::warn!(projection = %self.name, position = %failed.position, attempt, error = %failure.source, "es.projection: batch failed, retrying");
@@ -126,7 +129,7 @@ where
             let error = Self::handler_error(
                 &self.name,
                 failed.position,
-                failed.event_type.as_str(),
+                &failed.event_type,
                 attempt,
                 failure.source,
             );
@@ -183,7 +186,7 @@ where
             return Err(Self::handler_error(
                 &self.name,
                 event.position,
-                event.event_type.as_str(),
+                &event.event_type,
                 1,
                 failure.source,
             ));
@@ -195,14 +198,14 @@ where
     fn handler_error(
         name: &ProjectionName,
         position: Position,
-        event_type: &str,
+        event_type: &EventType,
         attempts: u32,
         source: ProjectionError,
     ) -> RunnerError {
         RunnerError::Handler {
             projection: name.clone(),
             position,
-            event_type: event_type.to_owned(),
+            event_type: event_type.clone(),
             attempts,
             source,
         }
