@@ -378,8 +378,11 @@ async fn live_mode_wakes_on_appends<S: EventStore + CheckpointStore + DeadLetter
     runner.await.unwrap().unwrap();
 }
 
+/// Waits for a condition, up to 30 s: generous, because a loaded CI machine stretches every
+/// backoff and poll, and a passing test returns as soon as the condition holds.
 async fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..500 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
         if condition() {
             return;
         }

@@ -17,7 +17,8 @@ pub use dead_letter::{DeadLetterStore, ParkedEvent};
 pub use lock::{ProjectionLock, ProjectionLocks};
 pub use rebuild::Rebuild;
 pub use runner::{
-    CatchUp, OnFailure, ProjectionRunner, ProjectionStatus, RunnerError, RunnerOptions,
+    BatchStrategy, CatchUp, OnFailure, Partitioned, ProjectionRunner, ProjectionStatus,
+    RunnerError, RunnerOptions, Sequential,
 };
 pub use transactional::{
     BatchFailure, TransactionalProjection, TransactionalRunner, TransactionalStore,

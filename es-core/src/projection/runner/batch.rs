@@ -7,15 +7,81 @@ use super::{OnFailure, RunnerError, RunnerOptions};
 use crate::projection::{DeadLetterStore, ParkedEvent, Projection, ProjectionError};
 use crate::{Position, ProjectionName, RecordedEvent};
 
+/// How a runner handles a batch: [`Sequential`] (the default) or [`Partitioned`] by stream,
+/// chosen by type ([`ProjectionRunner::with_concurrency`](super::ProjectionRunner::with_concurrency)
+/// turns one into the other and requires what partitioning needs: a `Clone` projection). Sealed:
+/// the two strategies are the runner's own.
+pub trait BatchStrategy<P>: sealed::Sealed + Send + Sync + 'static {
+    #[doc(hidden)]
+    fn run<S: DeadLetterStore>(
+        &self,
+        projection: &mut P,
+        batch: &[RecordedEvent],
+        after: Position,
+        context: &Context<'_, S>,
+    ) -> impl std::future::Future<Output = Result<BatchOutcome, RunnerError>>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Sequential {}
+    impl Sealed for super::Partitioned {}
+}
+
+/// Every event of a batch in log order, on the projection itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sequential;
+
+/// Up to `at_once` streams of a batch at a time, each in log order, each on its own clone of the
+/// projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partitioned {
+    /// How many streams run at once (at least 1).
+    pub at_once: usize,
+}
+
+impl<P: Projection> BatchStrategy<P> for Sequential {
+    fn run<S: DeadLetterStore>(
+        &self,
+        projection: &mut P,
+        batch: &[RecordedEvent],
+        after: Position,
+        context: &Context<'_, S>,
+    ) -> impl std::future::Future<Output = Result<BatchOutcome, RunnerError>> {
+        sequential(projection, batch, after, context)
+    }
+}
+
+impl<P: Projection + Clone> BatchStrategy<P> for Partitioned {
+    fn run<S: DeadLetterStore>(
+        &self,
+        projection: &mut P,
+        batch: &[RecordedEvent],
+        after: Position,
+        context: &Context<'_, S>,
+    ) -> impl std::future::Future<Output = Result<BatchOutcome, RunnerError>> {
+        let at_once = self.at_once;
+        async move {
+            if at_once > 1 {
+                partitioned(projection, P::clone, at_once, batch, after, context).await
+            } else {
+                sequential(projection, batch, after, context).await
+            }
+        }
+    }
+}
+
 /// What a batch strategy needs of its runner: where to park, under which name, with which options.
-pub(crate) struct Context<'a, S> {
+#[doc(hidden)]
+pub struct Context<'a, S> {
     pub(crate) store: &'a S,
     pub(crate) name: &'a ProjectionName,
     pub(crate) options: &'a RunnerOptions,
 }
 
 /// What handling a batch did.
-pub(super) struct BatchOutcome {
+#[doc(hidden)]
+pub struct BatchOutcome {
     /// The last position handled (or parked) with everything before it handled: where the
     /// checkpoint may move. The batch's `after` if nothing was.
     pub(super) last: Position,
@@ -27,7 +93,7 @@ pub(super) struct BatchOutcome {
 }
 
 /// Handles the batch's events after `after`, in log order, on the projection itself.
-pub(super) async fn sequential<P: Projection, S: DeadLetterStore>(
+async fn sequential<P: Projection, S: DeadLetterStore>(
     projection: &mut P,
     batch: &[RecordedEvent],
     after: Position,
@@ -53,7 +119,7 @@ pub(super) async fn sequential<P: Projection, S: DeadLetterStore>(
 
 /// Handles the batch's events after `after` by stream, up to `at_once` streams at a time, each on
 /// its own clone of the projection (`fork`), each stream in log order.
-pub(super) async fn partitioned<P: Projection, S: DeadLetterStore>(
+async fn partitioned<P: Projection, S: DeadLetterStore>(
     projection: &P,
     fork: fn(&P) -> P,
     at_once: usize,

@@ -34,10 +34,11 @@ pub(crate) trait Passes {
     fn forget_checkpoint(&mut self);
 }
 
-impl<P, S> Passes for ProjectionRunner<P, S>
+impl<P, S, B> Passes for ProjectionRunner<P, S, B>
 where
     P: Projection,
     S: EventStore + CheckpointStore + DeadLetterStore,
+    B: super::BatchStrategy<P>,
 {
     type Store = S;
 
@@ -143,10 +144,11 @@ macro_rules! drive_methods {
 }
 pub(crate) use drive_methods;
 
-impl<P, S> ProjectionRunner<P, S>
+impl<P, S, B> ProjectionRunner<P, S, B>
 where
     P: Projection,
     S: EventStore + CheckpointStore + DeadLetterStore,
+    B: super::BatchStrategy<P>,
 {
     drive_methods!();
 }

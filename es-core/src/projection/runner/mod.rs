@@ -18,27 +18,24 @@ use futures_util::TryStreamExt;
 use tracing::Instrument;
 
 use self::batch::{BatchOutcome, Context};
+pub use self::batch::{BatchStrategy, Partitioned, Sequential};
 pub use self::options::{OnFailure, RunnerOptions};
 pub use self::outcome::{CatchUp, ProjectionStatus, RunnerError};
 use super::{CheckpointStore, DeadLetterStore, Projection};
 use crate::{EventStore, Position, ProjectionName, ReadAllOptions, RecordedEvent, StoreError};
 
-/// Drives one projection over one tenant's store.
-pub struct ProjectionRunner<P, S> {
+/// Drives one projection over one tenant's store, handling each batch by strategy `B`
+/// ([`Sequential`], or [`Partitioned`] after [`with_concurrency`](Self::with_concurrency)).
+pub struct ProjectionRunner<P, S, B = Sequential> {
     projection: P,
     store: S,
     name: ProjectionName,
     options: RunnerOptions,
-    /// Partitions by stream (set by `with_concurrency`): how many run at once, and how the
-    /// projection is cloned for each. Kept apart from the options, so replacing the options never
-    /// turns a concurrent runner sequential.
-    partitions: Option<Partitioning<P>>,
+    /// How each batch is handled: a type, so replacing the options never changes it.
+    batches: B,
     checkpoint: Known,
     last_error: Option<String>,
 }
-
-/// How many partitions run at once, and how the projection is cloned for each.
-type Partitioning<P> = (usize, fn(&P) -> P);
 
 /// What the runner knows of its stored checkpoint.
 #[derive(Clone, Copy, Debug)]
@@ -50,19 +47,26 @@ enum Known {
 }
 
 impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> ProjectionRunner<P, S> {
-    /// A runner with default options.
+    /// A runner with default options, handling batches in log order.
     pub fn new(projection: P, store: S) -> Self {
         Self {
             projection,
             store,
             name: P::projection_name(),
             options: RunnerOptions::default(),
-            partitions: None,
+            batches: Sequential,
             checkpoint: Known::Unknown,
             last_error: None,
         }
     }
+}
 
+impl<P, S, B> ProjectionRunner<P, S, B>
+where
+    P: Projection,
+    S: EventStore + CheckpointStore + DeadLetterStore,
+    B: BatchStrategy<P>,
+{
     /// Sets the options.
     #[must_use]
     pub fn with_options(mut self, options: RunnerOptions) -> Self {
@@ -166,12 +170,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
         after: Position,
     ) -> Result<BatchOutcome, RunnerError> {
         let context = Context { store: &self.store, name: &self.name, options: &self.options };
-        match self.partitions.filter(|(count, _)| *count > 1) {
-            Some((count, fork)) => {
-                batch::partitioned(&self.projection, fork, count, batch, after, &context).await
-            }
-            None => batch::sequential(&mut self.projection, batch, after, &context).await,
-        }
+        self.batches.run(&mut self.projection, batch, after, &context).await
     }
 
     /// Sets the `es_projection_lag` gauge: at the start of each pass (so it shows what arrived
@@ -238,7 +237,7 @@ impl<P: Projection, S: EventStore + CheckpointStore + DeadLetterStore> Projectio
     }
 }
 
-impl<P, S> ProjectionRunner<P, S>
+impl<P, S, B> ProjectionRunner<P, S, B>
 where
     P: Projection + Clone,
     S: EventStore + CheckpointStore + DeadLetterStore,
@@ -250,9 +249,16 @@ where
     /// `Arc`. When a partition stops on a failing event, the checkpoint stays before it, and
     /// later events of other partitions that were handled come again (at least once).
     #[must_use]
-    pub fn with_concurrency(mut self, partitions: usize) -> Self {
-        self.partitions = Some((partitions.max(1), P::clone));
-        self
+    pub fn with_concurrency(self, partitions: usize) -> ProjectionRunner<P, S, Partitioned> {
+        ProjectionRunner {
+            projection: self.projection,
+            store: self.store,
+            name: self.name,
+            options: self.options,
+            batches: Partitioned { at_once: partitions.max(1) },
+            checkpoint: self.checkpoint,
+            last_error: self.last_error,
+        }
     }
 }
 
