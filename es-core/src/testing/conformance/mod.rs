@@ -28,6 +28,7 @@ mod payloads;
 mod read_all;
 mod read_stream;
 mod tenancy;
+mod transactional;
 
 use std::future::Future;
 
@@ -40,6 +41,7 @@ pub use payloads::*;
 pub use read_all::*;
 pub use read_stream::*;
 pub use tenancy::*;
+pub use transactional::*;
 
 /// Runs one case on a fresh multi-threaded runtime (two workers, so concurrency cases interleave for
 /// real). Used by the code [`conformance_tests!`](crate::conformance_tests) generates.
@@ -137,6 +139,23 @@ macro_rules! capability_tests {
                 checkpoints_are_scoped_to_tenant_and_compare_and_set,
                 dead_letters_are_scoped_to_tenant,
                 projection_locks_are_scoped_to_tenant,
+            }
+        }
+    };
+}
+
+/// Expands to a module `transactional_conformance` with one `#[test]` per case of
+/// [`TransactionalStore`](crate::projection::TransactionalStore), for a backend that keeps
+/// transactional projections (es-postgres).
+#[macro_export]
+macro_rules! transactional_tests {
+    ($factory:path) => {
+        #[allow(unused_imports)]
+        mod transactional_conformance {
+            use super::*;
+            $crate::__conformance_cases! { @cases $factory;
+                transactional_batches_move_the_checkpoint_only_when_committed,
+                an_open_batch_holds_off_a_second_runner,
             }
         }
     };
