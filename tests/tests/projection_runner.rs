@@ -709,6 +709,15 @@ async fn follow_exclusive_keeps_the_lock_through_failures<
         *owner_model.handled.lock().unwrap() == 5
     })
     .await;
+    // Handled is not yet saved: wait for the checkpoint, or the standby would rightly get the
+    // owner's last batch again (at least once) and count it twice.
+    let head = store.head_position().await.unwrap();
+    let flaky = es_core::ProjectionName::new("flaky").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.load_checkpoint(&flaky).await.unwrap() != Some(head) {
+        assert!(tokio::time::Instant::now() < deadline, "the owner never saved its checkpoint");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     owner.abort();
     let _ = owner.await;
     deposit(&store, "account-2", 6..8).await;
