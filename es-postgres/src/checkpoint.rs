@@ -36,33 +36,10 @@ impl CheckpointStore for PgTenantStore {
         expected: Option<Position>,
         next: Position,
     ) -> Result<(), CheckpointError> {
-        // One statement either way: the first save inserts (and loses to a concurrent first save
-        // on the key), later saves update only if the stored position is the expected one.
-        let saved = match expected {
-            None => {
-                sqlx::query(sql::INSERT_CHECKPOINT)
-                    .bind(self.tenant_id().as_str())
-                    .bind(projection.as_str())
-                    .bind(to_column(next))
-                    .execute(self.pool())
-                    .await
-            }
-            Some(expected) => {
-                sqlx::query(sql::MOVE_CHECKPOINT)
-                    .bind(self.tenant_id().as_str())
-                    .bind(projection.as_str())
-                    .bind(to_column(expected))
-                    .bind(to_column(next))
-                    .execute(self.pool())
-                    .await
-            }
-        }
-        .map_err(|error| read_error("save_checkpoint", error))?;
-        if saved.rows_affected() == 1 {
-            return Ok(());
-        }
-        let found = self.load_checkpoint(projection).await?;
-        Err(CheckpointConflict { projection: projection.clone(), expected, found }.into())
+        let moved = move_checkpoint(self, self.pool(), projection, expected, next)
+            .await
+            .map_err(|error| read_error("save_checkpoint", error))?;
+        self.checkpoint_moved(moved, projection, expected).await
     }
 
     async fn reset_checkpoint(
@@ -80,5 +57,54 @@ impl CheckpointStore for PgTenantStore {
                 stored_u64(value, format_args!("checkpoint of {projection}")).map(Position::new)
             })
             .transpose()
+    }
+}
+
+/// Moves a projection's checkpoint from `from` to `to` by compare-and-set, on any executor (the
+/// pool, or a transactional batch's transaction), in one statement: the first save inserts (and
+/// loses to a concurrent first save on the key), later saves update only from `from`. Returns
+/// whether it moved.
+pub(crate) async fn move_checkpoint<'e>(
+    store: &PgTenantStore,
+    executor: impl sqlx::PgExecutor<'e>,
+    projection: &es_core::ProjectionName,
+    from: Option<Position>,
+    to: Position,
+) -> Result<bool, sqlx::Error> {
+    let moved = match from {
+        None => {
+            sqlx::query(sql::INSERT_CHECKPOINT)
+                .bind(store.tenant_id().as_str())
+                .bind(projection.as_str())
+                .bind(to_column(to))
+                .execute(executor)
+                .await?
+        }
+        Some(from) => {
+            sqlx::query(sql::MOVE_CHECKPOINT)
+                .bind(store.tenant_id().as_str())
+                .bind(projection.as_str())
+                .bind(to_column(from))
+                .bind(to_column(to))
+                .execute(executor)
+                .await?
+        }
+    };
+    Ok(moved.rows_affected() == 1)
+}
+
+impl PgTenantStore {
+    /// Ok if the checkpoint moved; otherwise the conflict, with the checkpoint stored now.
+    pub(crate) async fn checkpoint_moved(
+        &self,
+        moved: bool,
+        projection: &es_core::ProjectionName,
+        expected: Option<Position>,
+    ) -> Result<(), CheckpointError> {
+        if moved {
+            return Ok(());
+        }
+        let found = self.load_checkpoint(projection).await?;
+        Err(CheckpointConflict { projection: projection.clone(), expected, found }.into())
     }
 }

@@ -40,16 +40,16 @@
 //! # Ok(()) }
 //! ```
 
+use es_core::projection::CheckpointError;
 pub use es_core::projection::{
     BatchFailure, TransactionalProjection, TransactionalRunner, TransactionalStore,
 };
-use es_core::projection::{CheckpointConflict, CheckpointError, CheckpointStore};
 use es_core::{Position, StoreError};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::PgTenantStore;
 use crate::error::read_error;
-use crate::row::{bound_i64, stored_u64};
+use crate::row::stored_u64;
 use crate::sql;
 
 impl TransactionalStore for PgTenantStore {
@@ -85,36 +85,14 @@ impl TransactionalStore for PgTenantStore {
         from: Option<Position>,
         to: Position,
     ) -> Result<(), CheckpointError> {
-        let moved = match from {
-            None => {
-                sqlx::query(sql::INSERT_CHECKPOINT)
-                    .bind(self.tenant_id().as_str())
-                    .bind(projection.as_str())
-                    .bind(bound_i64(to.value()))
-                    .execute(&mut *transaction)
-                    .await
-            }
-            Some(from) => {
-                sqlx::query(sql::MOVE_CHECKPOINT)
-                    .bind(self.tenant_id().as_str())
-                    .bind(projection.as_str())
-                    .bind(bound_i64(from.value()))
-                    .bind(bound_i64(to.value()))
-                    .execute(&mut *transaction)
-                    .await
-            }
-        }
-        .map_err(|error| read_error("commit_batch", error))?;
-        if moved.rows_affected() != 1 {
+        let moved =
+            crate::checkpoint::move_checkpoint(self, &mut *transaction, projection, from, to)
+                .await
+                .map_err(|error| read_error("commit_batch", error))?;
+        if !moved {
             // Dropping the transaction rolls back the batch's writes with it.
             drop(transaction);
-            let found = self.load_checkpoint(projection).await?;
-            return Err(CheckpointConflict {
-                projection: projection.clone(),
-                expected: from,
-                found,
-            }
-            .into());
+            return self.checkpoint_moved(false, projection, from).await;
         }
         // A commit whose outcome is lost with the connection is safe to redo: if it committed,
         // the next batch finds the checkpoint moved and does not apply the events again.
