@@ -80,9 +80,6 @@ pub(crate) const SAVE_SNAPSHOT: &str = "INSERT INTO snapshots (tenant, stream_id
                state = EXCLUDED.state, checksum = EXCLUDED.checksum, taken_at = now() \
              WHERE snapshots.version < EXCLUDED.version";
 
-/// Lifts the statement timeout (migrations).
-pub(crate) const NO_STATEMENT_TIMEOUT: &str = "SET statement_timeout = 0";
-
 /// The last position any append has taken.
 pub(crate) const LAST_POSITION_TAKEN: &str = "SELECT o_last_position FROM horizon_probe()";
 

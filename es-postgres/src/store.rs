@@ -100,17 +100,14 @@ impl PgStore {
         let schema = &self.inner.options.schema;
         let span = tracing::info_span!("es.migrate", schema = %schema);
         async {
-            // A connection of its own, never returned to the pool: migrations may run longer than
-            // the store's statement timeout allows its queries, so the timeout is lifted here.
-            let mut connection = self
-                .inner
-                .pool
-                .acquire()
-                .await
-                .map_err(|error| read_error("migrate", error))?
-                .detach();
-            sqlx::query(sql::NO_STATEMENT_TIMEOUT)
-                .execute(&mut connection)
+            // A connection of its own, opened without the store's statement timeout: migrations
+            // may run longer than it allows its queries. (Lifting it with `SET` afterwards would run
+            // that `SET` under the timeout itself, which a tiny timeout on a loaded server cancels.)
+            let connect = PgConnectOptions::from_str(&self.inner.options.url)
+                .map_err(|error| StoreError::backend("migrate", false, error))?
+                .application_name("es-postgres")
+                .options([("search_path", schema.as_str())]);
+            let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect_with(&connect)
                 .await
                 .map_err(|error| read_error("migrate", error))?;
             // The name was validated (lowercase identifier) by PgStoreOptions::schema.
