@@ -4,22 +4,30 @@
 //! applications use them as `es_core::Event` and so on and never depend on this crate directly.
 //! Generated code names only `::es_core::…` (or the path given with `crate = "…"`).
 //!
-//! Each entry point parses, checks and emits (`expand/`); every mistake becomes a compile error on
-//! the offending token, and a minimal impl is emitted beside it so that one mistake gives one error.
+//! Every macro runs the same layers (`expand::expand_with`): its attributes as written
+//! (`attrs`), a model whose required parts are present (`model`), the rules beyond syntax
+//! (`check`), the code (`emit`). Every mistake becomes a compile error on the offending token, all
+//! of them at once, and a fallback impl is emitted beside them so that one mistake gives one
+//! error. Attribute names are symbols (`internals::symbol`); naming rules come from `es-names`,
+//! the crate es-core checks ids with.
 
 #![allow(
     clippy::too_many_lines,
-    reason = "expansion functions are mostly `quote!` templates; split up they are harder to read"
+    reason = "emit functions are mostly `quote!` templates; split up they are harder to read"
 )]
 
-mod attr;
-mod check;
-mod ctxt;
+mod aggregate;
+mod commands;
+mod event;
 mod expand;
+mod internals;
+mod projection;
 #[cfg(test)]
 mod snapshot_tests;
 
 use proc_macro::TokenStream;
+
+use expand::{AttributeInput, expand_with};
 
 /// Implements `es_core::Event` for an event struct or an enum of event structs.
 ///
@@ -35,7 +43,7 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(Event, attributes(event, pii))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    expand::event::derive(&input).unwrap_or_else(syn::Error::into_compile_error).into()
+    expand_with::<event::DeriveEvent>(&input).into()
 }
 
 /// Implements `es_core::Aggregate` from
@@ -43,7 +51,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Aggregate, attributes(aggregate))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    expand::aggregate::derive(&input).unwrap_or_else(syn::Error::into_compile_error).into()
+    expand_with::<aggregate::DeriveAggregate>(&input).into()
 }
 
 /// On an `impl` block of command methods (`fn open(&self, command: Open) -> Result<…, …>`):
@@ -51,7 +59,7 @@ pub fn derive_aggregate(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn commands(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
-    expand::commands::expand(&args.into(), &item).into()
+    expand_with::<commands::Commands>(&AttributeInput { args: args.into(), item }).into()
 }
 
 /// On an `impl` block of async event handlers (`async fn on_deposited(&mut self, event: &Deposited)`):
@@ -59,5 +67,5 @@ pub fn commands(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemImpl);
-    expand::projection::expand(args.into(), &item).into()
+    expand_with::<projection::Projection>(&AttributeInput { args: args.into(), item }).into()
 }

@@ -4,7 +4,11 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::expand;
+use crate::aggregate::DeriveAggregate;
+use crate::commands::Commands;
+use crate::event::DeriveEvent;
+use crate::expand::{AttributeInput, expand_with};
+use crate::projection::Projection;
 
 fn pretty(tokens: TokenStream) -> String {
     let text = tokens.to_string();
@@ -12,7 +16,7 @@ fn pretty(tokens: TokenStream) -> String {
 }
 
 fn derive_event(input: TokenStream) -> String {
-    pretty(expand::event::derive(&syn::parse2(input).unwrap()).unwrap())
+    pretty(expand_with::<DeriveEvent>(&syn::parse2(input).unwrap()))
 }
 
 #[test]
@@ -52,7 +56,7 @@ fn aggregate() {
         pub struct Account { balance: i64 }
     })
     .unwrap();
-    insta::assert_snapshot!(pretty(expand::aggregate::derive(&input).unwrap()));
+    insta::assert_snapshot!(pretty(expand_with::<DeriveAggregate>(&input)));
 }
 
 #[test]
@@ -64,7 +68,10 @@ fn commands() {
         }
     })
     .unwrap();
-    insta::assert_snapshot!(pretty(expand::commands::expand(&TokenStream::new(), &item)));
+    insta::assert_snapshot!(pretty(expand_with::<Commands>(&AttributeInput {
+        args: TokenStream::new(),
+        item
+    })));
 }
 
 #[test]
@@ -76,5 +83,8 @@ fn projection() {
         }
     })
     .unwrap();
-    insta::assert_snapshot!(pretty(expand::projection::expand(quote!(name = "balances"), &item)));
+    insta::assert_snapshot!(pretty(expand_with::<Projection>(&AttributeInput {
+        args: quote!(name = "balances"),
+        item
+    })));
 }

@@ -3,12 +3,7 @@ use std::sync::Arc;
 use super::IdKind;
 use super::text::{Rules, text_id};
 
-const RULES: Rules = Rules {
-    kind: IdKind::EventType,
-    max_len: 128,
-    allowed: "event type names use ASCII letters, digits and '.', '_', '-', ':', '/'",
-    is_allowed: |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'),
-};
+const RULES: Rules = Rules { kind: IdKind::EventType, rule: es_names::EVENT_TYPE };
 
 /// The stable name of an event type, as stored beside every event (`account.opened`).
 ///

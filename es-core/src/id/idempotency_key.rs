@@ -3,12 +3,7 @@ use std::sync::Arc;
 use super::IdKind;
 use super::text::{Rules, text_id};
 
-const RULES: Rules = Rules {
-    kind: IdKind::IdempotencyKey,
-    max_len: 128,
-    allowed: "idempotency keys may hold any character but control characters",
-    is_allowed: |c| !c.is_control(),
-};
+const RULES: Rules = Rules { kind: IdKind::IdempotencyKey, rule: es_names::IDEMPOTENCY_KEY };
 
 /// A caller-chosen key that makes an append safe to retry (see
 /// [`AppendOptions::idempotency_key`](crate::AppendOptions::idempotency_key)).

@@ -3,18 +3,7 @@ use std::sync::Arc;
 use super::IdKind;
 use super::text::{Rules, text_id};
 
-/// The longest projection name, in bytes: room for a 64-byte name and a suffix such as a
-/// rebuild's `.rebuild`.
-const MAX_LEN: usize = 128;
-/// The longest name a projection declares itself (`Projection::NAME`).
-const OWN_MAX_LEN: usize = 64;
-
-const RULES: Rules = Rules {
-    kind: IdKind::Projection,
-    max_len: MAX_LEN,
-    allowed: "projection names use ASCII letters, digits, '-', '_' and '.'",
-    is_allowed: |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
-};
+const RULES: Rules = Rules { kind: IdKind::Projection, rule: es_names::PROJECTION };
 
 /// The name a projection's checkpoint, dead letters, lock and metrics go under.
 ///
@@ -52,19 +41,14 @@ impl ProjectionName {
     /// (`Projection::projection_name`), never for run time.
     #[must_use]
     pub(crate) const fn checked(name: &'static str) -> &'static str {
-        let bytes = name.as_bytes();
-        assert!(
-            !bytes.is_empty() && bytes.len() <= OWN_MAX_LEN,
-            "a projection's own name is 1 to 64 bytes long"
-        );
-        let mut at = 0;
-        while at < bytes.len() {
-            let c = bytes[at];
-            assert!(
-                c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.',
-                "projection names use ASCII letters, digits, '-', '_' and '.'"
-            );
-            at += 1;
+        match es_names::PROJECTION_OWN.check(name) {
+            Ok(()) => {}
+            Err(es_names::Violation::Empty | es_names::Violation::TooLong { .. }) => {
+                panic!("a projection's own name is 1 to 64 bytes long")
+            }
+            Err(es_names::Violation::InvalidChar { .. }) => {
+                panic!("projection names use ASCII letters, digits, '-', '_' and '.'")
+            }
         }
         name
     }

@@ -3,19 +3,9 @@ use std::sync::Arc;
 use super::text::{Rules, text_id};
 use super::{IdError, IdKind};
 
-const RULES: Rules = Rules {
-    kind: IdKind::Stream,
-    max_len: 256,
-    allowed: "stream ids may hold any character but control characters",
-    is_allowed: |c| !c.is_control(),
-};
+const RULES: Rules = Rules { kind: IdKind::Stream, rule: es_names::STREAM };
 
-const CATEGORY_RULES: Rules = Rules {
-    kind: IdKind::Category,
-    max_len: 64,
-    allowed: "categories use ASCII letters, digits, '_' and '.' (a '-' ends the category)",
-    is_allowed: |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'),
-};
+const CATEGORY_RULES: Rules = Rules { kind: IdKind::Category, rule: es_names::CATEGORY };
 
 /// The identity of one event stream within a tenant, typically one aggregate instance.
 ///

@@ -3,12 +3,7 @@ use std::sync::{Arc, LazyLock};
 use super::IdKind;
 use super::text::{Rules, text_id};
 
-const RULES: Rules = Rules {
-    kind: IdKind::Tenant,
-    max_len: 64,
-    allowed: "tenant ids use ASCII letters, digits, '-', '_' and '.'",
-    is_allowed: |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
-};
+const RULES: Rules = Rules { kind: IdKind::Tenant, rule: es_names::TENANT };
 
 /// The tenant every call of a store handle is scoped to.
 ///

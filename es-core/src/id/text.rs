@@ -4,32 +4,30 @@ use std::sync::Arc;
 
 use super::{IdError, IdKind};
 
-/// The rules of one kind of textual identifier.
+/// The rules of one kind of textual identifier: the rule itself lives in `es-names`, shared
+/// with the compile-time checks of es-macros.
 pub(crate) struct Rules {
     pub(crate) kind: IdKind,
-    pub(crate) max_len: usize,
-    pub(crate) allowed: &'static str,
-    pub(crate) is_allowed: fn(char) -> bool,
+    pub(crate) rule: es_names::Rule,
 }
 
 impl Rules {
     pub(crate) fn check(&self, value: &str) -> Result<(), IdError> {
-        if value.is_empty() {
-            return Err(IdError::Empty { kind: self.kind });
-        }
-        if value.len() > self.max_len {
-            return Err(IdError::TooLong { kind: self.kind, len: value.len(), max: self.max_len });
-        }
-        if let Some((at, found)) = value.char_indices().find(|&(_, c)| !(self.is_allowed)(c)) {
-            return Err(IdError::InvalidChar {
+        use es_names::Violation;
+        match self.rule.check(value) {
+            Ok(()) => Ok(()),
+            Err(Violation::Empty) => Err(IdError::Empty { kind: self.kind }),
+            Err(Violation::TooLong { len }) => {
+                Err(IdError::TooLong { kind: self.kind, len, max: self.rule.max_len })
+            }
+            Err(Violation::InvalidChar { at }) => Err(IdError::InvalidChar {
                 kind: self.kind,
                 value: value.to_owned(),
-                found,
+                found: value[at..].chars().next().unwrap_or_default(),
                 at,
-                allowed: self.allowed,
-            });
+                allowed: self.rule.allowed,
+            }),
         }
-        Ok(())
     }
 
     pub(crate) fn make(&self, value: &str) -> Result<Arc<str>, IdError> {

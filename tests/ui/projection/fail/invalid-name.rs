@@ -9,7 +9,7 @@ pub struct Withdrawn { pub amount: i64 }
 #[derive(Default)]
 pub struct Balances { total: i64 }
 
-#[projection(name = "account-balances")]
+#[projection(name = "account balances")]
 impl Balances {
     async fn on_deposited(&mut self, event: &Deposited) -> Result<(), ProjectionError> { self.total += event.amount; Ok(()) }
 }

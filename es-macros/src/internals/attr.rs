@@ -3,17 +3,18 @@
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 
-use crate::ctxt::Ctxt;
+use super::ctxt::Ctxt;
+use super::symbol::Symbol;
 
 /// A key that may appear once; a second occurrence is an error on that occurrence.
 pub(crate) struct Slot<T> {
-    attribute: &'static str,
-    key: &'static str,
+    attribute: Symbol,
+    key: Symbol,
     value: Option<T>,
 }
 
 impl<T> Slot<T> {
-    pub(crate) fn new(attribute: &'static str, key: &'static str) -> Self {
+    pub(crate) const fn new(attribute: Symbol, key: Symbol) -> Self {
         Self { attribute, key, value: None }
     }
 
@@ -41,7 +42,7 @@ impl<T> Slot<T> {
 pub(crate) fn unknown(
     ctxt: &mut Ctxt,
     meta: &ParseNestedMeta<'_>,
-    attribute: &str,
+    attribute: Symbol,
     expected: &str,
 ) -> syn::Result<()> {
     let key = meta.path.get_ident().map_or_else(|| "?".to_owned(), ToString::to_string);

@@ -1,37 +1,24 @@
-//! The naming rules the runtime enforces, checked at compile time on the user's literals.
+//! The naming rules the runtime enforces (defined once, in `es-names`), checked at compile time
+//! on the user's literals, and the case conversions that derive names from Rust identifiers.
 
-/// The rule of `es_core::EventType`: 1 to 128 bytes of ASCII letters, digits, `.`, `_`, `-`, `:`, `/`.
-pub(crate) fn event_type_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(format!("event type name {name:?} must be 1 to 128 bytes long"));
-    }
-    match name
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')))
-    {
-        Some(c) => Err(format!(
-            "event type name {name:?} contains {c:?}; names use ASCII letters, digits and '.', '_', '-', ':', '/'"
-        )),
-        None => Ok(()),
-    }
-}
+use es_names::{Rule, Violation};
 
-/// A stream category (aggregate name, projection name): 1 to 64 bytes of ASCII letters, digits,
-/// `_` and `.` (a `-` would end the category in a stream id).
-pub(crate) fn category_name(what: &str, name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 64 {
-        return Err(format!("{what} {name:?} must be 1 to 64 bytes long"));
-    }
-    match name.chars().find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))) {
-        Some(c) => {
-            Err(format!("{what} {name:?} contains {c:?}; use ASCII letters, digits, '_' and '.'"))
+/// Checks `name` against `rule`; the message names it as `what` (`aggregate name`).
+pub(crate) fn check(rule: &Rule, what: &str, name: &str) -> Result<(), String> {
+    match rule.check(name) {
+        Ok(()) => Ok(()),
+        Err(Violation::Empty | Violation::TooLong { .. }) => {
+            Err(format!("{what} {name:?} must be 1 to {} bytes long", rule.max_len))
         }
-        None => Ok(()),
+        Err(Violation::InvalidChar { at }) => {
+            let found = name[at..].chars().next().unwrap_or_default();
+            Err(format!("{what} {name:?} contains {found:?}; {}", rule.allowed))
+        }
     }
 }
 
 /// A stored event name to suggest for a type: `AccountOpened` → `account.opened`, reduced to the
-/// characters [`event_type_name`] allows (`event` if none is left).
+/// characters `es_names::EVENT_TYPE` allows (`event` if none is left).
 pub(crate) fn suggested_event_name(ident: &str) -> String {
     let dotted: String = snake_case(ident)
         .replace('_', ".")
@@ -84,17 +71,20 @@ mod tests {
         assert_eq!(suggested_event_name("Einzahlungsbestätigung"), "einzahlungsbesttigung");
         assert_eq!(suggested_event_name("Ä"), "event");
         for ident in ["AccountOpened", "X", "Ä", "HTTPCall"] {
-            assert!(event_type_name(&suggested_event_name(ident)).is_ok(), "{ident}");
+            assert!(es_names::EVENT_TYPE.allows(&suggested_event_name(ident)), "{ident}");
         }
     }
 
     #[test]
     fn names() {
-        assert!(event_type_name("account.opened").is_ok());
-        assert!(event_type_name("account opened").is_err());
-        assert!(event_type_name("").is_err());
-        assert!(category_name("aggregate name", "bank_account").is_ok());
-        assert!(category_name("aggregate name", "bank-account").is_err());
+        assert!(check(&es_names::EVENT_TYPE, "event name", "account.opened").is_ok());
+        assert_eq!(
+            check(&es_names::EVENT_TYPE, "event name", "account opened"),
+            Err("event name \"account opened\" contains ' '; event type names use ASCII letters, digits and '.', '_', '-', ':', '/'".to_owned())
+        );
+        assert!(check(&es_names::EVENT_TYPE, "event name", "").is_err());
+        assert!(check(&es_names::CATEGORY, "aggregate name", "bank_account").is_ok());
+        assert!(check(&es_names::CATEGORY, "aggregate name", "bank-account").is_err());
         assert_eq!(snake_case("BankAccount"), "bank_account");
         assert_eq!(pascal_case("withdraw_all"), "WithdrawAll");
     }

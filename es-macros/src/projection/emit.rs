@@ -1,0 +1,104 @@
+//! The code of a projection: `Projection` or `TransactionalProjection<C>`, and its fallback stub.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ImplItem, ItemImpl, Path, Type};
+
+use super::attrs::Attrs;
+use super::model::{Handler, Model, transaction_of};
+use crate::expand::in_const;
+use crate::internals::attr::krate;
+
+pub(crate) fn model(model: &Model) -> TokenStream {
+    let Model { self_ty, name, krate, .. } = model;
+    let (impl_generics, _, where_clause) = model.generics.split_for_impl();
+    let events: Vec<_> = model.handlers.iter().map(|handler| &handler.event).collect();
+    let is_event_struct = events.iter().map(|ty| {
+        quote_spanned! {ty.span()=>
+            const _: fn() = || {
+                fn handler_argument_must_be_an_event_struct<T: #krate::EventVariant>() {}
+                handler_argument_must_be_an_event_struct::<#ty>();
+            };
+        }
+    });
+    let tx = model.transaction.as_ref().map(|_| quote!(tx,));
+    let dispatch = model.handlers.iter().map(|Handler { method, event, with_meta }| {
+        let call = if *with_meta {
+            quote!(Self::#method(self, #tx &decoded, event).await)
+        } else {
+            quote!(Self::#method(self, #tx &decoded).await)
+        };
+        quote! {
+            if event.event_type.as_str() == <#event as #krate::EventVariant>::INFO.name {
+                let decoded = <#event as #krate::Event>::decode(event)?;
+                return #call;
+            }
+        }
+    });
+    let (trait_path, tx_param) = signature(model.transaction.as_ref(), krate);
+    in_const(&quote! {
+        #(#is_event_struct)*
+
+        #[automatically_derived]
+        impl #impl_generics #trait_path for #self_ty #where_clause {
+            const NAME: &'static str = #name;
+            const EVENT_TYPES: &'static [&'static #krate::EventTypeInfo] = &[#(&<#events as #krate::EventVariant>::INFO),*];
+
+            async fn handle(
+                &mut self,
+                #tx_param
+                event: &#krate::RecordedEvent,
+            ) -> ::core::result::Result<(), #krate::ProjectionError> {
+                #(#dispatch)*
+                // A type this projection does not handle (the store's filter normally keeps
+                // those away): nothing to do.
+                ::core::result::Result::Ok(())
+            }
+        }
+
+        // Two handled structs sharing a stored name would make the dispatch ambiguous.
+        const _: () = #krate::__private::assert_unique_event_names(&[#(&<#events as #krate::EventVariant>::INFO),*]);
+    })
+}
+
+/// The trait a projection implements and the transaction parameter of its `handle`: handlers
+/// that take the transaction make the projection transactional over its connection type.
+fn signature(transaction: Option<&Type>, krate: &Path) -> (TokenStream, TokenStream) {
+    match transaction {
+        Some(connection) => (
+            quote!(#krate::projection::TransactionalProjection<#connection>),
+            quote!(tx: &mut #connection,),
+        ),
+        None => (quote!(#krate::Projection), quote!()),
+    }
+}
+
+/// Beside errors (a missing name): the projection's trait with a `handle` that never runs, so
+/// running the type elsewhere adds no errors of its own; nothing for a trait impl block.
+pub(crate) fn fallback(item: &ItemImpl, attrs: &Attrs) -> TokenStream {
+    if item.trait_.is_some() {
+        return TokenStream::new();
+    }
+    let krate = krate(attrs.krate.clone());
+    let transaction = item.items.iter().find_map(|impl_item| match impl_item {
+        ImplItem::Fn(method) => method.sig.inputs.iter().nth(1).and_then(transaction_of),
+        _ => None,
+    });
+    let (trait_path, tx_param) = signature(transaction, &krate);
+    let self_ty = &item.self_ty;
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    in_const(&quote! {
+        impl #impl_generics #trait_path for #self_ty #where_clause {
+            const NAME: &'static str = "";
+            const EVENT_TYPES: &'static [&'static #krate::EventTypeInfo] = &[];
+            async fn handle(
+                &mut self,
+                #tx_param
+                _: &#krate::RecordedEvent,
+            ) -> ::core::result::Result<(), #krate::ProjectionError> {
+                ::core::unreachable!()
+            }
+        }
+    })
+}
