@@ -320,3 +320,117 @@ async fn a_connection_killed_mid_batch_rolls_back_and_the_rerun_applies_each_eve
     assert_eq!(done.handled, 12 - u64::try_from(partial).unwrap());
     assert_eq!(balances(&fresh).await, ((1..=12).sum(), 12), "each deposit applied exactly once");
 }
+
+/// The next version of `Balances`: same projection, its own table.
+#[derive(Default)]
+struct BalancesV2;
+
+#[projection(name = "balances")]
+impl BalancesV2 {
+    async fn on_deposited(
+        &mut self,
+        tx: &mut PgConnection,
+        event: &Deposited,
+        meta: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        sqlx::query("INSERT INTO balances_v2 (account, cents, deposits) VALUES ($1, $2, 1) ON CONFLICT (account) DO UPDATE SET cents = balances_v2.cents + EXCLUDED.cents, deposits = balances_v2.deposits + 1")
+            .bind(meta.stream_id.as_str())
+            .bind(event.amount)
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| ProjectionError::with_source("upsert failed", error))?;
+        Ok(())
+    }
+}
+
+async fn sums(fresh: &FreshSchema, table: &'static str) -> (i64, i64) {
+    let sql = match table {
+        "balances" => {
+            "SELECT coalesce(sum(cents), 0)::bigint, coalesce(sum(deposits), 0)::bigint FROM balances"
+        }
+        _ => {
+            "SELECT coalesce(sum(cents), 0)::bigint, coalesce(sum(deposits), 0)::bigint FROM balances_v2"
+        }
+    };
+    sqlx::query_as(sql).fetch_one(fresh.store.pool()).await.unwrap()
+}
+
+async fn checkpoint_of(fresh: &FreshSchema, name: &str) -> Option<u64> {
+    sqlx::query_scalar::<_, i64>("SELECT position FROM checkpoints WHERE projection = $1")
+        .bind(name)
+        .fetch_optional(fresh.store.pool())
+        .await
+        .unwrap()
+        .map(|position| u64::try_from(position).unwrap())
+}
+
+async fn deposit(store: &es_postgres::PgTenantStore, amount: i64) {
+    let event = EventData::new(
+        EventType::new("account.deposited").unwrap(),
+        Payload::from_value(&serde_json::json!({ "amount": amount })).unwrap(),
+    );
+    store
+        .append(
+            &StreamId::new("account-late").unwrap(),
+            ExpectedVersion::Any,
+            vec![event],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// A side-by-side rebuild of a transactional projection: the new version builds its own table
+/// under the staging checkpoint (committed with each batch) while the live version keeps
+/// serving and moving its own; promotion hands the live checkpoint to the new version, whose
+/// runner then goes on under the live name, and the old table is left as it was.
+#[tokio::test]
+async fn a_transactional_rebuild_builds_beside_the_live_model_and_takes_over() {
+    use es_core::projection::Rebuild;
+    let (fresh, store) = setup().await;
+    sqlx::query("CREATE TABLE balances_v2 (account text PRIMARY KEY, cents bigint NOT NULL, deposits integer NOT NULL)")
+        .execute(fresh.store.pool())
+        .await
+        .unwrap();
+    let mut live =
+        TransactionalRunner::new(Balances::default(), store.clone()).with_options(options(5));
+    live.catch_up().await.unwrap();
+
+    let mut next =
+        Rebuild::start_transactional(BalancesV2, store.clone(), options(5)).await.unwrap();
+    let mut passes = 0;
+    let built = next.build(|_| passes += 1).await.unwrap();
+    assert!(passes >= 2, "a pass that handled the log, then one that found it caught up");
+    let head = store.head_position().await.unwrap().value();
+    assert_eq!(built.checkpoint.value(), head);
+    assert_eq!(sums(&fresh, "balances_v2").await, ((1..=12).sum(), 12));
+    assert_eq!(
+        checkpoint_of(&fresh, "balances.rebuild").await,
+        Some(head),
+        "the staging checkpoint is committed with the new model's batches"
+    );
+
+    // Meanwhile the live version serves and follows new events; the new one has not seen them.
+    deposit(&store, 100).await;
+    live.catch_up().await.unwrap();
+    assert_eq!(sums(&fresh, "balances").await, ((1..=12).sum::<i64>() + 100, 13));
+    assert_eq!(sums(&fresh, "balances_v2").await, ((1..=12).sum(), 12));
+    drop(live);
+
+    let mut promoted = next.promote().await.unwrap();
+    assert_eq!(promoted.name().as_str(), "balances");
+    let head = store.head_position().await.unwrap().value();
+    assert_eq!(sums(&fresh, "balances_v2").await, ((1..=12).sum::<i64>() + 100, 13));
+    assert_eq!(checkpoint_of(&fresh, "balances").await, Some(head));
+    assert_eq!(checkpoint_of(&fresh, "balances.rebuild").await, None, "staging removed");
+
+    // From here the new version is the live one; the old table no longer moves.
+    deposit(&store, 1000).await;
+    assert_eq!(promoted.catch_up().await.unwrap().handled, 1);
+    assert_eq!(sums(&fresh, "balances_v2").await, ((1..=12).sum::<i64>() + 1100, 14));
+    assert_eq!(sums(&fresh, "balances").await, ((1..=12).sum::<i64>() + 100, 13));
+    assert_eq!(
+        checkpoint_of(&fresh, "balances").await,
+        Some(store.head_position().await.unwrap().value())
+    );
+}

@@ -53,6 +53,20 @@ where
         self
     }
 
+    /// Runs under another checkpoint name (a side-by-side rebuild's staging checkpoint, see
+    /// [`Rebuild::start_transactional`](crate::projection::Rebuild::start_transactional)).
+    #[must_use]
+    pub fn with_name(mut self, name: ProjectionName) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// The name the checkpoint, dead letters, lock and metrics go under:
+    /// [`TransactionalProjection::NAME`] unless renamed.
+    pub fn name(&self) -> &ProjectionName {
+        &self.name
+    }
+
     /// The projection.
     pub fn projection(&self) -> &P {
         &self.projection
