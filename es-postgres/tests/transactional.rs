@@ -37,12 +37,7 @@ impl Balances {
         event: &Deposited,
         meta: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        sqlx::query("INSERT INTO balances (account, cents, deposits) VALUES ($1, $2, 1) ON CONFLICT (account) DO UPDATE SET cents = balances.cents + EXCLUDED.cents, deposits = balances.deposits + 1")
-            .bind(meta.stream_id.as_str())
-            .bind(event.amount)
-            .execute(&mut *tx)
-            .await
-            .map_err(|error| ProjectionError::with_source("upsert failed", error))?;
+        add_deposit(tx, UPSERT_V1, event, meta).await?;
         if self.fail_on == Some(event.amount) {
             return Err(ProjectionError::new(format!("refusing amount {}", event.amount)));
         }
@@ -52,6 +47,25 @@ impl Balances {
         }
         Ok(())
     }
+}
+
+const UPSERT_V1: &str = "INSERT INTO balances (account, cents, deposits) VALUES ($1, $2, 1) ON CONFLICT (account) DO UPDATE SET cents = balances.cents + EXCLUDED.cents, deposits = balances.deposits + 1";
+const UPSERT_V2: &str = "INSERT INTO balances_v2 (account, cents, deposits) VALUES ($1, $2, 1) ON CONFLICT (account) DO UPDATE SET cents = balances_v2.cents + EXCLUDED.cents, deposits = balances_v2.deposits + 1";
+
+/// Adds a deposit to an account's row, in the batch's transaction.
+async fn add_deposit(
+    tx: &mut PgConnection,
+    upsert: &'static str,
+    event: &Deposited,
+    meta: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    sqlx::query(upsert)
+        .bind(meta.stream_id.as_str())
+        .bind(event.amount)
+        .execute(tx)
+        .await
+        .map(drop)
+        .map_err(|error| ProjectionError::with_source("upsert failed", error))
 }
 
 /// Fast retries, small batches.
@@ -333,13 +347,7 @@ impl BalancesV2 {
         event: &Deposited,
         meta: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        sqlx::query("INSERT INTO balances_v2 (account, cents, deposits) VALUES ($1, $2, 1) ON CONFLICT (account) DO UPDATE SET cents = balances_v2.cents + EXCLUDED.cents, deposits = balances_v2.deposits + 1")
-            .bind(meta.stream_id.as_str())
-            .bind(event.amount)
-            .execute(&mut *tx)
-            .await
-            .map_err(|error| ProjectionError::with_source("upsert failed", error))?;
-        Ok(())
+        add_deposit(tx, UPSERT_V2, event, meta).await
     }
 }
 
