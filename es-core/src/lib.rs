@@ -145,6 +145,7 @@
 pub mod aggregate;
 pub mod event;
 pub mod id;
+pub mod outbox;
 pub mod projection;
 pub mod repository;
 pub mod snapshot;
@@ -160,7 +161,8 @@ pub use event::typed::{
 };
 pub use event::{EventData, EventMetadata, Payload, PayloadError, RecordedEvent};
 pub use id::{
-    EventId, EventType, IdError, IdKind, IdempotencyKey, ProjectionName, StreamId, TenantId,
+    EventId, EventType, IdError, IdKind, IdempotencyKey, ProjectionName, StreamId, Subject,
+    TenantId,
 };
 pub use projection::{Projection, ProjectionError};
 pub use store::{

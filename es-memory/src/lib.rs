@@ -36,6 +36,7 @@
 //! ## Feature flags
 //! None.
 
+mod outbox;
 mod reader;
 mod store;
 mod tenant_log;

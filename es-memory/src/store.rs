@@ -81,6 +81,12 @@ pub struct MemoryTenantStore {
     store: MemoryStore,
 }
 
+impl MemoryTenantStore {
+    pub(crate) fn log(&self) -> &TenantLog {
+        &self.log
+    }
+}
+
 impl fmt::Debug for MemoryTenantStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryTenantStore")

@@ -34,6 +34,8 @@ pub(crate) struct TenantState {
         es_core::ProjectionName,
         std::collections::BTreeMap<Position, es_core::projection::ParkedEvent>,
     >,
+    /// The outbox, by sequence.
+    pub(crate) outbox: crate::outbox::Outbox,
 }
 
 impl TenantLog {
@@ -118,6 +120,10 @@ impl TenantLog {
             .entry(request.stream_id.clone())
             .or_default()
             .extend(first_index..state.events.len());
+        for publication in request.publications {
+            let event = &state.events[first_index + publication.event];
+            state.outbox.enqueue(event, publication);
+        }
 
         let result = AppendResult {
             first_version: current + 1,

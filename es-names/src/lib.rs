@@ -190,6 +190,17 @@ pub const PROJECTION: Rule = Rule {
 /// [`PROJECTION`], at most 64 bytes, leaving room for suffixes.
 pub const PROJECTION_OWN: Rule = Rule { max_len: 64, ..PROJECTION };
 
+/// A subject integration messages are published under (`bank.account.opened`): the characters
+/// of its dot-separated tokens. That no token is empty (no leading, trailing or doubled `.`) is
+/// checked beside this rule by `es_core::Subject`. Wildcards (`*`, `>`) are never allowed: a
+/// message is published to one subject.
+pub const SUBJECT: Rule = Rule {
+    what: "subject",
+    max_len: 255,
+    charset: Charset::Ascii { punctuation: b"-_." },
+    allowed: "subjects are '.'-separated tokens of ASCII letters, digits, '-' and '_'",
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,8 @@ use crate::error::{
     IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
     rolled_back_transiently,
 };
+use es_core::outbox::partition_of;
+
 use crate::row::{bound_i64, corrupt_in, stored_u64};
 use crate::sql;
 use crate::store::Inner;
@@ -57,6 +59,40 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// The publications as the columns the outbox insert takes (empty when there are none).
+struct Published<'a> {
+    partition: i16,
+    ordinals: Vec<i64>,
+    subjects: Vec<&'a str>,
+    payloads: Vec<&'a [u8]>,
+    headers: Vec<String>,
+}
+
+impl<'a> Published<'a> {
+    fn of(request: &'a AppendRequest) -> Result<Option<Self>, StoreError> {
+        if request.publications.is_empty() {
+            return Ok(None);
+        }
+        let publications = &request.publications;
+        let headers = publications
+            .iter()
+            .map(|publication| {
+                let pairs: Vec<(&str, &str)> = publication.headers.iter().collect();
+                serde_json::to_string(&pairs)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|error| StoreError::backend("append", false, error))?;
+        Ok(Some(Self {
+            // PARTITIONS is far below i16::MAX.
+            partition: i16::try_from(partition_of(&request.stream_id)).unwrap_or(0),
+            ordinals: publications.iter().map(|p| bound_i64(p.event as u64 + 1)).collect(),
+            subjects: publications.iter().map(|p| p.subject.as_str()).collect(),
+            payloads: publications.iter().map(|p| &p.payload[..]).collect(),
+            headers,
+        }))
+    }
+}
+
 fn expected_columns(expected: ExpectedVersion) -> (i16, i64) {
     match expected {
         ExpectedVersion::Any => (0, 0),
@@ -73,13 +109,14 @@ pub(crate) async fn append(
     request: AppendRequest,
 ) -> Result<AppendResult, StoreError> {
     let columns = Columns::of(&request)?;
+    let published = Published::of(&request)?;
     let exact = match request.expected {
         ExpectedVersion::NoStream => Some(0),
         ExpectedVersion::Exact(version) => Some(version),
         ExpectedVersion::Any | ExpectedVersion::StreamExists => None,
     };
     if let (Some(version), None) = (exact, &request.idempotency) {
-        return append_exact(inner, tenant, &request, &columns, version).await;
+        return append_exact(inner, tenant, &request, &columns, published.as_ref(), version).await;
     }
     let (expected_kind, expected_version) = expected_columns(request.expected);
     let (key, fingerprint) = match &request.idempotency {
@@ -88,7 +125,8 @@ pub(crate) async fn append(
     };
     let mut retries = Retries::new(inner.options.append_attempts);
     loop {
-        let call = sqlx::query_as::<_, AppendRow>(sql::APPEND)
+        let sql = if published.is_some() { sql::APPEND_PUBLISHING } else { sql::APPEND };
+        let call = sqlx::query_as::<_, AppendRow>(sql)
             .bind(tenant.as_str())
             .bind(request.stream_id.as_str())
             .bind(expected_kind)
@@ -99,9 +137,17 @@ pub(crate) async fn append(
             .bind(&columns.payloads)
             .bind(&columns.metadata)
             .bind(key)
-            .bind(fingerprint)
-            .fetch_one(&inner.pool)
-            .await;
+            .bind(fingerprint);
+        let call = match &published {
+            Some(published) => call
+                .bind(published.partition)
+                .bind(&published.ordinals)
+                .bind(&published.subjects)
+                .bind(&published.payloads)
+                .bind(&published.headers),
+            None => call,
+        };
+        let call = call.fetch_one(&inner.pool).await;
         let error = match call {
             Ok(row) => return outcome(inner, tenant, &request, row),
             Err(error) => error,
@@ -138,6 +184,7 @@ async fn append_exact(
     tenant: &TenantId,
     request: &AppendRequest,
     columns: &Columns<'_>,
+    published: Option<&Published<'_>>,
     version: u64,
 ) -> Result<AppendResult, StoreError> {
     let Ok(expected) = i64::try_from(version) else {
@@ -146,12 +193,15 @@ async fn append_exact(
     };
     let mut retries = Retries::new(inner.options.append_attempts);
     loop {
-        let single = columns.event_ids.len() == 1;
-        let sql = match (single, expected == 0) {
-            (true, true) => sql::APPEND_ONE_NEW,
-            (true, false) => sql::APPEND_ONE_AFTER,
-            (false, true) => sql::APPEND_NEW,
-            (false, false) => sql::APPEND_AFTER,
+        // Publications ride on the batch statement, one event or many.
+        let single = columns.event_ids.len() == 1 && published.is_none();
+        let sql = match (single, expected == 0, published.is_some()) {
+            (true, true, _) => sql::APPEND_ONE_NEW,
+            (true, false, _) => sql::APPEND_ONE_AFTER,
+            (false, true, false) => sql::APPEND_NEW,
+            (false, false, false) => sql::APPEND_AFTER,
+            (false, true, true) => sql::APPEND_NEW_PUBLISHING,
+            (false, false, true) => sql::APPEND_AFTER_PUBLISHING,
         };
         let query = sqlx::query_scalar(sql)
             .bind(tenant.as_str())
@@ -171,6 +221,15 @@ async fn append_exact(
                 .bind(&columns.schema_versions)
                 .bind(&columns.payloads)
                 .bind(&columns.metadata)
+        };
+        let query = match published {
+            Some(published) => query
+                .bind(published.partition)
+                .bind(&published.ordinals)
+                .bind(&published.subjects)
+                .bind(&published.payloads)
+                .bind(&published.headers),
+            None => query,
         };
         let inserted: Result<Vec<i64>, _> = query.fetch_all(&inner.pool).await;
         let error = match inserted {

@@ -72,6 +72,7 @@ mod horizon;
 mod lock;
 mod notify;
 mod options;
+mod outbox;
 mod read;
 mod row;
 mod snapshot;

@@ -133,14 +133,19 @@ macro_rules! where_version_exists {
 /// The INSERT takes its lock on `events` before it evaluates `nextval()`, as the horizon requires.
 macro_rules! insert_batch {
     ($($condition:tt)+) => {
+        concat!(insert_batch_rows!($($condition)+), " RETURNING position")
+    };
+}
+/// The rows of [`insert_batch!`], without its `RETURNING`.
+macro_rules! insert_batch_rows {
+    ($($condition:tt)+) => {
         concat!(
             insert_into_events!(),
             "SELECT $1, nextval('event_position_seq'), $2, $3 + e.ord, e.id, e.ty, e.sv, ",
             "e.payload::jsonb, e.meta::jsonb, date_trunc('microseconds', now()) ",
             "FROM unnest($4::uuid[], $5::text[], $6::integer[], $7::text[], $8::text[]) ",
             "WITH ORDINALITY AS e(id, ty, sv, payload, meta, ord) ",
-            $($condition)+,
-            " RETURNING position"
+            $($condition)+
         )
     };
 }
@@ -160,6 +165,99 @@ macro_rules! insert_one {
 pub(crate) const APPEND_ONE_NEW: &str = insert_one!("WHERE $3 = 0");
 pub(crate) const APPEND_ONE_AFTER: &str = insert_one!(where_version_exists!());
 pub(crate) const APPEND_AFTER: &str = insert_batch!(where_version_exists!());
+
+/// The outbox columns an append with publications writes, and the publications as arrays:
+/// `$9` the stream's partition, `$10..$13` each publication's event ordinal (1-based), subject,
+/// payload and headers (JSON).
+macro_rules! insert_into_outbox {
+    () => {
+        concat!(
+            "INSERT INTO outbox (tenant, partition, stream_id, stream_version, event_id, event_type, ",
+            "subject, payload, headers, enqueued_at) "
+        )
+    };
+}
+macro_rules! publications {
+    () => {
+        "unnest($10::bigint[], $11::text[], $12::bytea[], $13::text[]) AS o(ord, subject, payload, headers)"
+    };
+}
+/// The fast path with publications: the events and their outbox rows in one statement, so both
+/// commit or neither does.
+macro_rules! insert_batch_publishing {
+    ($($condition:tt)+) => {
+        concat!(
+            "WITH appended AS (",
+            insert_batch_rows!($($condition)+),
+            " RETURNING position, stream_version, event_id, event_type, recorded_at), queued AS (",
+            insert_into_outbox!(),
+            "SELECT $1, $9, $2, a.stream_version, a.event_id, a.event_type, o.subject, o.payload, ",
+            "o.headers::jsonb, a.recorded_at FROM ", publications!(),
+            " JOIN appended a ON a.stream_version = $3 + o.ord) ",
+            "SELECT position FROM appended"
+        )
+    };
+}
+pub(crate) const APPEND_NEW_PUBLISHING: &str = insert_batch_publishing!("WHERE $3 = 0");
+pub(crate) const APPEND_AFTER_PUBLISHING: &str = insert_batch_publishing!(where_version_exists!());
+/// `append_events()` with publications: the outbox rows are written only when the function
+/// wrote the events (outcome 0), in the same statement.
+pub(crate) const APPEND_PUBLISHING: &str = concat!(
+    "WITH r AS (SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)), ",
+    "queued AS (",
+    "INSERT INTO outbox (tenant, partition, stream_id, stream_version, event_id, event_type, ",
+    "subject, payload, headers, enqueued_at) ",
+    "SELECT $1, $12, $2, r.o_first_version + o.ord - 1, ($5::uuid[])[o.ord], ($6::text[])[o.ord], ",
+    "o.subject, o.payload, o.headers::jsonb, date_trunc('microseconds', now()) ",
+    "FROM r, unnest($13::bigint[], $14::text[], $15::bytea[], $16::text[]) AS o(ord, subject, payload, headers) ",
+    "WHERE r.o_outcome = 0) ",
+    "SELECT o_outcome AS outcome, o_first_version AS first_version, ",
+    "o_last_version AS last_version, o_first_position AS first_position, ",
+    "o_last_position AS last_position, o_actual_version AS actual_version, ",
+    "o_original_stream_id AS original_stream_id FROM r"
+);
+
+// ---- the outbox (`outbox.rs`)
+
+/// A message's columns, in the order `outbox.rs` reads them.
+macro_rules! select_outbox {
+    ($($rest:literal),+) => {
+        concat!(
+            "SELECT sequence, stream_id, stream_version, event_id, event_type, subject, payload, ",
+            "headers::text AS headers, partition, enqueued_at, parked_reason FROM outbox WHERE ",
+            $($rest),+
+        )
+    };
+}
+pub(crate) const OUTBOX_PENDING: &str = select_outbox!(
+    "tenant = $1 AND partition = ANY($2::smallint[]) AND delivered_at IS NULL ",
+    "AND parked_reason IS NULL ORDER BY sequence LIMIT $3"
+);
+pub(crate) const OUTBOX_PARKED: &str =
+    select_outbox!("tenant = $1 AND parked_reason IS NOT NULL ORDER BY sequence LIMIT $2");
+pub(crate) const OUTBOX_DELIVERED: &str = "UPDATE outbox SET delivered_at = now() \
+     WHERE tenant = $1 AND sequence = ANY($2::bigint[]) AND delivered_at IS NULL";
+pub(crate) const OUTBOX_PARK: &str =
+    "UPDATE outbox SET parked_reason = $3 WHERE tenant = $1 AND sequence = $2";
+/// Takes or renews leases: a partition is taken when free, lapsed, or already the caller's;
+/// `ON CONFLICT … WHERE` evaluates on the row's latest version, so two relays cannot both win.
+pub(crate) const OUTBOX_LEASE: &str = "INSERT INTO outbox_leases (tenant, partition, owner, expires_at) \
+     SELECT $1, p, $2, clock_timestamp() + make_interval(secs => $4) FROM unnest($3::smallint[]) AS p \
+     ON CONFLICT (tenant, partition) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
+     WHERE outbox_leases.owner = EXCLUDED.owner OR outbox_leases.expires_at <= clock_timestamp() \
+     RETURNING partition";
+pub(crate) const OUTBOX_RELEASE: &str = "DELETE FROM outbox_leases \
+     WHERE tenant = $1 AND owner = $2 AND partition = ANY($3::smallint[])";
+pub(crate) const OUTBOX_LEASES: &str = "SELECT partition, owner, expires_at FROM outbox_leases \
+     WHERE tenant = $1 AND expires_at > clock_timestamp() ORDER BY partition";
+pub(crate) const OUTBOX_STATS: &str = "SELECT \
+     count(*) FILTER (WHERE delivered_at IS NULL AND parked_reason IS NULL), \
+     min(enqueued_at) FILTER (WHERE delivered_at IS NULL AND parked_reason IS NULL), \
+     count(*) FILTER (WHERE parked_reason IS NOT NULL), \
+     count(*) FILTER (WHERE delivered_at IS NOT NULL) \
+     FROM outbox WHERE tenant = $1";
+pub(crate) const OUTBOX_PRUNE: &str = "DELETE FROM outbox \
+     WHERE tenant = $1 AND delivered_at IS NOT NULL AND enqueued_at < $2";
 
 // ---- reads (`read.rs` decodes the envelope's columns by index, in this order)
 

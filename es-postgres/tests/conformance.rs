@@ -5,3 +5,4 @@ mod common;
 es_core::capability_tests!(common::fresh_schema);
 es_core::transactional_tests!(common::fresh_schema);
 es_core::conformance_tests!(common::fresh_schema);
+es_core::outbox_tests!(common::fresh_schema);

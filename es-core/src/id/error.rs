@@ -15,6 +15,8 @@ pub enum IdKind {
     IdempotencyKey,
     /// A [`ProjectionName`](crate::ProjectionName).
     Projection,
+    /// A [`Subject`](crate::Subject).
+    Subject,
 }
 
 impl fmt::Display for IdKind {
@@ -26,6 +28,7 @@ impl fmt::Display for IdKind {
             Self::EventType => "event type name",
             Self::IdempotencyKey => "idempotency key",
             Self::Projection => "projection name",
+            Self::Subject => "subject",
         })
     }
 }

@@ -8,6 +8,7 @@ use tracing::Instrument;
 use super::fingerprint;
 use super::snapshots::SnapshotsOf;
 use super::{CommandOptions, CommandOutcome, Loaded, Repository, RepositoryError};
+use crate::outbox::Publication;
 use crate::{
     Aggregate, AppendOptions, Event, EventStore, ExpectedVersion, Fingerprint, IdempotencyKey,
     IdempotencyRecord, StoreError, StreamId, TenantId,
@@ -78,6 +79,25 @@ where
         })
     }
 
+    /// The append options with the publisher's message for each event it publishes.
+    fn with_publications(
+        &self,
+        mut options: AppendOptions,
+        stream_id: &StreamId,
+        events: &[A::Event],
+    ) -> AppendOptions {
+        if let Some(publisher) = &self.publisher {
+            for (index, event) in events.iter().enumerate() {
+                if let Some((subject, payload, headers)) = publisher.message(stream_id, event) {
+                    let mut publication = Publication::new(index, subject, payload);
+                    publication.headers = headers;
+                    options = options.publish(publication);
+                }
+            }
+        }
+        options
+    }
+
     async fn run(
         &self,
         stream_id: &StreamId,
@@ -137,15 +157,11 @@ where
                 .collect::<Result<Vec<_>, _>>()?;
             // The event the snapshot (if one is due) will be anchored to: the batch's last.
             let last_event_id = data.last().map(|event| event.event_id);
+            let append_options = self.with_publications(append_options.clone(), stream_id, &events);
             let started = std::time::Instant::now();
             let appended = self
                 .store
-                .append(
-                    stream_id,
-                    ExpectedVersion::Exact(loaded.version),
-                    data,
-                    append_options.clone(),
-                )
+                .append(stream_id, ExpectedVersion::Exact(loaded.version), data, append_options)
                 .await;
             metrics::histogram!("es_append_seconds", "aggregate" => A::NAME)
                 .record(started.elapsed().as_secs_f64());

@@ -54,21 +54,24 @@ pub use self::options::{CommandOptions, RepositoryOptions};
 pub use self::outcome::{CommandOutcome, Loaded, RepositoryError};
 pub use self::snapshots::SnapshotsOf;
 use self::write_behind::Writes;
+use crate::outbox::Publisher;
 use crate::snapshot::{NoSnapshots, SnapshotStore};
 use crate::{Aggregate, EventStore};
 
 /// Loads aggregates of type `A` from an event store, runs commands on them, appends their events.
 /// Clones share the cache (if any).
-pub struct Repository<A, S, N = NoSnapshots> {
+pub struct Repository<A: Aggregate, S, N = NoSnapshots> {
     store: S,
     snapshots: N,
     options: RepositoryOptions,
     cache: Option<Arc<Cache<A>>>,
     /// Snapshot writes in flight (shared by clones), so they can be awaited.
     writes: Writes,
+    /// Maps decided events to integration messages enqueued with them.
+    publisher: Option<Arc<dyn Publisher<A::Event>>>,
 }
 
-impl<A, S: Clone, N: Clone> Clone for Repository<A, S, N> {
+impl<A: Aggregate, S: Clone, N: Clone> Clone for Repository<A, S, N> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
@@ -76,6 +79,7 @@ impl<A, S: Clone, N: Clone> Clone for Repository<A, S, N> {
             options: self.options.clone(),
             cache: self.cache.clone(),
             writes: self.writes.clone(),
+            publisher: self.publisher.clone(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S, NoSnapshots> {
             options: RepositoryOptions::default(),
             cache: None,
             writes: Arc::default(),
+            publisher: None,
         }
     }
 }
@@ -113,7 +118,19 @@ where
             options: self.options,
             cache: self.cache,
             writes: self.writes,
+            publisher: self.publisher,
         }
+    }
+
+    /// Publishes the aggregate's events as integration messages: for each decided event that
+    /// `publisher` maps to a message, the message is enqueued in the outbox in the same append
+    /// as the events (see [`crate::outbox`]), so it goes out if and only if they are stored. The
+    /// store must keep an outbox ([`OutboxStore`](crate::outbox::OutboxStore)); one that does not
+    /// refuses such appends.
+    #[must_use]
+    pub fn with_publisher(mut self, publisher: impl Publisher<A::Event>) -> Self {
+        self.publisher = Some(Arc::new(publisher));
+        self
     }
 
     /// Keeps the state of up to `capacity` recently used aggregates in memory (least recently

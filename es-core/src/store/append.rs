@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{ExpectedVersion, InvalidAppend, Position, StoreError};
+use crate::outbox::Publication;
 use crate::{EventData, IdempotencyKey, StreamId};
 
 /// Options of one append.
@@ -30,9 +31,21 @@ pub struct AppendOptions {
     /// of one command is recognised even though the stream moved on. `None`: the store computes
     /// the [`Fingerprint`] from the stream, the expected version and the events.
     pub fingerprint: Option<Fingerprint>,
+    /// Integration messages to enqueue in the outbox with the events, in the same atomic step
+    /// (see [`crate::outbox`]): at most one per event. An idempotent replay enqueues nothing
+    /// again; publications are not part of the fingerprint.
+    pub publications: Vec<Publication>,
 }
 
 impl AppendOptions {
+    /// Adds an integration message to enqueue with the events (see
+    /// [`AppendOptions::publications`]).
+    #[must_use]
+    pub fn publish(mut self, publication: Publication) -> Self {
+        self.publications.push(publication);
+        self
+    }
+
     /// Sets the idempotency key.
     #[must_use]
     pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
@@ -112,6 +125,9 @@ pub struct AppendRequest {
     pub events: Vec<EventData>,
     /// The idempotency key and the request's fingerprint, if the caller gave a key.
     pub idempotency: Option<(IdempotencyKey, Fingerprint)>,
+    /// The messages to enqueue, in event order, each naming an event of the batch (checked),
+    /// with the event's correlation and causation ids added to its headers.
+    pub publications: Vec<Publication>,
 }
 
 impl AppendRequest {
@@ -154,13 +170,50 @@ impl AppendRequest {
                 return Err(invalid(InvalidAppend::DuplicateEventId { event_id: event.event_id }));
             }
         }
+        let publications =
+            publications(&events, options.publications).map_err(|(index, reason)| {
+                invalid(InvalidAppend::InvalidPublication { index, reason })
+            })?;
         let idempotency = options.idempotency_key.map(|key| {
             let fingerprint =
                 options.fingerprint.unwrap_or_else(|| fingerprint(stream_id, expected, &events));
             (key, fingerprint)
         });
-        Ok(Self { stream_id: stream_id.clone(), expected, events, idempotency })
+        Ok(Self { stream_id: stream_id.clone(), expected, events, idempotency, publications })
     }
+}
+
+/// Checks that each publication names an event of the batch, one at the most, orders them by
+/// event, and adds the event's correlation and causation ids to the headers.
+fn publications(
+    events: &[EventData],
+    mut publications: Vec<Publication>,
+) -> Result<Vec<Publication>, (usize, String)> {
+    let mut published = vec![false; events.len()];
+    for (index, publication) in publications.iter_mut().enumerate() {
+        let Some(event) = events.get(publication.event) else {
+            return Err((
+                index,
+                format!("names event #{} of a batch of {}", publication.event, events.len()),
+            ));
+        };
+        if std::mem::replace(&mut published[publication.event], true) {
+            return Err((index, format!("event #{} is published twice", publication.event)));
+        }
+        for (name, id) in [
+            ("Es-Correlation-Id", event.metadata.correlation_id),
+            ("Es-Causation-Id", event.metadata.causation_id),
+        ] {
+            if let Some(id) = id
+                && publication.headers.get(name).is_none()
+            {
+                // A UUID's text always makes a valid header value.
+                let _ = publication.headers.insert(name, id.to_string());
+            }
+        }
+    }
+    publications.sort_by_key(|publication| publication.event);
+    Ok(publications)
 }
 
 fn fingerprint(

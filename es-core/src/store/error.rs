@@ -113,6 +113,14 @@ pub enum InvalidAppend {
         /// What is wrong with it.
         reason: String,
     },
+    /// A publication does not name an event of the batch, or names one already published.
+    #[error("publication #{index}: {reason}")]
+    InvalidPublication {
+        /// The publication's index in [`AppendOptions::publications`](crate::AppendOptions::publications).
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An event's metadata cannot be stored (a `\u0000` in a custom value or the actor).
     #[error("event #{index} has metadata no store can keep: {reason}")]
     InvalidMetadata {

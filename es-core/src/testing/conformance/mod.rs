@@ -24,6 +24,7 @@ mod concurrency;
 mod fixtures;
 mod idempotency;
 mod notify;
+mod outbox;
 mod payloads;
 mod read_all;
 mod read_stream;
@@ -37,6 +38,7 @@ pub use capabilities::*;
 pub use concurrency::*;
 pub use idempotency::*;
 pub use notify::*;
+pub use outbox::*;
 pub use payloads::*;
 pub use read_all::*;
 pub use read_stream::*;
@@ -139,6 +141,24 @@ macro_rules! capability_tests {
                 checkpoints_are_scoped_to_tenant_and_compare_and_set,
                 dead_letters_are_scoped_to_tenant,
                 projection_locks_are_scoped_to_tenant,
+            }
+        }
+    };
+}
+
+/// Expands to a module `outbox_conformance` with one `#[test]` per case of
+/// [`OutboxStore`](crate::outbox::OutboxStore), for a backend that keeps an outbox.
+#[macro_export]
+macro_rules! outbox_tests {
+    ($factory:path) => {
+        #[allow(unused_imports)]
+        mod outbox_conformance {
+            use super::*;
+            $crate::__conformance_cases! { @cases $factory;
+                publications_are_enqueued_with_their_append_only,
+                publications_carry_correlation_and_causation,
+                outbox_messages_settle_by_partition_and_tenant,
+                outbox_leases_are_exclusive_until_they_lapse,
             }
         }
     };
