@@ -130,29 +130,8 @@ fn tenant() -> TenantId {
     TenantId::new("hostile").unwrap()
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(es_core::MultiTenantStore::tenant(&es_memory::MemoryStore::new(), super::tenant())).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let fresh = es_postgres::testing::FreshSchema::new().await;
-                    super::$case(es_core::MultiTenantStore::tenant(&fresh, super::tenant())).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+tests::on_both_backends!(
+    tenant: tenant();
     non_finite_floats_are_refused_and_write_nothing,
     nul_characters_are_refused_and_write_nothing,
     a_key_reused_with_another_command_is_a_conflict,

@@ -11,8 +11,8 @@ use es_core::projection::{
     RunnerError, RunnerOptions, VolatileCheckpoints,
 };
 use es_core::{
-    AppendOptions, Event, EventStore, ExpectedVersion, MultiTenantStore, Position, ProjectionError,
-    RecordedEvent, StreamId, TenantId, projection,
+    AppendOptions, Event, EventStore, ExpectedVersion, Position, ProjectionError, RecordedEvent,
+    StreamId, TenantId, projection,
 };
 use serde::{Deserialize, Serialize};
 
@@ -731,10 +731,6 @@ async fn follow_exclusive_keeps_the_lock_through_failures<
 
 // ---------------------------------------------------------------- backends
 
-fn memory() -> es_memory::MemoryTenantStore {
-    es_memory::MemoryStore::new().tenant(TenantId::default())
-}
-
 /// A store on a fresh schema (dropped when the fixture goes, even on panic), polling every 100 ms.
 async fn postgres() -> es_postgres::testing::FreshSchema {
     es_postgres::testing::FreshSchema::with(|options| {
@@ -743,29 +739,8 @@ async fn postgres() -> es_postgres::testing::FreshSchema {
     .await
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::memory()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let fresh = super::postgres().await;
-                    super::$case(fresh.default_tenant()).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+tests::on_both_backends!(
+    tenant: TenantId::default(), postgres: super::postgres;
     catches_up_and_follows,
     resumes_from_its_checkpoint,
     killed_mid_run_converges_to_a_rebuild,

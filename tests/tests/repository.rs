@@ -404,30 +404,8 @@ fn memory() -> es_memory::MemoryTenantStore {
     es_memory::MemoryStore::new().tenant(bank())
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::memory()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    // The schema is dropped when `fresh` goes, even if the test panics.
-                    let fresh = es_postgres::testing::FreshSchema::new().await;
-                    super::$case(es_core::MultiTenantStore::tenant(&fresh, super::bank())).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+tests::on_both_backends!(
+    tenant: bank();
     domain_error_comes_back_and_appends_nothing,
     concurrent_commands_apply_exactly_once,
     retried_command_with_the_same_key_appends_nothing,
