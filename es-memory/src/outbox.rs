@@ -18,6 +18,7 @@ pub(crate) struct Outbox {
     next_sequence: u64,
     messages: BTreeMap<u64, Entry>,
     leases: HashMap<u16, (Uuid, DateTime<Utc>)>,
+    relays: HashMap<Uuid, DateTime<Utc>>,
 }
 
 struct Entry {
@@ -120,6 +121,8 @@ impl es_core::outbox::OutboxStore for MemoryTenantStore {
         let now = Utc::now();
         let until = now + ttl(duration);
         let mut state = self.log().state.write();
+        state.outbox.relays.retain(|_, until| *until > now);
+        state.outbox.relays.insert(owner, until);
         let mut held = Vec::new();
         for &partition in partitions {
             let lease = state.outbox.leases.entry(partition).or_insert((owner, until));
@@ -139,6 +142,20 @@ impl es_core::outbox::OutboxStore for MemoryTenantStore {
             }
         }
         Ok(())
+    }
+
+    async fn relays(&self) -> Result<Vec<Uuid>, StoreError> {
+        let now = Utc::now();
+        let state = self.log().state.read();
+        let mut relays: Vec<Uuid> = state
+            .outbox
+            .relays
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(owner, _)| *owner)
+            .collect();
+        relays.sort_unstable();
+        Ok(relays)
     }
 
     async fn leases(&self) -> Result<Vec<Lease>, StoreError> {

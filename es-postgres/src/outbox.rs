@@ -123,6 +123,13 @@ impl OutboxStore for PgTenantStore {
         partitions_asked: &[u16],
         ttl: Duration,
     ) -> Result<Vec<u16>, StoreError> {
+        sqlx::query(sql::OUTBOX_RELAY_ALIVE)
+            .bind(self.tenant_id().as_str())
+            .bind(owner)
+            .bind(ttl.as_secs_f64())
+            .execute(self.pool())
+            .await
+            .map_err(|error| StoreError::backend("outbox lease", true, error))?;
         let held: Vec<i16> = sqlx::query_scalar(sql::OUTBOX_LEASE)
             .bind(self.tenant_id().as_str())
             .bind(owner)
@@ -145,6 +152,14 @@ impl OutboxStore for PgTenantStore {
             .await
             .map_err(|error| StoreError::backend("outbox release", true, error))?;
         Ok(())
+    }
+
+    async fn relays(&self) -> Result<Vec<Uuid>, StoreError> {
+        sqlx::query_scalar(sql::OUTBOX_RELAYS)
+            .bind(self.tenant_id().as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(|error| read_error("outbox relays", error))
     }
 
     async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
@@ -178,6 +193,11 @@ impl OutboxStore for PgTenantStore {
     }
 
     async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        sqlx::query(sql::OUTBOX_RELAYS_FORGET)
+            .bind(self.tenant_id().as_str())
+            .execute(self.pool())
+            .await
+            .map_err(|error| StoreError::backend("outbox prune", true, error))?;
         let done = sqlx::query(sql::OUTBOX_PRUNE)
             .bind(self.tenant_id().as_str())
             .bind(before)

@@ -246,6 +246,15 @@ pub(crate) const OUTBOX_LEASE: &str = "INSERT INTO outbox_leases (tenant, partit
      ON CONFLICT (tenant, partition) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
      WHERE outbox_leases.owner = EXCLUDED.owner OR outbox_leases.expires_at <= clock_timestamp() \
      RETURNING partition";
+/// Records a relay as alive (with every lease call).
+pub(crate) const OUTBOX_RELAY_ALIVE: &str = "INSERT INTO outbox_relays (tenant, owner, expires_at) \
+     VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3)) \
+     ON CONFLICT (tenant, owner) DO UPDATE SET expires_at = EXCLUDED.expires_at";
+pub(crate) const OUTBOX_RELAYS: &str = "SELECT owner FROM outbox_relays \
+     WHERE tenant = $1 AND expires_at > clock_timestamp() ORDER BY owner";
+/// Forgets relays that lapsed long ago (an hour), so the table does not grow with restarts.
+pub(crate) const OUTBOX_RELAYS_FORGET: &str = "DELETE FROM outbox_relays \
+     WHERE tenant = $1 AND expires_at < clock_timestamp() - interval '1 hour'";
 pub(crate) const OUTBOX_RELEASE: &str = "DELETE FROM outbox_leases \
      WHERE tenant = $1 AND owner = $2 AND partition = ANY($3::smallint[])";
 pub(crate) const OUTBOX_LEASES: &str = "SELECT partition, owner, expires_at FROM outbox_leases \

@@ -108,7 +108,8 @@ pub trait OutboxStore: Clone + Send + Sync + 'static {
 
     /// Takes or renews the leases of `partitions` for `owner` until `ttl` from now, where each is
     /// free, lapsed or already `owner`'s; returns the partitions `owner` holds afterwards (of
-    /// those asked for).
+    /// those asked for). Also records that `owner` is alive until then (see
+    /// [`relays`](Self::relays)), even when it asks for no partition.
     fn lease(
         &self,
         owner: Uuid,
@@ -122,6 +123,9 @@ pub trait OutboxStore: Clone + Send + Sync + 'static {
         owner: Uuid,
         partitions: &[u16],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The relays alive: those whose last [`lease`](Self::lease) call has not lapsed.
+    fn relays(&self) -> impl Future<Output = Result<Vec<Uuid>, StoreError>> + Send;
 
     /// Every lease that has not lapsed.
     fn leases(&self) -> impl Future<Output = Result<Vec<Lease>, StoreError>> + Send;

@@ -200,7 +200,8 @@ where
     /// up), renewing the leases it holds and giving back any above its share.
     async fn balance_leases(&mut self) -> Result<(), RelayError> {
         let leases = self.store.leases().await?;
-        let mut owners: HashSet<Uuid> = leases.iter().map(|lease| lease.owner).collect();
+        let mut owners: HashSet<Uuid> = self.store.relays().await?.into_iter().collect();
+        owners.extend(leases.iter().map(|lease| lease.owner));
         owners.insert(self.owner);
         let share = usize::from(PARTITIONS).div_ceil(owners.len());
         let others: HashSet<u16> = leases

@@ -253,6 +253,13 @@ where
     let owners: Vec<(u16, Uuid)> =
         a.leases().await.expect("leases").iter().map(|l| (l.partition, l.owner)).collect();
     assert_eq!(owners, [(0, one), (1, one), (2, two)]);
+    let mut alive = vec![one, two];
+    alive.sort_unstable();
+    assert_eq!(a.relays().await.expect("relays"), alive, "every relay that asked is alive");
+    assert_eq!(b.relays().await.expect("relays"), [two], "relays are per tenant");
+    let three = Uuid::now_v7();
+    assert_eq!(a.lease(three, &[0, 1, 2], long).await.expect("lease"), Vec::<u16>::new());
+    assert!(a.relays().await.expect("relays").contains(&three), "alive without a partition");
     a.release(two, &[1]).await.expect("release");
     assert_eq!(
         a.lease(two, &[1], long).await.expect("lease"),
