@@ -5,7 +5,8 @@
 #
 #   bash scripts/test.sh
 #
-# Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+# Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), NATS_URL
+# (default nats://127.0.0.1:4222: a NATS server with JetStream, started here when none answers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,14 +41,40 @@ if ! pg_up; then
 fi
 echo "PostgreSQL is up; DATABASE_URL=$DATABASE_URL"
 
+export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+nats_hostport="${NATS_URL#*://}"; nats_hostport="${nats_hostport%%/*}"
+nats_host="${nats_hostport%%:*}"; nats_port="${nats_hostport##*:}"
+[ "$nats_port" = "$nats_hostport" ] && nats_port=4222
+nats_up() { (exec 3<>"/dev/tcp/$nats_host/$nats_port") 2>/dev/null; }
+
+step "NATS with JetStream at $nats_host:$nats_port"
+if ! nats_up; then
+  if ! command -v nats-server >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "nats-server is not installed; installing Debian's nats-server package"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server >/dev/null \
+        || die "could not install nats-server; install it (Debian: apt-get install nats-server) or set NATS_URL"
+    else
+      die "NATS is not reachable at $nats_host:$nats_port and nats-server is not installed; install it (Debian: apt-get install nats-server) or set NATS_URL"
+    fi
+  fi
+  nats_dir="${TMPDIR:-/tmp}/es-nats-$nats_port"
+  mkdir -p "$nats_dir"
+  echo "starting nats-server -a $nats_host -p $nats_port -js -sd $nats_dir"
+  nohup nats-server -a "$nats_host" -p "$nats_port" -js -sd "$nats_dir" >"$nats_dir/server.log" 2>&1 &
+  for _ in $(seq 1 30); do nats_up && break; sleep 0.5; done
+  nats_up || die "NATS did not start on $nats_host:$nats_port (see $nats_dir/server.log)"
+fi
+echo "NATS is up; NATS_URL=$NATS_URL"
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "the facade's feature combinations build (es: memory, postgres, testing)"
-for features in "--no-default-features" "--no-default-features --features postgres" "--features postgres,testing"; do
+step "the facade's feature combinations build (es: memory, postgres, nats, testing)"
+for features in "--no-default-features" "--no-default-features --features postgres" "--no-default-features --features nats" "--features postgres,nats,testing"; do
   echo "cargo check -p es $features"
   # shellcheck disable=SC2086
   cargo check -q -p es $features

@@ -61,6 +61,7 @@
 //! |---|---|---|
 //! | `memory` | yes | [`memory`]: the in-memory backend (`MemoryStore`) |
 //! | `postgres` | no | [`postgres`]: the PostgreSQL backend (`PgStore`, migrations, the gap-safe read horizon) |
+//! | `nats` | no | [`nats`]: the NATS JetStream sink of the outbox relay (`JetStreamSink`) |
 //! | `testing` | no | the conformance suite (`testing`, `conformance_tests!`, `capability_tests!`), and with `postgres` its test fixtures |
 //!
 //! The derive macros name this crate in the code they generate when an application depends on
@@ -73,6 +74,11 @@ pub use es_core::*;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use es_memory as memory;
+
+/// The NATS JetStream sink of the outbox relay (feature `nats`): [`es_nats`].
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use es_nats as nats;
 
 /// The PostgreSQL backend (feature `postgres`): [`es_postgres`].
 #[cfg(feature = "postgres")]
