@@ -149,7 +149,14 @@ pub(crate) async fn append(
         };
         let call = call.fetch_one(&inner.pool).await;
         let error = match call {
-            Ok(row) => return outcome(inner, tenant, &request, row),
+            Ok(row) => {
+                let written = row.outcome == WRITTEN;
+                let result = outcome(tenant, &request, row);
+                if written && result.is_ok() {
+                    inner.wakeups.appended(&inner.pool);
+                }
+                return result;
+            }
             Err(error) => error,
         };
         if constraint(&error) == Some("events_event_id_key") {
@@ -175,6 +182,70 @@ pub(crate) async fn append(
             continue;
         }
         return Err(StoreError::backend("append", safe_to_retry, error));
+    }
+}
+
+/// An append on the caller's connection, inside the caller's transaction: always through
+/// `append_events()` (a version conflict is an outcome there, not an error that would abort the
+/// caller's transaction), never retried (a failed statement aborts the caller's transaction; the
+/// caller rolls back and decides), and the wake-up is a `pg_notify` in the same transaction, so
+/// readers elsewhere hear of the events when, and only if, they commit.
+pub(crate) async fn append_in(
+    inner: &Inner,
+    tenant: &TenantId,
+    connection: &mut sqlx::PgConnection,
+    request: AppendRequest,
+) -> Result<AppendResult, StoreError> {
+    let columns = Columns::of(&request)?;
+    let published = Published::of(&request)?;
+    let (expected_kind, expected_version) = expected_columns(request.expected);
+    let (key, fingerprint) = match &request.idempotency {
+        Some((key, fingerprint)) => (Some(key.as_str()), Some(&fingerprint.0[..])),
+        None => (None, None),
+    };
+    let sql = if published.is_some() { sql::APPEND_PUBLISHING } else { sql::APPEND };
+    let call = sqlx::query_as::<_, AppendRow>(sql)
+        .bind(tenant.as_str())
+        .bind(request.stream_id.as_str())
+        .bind(expected_kind)
+        .bind(expected_version)
+        .bind(&columns.event_ids)
+        .bind(&columns.event_types)
+        .bind(&columns.schema_versions)
+        .bind(&columns.payloads)
+        .bind(&columns.metadata)
+        .bind(key)
+        .bind(fingerprint);
+    let call = match &published {
+        Some(published) => call
+            .bind(published.partition)
+            .bind(&published.ordinals)
+            .bind(&published.subjects)
+            .bind(&published.payloads)
+            .bind(&published.headers),
+        None => call,
+    };
+    match call.fetch_one(&mut *connection).await {
+        Ok(row) => {
+            let written = row.outcome == WRITTEN;
+            let result = outcome(tenant, &request, row)?;
+            if written {
+                sqlx::query(sql::NOTIFY)
+                    .bind(inner.wakeups.channel())
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(|error| StoreError::backend("append", false, error))?;
+            }
+            Ok(result)
+        }
+        Err(error) if constraint(&error) == Some("events_event_id_key") => {
+            Err(duplicate_event_id(inner, tenant, &columns.event_ids).await)
+        }
+        Err(error) if has_sqlstate(&error, VERSION_RACE) => {
+            Err(version_conflict(inner, tenant, &request).await)
+        }
+        // The caller's transaction is aborted: nothing of it will commit.
+        Err(error) => Err(StoreError::backend("append", false, error)),
     }
 }
 
@@ -323,24 +394,17 @@ fn returned(value: Option<i64>, column: &str) -> Result<u64, StoreError> {
 }
 
 fn outcome(
-    inner: &Inner,
     tenant: &TenantId,
     request: &AppendRequest,
     row: AppendRow,
 ) -> Result<AppendResult, StoreError> {
     match row.outcome {
-        outcome @ (WRITTEN | REPLAYED) => {
-            let result = AppendResult {
-                first_version: returned(row.first_version, "first_version")?,
-                last_version: returned(row.last_version, "last_version")?,
-                first_position: Position::new(returned(row.first_position, "first_position")?),
-                last_position: Position::new(returned(row.last_position, "last_position")?),
-            };
-            if outcome == WRITTEN {
-                inner.wakeups.appended(&inner.pool);
-            }
-            Ok(result)
-        }
+        WRITTEN | REPLAYED => Ok(AppendResult {
+            first_version: returned(row.first_version, "first_version")?,
+            last_version: returned(row.last_version, "last_version")?,
+            first_position: Position::new(returned(row.first_position, "first_position")?),
+            last_position: Position::new(returned(row.last_position, "last_position")?),
+        }),
         VERSION_CONFLICT => Err(StoreError::VersionConflict {
             tenant: tenant.clone(),
             stream_id: request.stream_id.clone(),

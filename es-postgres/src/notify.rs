@@ -36,6 +36,11 @@ impl Wakeups {
         }
     }
 
+    /// The channel `NOTIFY` goes to.
+    pub(crate) fn channel(&self) -> &str {
+        &self.channel
+    }
+
     /// Called after an append committed.
     pub(crate) fn appended(&self, pool: &PgPool) {
         self.generation.send_modify(|generation| *generation = generation.wrapping_add(1));

@@ -74,7 +74,9 @@ impl PgStore {
 
     /// Connects with the given options.
     pub async fn connect_with(options: PgStoreOptions) -> Result<Self, StoreError> {
-        let mut server_options = vec![("search_path", options.schema.clone())];
+        // The store's schema first, then `public`: application tables there can be used
+        // unqualified in a transaction that also appends (`PgTenantStore::append_in`).
+        let mut server_options = vec![("search_path", format!("{},public", options.schema))];
         if let Some(timeout) = options.statement_timeout {
             server_options.push(("statement_timeout", timeout.as_millis().to_string()));
         }
@@ -89,6 +91,41 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|error| read_error("connect", error))?;
+        let wakeups = Wakeups::new(&options.schema, options.notify_interval);
+        Ok(Self { inner: Arc::new(Inner { pool, options, horizon: Horizon::default(), wakeups }) })
+    }
+
+    /// A store on a pool the application already has (its own connection settings, its own
+    /// size), so its tables and the events can share transactions
+    /// ([`PgTenantStore::append_in`]). The pool's connections must have the store's schema on
+    /// their `search_path` (for example `options=-c search_path=es,public` in the URL, or
+    /// `PgConnectOptions::options([("search_path", "es,public")])`); that is checked here, and
+    /// a pool without it is refused. `options` gives the schema and the store's other settings;
+    /// its URL is used only by [`migrate`](Self::migrate).
+    pub async fn from_pool(pool: PgPool, options: PgStoreOptions) -> Result<Self, StoreError> {
+        let schemas: Vec<String> =
+            sqlx::query_scalar("SELECT unnest(current_schemas(false))::text")
+                .fetch_all(&pool)
+                .await
+                .map_err(|error| read_error("from_pool", error))?;
+        let on_path = schemas.contains(&options.schema);
+        // A schema not created yet is not listed by current_schemas: ask the setting itself.
+        let path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
+            .fetch_one(&pool)
+            .await
+            .map_err(|error| read_error("from_pool", error))?;
+        let named = path.split(',').any(|part| part.trim().trim_matches('"') == options.schema);
+        if !on_path && !named {
+            return Err(StoreError::backend(
+                "from_pool",
+                false,
+                format!(
+                    "the pool's connections have search_path {path:?}, without the store's schema {:?}; \
+                     connect them with search_path {},public",
+                    options.schema, options.schema
+                ),
+            ));
+        }
         let wakeups = Wakeups::new(&options.schema, options.notify_interval);
         Ok(Self { inner: Arc::new(Inner { pool, options, horizon: Horizon::default(), wakeups }) })
     }
@@ -208,7 +245,9 @@ impl PgTenantStore {
         &self.tenant
     }
 
-    pub(crate) fn pool(&self) -> &PgPool {
+    /// The store's connection pool: begin a transaction on it to append with
+    /// [`append_in`](Self::append_in) beside the application's own writes.
+    pub fn pool(&self) -> &PgPool {
         &self.inner.pool
     }
 
@@ -220,6 +259,53 @@ impl PgTenantStore {
             .await
             .map_err(|error| read_error("head_position", error))?;
         Ok(Position::new(head.map_or(Ok(0), |head| stored_u64(head, "the head position"))?))
+    }
+}
+
+impl PgTenantStore {
+    /// Appends on `connection`, inside the caller's transaction, with the same expected-version,
+    /// idempotency and publication rules as [`EventStore::append`]: application rows, events and
+    /// outbox messages then commit or roll back together.
+    ///
+    /// ```no_run
+    /// # use es_core::{AppendOptions, EventData, ExpectedVersion, StreamId};
+    /// # async fn demo(store: es_postgres::PgTenantStore, events: Vec<EventData>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = store.pool().begin().await?;
+    /// sqlx::query("INSERT INTO public.orders (id) VALUES ($1)").bind(42).execute(&mut *tx).await?;
+    /// store
+    ///     .append_in(&mut tx, &StreamId::new("order-42")?, ExpectedVersion::NoStream, events, AppendOptions::default())
+    ///     .await?;
+    /// tx.commit().await?; // or roll back: neither the row nor the events are kept
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// - **The connection** must see the store's schema on its `search_path`: a connection of
+    ///   [`pool`](Self::pool) does (its `search_path` is the store's schema, then `public`), and so
+    ///   does one of a pool given to [`PgStore::from_pool`].
+    /// - **No retry.** A failed statement aborts the caller's transaction, so nothing is retried
+    ///   here: a version conflict comes back as [`StoreError::VersionConflict`] with the
+    ///   transaction still usable (the check is an outcome, not an error); any other failure
+    ///   leaves it aborted, to be rolled back.
+    /// - **The read horizon.** The events take their positions now and become visible when the
+    ///   transaction commits. Until then readers stop before the first of them, also for events
+    ///   other sessions appended and committed after it (global order has no gaps that close
+    ///   later): keep such transactions short. `PgStore::horizon_status` names the session
+    ///   holding readers back. A rollback frees the horizon at once.
+    /// - **Wake-ups** are a `NOTIFY` in the transaction: readers hear of the events at commit.
+    pub async fn append_in(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+        options: AppendOptions,
+    ) -> Result<AppendResult, StoreError> {
+        let request = AppendRequest::new(stream_id, expected, events, options)?;
+        let span = tracing::debug_span!(
+            "es.append", tenant = %self.tenant, stream = %stream_id, %expected,
+            count = request.events.len(), in_transaction = true
+        );
+        append::append_in(&self.inner, &self.tenant, connection, request).instrument(span).await
     }
 }
 
