@@ -54,6 +54,44 @@ impl MessageRow {
     }
 }
 
+impl PgTenantStore {
+    /// Enqueues an integration message on `connection`, inside the caller's transaction: what a
+    /// transactional projection or process manager publishes about `source`, committed with its
+    /// read model and checkpoint (see `es_core::projection::TransactionalProjection`).
+    ///
+    /// The message's id is [`EventId::derived`] from `source` and `publisher`, so handling the
+    /// event again (a retried batch, a rebuild) enqueues nothing new; returns whether it was
+    /// enqueued now. It is ordered with the other messages of `source`'s stream, in the order
+    /// they were enqueued.
+    pub async fn enqueue_in(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        publisher: &str,
+        source: &es_core::RecordedEvent,
+        subject: &Subject,
+        payload: &[u8],
+        headers: &Headers,
+    ) -> Result<bool, StoreError> {
+        let pairs: Vec<(&str, &str)> = headers.iter().collect();
+        let headers = serde_json::to_string(&pairs)
+            .map_err(|error| StoreError::backend("outbox enqueue", false, error))?;
+        let done = sqlx::query(sql::OUTBOX_ENQUEUE)
+            .bind(self.tenant_id().as_str())
+            .bind(i16::try_from(es_core::outbox::partition_of(&source.stream_id)).unwrap_or(0))
+            .bind(source.stream_id.as_str())
+            .bind(bound_i64(source.stream_version))
+            .bind(*EventId::derived(source.event_id, publisher).as_uuid())
+            .bind(source.event_type.as_str())
+            .bind(subject.as_str())
+            .bind(payload)
+            .bind(headers)
+            .execute(connection)
+            .await
+            .map_err(|error| StoreError::backend("outbox enqueue", false, error))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
 fn partitions(partitions: &[u16]) -> Vec<i16> {
     partitions.iter().filter_map(|&p| i16::try_from(p).ok()).collect()
 }

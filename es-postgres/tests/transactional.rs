@@ -442,3 +442,80 @@ async fn a_transactional_rebuild_builds_beside_the_live_model_and_takes_over() {
         Some(store.head_position().await.unwrap().value())
     );
 }
+
+/// Publishes a message for each deposit in the batch's transaction.
+struct Notifier {
+    store: es_postgres::PgTenantStore,
+    refuse: Option<i64>,
+}
+
+#[projection(name = "notifier")]
+impl Notifier {
+    async fn on_deposited(
+        &mut self,
+        tx: &mut PgConnection,
+        event: &Deposited,
+        meta: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        let subject = es_core::Subject::new("bank.deposit.noticed").unwrap();
+        let body = format!("{{\"amount\":{}}}", event.amount);
+        self.store
+            .enqueue_in(
+                tx,
+                "notifier",
+                meta,
+                &subject,
+                body.as_bytes(),
+                &es_core::outbox::Headers::new(),
+            )
+            .await
+            .map_err(|error| ProjectionError::with_source("enqueue failed", error))?;
+        if self.refuse == Some(event.amount) {
+            return Err(ProjectionError::new("refused after enqueueing"));
+        }
+        Ok(())
+    }
+}
+
+/// A transactional projection enqueues messages with its batch: a rolled-back batch leaves none,
+/// handling the events again (a reset checkpoint) enqueues none twice.
+#[tokio::test]
+async fn a_transactional_projection_enqueues_messages_once_with_its_batch() {
+    use es_core::outbox::OutboxStore;
+    use es_core::projection::CheckpointStore;
+    let (_fresh, store) = setup().await;
+    let refusing = Notifier { store: store.clone(), refuse: Some(8) };
+    let stopped =
+        TransactionalRunner::new(refusing, store.clone()).with_options(options(5)).catch_up().await;
+    assert!(stopped.is_err(), "stops at amount 8");
+    assert_eq!(
+        store.outbox_stats().await.unwrap().pending,
+        7,
+        "the deposits before 8 enqueued theirs; 8's was rolled back with its batch"
+    );
+    let notifier = Notifier { store: store.clone(), refuse: None };
+    let mut runner = TransactionalRunner::new(notifier, store.clone()).with_options(options(5));
+    assert_eq!(runner.catch_up().await.unwrap().handled, 5);
+    assert_eq!(store.outbox_stats().await.unwrap().pending, 12);
+    store.reset_checkpoint(runner.name()).await.unwrap();
+    assert_eq!(runner.catch_up().await.unwrap().handled, 12, "handled again from the start");
+    let pending = store.pending(&(0..16).collect::<Vec<_>>(), 100).await.unwrap();
+    assert_eq!(pending.len(), 12, "nothing enqueued twice");
+    let deposits: Vec<RecordedEvent> = futures_util::TryStreamExt::try_collect(
+        store.read_all(
+            es_core::ReadAllOptions::from_beginning()
+                .event_types([EventType::new("account.deposited").unwrap()]),
+        ),
+    )
+    .await
+    .unwrap();
+    for message in &pending {
+        let source = deposits
+            .iter()
+            .find(|e| {
+                e.stream_id == message.stream_id && e.stream_version == message.stream_version
+            })
+            .unwrap();
+        assert_eq!(message.event_id, es_core::EventId::derived(source.event_id, "notifier"));
+    }
+}
