@@ -131,6 +131,8 @@ impl es_core::outbox::OutboxStore for MemoryTenantStore {
                 held.push(partition);
             }
         }
+        held.sort_unstable();
+        held.dedup();
         Ok(held)
     }
 
@@ -142,6 +144,22 @@ impl es_core::outbox::OutboxStore for MemoryTenantStore {
             }
         }
         Ok(())
+    }
+
+    async fn leave(&self, owner: Uuid) -> Result<(), StoreError> {
+        let mut state = self.log().state.write();
+        state.outbox.leases.retain(|_, (holder, _)| *holder != owner);
+        state.outbox.relays.remove(&owner);
+        Ok(())
+    }
+
+    fn message_generation(&self) -> u64 {
+        self.log().head.borrow().value()
+    }
+
+    async fn wait_for_messages(&self, seen: u64, timeout: Duration) {
+        let mut head = self.log().head.subscribe();
+        let _ = tokio::time::timeout(timeout, head.wait_for(|head| head.value() != seen)).await;
     }
 
     async fn relays(&self) -> Result<Vec<Uuid>, StoreError> {

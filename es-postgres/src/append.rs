@@ -264,13 +264,14 @@ async fn append_exact(
     };
     let mut retries = Retries::new(inner.options.append_attempts);
     loop {
-        // Publications ride on the batch statement, one event or many.
-        let single = columns.event_ids.len() == 1 && published.is_none();
+        let single = columns.event_ids.len() == 1;
         let sql = match (single, expected == 0, published.is_some()) {
-            (true, true, _) => sql::APPEND_ONE_NEW,
-            (true, false, _) => sql::APPEND_ONE_AFTER,
+            (true, true, false) => sql::APPEND_ONE_NEW,
+            (true, false, false) => sql::APPEND_ONE_AFTER,
             (false, true, false) => sql::APPEND_NEW,
             (false, false, false) => sql::APPEND_AFTER,
+            (true, true, true) => sql::APPEND_ONE_NEW_PUBLISHING,
+            (true, false, true) => sql::APPEND_ONE_AFTER_PUBLISHING,
             (false, true, true) => sql::APPEND_NEW_PUBLISHING,
             (false, false, true) => sql::APPEND_AFTER_PUBLISHING,
         };
@@ -294,6 +295,12 @@ async fn append_exact(
                 .bind(&columns.metadata)
         };
         let query = match published {
+            // One event has one publication at the most (checked by `AppendRequest::new`).
+            Some(published) if single => query
+                .bind(published.partition)
+                .bind(published.subjects[0])
+                .bind(published.payloads[0])
+                .bind(&published.headers[0]),
             Some(published) => query
                 .bind(published.partition)
                 .bind(&published.ordinals)

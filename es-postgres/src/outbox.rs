@@ -192,6 +192,26 @@ impl OutboxStore for PgTenantStore {
         Ok(())
     }
 
+    async fn leave(&self, owner: Uuid) -> Result<(), StoreError> {
+        sqlx::query(sql::OUTBOX_LEAVE)
+            .bind(self.tenant_id().as_str())
+            .bind(owner)
+            .execute(self.pool())
+            .await
+            .map_err(|error| StoreError::backend("outbox leave", true, error))?;
+        Ok(())
+    }
+
+    fn message_generation(&self) -> u64 {
+        *self.wakeups().borrow()
+    }
+
+    async fn wait_for_messages(&self, seen: u64, timeout: Duration) {
+        let mut wakeups = self.wakeups();
+        let _ =
+            tokio::time::timeout(timeout, wakeups.wait_for(|generation| *generation != seen)).await;
+    }
+
     async fn relays(&self) -> Result<Vec<Uuid>, StoreError> {
         sqlx::query_scalar(sql::OUTBOX_RELAYS)
             .bind(self.tenant_id().as_str())

@@ -153,12 +153,17 @@ pub(crate) const APPEND_NEW: &str = insert_batch!("WHERE $3 = 0");
 /// One event, bound as scalars (no arrays to encode and unnest): the commonest append.
 macro_rules! insert_one {
     ($($condition:tt)+) => {
+        concat!(insert_one_row!($($condition)+), " RETURNING position")
+    };
+}
+/// The row of [`insert_one!`], without its `RETURNING`.
+macro_rules! insert_one_row {
+    ($($condition:tt)+) => {
         concat!(
             insert_into_events!(),
             "SELECT $1, nextval('event_position_seq'), $2, $3 + 1, $4, $5, $6, $7::jsonb, $8::jsonb, ",
             "date_trunc('microseconds', now()) ",
-            $($condition)+,
-            " RETURNING position"
+            $($condition)+
         )
     };
 }
@@ -198,6 +203,24 @@ macro_rules! insert_batch_publishing {
         )
     };
 }
+/// One event and its message, bound as scalars: `$9` the partition, `$10..$12` the subject,
+/// payload and headers (JSON).
+macro_rules! insert_one_publishing {
+    ($($condition:tt)+) => {
+        concat!(
+            "WITH appended AS (",
+            insert_one_row!($($condition)+),
+            " RETURNING position, stream_version, event_id, event_type, recorded_at), queued AS (",
+            insert_into_outbox!(),
+            "SELECT $1, $9, $2, a.stream_version, a.event_id, a.event_type, $10, $11, $12::jsonb, ",
+            "a.recorded_at FROM appended a) ",
+            "SELECT position FROM appended"
+        )
+    };
+}
+pub(crate) const APPEND_ONE_NEW_PUBLISHING: &str = insert_one_publishing!("WHERE $3 = 0");
+pub(crate) const APPEND_ONE_AFTER_PUBLISHING: &str =
+    insert_one_publishing!(where_version_exists!());
 pub(crate) const APPEND_NEW_PUBLISHING: &str = insert_batch_publishing!("WHERE $3 = 0");
 pub(crate) const APPEND_AFTER_PUBLISHING: &str = insert_batch_publishing!(where_version_exists!());
 /// `append_events()` with publications: the outbox rows are written only when the function
@@ -258,6 +281,9 @@ pub(crate) const OUTBOX_LEASE: &str = "INSERT INTO outbox_leases (tenant, partit
 pub(crate) const OUTBOX_RELAY_ALIVE: &str = "INSERT INTO outbox_relays (tenant, owner, expires_at) \
      VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3)) \
      ON CONFLICT (tenant, owner) DO UPDATE SET expires_at = EXCLUDED.expires_at";
+/// A relay stops: its leases and its row go.
+pub(crate) const OUTBOX_LEAVE: &str = "WITH released AS (DELETE FROM outbox_leases WHERE tenant = $1 AND owner = $2) \
+     DELETE FROM outbox_relays WHERE tenant = $1 AND owner = $2";
 pub(crate) const OUTBOX_RELAYS: &str = "SELECT owner FROM outbox_relays \
      WHERE tenant = $1 AND expires_at > clock_timestamp() ORDER BY owner";
 /// Forgets relays that lapsed long ago (an hour), so the table does not grow with restarts.

@@ -245,6 +245,11 @@ impl PgTenantStore {
         &self.tenant
     }
 
+    /// Changes whenever events may have been appended (here, or elsewhere as NOTIFY tells).
+    pub(crate) fn wakeups(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.wakeups.subscribe(&self.inner.pool)
+    }
+
     /// The store's connection pool: begin a transaction on it to append with
     /// [`append_in`](Self::append_in) beside the application's own writes.
     pub fn pool(&self) -> &PgPool {

@@ -108,7 +108,7 @@ pub trait OutboxStore: Clone + Send + Sync + 'static {
 
     /// Takes or renews the leases of `partitions` for `owner` until `ttl` from now, where each is
     /// free, lapsed or already `owner`'s; returns the partitions `owner` holds afterwards (of
-    /// those asked for). Also records that `owner` is alive until then (see
+    /// those asked for), in ascending order. Also records that `owner` is alive until then (see
     /// [`relays`](Self::relays)), even when it asks for no partition.
     fn lease(
         &self,
@@ -124,11 +124,26 @@ pub trait OutboxStore: Clone + Send + Sync + 'static {
         partitions: &[u16],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// `owner` stops: its leases are released and it is no longer counted as alive, so the
+    /// others take its share at once instead of after its leases lapse.
+    fn leave(&self, owner: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The relays alive: those whose last [`lease`](Self::lease) call has not lapsed.
     fn relays(&self) -> impl Future<Output = Result<Vec<Uuid>, StoreError>> + Send;
 
     /// Every lease that has not lapsed.
     fn leases(&self) -> impl Future<Output = Result<Vec<Lease>, StoreError>> + Send;
+
+    /// A number that changes whenever messages may have been enqueued (by this process at once,
+    /// by others as soon as the backend hears of it); read it before looking for messages, then
+    /// [`wait_for_messages`](Self::wait_for_messages) with it.
+    fn message_generation(&self) -> u64;
+
+    /// Returns once [`message_generation`](Self::message_generation) differs from `seen`, or
+    /// after `timeout`. A relay waits here when idle; unlike
+    /// [`EventStore::wait_for_events`](crate::EventStore::wait_for_events) it does not wait
+    /// for the read horizon, as the outbox needs none.
+    fn wait_for_messages(&self, seen: u64, timeout: Duration) -> impl Future<Output = ()> + Send;
 
     /// Counts for metrics and health.
     fn outbox_stats(&self) -> impl Future<Output = Result<OutboxStats, StoreError>> + Send;

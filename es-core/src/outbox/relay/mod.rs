@@ -284,9 +284,18 @@ where
                 }
             }
         }
-        if let Err(error) = self.store.release(self.owner, &self.held).await {
-            tracing::warn!(%error, "es.outbox: could not release the leases; they lapse on their own");
+        if let Err(error) = self.leave().await {
+            tracing::warn!(%error, "es.outbox: could not give up the leases; they lapse on their own");
         }
+    }
+
+    /// Gives up this relay's leases and its place among the live relays now (a graceful stop,
+    /// a hand-over), so the others take its share at once instead of after
+    /// [`RelayOptions::lease_ttl`]. A later pass joins again.
+    pub async fn leave(&mut self) -> Result<(), RelayError> {
+        self.store.leave(self.owner).await?;
+        self.held.clear();
+        Ok(())
     }
 
     /// One pass and housekeeping; returns what to wait for before the next, if anything.
@@ -294,7 +303,9 @@ where
         if let Err(error) = self.housekeeping().await {
             tracing::warn!(%error, "es.outbox: housekeeping failed");
         }
-        let head = self.store.head_position().await;
+        // Read before the pass: a message enqueued during it changes the generation, so the
+        // wait below returns at once.
+        let generation = self.store.message_generation();
         match self.relay_once().await {
             Err(error) => {
                 tracing::warn!(%error, "es.outbox: pass failed");
@@ -309,16 +320,8 @@ where
                 if pass.full || pass.parked > 0 {
                     return None;
                 }
-                let idle = self.options.idle_wait;
-                let store = self.store.clone();
-                Some(Box::pin(async move {
-                    match head {
-                        Ok(head) => {
-                            let _ = store.wait_for_events(head, idle).await;
-                        }
-                        Err(_) => tokio::time::sleep(idle).await,
-                    }
-                }))
+                let (store, idle) = (self.store.clone(), self.options.idle_wait);
+                Some(Box::pin(async move { store.wait_for_messages(generation, idle).await }))
             }
         }
     }

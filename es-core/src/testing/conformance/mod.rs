@@ -159,6 +159,7 @@ macro_rules! outbox_tests {
                 publications_carry_correlation_and_causation,
                 outbox_messages_settle_by_partition_and_tenant,
                 outbox_leases_are_exclusive_until_they_lapse,
+                waiting_for_messages_wakes_on_an_enqueue,
             }
         }
     };

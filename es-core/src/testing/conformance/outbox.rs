@@ -52,8 +52,20 @@ where
     store.append(&s, ExpectedVersion::Exact(5), batch(6..7), keyed.clone()).await.expect("keyed");
     // Enqueue nothing: a replay of the keyed append, a conflict, a refused publication.
     store.append(&s, ExpectedVersion::Exact(5), batch(6..7), keyed).await.expect("replay");
-    let conflict = store.append(&s, ExpectedVersion::NoStream, batch(7..8), one.clone()).await;
-    assert!(matches!(conflict, Err(StoreError::VersionConflict { .. })), "{conflict:?}");
+    for (expected, events) in [
+        (ExpectedVersion::NoStream, batch(7..8)),
+        (ExpectedVersion::Exact(3), batch(7..8)),
+        (ExpectedVersion::Exact(9), batch(7..8)),
+        (ExpectedVersion::Exact(3), batch(7..9)),
+        (ExpectedVersion::Exact(9), batch(7..9)),
+    ] {
+        // Behind or ahead of the stream, one event or a batch: nothing written, nothing enqueued.
+        let conflict = store.append(&s, expected, events, one.clone()).await;
+        assert!(
+            matches!(conflict, Err(StoreError::VersionConflict { actual: 6, .. })),
+            "{expected}: {conflict:?}"
+        );
+    }
     let refused = store
         .append(
             &s,
@@ -268,6 +280,18 @@ where
     );
     a.release(one, &[1]).await.expect("release");
     assert_eq!(a.lease(two, &[1], long).await.expect("lease"), [1]);
+    // A relay that leaves gives up its leases and its place at once.
+    a.leave(three).await.expect("leave");
+    assert!(!a.relays().await.expect("relays").contains(&three));
+    assert_eq!(a.lease(two, &[7], long).await.expect("lease"), [7]);
+    a.leave(two).await.expect("leave");
+    assert!(a.leases().await.expect("leases").iter().all(|l| l.owner != two), "two's leases went");
+    assert_eq!(
+        b.leases().await.expect("leases").len(),
+        2,
+        "b's leases are b's: leaving a keeps them"
+    );
+    assert_eq!(a.lease(one, &[7, 2, 1], long).await.expect("lease"), [1, 2, 7], "free for others");
     // A lapsed lease is free for anyone.
     assert_eq!(a.lease(one, &[5], Duration::from_millis(50)).await.expect("lease"), [5]);
     tokio::time::sleep(Duration::from_millis(120)).await;
@@ -275,5 +299,40 @@ where
         a.leases().await.expect("leases").iter().all(|l| l.partition != 5),
         "lapsed leases are not listed"
     );
-    assert_eq!(a.lease(two, &[5], long).await.expect("lease"), [5], "taken over once lapsed");
+    assert_eq!(a.lease(three, &[5], long).await.expect("lease"), [5], "taken over once lapsed");
+}
+
+/// A relay waiting for messages waits out its timeout when nothing comes, and wakes soon after
+/// an enqueue (well before the timeout).
+pub async fn waiting_for_messages_wakes_on_an_enqueue<B>(backend: B)
+where
+    B: MultiTenantStore,
+    B::Store: OutboxStore,
+{
+    let store = scoped(&backend, "outbox-wait");
+    // A backend may change the generation once while it starts listening (it cannot know what
+    // it missed): let that settle first.
+    store.wait_for_messages(store.message_generation(), Duration::from_millis(200)).await;
+    let seen = store.message_generation();
+    let started = std::time::Instant::now();
+    store.wait_for_messages(seen, Duration::from_millis(100)).await;
+    assert!(started.elapsed() >= Duration::from_millis(90), "nothing came: the timeout passed");
+    let writer = store.clone();
+    let append = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer
+            .append(
+                &stream("w-1"),
+                ExpectedVersion::Any,
+                batch(0..1),
+                AppendOptions::default().publish(publication(0, "w.x")),
+            )
+            .await
+            .expect("append");
+    });
+    let started = std::time::Instant::now();
+    store.wait_for_messages(seen, Duration::from_secs(10)).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "woken by the enqueue, not the timeout");
+    assert_ne!(store.message_generation(), seen);
+    append.await.expect("the append task");
 }
