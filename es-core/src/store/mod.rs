@@ -9,6 +9,7 @@ mod error;
 mod expected_version;
 mod position;
 mod read;
+mod subscribe;
 mod traits;
 
 pub use append::{AppendOptions, AppendRequest, AppendResult, Fingerprint, IdempotencyRecord};
@@ -18,4 +19,5 @@ pub use position::Position;
 pub use read::{
     Direction, EventStream, ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent,
 };
+pub use subscribe::{SubscribeOptions, subscribe};
 pub use traits::{EventStore, MultiTenantStore};

@@ -86,6 +86,27 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// now ([`Position::BEGINNING`] if none).
     fn head_position(&self) -> impl Future<Output = Result<Position, StoreError>> + Send;
 
+    /// The log from `options.after` on, then live: catch up, wait for commits, go on (see
+    /// [`subscribe`](crate::store::subscribe)).
+    ///
+    /// ```
+    /// # use es_core::{EventStore, store::SubscribeOptions};
+    /// # use futures_util::StreamExt;
+    /// # async fn demo<S: EventStore>(store: S) -> Result<(), es_core::StoreError> {
+    /// let mut events = store.subscribe(SubscribeOptions::from_beginning());
+    /// while let Some(event) = events.next().await {
+    ///     let event = event?;
+    ///     println!("{} {}", event.position, event.event_type);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn subscribe(&self, options: super::SubscribeOptions) -> EventStream
+    where
+        Self: Sized,
+    {
+        super::subscribe(self.clone(), options)
+    }
+
     /// Waits until the head moves past `after` or `timeout` passes, whichever comes first, and
     /// returns the head then. Backends wake waiters when events commit (no busy polling).
     fn wait_for_events(

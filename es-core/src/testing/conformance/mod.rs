@@ -28,6 +28,7 @@ mod outbox;
 mod payloads;
 mod read_all;
 mod read_stream;
+mod subscribe;
 mod tenancy;
 mod transactional;
 
@@ -42,6 +43,7 @@ pub use outbox::*;
 pub use payloads::*;
 pub use read_all::*;
 pub use read_stream::*;
+pub use subscribe::*;
 pub use tenancy::*;
 pub use transactional::*;
 
@@ -84,6 +86,8 @@ macro_rules! conformance_tests {
             concurrent_any_appends_lose_nothing,
             concurrent_appends_to_many_streams_are_all_read_once,
             tailing_reader_sees_every_event_once_in_order,
+            subscription_catches_up_then_follows_live,
+            filtered_subscription_follows_only_its_types,
             idempotent_retry_returns_first_result_and_writes_nothing,
             idempotent_retry_ignores_expected_version_after_stream_moved,
             idempotent_retry_with_rebuilt_event_ids_is_same_request,
