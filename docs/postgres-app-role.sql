@@ -12,6 +12,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON es.dead_letters TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.outbox TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.outbox_leases TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.outbox_relays TO es_app;
+GRANT SELECT, INSERT, DELETE ON es.inbox TO es_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON es.inbox_parked TO es_app;
 GRANT USAGE, SELECT ON SEQUENCE es.outbox_sequence_seq TO es_app;
 GRANT USAGE, SELECT ON SEQUENCE es.event_position_seq TO es_app;
 GRANT EXECUTE ON FUNCTION es.append_events(text, text, smallint, bigint, uuid[], text[], integer[], text[], text[], text, bytea) TO es_app;

@@ -145,6 +145,7 @@
 pub mod aggregate;
 pub mod event;
 pub mod id;
+pub mod inbox;
 pub mod outbox;
 pub mod projection;
 pub mod repository;

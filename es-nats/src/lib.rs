@@ -27,7 +27,11 @@
 //! [`SinkError::Unavailable`]: the relay retries and, if it goes on, opens its breaker, and the
 //! messages wait in the outbox.
 
+mod consumer;
+
 use std::time::Duration;
+
+pub use consumer::{Applied, ConsumerConfig, HandlerError, InboxConsumer, MessageHandler};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use async_nats::{Client, HeaderMap};

@@ -69,6 +69,7 @@ mod checkpoint;
 mod dead_letter;
 mod error;
 mod horizon;
+mod inbox;
 mod lock;
 mod notify;
 mod options;
@@ -85,6 +86,7 @@ pub mod transactional;
 
 pub use admin::StoreStatistics;
 pub use error::ConfigError;
+pub use inbox::InboxTransaction;
 pub use lock::PgProjectionLock;
 pub use options::PgStoreOptions;
 pub use store::{HorizonStatus, OpenAppend, PgStore, PgTenantStore};

@@ -302,6 +302,19 @@ pub(crate) const OUTBOX_STATS: &str = "SELECT \
 pub(crate) const OUTBOX_PRUNE: &str = "DELETE FROM outbox \
      WHERE tenant = $1 AND delivered_at IS NOT NULL AND enqueued_at < $2";
 
+// ---- the inbox of a consumer (`inbox.rs`)
+
+pub(crate) const INBOX_RECORD: &str = "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) \
+     ON CONFLICT (consumer, message_id) DO NOTHING";
+pub(crate) const INBOX_PARK: &str = "INSERT INTO inbox_parked \
+     (consumer, message_id, subject, payload, headers, deliveries, error, parked_at) \
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8) \
+     ON CONFLICT (consumer, message_id) DO UPDATE SET deliveries = EXCLUDED.deliveries, \
+     error = EXCLUDED.error, parked_at = EXCLUDED.parked_at";
+pub(crate) const INBOX_PARKED: &str = "SELECT consumer, message_id, subject, payload, \
+     headers::text AS headers, deliveries, error, parked_at FROM inbox_parked \
+     WHERE consumer = $1 ORDER BY parked_at, message_id";
+
 // ---- reads (`read.rs` decodes the envelope's columns by index, in this order)
 
 /// The envelope's columns, in the order `Decoder::decode` reads them (by index: a lookup by name
