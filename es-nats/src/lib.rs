@@ -31,6 +31,8 @@ mod consumer;
 
 use std::time::Duration;
 
+/// The NATS client this crate uses (to connect once and share the client).
+pub use async_nats;
 pub use consumer::{Applied, ConsumerConfig, HandlerError, InboxConsumer, MessageHandler};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};

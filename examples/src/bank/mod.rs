@@ -7,13 +7,19 @@
 //!                                       │
 //!   TransferProcess ◄─ transfer.requested (runner, checkpoint, lock) ─┘
 //!   Balances, Statements ◄─ account events (runners, in-memory models)
+//!
+//! With NATS configured, account and transfer outcomes are enqueued as public messages with
+//! their events (`publish`) and a relay delivers them to JetStream; `bank-notifications`
+//! consumes them.
 //! ```
 
 pub mod account;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod notifications;
 pub mod process;
+pub mod publish;
 pub mod read_models;
 pub mod served;
 pub mod service;

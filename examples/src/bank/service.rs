@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::account::{Account, Close, Deposit, Open, Withdraw};
 use super::error::BankError;
 use super::process::TransferProcess;
+use super::publish::PublicEvents;
 use super::read_models::{AccountView, Balances, StatementLine, Statements};
 use super::served::{ProjectionReport, Served};
 use super::stats::Stats;
@@ -112,11 +113,22 @@ impl<S: BankStore> Bank<S> {
     /// process, like the models), and the transfer process resumes from its stored checkpoint
     /// whenever this process holds its lock.
     pub async fn start(store: S) -> Arc<Self> {
+        Self::start_publishing(store, None).await
+    }
+
+    /// [`start`](Self::start), and with `publish` each account and transfer outcome is
+    /// enqueued as a public message with its events (see [`PublicEvents`]); run a relay
+    /// (`es::outbox::Relay`) to deliver them.
+    pub async fn start_publishing(store: S, publish: Option<PublicEvents>) -> Arc<Self> {
         let stats = Arc::new(Stats::default());
-        let accounts = Repository::<Account, _>::new(store.clone())
+        let mut accounts = Repository::<Account, _>::new(store.clone())
             .with_snapshots(store.clone())
             .with_cache(10_000);
-        let transfers = Repository::<Transfer, _>::new(store.clone()).with_cache(10_000);
+        let mut transfers = Repository::<Transfer, _>::new(store.clone()).with_cache(10_000);
+        if let Some(publish) = publish {
+            accounts = accounts.with_publisher(publish.clone());
+            transfers = transfers.with_publisher(publish);
+        }
         let views = VolatileCheckpoints::new(store.clone());
         let view_options = RunnerOptions::default().idle_wait(Duration::from_millis(500));
         let balances =

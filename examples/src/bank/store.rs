@@ -1,17 +1,24 @@
-//! What the bank needs from a backend: events, snapshots, checkpoints, dead letters and locks.
+//! What the bank needs from a backend: events, snapshots, checkpoints, dead letters, locks and
+//! the outbox.
 //! Both `es::memory::MemoryTenantStore` and `es::postgres::PgTenantStore` provide all of it.
 
 use es::EventStore;
+use es::outbox::OutboxStore;
 use es::projection::{CheckpointStore, DeadLetterStore, ProjectionLocks};
 use es::snapshot::SnapshotStore;
 
 /// A tenant's store with every capability the bank uses.
 pub trait BankStore:
-    EventStore + SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks
+    EventStore + SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks + OutboxStore
 {
 }
 
 impl<T> BankStore for T where
-    T: EventStore + SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks
+    T: EventStore
+        + SnapshotStore
+        + CheckpointStore
+        + DeadLetterStore
+        + ProjectionLocks
+        + OutboxStore
 {
 }

@@ -4,6 +4,7 @@
 //! cargo run -p examples --bin bank                      # serve on 127.0.0.1:8080, in memory
 //! DATABASE_URL=postgres://… cargo run -p examples --bin bank   # serve on PostgreSQL
 //! cargo run -p examples --bin bank -- demo              # drive a workload, print the figures
+//! BANK_NATS_URL=nats://127.0.0.1:4222 cargo run -p examples --bin bank   # and publish to JetStream
 //! ```
 #![allow(clippy::print_stdout)]
 
@@ -12,9 +13,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use es::nats::{JetStreamSink, StreamConfig};
+use es::outbox::{Relay, RelayOptions};
 use es::postgres::{PgStore, PgStoreOptions};
 use es::{MultiTenantStore, TenantId};
 use examples::bank::demo::{self, DemoOptions};
+use examples::bank::publish::PublicEvents;
 use examples::bank::{Bank, BankStore, http};
 
 #[derive(Parser)]
@@ -66,6 +70,16 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish on SIGTERM/SIGINT before their connections close.
     #[arg(long, env = "BANK_SHUTDOWN_DEADLINE", default_value_t = 10)]
     shutdown_deadline: u64,
+    /// Publish account and transfer outcomes to this NATS server (JetStream), through the
+    /// outbox and a relay in this process. Off when unset.
+    #[arg(long, env = "BANK_NATS_URL")]
+    nats_url: Option<String>,
+    /// The JetStream stream the messages go to (created if missing).
+    #[arg(long, env = "BANK_NATS_STREAM", default_value = "BANK")]
+    nats_stream: String,
+    /// The first token of the subjects (`bank.account.deposited`, …).
+    #[arg(long, env = "BANK_SUBJECT_PREFIX", default_value = "bank")]
+    subject_prefix: String,
 }
 
 #[derive(Subcommand)]
@@ -170,9 +184,43 @@ async fn termination() -> &'static str {
 
 async fn dispatch<S: BankStore>(store: S, command: Command) -> Result<ExitCode, Failure> {
     let _ = http::prometheus();
-    let bank: Arc<Bank<S>> = Bank::start(store).await;
     match command {
-        Command::Serve(ServeArgs { listen, header_timeout, shutdown_deadline, .. }) => {
+        Command::Serve(ServeArgs {
+            listen,
+            header_timeout,
+            shutdown_deadline,
+            nats_url,
+            nats_stream,
+            subject_prefix,
+            ..
+        }) => {
+            // Publishing: the messages are enqueued with the events; a relay delivers them.
+            let (publish, relay) = match nats_url {
+                Some(url) => {
+                    let public = PublicEvents::new(subject_prefix)?;
+                    let sink = JetStreamSink::connect(
+                        &url,
+                        StreamConfig::new(nats_stream.clone(), [public.subjects()]),
+                    )
+                    .await?;
+                    println!(
+                        "publishing to NATS at {url}, stream {nats_stream}, subjects {}",
+                        public.subjects()
+                    );
+                    (Some(public), Some(sink))
+                }
+                None => (None, None),
+            };
+            let bank: Arc<Bank<S>> = Bank::start_publishing(store.clone(), publish).await;
+            let (stop_relay, relay_stopped) = tokio::sync::watch::channel(false);
+            let relay = relay.map(|sink| {
+                let mut stopped = relay_stopped;
+                tokio::spawn(Relay::with_options(store, sink, RelayOptions::default()).run(
+                    async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    },
+                ))
+            });
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("listening on http://{}", listener.local_addr()?);
             let limits = http::ServeLimits {
@@ -184,10 +232,17 @@ async fn dispatch<S: BankStore>(store: S, command: Command) -> Result<ExitCode, 
                 tracing::info!(signal, "bank: shutting down");
             };
             http::serve_with(bank, listener, shutdown, limits).await?;
+            // The relay goes last: what the last requests enqueued is delivered, or waits in
+            // the outbox for the next instance.
+            stop_relay.send_replace(true);
+            if let Some(relay) = relay {
+                let _ = relay.await;
+            }
             println!("stopped");
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { accounts, transfers, concurrency } => {
+            let bank: Arc<Bank<S>> = Bank::start(store).await;
             let report =
                 demo::run(bank.clone(), DemoOptions { accounts, transfers, concurrency }).await;
             bank.shutdown().await;
