@@ -3,9 +3,12 @@
 //! acknowledgements, and a message that keeps failing (parked).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::time::Duration;
 
 use async_nats::jetstream;
+use common::{client, unique};
 use es_core::inbox::{Delivery, Inbox};
 use es_core::outbox::{Publication, Relay, RelayOptions};
 use es_core::{
@@ -18,21 +21,6 @@ use es_nats::{
 use es_postgres::InboxTransaction;
 use es_postgres::testing::FreshSchema;
 use futures_util::StreamExt;
-
-fn url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
-
-async fn client() -> async_nats::Client {
-    async_nats::connect(url()).await.unwrap_or_else(|error| {
-        panic!("NATS is not reachable at {} ({error}); scripts/test.sh starts one", url())
-    })
-}
-
-fn unique() -> (String, String) {
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    (format!("ES_TEST_{}", &id[id.len() - 12..]), format!("t{}", &id[id.len() - 12..]))
-}
 
 /// Publishes `count` deposits (amounts 1..=count) through the outbox and a relay.
 async fn publish(client: &async_nats::Client, stream: &str, prefix: &str, count: i64) {

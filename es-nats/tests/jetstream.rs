@@ -3,31 +3,17 @@
 //! own, deleted at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::collections::HashMap;
 
+use common::{client, unique};
 use es_core::outbox::{OutboxStore, Publication, Relay, RelayOptions, Sink};
 use es_core::{
     AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore, Payload,
     StreamId, Subject, TenantId,
 };
 use es_nats::{JetStreamSink, StreamConfig};
-
-fn url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
-
-/// A client, or a loud failure: these tests never skip.
-async fn client() -> async_nats::Client {
-    async_nats::connect(url()).await.unwrap_or_else(|error| {
-        panic!("NATS is not reachable at {} ({error}); scripts/test.sh starts one", url())
-    })
-}
-
-/// A stream and subject prefix no other test uses.
-fn unique() -> (String, String) {
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    (format!("ES_TEST_{}", &id[id.len() - 12..]), format!("t{}", &id[id.len() - 12..]))
-}
 
 async fn publish<S: EventStore>(store: &S, stream: &str, n: u64, subject: &str, body: Vec<u8>) {
     let event = EventData::new(

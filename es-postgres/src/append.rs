@@ -118,36 +118,12 @@ pub(crate) async fn append(
     if let (Some(version), None) = (exact, &request.idempotency) {
         return append_exact(inner, tenant, &request, &columns, published.as_ref(), version).await;
     }
-    let (expected_kind, expected_version) = expected_columns(request.expected);
-    let (key, fingerprint) = match &request.idempotency {
-        Some((key, fingerprint)) => (Some(key.as_str()), Some(&fingerprint.0[..])),
-        None => (None, None),
-    };
+    let key = request.idempotency.as_ref().map(|(key, _)| key.as_str());
     let mut retries = Retries::new(inner.options.append_attempts);
     loop {
-        let sql = if published.is_some() { sql::APPEND_PUBLISHING } else { sql::APPEND };
-        let call = sqlx::query_as::<_, AppendRow>(sql)
-            .bind(tenant.as_str())
-            .bind(request.stream_id.as_str())
-            .bind(expected_kind)
-            .bind(expected_version)
-            .bind(&columns.event_ids)
-            .bind(&columns.event_types)
-            .bind(&columns.schema_versions)
-            .bind(&columns.payloads)
-            .bind(&columns.metadata)
-            .bind(key)
-            .bind(fingerprint);
-        let call = match &published {
-            Some(published) => call
-                .bind(published.partition)
-                .bind(&published.ordinals)
-                .bind(&published.subjects)
-                .bind(&published.payloads)
-                .bind(&published.headers),
-            None => call,
-        };
-        let call = call.fetch_one(&inner.pool).await;
+        let call = append_events(tenant, &request, &columns, published.as_ref())
+            .fetch_one(&inner.pool)
+            .await;
         let error = match call {
             Ok(row) => {
                 let written = row.outcome == WRITTEN;
@@ -185,19 +161,13 @@ pub(crate) async fn append(
     }
 }
 
-/// An append on the caller's connection, inside the caller's transaction: always through
-/// `append_events()` (a version conflict is an outcome there, not an error that would abort the
-/// caller's transaction), never retried (a failed statement aborts the caller's transaction; the
-/// caller rolls back and decides), and the wake-up is a `pg_notify` in the same transaction, so
-/// readers elsewhere hear of the events when, and only if, they commit.
-pub(crate) async fn append_in(
-    inner: &Inner,
-    tenant: &TenantId,
-    connection: &mut sqlx::PgConnection,
-    request: AppendRequest,
-) -> Result<AppendResult, StoreError> {
-    let columns = Columns::of(&request)?;
-    let published = Published::of(&request)?;
+/// The call of `append_events()` (with the outbox insert when there are publications), bound.
+fn append_events<'q>(
+    tenant: &'q TenantId,
+    request: &'q AppendRequest,
+    columns: &'q Columns<'q>,
+    published: Option<&'q Published<'q>>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, AppendRow, sqlx::postgres::PgArguments> {
     let (expected_kind, expected_version) = expected_columns(request.expected);
     let (key, fingerprint) = match &request.idempotency {
         Some((key, fingerprint)) => (Some(key.as_str()), Some(&fingerprint.0[..])),
@@ -216,7 +186,7 @@ pub(crate) async fn append_in(
         .bind(&columns.metadata)
         .bind(key)
         .bind(fingerprint);
-    let call = match &published {
+    match published {
         Some(published) => call
             .bind(published.partition)
             .bind(&published.ordinals)
@@ -224,8 +194,26 @@ pub(crate) async fn append_in(
             .bind(&published.payloads)
             .bind(&published.headers),
         None => call,
-    };
-    match call.fetch_one(&mut *connection).await {
+    }
+}
+
+/// An append on the caller's connection, inside the caller's transaction: always through
+/// `append_events()` (a version conflict is an outcome there, not an error that would abort the
+/// caller's transaction), never retried (a failed statement aborts the caller's transaction; the
+/// caller rolls back and decides), and the wake-up is a `pg_notify` in the same transaction, so
+/// readers elsewhere hear of the events when, and only if, they commit.
+pub(crate) async fn append_in(
+    inner: &Inner,
+    tenant: &TenantId,
+    connection: &mut sqlx::PgConnection,
+    request: AppendRequest,
+) -> Result<AppendResult, StoreError> {
+    let columns = Columns::of(&request)?;
+    let published = Published::of(&request)?;
+    match append_events(tenant, &request, &columns, published.as_ref())
+        .fetch_one(&mut *connection)
+        .await
+    {
         Ok(row) => {
             let written = row.outcome == WRITTEN;
             let result = outcome(tenant, &request, row)?;
