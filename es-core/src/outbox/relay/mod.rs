@@ -142,8 +142,10 @@ where
             pass.breaker_open = true;
             return Ok(pass);
         }
-        let messages = self.store.pending(&self.held, self.options.batch_size).await?;
-        pass.full = messages.len() >= self.options.batch_size;
+        // At least one: a batch size set to 0 by hand would read nothing and call it full.
+        let batch_size = self.options.batch_size.max(1);
+        let messages = self.store.pending(&self.held, batch_size).await?;
+        pass.full = messages.len() >= batch_size;
         let mut blocked: HashSet<StreamId> = HashSet::new();
         for wave in waves(messages) {
             let wave: Vec<OutboxMessage> =
