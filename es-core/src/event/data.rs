@@ -1,3 +1,5 @@
+//! What a caller appends: an event's id, type, schema version, payload and metadata.
+
 use serde::Serialize;
 
 use super::{EventMetadata, Payload, PayloadError};

@@ -1,3 +1,5 @@
+//! Correlation, causation, actor and custom key-values carried beside each event.
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! An event's body: one JSON value every backend can store, checked when built.
+
 use std::fmt;
 
 use bytes::Bytes;

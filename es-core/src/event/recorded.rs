@@ -1,3 +1,5 @@
+//! What a store returns: the appended event with its tenant, stream, version, position and time.
+
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};

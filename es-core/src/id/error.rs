@@ -1,3 +1,5 @@
+//! Why an identifier was refused, and which kind of identifier it was.
+
 use std::fmt;
 
 /// Which kind of identifier failed validation.

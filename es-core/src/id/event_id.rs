@@ -1,3 +1,5 @@
+//! Event ids: UUID v7 when made here, derived (v8) for messages published about an event.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! The stable stored name of an event type.
+
 use std::sync::Arc;
 
 use super::IdKind;

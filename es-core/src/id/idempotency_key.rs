@@ -1,3 +1,5 @@
+//! The caller's key that makes an append safe to retry.
+
 use std::sync::Arc;
 
 use super::IdKind;

@@ -1,3 +1,5 @@
+//! The validated name a projection's checkpoint, dead letters, lock and metrics go under.
+
 use std::sync::Arc;
 
 use super::IdKind;

@@ -1,3 +1,5 @@
+//! Stream ids and their categories.
+
 use std::sync::Arc;
 
 use super::text::{Rules, text_id};

@@ -1,3 +1,5 @@
+//! The subject an integration message is published under.
+
 use std::sync::Arc;
 
 use super::text::{Rules, text_id};

@@ -1,3 +1,5 @@
+//! Tenant ids: every store handle is scoped to one.
+
 use std::sync::{Arc, LazyLock};
 
 use super::IdKind;

@@ -1,3 +1,5 @@
+//! Appends: options (idempotency key, fingerprint, publications), the checked request, the result.
+
 use std::collections::HashSet;
 use std::fmt;
 

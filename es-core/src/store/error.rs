@@ -1,3 +1,5 @@
+//! What a store call can fail with, typed, and which failures are worth retrying.
+
 use std::error::Error as StdError;
 
 use super::ExpectedVersion;

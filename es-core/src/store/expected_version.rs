@@ -1,3 +1,5 @@
+//! What an append expects of its stream's version.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

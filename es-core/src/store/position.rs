@@ -1,3 +1,5 @@
+//! Positions in a tenant's global log.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! Reads: of one stream, of the global log, and the lighter read a fold needs.
+
 use std::pin::Pin;
 
 use futures_core::Stream;

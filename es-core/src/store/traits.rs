@@ -1,3 +1,5 @@
+//! The traits a backend implements: `MultiTenantStore` hands out tenant-scoped `EventStore`s.
+
 use std::future::Future;
 use std::time::Duration;
 
