@@ -85,6 +85,7 @@ impl PgTenantStore {
             .bind(subject.as_str())
             .bind(payload)
             .bind(headers)
+            .bind(publisher)
             .execute(connection)
             .await
             .map_err(|error| StoreError::backend("outbox enqueue", false, error))?;

@@ -245,9 +245,10 @@ pub(crate) const APPEND_PUBLISHING: &str = concat!(
 /// A message a transactional projection enqueues in its batch's transaction; a message of the
 /// same id (the event handled again) is not enqueued twice.
 pub(crate) const OUTBOX_ENQUEUE: &str = concat!(
-    insert_into_outbox!(),
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, date_trunc('microseconds', now())) ",
-    "ON CONFLICT (tenant, event_id) DO NOTHING"
+    "INSERT INTO outbox (tenant, partition, stream_id, stream_version, event_id, event_type, ",
+    "subject, payload, headers, enqueued_at, publisher) ",
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, date_trunc('microseconds', now()), $10) ",
+    "ON CONFLICT (tenant, event_id) WHERE publisher IS NOT NULL DO NOTHING"
 );
 
 /// A message's columns, in the order `outbox.rs` reads them.
