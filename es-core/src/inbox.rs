@@ -10,16 +10,19 @@ use std::future::Future;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+#[cfg(doc)]
+use crate::Subject;
 use crate::outbox::Headers;
-use crate::{ProjectionName, StoreError, Subject};
+use crate::{ProjectionName, StoreError};
 
 /// A message as a consumer receives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
     /// The message's id (the publisher's event id, `Nats-Msg-Id`): what the inbox records.
     pub message_id: String,
-    /// Where it was published.
-    pub subject: Subject,
+    /// Where it was published (as received: a consumer also reads messages es did not publish,
+    /// so this is not an es [`Subject`]).
+    pub subject: String,
     /// The body.
     pub payload: Bytes,
     /// Its headers (the publisher's `Es-*` headers among them).

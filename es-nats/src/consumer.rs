@@ -5,9 +5,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
+use es_core::ProjectionName;
 use es_core::inbox::{Delivery, Inbox, ParkedDelivery};
 use es_core::outbox::Headers;
-use es_core::{ProjectionName, Subject};
 use futures_util::StreamExt;
 
 use crate::NatsError;
@@ -291,7 +291,7 @@ fn delivery(
     Ok(Delivery {
         message_id: message_id
             .unwrap_or_else(|| format!("{}:{}", info.stream, info.stream_sequence)),
-        subject: Subject::new(message.subject.as_str())?,
+        subject: message.subject.as_str().to_owned(),
         payload: message.payload.clone(),
         headers,
         deliveries: u64::try_from(info.delivered).unwrap_or(1),

@@ -142,7 +142,7 @@ async fn each_message_is_applied_once_through_redeliveries() {
         let id = message.headers.as_ref().unwrap().get("Nats-Msg-Id").unwrap().as_str().to_owned();
         let delivery = Delivery {
             message_id: id.clone(),
-            subject: Subject::new(message.subject.as_str()).unwrap(),
+            subject: message.subject.as_str().to_owned(),
             payload: message.payload.clone(),
             headers: es_core::outbox::Headers::new(),
             deliveries: 1,

@@ -4,7 +4,7 @@
 
 use es_core::inbox::{Delivery, Inbox, ParkedDelivery};
 use es_core::outbox::Headers;
-use es_core::{ProjectionName, StoreError, Subject};
+use es_core::{ProjectionName, StoreError};
 
 use crate::error::read_error;
 use crate::row::{bound_i64, corrupt_in, stored_u64};
@@ -66,7 +66,7 @@ impl Inbox for PgStore {
         sqlx::query(sql::INBOX_PARK)
             .bind(parked.consumer.as_str())
             .bind(delivery.message_id.replace('\0', "\u{fffd}"))
-            .bind(delivery.subject.as_str())
+            .bind(delivery.subject.replace('\0', "\u{fffd}"))
             .bind(&delivery.payload[..])
             .bind(headers)
             .bind(bound_i64(delivery.deliveries))
@@ -93,7 +93,7 @@ impl Inbox for PgStore {
                     consumer: ProjectionName::new(&row.consumer).map_err(corrupt_in(what()))?,
                     delivery: Delivery {
                         message_id: row.message_id.clone(),
-                        subject: Subject::new(&row.subject).map_err(corrupt_in(what()))?,
+                        subject: row.subject,
                         payload: row.payload.into(),
                         headers: Headers::from_stored(pairs),
                         deliveries: stored_u64(row.deliveries, what())?,
