@@ -227,7 +227,13 @@ where
     let stats = a.outbox_stats().await.expect("stats");
     assert_eq!((stats.pending, stats.parked, stats.delivered), (4, 1, 1));
 
-    // Pruning: delivered messages enqueued before the cut go; pending and parked stay.
+    // Pruning: delivered messages enqueued before the cut go (strictly before: one enqueued at
+    // the cut itself stays); pending and parked stay.
+    assert_eq!(
+        a.prune_delivered(only_first[0].enqueued_at).await.expect("prune"),
+        0,
+        "a message enqueued exactly at the cut is not before it"
+    );
     assert_eq!(
         b.prune_delivered(chrono::Utc::now() + chrono::TimeDelta::seconds(1)).await.expect("prune"),
         0
