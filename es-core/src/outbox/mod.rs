@@ -9,7 +9,10 @@
 //!    [`Publisher`] ([`Repository::with_publisher`](crate::repository::Repository::with_publisher)).
 //! 2. **Relay**: [`Relay::run`] reads the outbox ([`OutboxStore`]) by partition, sends waves of
 //!    at most one message per stream to the sink, and marks what was acknowledged.
-//! 3. **Sinks**: NATS JetStream (`es_postgres::nats::JetStreamSink`), [`MemorySink`] for tests.
+//! 3. **Sinks**: NATS JetStream (`es_nats::JetStreamSink`, facade feature `nats`), [`MemorySink`]
+//!    for tests.
+//! 4. **Consumers** of other services: `es_nats::InboxConsumer` over an [`Inbox`](crate::inbox::Inbox),
+//!    each message applied once.
 //!
 //! ```
 //! use es_core::outbox::{MemorySink, Publication, Relay};

@@ -1,4 +1,4 @@
-//! Where a relay delivers messages: a [`Sink`] (NATS JetStream in es-postgres's `nats` feature,
+//! Where a relay delivers messages: a [`Sink`] (NATS JetStream: `es_nats::JetStreamSink`, facade feature `nats`;
 //! [`MemorySink`] for tests).
 
 use std::collections::HashSet;
