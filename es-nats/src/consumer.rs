@@ -247,7 +247,7 @@ impl<I: Inbox, H: MessageHandler<I::Transaction>> InboxConsumer<I, H> {
                             consumer: self.config.name.clone(),
                             delivery,
                             error: error.to_string(),
-                            parked_at: chrono_now(),
+                            parked_at: chrono::Utc::now(),
                         })
                         .await?;
                     message.ack_with(AckKind::Term).await?;
@@ -262,10 +262,6 @@ impl<I: Inbox, H: MessageHandler<I::Transaction>> InboxConsumer<I, H> {
             }
         }
     }
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
 }
 
 /// The message as the handler sees it; its id is `Nats-Msg-Id` (the publisher's event id), or

@@ -29,25 +29,36 @@ struct MessageRow {
     parked_reason: Option<String>,
 }
 
+/// Names a message in corruption reports; formatted only when one is reported (a relay reads
+/// a thousand rows a pass).
+#[derive(Clone, Copy)]
+struct Message(i64);
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "outbox message {}", self.0)
+    }
+}
+
 impl MessageRow {
     fn into_message(
         self,
         tenant: &TenantId,
     ) -> Result<(OutboxMessage, Option<String>), StoreError> {
-        let what = || format!("outbox message {}", self.sequence);
+        let what = Message(self.sequence);
         let pairs: Vec<(String, String)> =
-            serde_json::from_str(&self.headers).map_err(corrupt_in(what()))?;
+            serde_json::from_str(&self.headers).map_err(corrupt_in(what))?;
         let message = OutboxMessage {
-            sequence: stored_u64(self.sequence, what())?,
+            sequence: stored_u64(self.sequence, what)?,
             tenant: tenant.clone(),
-            stream_id: StreamId::new(&self.stream_id).map_err(corrupt_in(what()))?,
-            stream_version: stored_u64(self.stream_version, what())?,
+            stream_id: StreamId::new(&self.stream_id).map_err(corrupt_in(what))?,
+            stream_version: stored_u64(self.stream_version, what)?,
             event_id: EventId::from_uuid(self.event_id),
-            event_type: EventType::new(&self.event_type).map_err(corrupt_in(what()))?,
-            subject: Subject::new(&self.subject).map_err(corrupt_in(what()))?,
+            event_type: EventType::new(&self.event_type).map_err(corrupt_in(what))?,
+            subject: Subject::new(&self.subject).map_err(corrupt_in(what))?,
             payload: self.payload.into(),
             headers: Headers::from_stored(pairs),
-            partition: u16::try_from(self.partition).map_err(corrupt_in(what()))?,
+            partition: u16::try_from(self.partition).map_err(corrupt_in(what))?,
             enqueued_at: self.enqueued_at,
         };
         Ok((message, self.parked_reason))
@@ -162,13 +173,6 @@ impl OutboxStore for PgTenantStore {
         partitions_asked: &[u16],
         ttl: Duration,
     ) -> Result<Vec<u16>, StoreError> {
-        sqlx::query(sql::OUTBOX_RELAY_ALIVE)
-            .bind(self.tenant_id().as_str())
-            .bind(owner)
-            .bind(ttl.as_secs_f64())
-            .execute(self.pool())
-            .await
-            .map_err(|error| StoreError::backend("outbox lease", true, error))?;
         let held: Vec<i16> = sqlx::query_scalar(sql::OUTBOX_LEASE)
             .bind(self.tenant_id().as_str())
             .bind(owner)

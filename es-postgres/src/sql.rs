@@ -281,15 +281,16 @@ pub(crate) const OUTBOX_PARK: &str =
     "UPDATE outbox SET parked_reason = $3 WHERE tenant = $1 AND sequence = $2";
 /// Takes or renews leases: a partition is taken when free, lapsed, or already the caller's;
 /// `ON CONFLICT … WHERE` evaluates on the row's latest version, so two relays cannot both win.
-pub(crate) const OUTBOX_LEASE: &str = "INSERT INTO outbox_leases (tenant, partition, owner, expires_at) \
+/// Also records the relay as alive, in the same statement (one round trip a pass).
+pub(crate) const OUTBOX_LEASE: &str = "WITH alive AS (\
+     INSERT INTO outbox_relays (tenant, owner, expires_at) \
+     VALUES ($1, $2, clock_timestamp() + make_interval(secs => $4)) \
+     ON CONFLICT (tenant, owner) DO UPDATE SET expires_at = EXCLUDED.expires_at) \
+     INSERT INTO outbox_leases (tenant, partition, owner, expires_at) \
      SELECT $1, p, $2, clock_timestamp() + make_interval(secs => $4) FROM unnest($3::smallint[]) AS p \
      ON CONFLICT (tenant, partition) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
      WHERE outbox_leases.owner = EXCLUDED.owner OR outbox_leases.expires_at <= clock_timestamp() \
      RETURNING partition";
-/// Records a relay as alive (with every lease call).
-pub(crate) const OUTBOX_RELAY_ALIVE: &str = "INSERT INTO outbox_relays (tenant, owner, expires_at) \
-     VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3)) \
-     ON CONFLICT (tenant, owner) DO UPDATE SET expires_at = EXCLUDED.expires_at";
 /// A relay stops: its leases and its row go.
 pub(crate) const OUTBOX_LEAVE: &str = "WITH released AS (DELETE FROM outbox_leases WHERE tenant = $1 AND owner = $2) \
      DELETE FROM outbox_relays WHERE tenant = $1 AND owner = $2";

@@ -103,19 +103,14 @@ impl PgStore {
     /// a pool without it is refused. `options` gives the schema and the store's other settings;
     /// its URL is used only by [`migrate`](Self::migrate).
     pub async fn from_pool(pool: PgPool, options: PgStoreOptions) -> Result<Self, StoreError> {
-        let schemas: Vec<String> =
-            sqlx::query_scalar("SELECT unnest(current_schemas(false))::text")
-                .fetch_all(&pool)
-                .await
-                .map_err(|error| read_error("from_pool", error))?;
-        let on_path = schemas.contains(&options.schema);
-        // A schema not created yet is not listed by current_schemas: ask the setting itself.
+        // The setting itself, not `current_schemas()`: that lists only schemas that exist, and
+        // the store's may not exist before `migrate`.
         let path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
             .fetch_one(&pool)
             .await
             .map_err(|error| read_error("from_pool", error))?;
         let named = path.split(',').any(|part| part.trim().trim_matches('"') == options.schema);
-        if !on_path && !named {
+        if !named {
             return Err(StoreError::backend(
                 "from_pool",
                 false,

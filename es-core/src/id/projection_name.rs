@@ -43,6 +43,8 @@ impl ProjectionName {
     /// (`Projection::projection_name`), never for run time.
     #[must_use]
     pub(crate) const fn checked(name: &'static str) -> &'static str {
+        // Only ever evaluated in a constant (`Projection::projection_name`): a panic here is a
+        // compile error naming the rule, never a run-time failure.
         match es_names::PROJECTION_OWN.check(name) {
             Ok(()) => {}
             Err(es_names::Violation::Empty | es_names::Violation::TooLong { .. }) => {
