@@ -147,6 +147,7 @@ pub mod event;
 pub mod id;
 pub mod inbox;
 pub mod outbox;
+pub mod pii;
 pub mod projection;
 pub mod repository;
 pub mod snapshot;
@@ -158,13 +159,14 @@ pub mod upcast;
 
 pub use aggregate::{Aggregate, Apply, Decision, HandleCommand, SnapshotPolicy};
 pub use event::typed::{
-    DecodeError, EncodeError, Event, EventTypeInfo, EventVariant, KnownTypes, PiiField,
+    DecodeError, EncodeError, Event, EventTypeInfo, EventVariant, KnownTypes, PiiField, PiiSubject,
 };
 pub use event::{EventData, EventMetadata, Payload, PayloadError, RecordedEvent};
 pub use id::{
     EventId, EventType, IdError, IdKind, IdempotencyKey, ProjectionName, StreamId, Subject,
     TenantId,
 };
+pub use pii::Pii;
 pub use projection::{Projection, ProjectionError};
 pub use store::{
     AppendOptions, AppendRequest, AppendResult, Direction, EventStore, EventStream,

@@ -103,3 +103,16 @@ impl crate::Event for NoEvent {
         Err(DecodeError::UnknownType { event_type: event_type.to_owned(), known: KnownTypes(&[]) })
     }
 }
+
+/// Implemented only by [`Pii<T>`](crate::Pii): what a `#[pii]` field's type must be.
+#[diagnostic::on_unimplemented(
+    message = "a `#[pii]` field must have type `Pii<T>`, not `{Self}`",
+    label = "declare this field as `Pii<{Self}>`",
+    note = "`Pii<T>` makes the code that reads the field handle a forgotten subject (`Pii::Redacted`)"
+)]
+pub trait PiiFieldType {}
+
+impl<T> PiiFieldType for crate::Pii<T> {}
+
+/// Fails compilation, pointing at the field's type, when a `#[pii]` field is not `Pii<T>`.
+pub const fn assert_pii_field<T: PiiFieldType + ?Sized>() {}

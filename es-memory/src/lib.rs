@@ -36,6 +36,7 @@
 //! ## Feature flags
 //! None.
 
+mod keys;
 mod outbox;
 mod reader;
 mod store;

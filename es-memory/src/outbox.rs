@@ -33,6 +33,17 @@ enum State {
 }
 
 impl Outbox {
+    /// Every message's text, for a search of what is stored.
+    pub(crate) fn dump(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        for entry in self.messages.values() {
+            let payload = String::from_utf8_lossy(&entry.message.payload);
+            let _ = writeln!(text, "{payload} {:?}", entry.message.headers);
+        }
+        text
+    }
+
     /// Enqueues the message publishing `event` (called by the append, under the tenant's lock).
     pub(crate) fn enqueue(&mut self, event: &RecordedEvent, publication: Publication) {
         self.next_sequence += 1;

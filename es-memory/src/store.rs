@@ -6,33 +6,90 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use es_core::pii::{KeyProvider, MasterKeys, PersonalData, Vault, open_events};
 use es_core::{
     AppendOptions, AppendRequest, AppendResult, EventData, EventStore, EventStream,
     ExpectedVersion, IdempotencyKey, IdempotencyRecord, MultiTenantStore, Position, ReadAllOptions,
     ReadStreamOptions, StoreError, StreamId, TenantId,
 };
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+
+use crate::keys::{KeyState, MemoryKeys};
 
 use crate::reader::PageReader;
 use crate::tenant_log::TenantLog;
 
 /// The in-memory backend: hands out a [`MemoryTenantStore`] per tenant. Clones share the data.
-#[derive(Clone, Default)]
+///
+/// `#[pii]` fields are sealed as on PostgreSQL (see [`es_core::pii`]); by default with a master key
+/// that lives as long as the store ([`MasterKeys::ephemeral`]), which is all a store in memory
+/// needs.
+#[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
+    vault: Arc<Vault>,
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     tenants: RwLock<HashMap<TenantId, Arc<TenantLog>>>,
     /// The last position handed out, shared by all tenants.
-    positions: AtomicU64,
+    pub(crate) positions: AtomicU64,
+    /// The key store of personal data.
+    pub(crate) keys: Mutex<KeyState>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store, sealing personal data with a key of its own.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_key_provider(Arc::new(MasterKeys::ephemeral()))
+    }
+
+    /// An empty store whose data keys are wrapped by `provider`'s master keys.
+    pub fn with_key_provider(provider: Arc<dyn KeyProvider>) -> Self {
+        Self::over(Arc::new(Inner::default()), provider)
+    }
+
+    /// The same data (events, keys, everything) seen through another key provider: for tests of
+    /// what a process with the wrong master key, or a rotated one, would see.
+    #[must_use]
+    pub fn reopen_with(&self, provider: Arc<dyn KeyProvider>) -> Self {
+        Self::over(self.inner.clone(), provider)
+    }
+
+    fn over(inner: Arc<Inner>, provider: Arc<dyn KeyProvider>) -> Self {
+        let keys = Arc::new(MemoryKeys { inner: inner.clone() });
+        Self { inner, vault: Arc::new(Vault::new(keys, provider)) }
+    }
+
+    /// Everything the store keeps for `tenant`, as kept (sealed fields sealed): event payloads
+    /// and metadata, snapshots, idempotency records, checkpoints, parked events, outbox messages,
+    /// key rows and the audit trail. For audits and tests that search for personal data.
+    pub fn stored_text(&self, tenant: &TenantId) -> String {
+        use std::fmt::Write as _;
+        let log = self.inner.log(tenant.clone());
+        let mut text = log.state.read().dump();
+        let keys = self.inner.keys.lock();
+        let _ = write!(text, "{}", keys.dump(tenant));
+        text
+    }
+
+    /// The payloads of `tenant`'s events as stored (sealed fields sealed), in position order.
+    pub fn stored_payloads(&self, tenant: &TenantId) -> Vec<String> {
+        let log = self.inner.log(tenant.clone());
+        let state = log.state.read();
+        state.events.iter().map(|event| event.payload.as_str().to_owned()).collect()
+    }
+
+    /// The store's vault (master-key rotation, for example: [`Vault::rotate`]).
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     /// The tenants that hold at least one event (an admin view across tenants).
@@ -46,13 +103,14 @@ impl MemoryStore {
         ids.sort();
         ids
     }
+}
 
-    fn log(&self, tenant: TenantId) -> Arc<TenantLog> {
-        if let Some(log) = self.inner.tenants.read().get(&tenant) {
+impl Inner {
+    pub(crate) fn log(&self, tenant: TenantId) -> Arc<TenantLog> {
+        if let Some(log) = self.tenants.read().get(&tenant) {
             return log.clone();
         }
-        self.inner
-            .tenants
+        self.tenants
             .write()
             .entry(tenant.clone())
             .or_insert_with(|| Arc::new(TenantLog::new(tenant)))
@@ -62,7 +120,10 @@ impl MemoryStore {
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryStore").field("tenants", &self.inner.tenants.read().len()).finish()
+        f.debug_struct("MemoryStore")
+            .field("tenants", &self.inner.tenants.read().len())
+            .field("vault", &self.vault)
+            .finish()
     }
 }
 
@@ -70,7 +131,7 @@ impl MultiTenantStore for MemoryStore {
     type Store = MemoryTenantStore;
 
     fn tenant(&self, tenant: TenantId) -> MemoryTenantStore {
-        MemoryTenantStore { log: self.log(tenant), store: self.clone() }
+        MemoryTenantStore { log: self.inner.log(tenant), store: self.clone() }
     }
 }
 
@@ -107,7 +168,8 @@ impl EventStore for MemoryTenantStore {
         events: Vec<EventData>,
         options: AppendOptions,
     ) -> Result<AppendResult, StoreError> {
-        let request = AppendRequest::new(stream_id, expected, events, options)?;
+        let mut request = AppendRequest::new(stream_id, expected, events, options)?;
+        es_core::pii::seal_request(Some(&self.store.vault), &self.log.tenant, &mut request).await?;
         let count = request.events.len();
         let result = self.log.append(request, &self.store.inner.positions);
         tracing::trace!(
@@ -118,11 +180,13 @@ impl EventStore for MemoryTenantStore {
     }
 
     fn read_stream(&self, stream_id: &StreamId, options: ReadStreamOptions) -> EventStream {
-        Box::pin(PageReader::stream(self.log.clone(), stream_id.clone(), options))
+        let events = Box::pin(PageReader::stream(self.log.clone(), stream_id.clone(), options));
+        open_events(Some(self.store.vault.clone()), self.log.tenant.clone(), events)
     }
 
     fn read_all(&self, options: ReadAllOptions) -> EventStream {
-        Box::pin(PageReader::all(self.log.clone(), options))
+        let events = Box::pin(PageReader::all(self.log.clone(), options));
+        open_events(Some(self.store.vault.clone()), self.log.tenant.clone(), events)
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
@@ -149,6 +213,12 @@ impl EventStore for MemoryTenantStore {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(self.log.idempotency_record(key))
+    }
+}
+
+impl PersonalData for MemoryTenantStore {
+    fn vault(&self) -> Option<&Arc<Vault>> {
+        Some(&self.store.vault)
     }
 }
 

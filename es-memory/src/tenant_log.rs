@@ -38,6 +38,23 @@ pub(crate) struct TenantState {
     pub(crate) outbox: crate::outbox::Outbox,
 }
 
+impl TenantState {
+    /// Every text kept, for a search of what is stored (see `MemoryStore::stored_text`).
+    pub(crate) fn dump(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        for event in &self.events {
+            let _ = writeln!(text, "{} {:?}", event.payload.as_str(), event.metadata);
+        }
+        for snapshot in self.snapshots.values() {
+            let _ = writeln!(text, "{}", snapshot.state.as_str());
+        }
+        let _ = writeln!(text, "{:?}\n{:?}\n{:?}", self.idempotency, self.checkpoints, self.parked);
+        let _ = write!(text, "{}", self.outbox.dump());
+        text
+    }
+}
+
 impl TenantLog {
     pub(crate) fn new(tenant: TenantId) -> Self {
         Self { tenant, state: RwLock::default(), head: watch::Sender::new(Position::BEGINNING) }

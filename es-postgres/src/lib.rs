@@ -70,6 +70,7 @@ mod dead_letter;
 mod error;
 mod horizon;
 mod inbox;
+mod keys;
 mod lock;
 mod notify;
 mod options;

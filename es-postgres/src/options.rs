@@ -1,6 +1,9 @@
 //! Connection and behaviour settings.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use es_core::pii::{KeyProvider, MasterKeys};
 
 use crate::error::ConfigError;
 
@@ -28,6 +31,17 @@ pub struct PgStoreOptions {
     pub(crate) notify_interval: Duration,
     pub(crate) horizon_wait: Duration,
     pub(crate) append_attempts: u32,
+    pub(crate) key_provider: Option<KeyProviderHandle>,
+}
+
+/// The master keys of a store, shown by id only.
+#[derive(Clone)]
+pub(crate) struct KeyProviderHandle(pub(crate) Arc<dyn KeyProvider>);
+
+impl std::fmt::Debug for KeyProviderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyProvider(current: {:?})", self.0.current_key_id())
+    }
 }
 
 impl PgStoreOptions {
@@ -45,6 +59,7 @@ impl PgStoreOptions {
             notify_interval: Duration::from_millis(5),
             horizon_wait: Duration::from_millis(250),
             append_attempts: 3,
+            key_provider: None,
         }
     }
 
@@ -123,6 +138,30 @@ impl PgStoreOptions {
     #[must_use]
     pub fn append_attempts(mut self, attempts: u32) -> Self {
         self.append_attempts = attempts.max(1);
+        self
+    }
+
+    /// The master keys that wrap the data keys of personal data (`#[pii]` fields; see
+    /// [`es_core::pii`]). Without them the store refuses to write or read sealed fields
+    /// ([`PiiError::NoMasterKey`](es_core::pii::PiiError::NoMasterKey)).
+    ///
+    /// ```
+    /// use es_core::pii::MasterKeys;
+    /// # let config = MasterKeys::generate_config("2026-12");
+    /// // `config` comes from a secret store: "id:base64-key[,previous-id:base64-key…]".
+    /// let options = es_postgres::PgStoreOptions::new("postgres://app@127.0.0.1/app")
+    ///     .master_keys(MasterKeys::parse(&config)?);
+    /// # Ok::<(), es_core::pii::PiiError>(())
+    /// ```
+    #[must_use]
+    pub fn master_keys(self, keys: MasterKeys) -> Self {
+        self.key_provider(Arc::new(keys))
+    }
+
+    /// Any [`KeyProvider`] (a KMS, for example) in place of [`MasterKeys`].
+    #[must_use]
+    pub fn key_provider(mut self, provider: Arc<dyn KeyProvider>) -> Self {
+        self.key_provider = Some(KeyProviderHandle(provider));
         self
     }
 }

@@ -383,3 +383,48 @@ pub(crate) const LOCK_HELD: &str = concat!(
     lock_object!(),
     "))"
 );
+
+/// The key rows of some subjects.
+pub(crate) const PII_LOAD_KEYS: &str = "SELECT subject, master_key, wrapped FROM pii_keys \
+             WHERE tenant = $1 AND subject = ANY($2)";
+
+/// Inserts new keys (the first writer wins) and links streams to subjects; returns the rows of
+/// the keys it inserted (a subject another writer inserted first is read back separately: its
+/// row is not in this statement's snapshot).
+pub(crate) const PII_INSERT_KEYS: &str = "WITH linked AS ( \
+               INSERT INTO pii_streams (tenant, subject, stream_id) \
+               SELECT $1, s, st FROM unnest($5::bytea[], $6::text[]) AS l(s, st) \
+               ON CONFLICT DO NOTHING) \
+             INSERT INTO pii_keys (tenant, subject, master_key, wrapped) \
+             SELECT $1, s, m, w FROM unnest($2::bytea[], $3::text[], $4::bytea[]) AS k(s, m, w) \
+             ON CONFLICT DO NOTHING RETURNING subject, master_key, wrapped";
+
+/// Turns a subject's row into a tombstone, or writes one; returns nothing if it was one already.
+pub(crate) const PII_TOMBSTONE: &str = "INSERT INTO pii_keys (tenant, subject, master_key, wrapped, forgotten_at) \
+             VALUES ($1, $2, NULL, NULL, now()) \
+             ON CONFLICT (tenant, subject) DO UPDATE SET master_key = NULL, wrapped = NULL, forgotten_at = now() \
+             WHERE pii_keys.forgotten_at IS NULL RETURNING forgotten_at";
+
+/// Writes an audit record.
+pub(crate) const PII_AUDIT_INSERT: &str =
+    "INSERT INTO pii_audit (tenant, subject, actor, reason, at) VALUES ($1, $2, $3, $4, $5)";
+
+/// A subject's first audit record.
+pub(crate) const PII_FIRST_AUDIT: &str = "SELECT subject, actor, reason, at FROM pii_audit \
+             WHERE tenant = $1 AND subject = $2 ORDER BY id LIMIT 1";
+
+/// The audit trail, of the tenant ($2 NULL) or of one subject.
+pub(crate) const PII_AUDIT_TRAIL: &str = "SELECT subject, actor, reason, at FROM pii_audit \
+             WHERE tenant = $1 AND ($2::bytea IS NULL OR subject = $2) ORDER BY id LIMIT $3";
+
+/// Removes the snapshots of the streams holding a subject's data.
+pub(crate) const PII_DROP_SNAPSHOTS: &str = "DELETE FROM snapshots WHERE tenant = $1 AND stream_id IN \
+             (SELECT stream_id FROM pii_streams WHERE tenant = $1 AND subject = $2)";
+
+/// Live keys not wrapped by the current master key, all tenants.
+pub(crate) const PII_STALE_KEYS: &str = "SELECT tenant, subject, master_key, wrapped FROM pii_keys \
+             WHERE master_key IS NOT NULL AND master_key <> $1 ORDER BY tenant, subject LIMIT $2";
+
+/// Replaces a wrapped key if it is unchanged.
+pub(crate) const PII_REWRAP: &str = "UPDATE pii_keys SET master_key = $5, wrapped = $6 \
+             WHERE tenant = $1 AND subject = $2 AND master_key = $3 AND wrapped = $4";

@@ -14,6 +14,9 @@ use es_core::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
+use es_core::pii::{KeyProvider, PersonalData, Vault, open_events, open_replay, seal_request};
+
+use crate::keys::PgKeys;
 use crate::row::IdempotencyRow;
 use tracing::Instrument;
 
@@ -38,6 +41,21 @@ pub(crate) struct Inner {
     pub(crate) options: PgStoreOptions,
     pub(crate) horizon: Horizon,
     pub(crate) wakeups: Wakeups,
+    /// Seals and opens personal data; `None` without master keys.
+    pub(crate) vault: Option<Arc<Vault>>,
+}
+
+impl Inner {
+    fn new(pool: PgPool, options: PgStoreOptions) -> Arc<Self> {
+        Arc::new_cyclic(|weak| {
+            let vault = options.key_provider.as_ref().map(|provider| {
+                let keys = Arc::new(PgKeys { inner: weak.clone() });
+                Arc::new(Vault::new(keys, provider.0.clone()))
+            });
+            let wakeups = Wakeups::new(&options.schema, options.notify_interval);
+            Self { pool, options, horizon: Horizon::default(), wakeups, vault }
+        })
+    }
 }
 
 /// What holds readers back, for operators (see the crate docs, "Global order").
@@ -91,8 +109,7 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|error| read_error("connect", error))?;
-        let wakeups = Wakeups::new(&options.schema, options.notify_interval);
-        Ok(Self { inner: Arc::new(Inner { pool, options, horizon: Horizon::default(), wakeups }) })
+        Ok(Self { inner: Inner::new(pool, options) })
     }
 
     /// A store on a pool the application already has (its own connection settings, its own
@@ -121,8 +138,22 @@ impl PgStore {
                 ),
             ));
         }
-        let wakeups = Wakeups::new(&options.schema, options.notify_interval);
-        Ok(Self { inner: Arc::new(Inner { pool, options, horizon: Horizon::default(), wakeups }) })
+        Ok(Self { inner: Inner::new(pool, options) })
+    }
+
+    /// A store on the same pool and schema with other master keys (see
+    /// [`PgStoreOptions::key_provider`]): for a tool that rotates keys, or a test of what a
+    /// process with the wrong key would see.
+    #[must_use]
+    pub fn with_key_provider(&self, provider: Arc<dyn KeyProvider>) -> Self {
+        let options = self.inner.options.clone().key_provider(provider);
+        Self { inner: Inner::new(self.inner.pool.clone(), options) }
+    }
+
+    /// The vault sealing personal data, if master keys are configured (master-key rotation:
+    /// [`Vault::rotate`]).
+    pub fn vault(&self) -> Option<&Arc<Vault>> {
+        self.inner.vault.as_ref()
     }
 
     /// Creates the schema if needed and applies the embedded migrations that have not run yet.
@@ -300,12 +331,19 @@ impl PgTenantStore {
         events: Vec<EventData>,
         options: AppendOptions,
     ) -> Result<AppendResult, StoreError> {
-        let request = AppendRequest::new(stream_id, expected, events, options)?;
+        let mut request = AppendRequest::new(stream_id, expected, events, options)?;
+        seal_request(self.inner.vault.as_deref(), &self.tenant, &mut request).await?;
         let span = tracing::debug_span!(
             "es.append", tenant = %self.tenant, stream = %stream_id, %expected,
             count = request.events.len(), in_transaction = true
         );
         append::append_in(&self.inner, &self.tenant, connection, request).instrument(span).await
+    }
+}
+
+impl PersonalData for PgTenantStore {
+    fn vault(&self) -> Option<&Arc<Vault>> {
+        self.inner.vault.as_ref()
     }
 }
 
@@ -321,7 +359,8 @@ impl EventStore for PgTenantStore {
         events: Vec<EventData>,
         options: AppendOptions,
     ) -> Result<AppendResult, StoreError> {
-        let request = AppendRequest::new(stream_id, expected, events, options)?;
+        let mut request = AppendRequest::new(stream_id, expected, events, options)?;
+        seal_request(self.inner.vault.as_deref(), &self.tenant, &mut request).await?;
         let span = tracing::debug_span!(
             "es.append", tenant = %self.tenant, stream = %stream_id, %expected, count = request.events.len()
         );
@@ -329,20 +368,24 @@ impl EventStore for PgTenantStore {
     }
 
     fn read_stream(&self, stream_id: &StreamId, options: ReadStreamOptions) -> EventStream {
-        read::read_stream(self.inner.clone(), self.tenant.clone(), stream_id.clone(), options)
+        let events =
+            read::read_stream(self.inner.clone(), self.tenant.clone(), stream_id.clone(), options);
+        open_events(self.inner.vault.clone(), self.tenant.clone(), events)
     }
 
     fn read_all(&self, options: ReadAllOptions) -> EventStream {
-        read::read_all(self.inner.clone(), self.tenant.clone(), options)
+        let events = read::read_all(self.inner.clone(), self.tenant.clone(), options);
+        open_events(self.inner.vault.clone(), self.tenant.clone(), events)
     }
 
     fn replay_stream(&self, stream_id: &StreamId, from_version: u64) -> es_core::ReplayStream {
-        read::replay_stream(
+        let pages = read::replay_stream(
             self.inner.clone(),
             self.tenant.clone(),
             stream_id.clone(),
             from_version,
-        )
+        );
+        open_replay(self.inner.vault.clone(), self.tenant.clone(), pages)
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {

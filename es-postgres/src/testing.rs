@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use es_core::pii::MasterKeys;
 use es_core::{MultiTenantStore, TenantId};
 use sqlx::AssertSqlSafe;
 
@@ -21,7 +22,13 @@ pub fn database_url() -> String {
     })
 }
 
-/// A store on its own schema, dropped when the last clone goes.
+/// The master keys of test stores ([`FreshSchema`]): a fixed key everyone can read, so that a
+/// test's store and the binaries it starts (`BANK_MASTER_KEYS`) open each other's data. Never use
+/// it outside tests.
+pub const TEST_MASTER_KEYS: &str = "test:ZXMtcG9zdGdyZXMgdGVzdCBrZXk7IG5vdCBzZWNyZXQ=";
+
+/// A store on its own schema, dropped when the last clone goes. It seals personal data with
+/// [`TEST_MASTER_KEYS`].
 #[derive(Clone, Debug)]
 pub struct FreshSchema {
     /// The store.
@@ -47,7 +54,8 @@ impl FreshSchema {
         let options = PgStoreOptions::new(database_url())
             .schema(&schema)
             .expect("valid schema name")
-            .max_connections(12);
+            .max_connections(12)
+            .master_keys(MasterKeys::parse(TEST_MASTER_KEYS).expect("valid test keys"));
         let store = PgStore::connect_with(configure(options)).await.expect("connect to PostgreSQL");
         let fresh = Self { store, guard: Arc::new(SchemaGuard { schema }) };
         fresh.store.migrate().await.expect("migrate");
@@ -63,6 +71,65 @@ impl FreshSchema {
     pub fn default_tenant(&self) -> PgTenantStore {
         self.store.tenant(TenantId::default())
     }
+
+    /// Every row of every table of the schema as text (`bytea` columns decoded as text where
+    /// they hold text, then in hex), one row per line, prefixed by its table: for searches of what the
+    /// database keeps, personal data above all. Tables added later are searched too.
+    pub async fn stored_text(&self) -> String {
+        dump_schema(self.store.pool(), self.schema()).await
+    }
+
+    /// The payloads of `tenant`'s events as stored, in position order.
+    pub async fn stored_payloads(&self, tenant: &TenantId) -> Vec<String> {
+        sqlx::query_scalar("SELECT payload::text FROM events WHERE tenant = $1 ORDER BY position")
+            .bind(tenant.as_str())
+            .fetch_all(self.store.pool())
+            .await
+            .expect("read payloads")
+    }
+}
+
+/// Every row of every table of `schema` as text (see [`FreshSchema::stored_text`]).
+pub async fn dump_schema(pool: &sqlx::PgPool, schema: &str) -> String {
+    let columns: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = $1 ORDER BY table_name, ordinal_position",
+    )
+    .bind(schema)
+    .fetch_all(pool)
+    .await
+    .expect("list columns");
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    for (table, column, data_type) in columns {
+        let expression = if data_type == "bytea" {
+            format!(
+                "coalesce(encode(\"{column}\", 'escape') || ' ' || encode(\"{column}\", 'hex'), '')"
+            )
+        } else {
+            format!("coalesce(\"{column}\"::text, '')")
+        };
+        match tables.last_mut() {
+            Some((name, expressions)) if *name == table => expressions.push(expression),
+            _ => tables.push((table, vec![expression])),
+        }
+    }
+    let mut text = String::new();
+    for (table, expressions) in tables {
+        // Names come from the catalog and are quoted.
+        let query = format!(
+            "SELECT concat_ws(' | ', {}) FROM \"{schema}\".\"{table}\"",
+            expressions.join(", ")
+        );
+        let rows: Vec<String> =
+            sqlx::query_scalar(AssertSqlSafe(query)).fetch_all(pool).await.expect("dump a table");
+        for row in rows {
+            text.push_str(&table);
+            text.push_str(": ");
+            text.push_str(&row);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 impl Drop for SchemaGuard {
@@ -158,7 +225,8 @@ impl PrivateCluster {
             .expect("a valid schema name")
             .max_connections(8)
             .acquire_timeout(std::time::Duration::from_secs(2))
-            .poll_interval(std::time::Duration::from_millis(100));
+            .poll_interval(std::time::Duration::from_millis(100))
+            .master_keys(MasterKeys::parse(TEST_MASTER_KEYS).expect("valid test keys"));
         let store = PgStore::connect_with(options).await.expect("connect to the private cluster");
         store.migrate().await.expect("migrate");
         store

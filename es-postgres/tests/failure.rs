@@ -313,11 +313,24 @@ async fn least_privilege_role_can_append_but_not_rewrite() {
     let position: (i64, Vec<String>) =
         sqlx::query_as("SELECT * FROM horizon_probe()").fetch_one(&mut *tx).await.unwrap();
     assert!(position.0 >= 1);
+    // What sealing and forgetting do, the role may do.
+    for statement in [
+        "INSERT INTO pii_keys (tenant, subject, master_key, wrapped) VALUES ('app', '\\x000102030405060708090a0b0c0d0e0f', 'k', '\\x00')",
+        "INSERT INTO pii_streams VALUES ('app', '\\x000102030405060708090a0b0c0d0e0f', 's-1')",
+        "UPDATE pii_keys SET master_key = NULL, wrapped = NULL, forgotten_at = now()",
+        "INSERT INTO pii_audit (tenant, subject, actor, reason) VALUES ('app', '\\x00', 'a', 'r')",
+        "DELETE FROM snapshots WHERE tenant = 'app'",
+    ] {
+        sqlx::query(statement).execute(&mut *tx).await.expect(statement);
+    }
     for statement in [
         "UPDATE events SET payload = '{}'",
         "DELETE FROM events",
         "TRUNCATE events",
         "DELETE FROM idempotency_keys",
+        "DELETE FROM pii_keys",
+        "DELETE FROM pii_audit",
+        "UPDATE pii_audit SET reason = ''",
     ] {
         sqlx::query("SAVEPOINT attempt").execute(&mut *tx).await.unwrap();
         let error = sqlx::query(statement).execute(&mut *tx).await.expect_err(statement);

@@ -11,6 +11,7 @@ use examples::bank::Bank;
 fn admin(schema: &str, args: &[&str]) -> (i32, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_bank-admin"))
         .args(["--database-url", &es::postgres::testing::database_url(), "--schema", schema])
+        .env("BANK_MASTER_KEYS", es::postgres::testing::TEST_MASTER_KEYS)
         .args(args)
         .output()
         .unwrap();
@@ -24,8 +25,8 @@ async fn operators_inspect_verify_and_rebuild() {
     let fresh = es::postgres::testing::FreshSchema::new().await;
     let store = fresh.default_tenant();
     let bank = Bank::start(store.clone()).await;
-    bank.open("ops-1", "Ops", None).await.unwrap();
-    bank.open("ops-2", "Ops", None).await.unwrap();
+    bank.open("ops-1", "Ops", None, None).await.unwrap();
+    bank.open("ops-2", "Ops", None, None).await.unwrap();
     for _ in 0..60 {
         bank.deposit("ops-1", 10, None).await.unwrap();
     }

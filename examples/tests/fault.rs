@@ -36,7 +36,7 @@ async fn the_bank_recovers_from_server_crashes_during_transfers() {
     let bank = Bank::start(backend.tenant(TenantId::default())).await;
     for account in 0..ACCOUNTS {
         let (id, key) = (format!("acc-{account}"), format!("open-{account}"));
-        until_ok(|| bank.open(&id, "Owner", Some(&key))).await;
+        until_ok(|| bank.open(&id, "Owner", None, Some(&key))).await;
         let key = format!("fund-{account}");
         until_ok(|| bank.deposit(&id, 1_000, Some(&key))).await;
     }

@@ -64,8 +64,8 @@ async fn publishes_each_outcome_once<S: BankStore>(store: S) {
         }))
     };
 
-    bank.open("a", "Ada Lovelace", None).await.unwrap();
-    bank.open("b", "Bob", None).await.unwrap();
+    bank.open("a", "Ada Lovelace", Some("ada@example.com"), None).await.unwrap();
+    bank.open("b", "Bob", None, None).await.unwrap();
     bank.deposit("a", 1_000, Some("deposit-1")).await.unwrap();
     bank.deposit("a", 1_000, Some("deposit-1")).await.unwrap(); // a retry: nothing new
     bank.request_transfer("t1", "a", "b", 400, None).await.unwrap();

@@ -9,8 +9,8 @@ use examples::bank::{Bank, BankStore};
 
 async fn redelivered_events_change_nothing<S: BankStore>(store: S) {
     let bank = Bank::start(store.clone()).await;
-    bank.open("a", "A", None).await.unwrap();
-    bank.open("b", "B", None).await.unwrap();
+    bank.open("a", "A", None, None).await.unwrap();
+    bank.open("b", "B", None, None).await.unwrap();
     bank.deposit("a", 1_000, None).await.unwrap();
     bank.withdraw("a", 300, None).await.unwrap();
     bank.request_transfer("t", "a", "b", 200, None).await.unwrap();
@@ -56,8 +56,8 @@ async fn transfer_steps_carry_correlation_and_causation() {
     use futures_util::TryStreamExt;
     let store = es::memory::MemoryStore::new().tenant(TenantId::default());
     let bank = Bank::start(store.clone()).await;
-    bank.open("a", "A", None).await.unwrap();
-    bank.open("b", "B", None).await.unwrap();
+    bank.open("a", "A", None, None).await.unwrap();
+    bank.open("b", "B", None, None).await.unwrap();
     bank.deposit("a", 1_000, None).await.unwrap();
     bank.request_transfer("t", "a", "b", 200, None).await.unwrap();
     bank.settle(std::time::Duration::from_secs(30)).await.unwrap();

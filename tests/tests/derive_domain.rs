@@ -5,7 +5,7 @@
 use es_core::upcast::UpcastError;
 use es_core::{
     Aggregate, AppendOptions, Apply, DecodeError, Event, EventStore, EventVariant, ExpectedVersion,
-    MultiTenantStore, Payload, Projection, ProjectionError, ReadAllOptions, RecordedEvent,
+    MultiTenantStore, Payload, Pii, Projection, ProjectionError, ReadAllOptions, RecordedEvent,
     StreamId, TenantId, commands, projection,
 };
 use futures_util::TryStreamExt;
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 pub struct AccountOpened {
     pub owner: String,
     #[pii(subject = "owner")]
-    pub email: String,
+    pub email: Pii<String>,
     pub first: String,
     pub last: String,
 }
@@ -34,7 +34,7 @@ impl From<OpenedV2> for AccountOpened {
     fn from(v2: OpenedV2) -> Self {
         Self {
             owner: format!("{}-{}", v2.first, v2.last).to_lowercase(),
-            email: String::new(),
+            email: Pii::new(String::new()),
             first: v2.first,
             last: v2.last,
         }
@@ -107,7 +107,7 @@ impl Account {
         }
         Ok(AccountOpened {
             owner: command.owner,
-            email: command.email,
+            email: Pii::new(command.email),
             first: String::new(),
             last: String::new(),
         })
@@ -177,7 +177,10 @@ fn fold(events: &[AccountEvent]) -> Account {
 fn names_versions_and_pii_come_from_the_attributes() {
     assert_eq!(AccountOpened::INFO.name, "account.opened");
     assert_eq!(AccountOpened::INFO.version, 3);
-    assert_eq!(AccountOpened::INFO.pii, &[es_core::PiiField { field: "email", subject: "owner" }]);
+    assert_eq!(
+        AccountOpened::INFO.pii,
+        &[es_core::PiiField { field: "email", subject: es_core::PiiSubject::Field("owner") }]
+    );
     assert_eq!(Deposited::INFO.version, 1);
     let names: Vec<_> = AccountEvent::TYPES.iter().map(|info| info.name).collect();
     assert_eq!(names, ["account.opened", "account.deposited", "account.withdrawn"]);
@@ -221,7 +224,7 @@ fn stored_v1_and_v2_read_as_v3() {
         from_v1,
         AccountOpened {
             owner: "ada-lovelace".into(),
-            email: String::new(),
+            email: Pii::new(String::new()),
             first: "Ada".into(),
             last: "Lovelace".into()
         }
@@ -233,7 +236,7 @@ fn stored_v1_and_v2_read_as_v3() {
         from_v2,
         AccountEvent::Opened(AccountOpened {
             owner: "grace-hopper".into(),
-            email: String::new(),
+            email: Pii::new(String::new()),
             first: "Grace".into(),
             last: "Hopper".into()
         })

@@ -2,7 +2,10 @@
 //! changed type name or version) fails here before it reaches a database.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use es_core::{Event, EventVariant};
+use es_core::{
+    AppendOptions, Event, EventStore, EventVariant, ExpectedVersion, MultiTenantStore, Pii,
+    PiiSubject, StreamId, TenantId,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Event)]
@@ -10,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct AccountOpened {
     pub owner: String,
     #[pii(subject = "owner")]
-    pub email: String,
+    pub email: Pii<String>,
     pub overdraft_limit: Option<i64>,
 }
 
@@ -32,15 +35,40 @@ fn stored(event: &impl Event) -> String {
     format!("{} v{}: {}", data.event_type, data.schema_version, data.payload.as_str())
 }
 
-#[test]
-fn account_opened() {
+/// What a store keeps: the `#[pii]` field sealed (its nonce and ciphertext are random, so the
+/// snapshot shows their lengths), the subject's digest, the other fields as serialized.
+async fn sealed(event: &impl Event) -> String {
+    let backend = es_memory::MemoryStore::new();
+    let tenant = TenantId::new("acme").unwrap();
+    let stream = StreamId::new("account-1").unwrap();
+    let data = event.to_event_data().unwrap();
+    let store = backend.tenant(tenant.clone());
+    store
+        .append(&stream, ExpectedVersion::Any, vec![data], AppendOptions::default())
+        .await
+        .unwrap();
+    let text = backend.stored_payloads(&tenant).remove(0);
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let envelope = &mut value["email"]["$pii"];
+    for (key, what) in [("n", "nonce"), ("c", "ciphertext")] {
+        let base64 = envelope[key].as_str().unwrap();
+        envelope[key] = format!("<{} bytes of {what}>", base64.len() * 3 / 4).into();
+    }
+    assert!(!text.contains("ada@example.com"));
+    value.to_string()
+}
+
+#[tokio::test]
+async fn account_opened() {
     let opened = AccountOpened {
         owner: "ada".into(),
-        email: "ada@example.com".into(),
+        email: Pii::new("ada@example.com".into()),
         overdraft_limit: None,
     };
+    // What the type serializes, before the store seals it:
     insta::assert_snapshot!(stored(&opened), @r#"account.opened v2: {"owner":"ada","email":"ada@example.com","overdraft_limit":null}"#);
-    insta::assert_snapshot!(stored(&AccountEvent::Opened(opened)), @r#"account.opened v2: {"owner":"ada","email":"ada@example.com","overdraft_limit":null}"#);
+    // What the store keeps:
+    insta::assert_snapshot!(sealed(&AccountEvent::Opened(opened)).await, @r#"{"email":{"$pii":{"c":"<33 bytes of ciphertext>","n":"<12 bytes of nonce>","s":"dc89d122a28636377b09d202d5928de7","v":1}},"overdraft_limit":null,"owner":"ada"}"#);
 }
 
 #[test]
@@ -58,7 +86,13 @@ fn type_registry() {
                 "{} v{} pii={:?}",
                 info.name,
                 info.version,
-                info.pii.iter().map(|p| (p.field, p.subject)).collect::<Vec<_>>()
+                info.pii
+                    .iter()
+                    .map(|p| match p.subject {
+                        PiiSubject::Field(subject) => (p.field, subject),
+                        PiiSubject::Stream => (p.field, "<stream>"),
+                    })
+                    .collect::<Vec<_>>()
             )
         })
         .collect();

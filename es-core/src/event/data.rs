@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::typed::PiiField;
 use super::{EventMetadata, Payload, PayloadError};
 use crate::{EventId, EventType};
 
@@ -30,6 +31,10 @@ pub struct EventData {
     pub payload: Payload,
     /// Correlation, causation, actor and custom key-values.
     pub metadata: EventMetadata,
+    /// The payload's fields holding personal data, which the store seals before writing (set from
+    /// the event type's `#[pii]` fields by [`Event::to_event_data`](crate::Event::to_event_data);
+    /// empty for most events).
+    pub pii: &'static [PiiField],
 }
 
 impl EventData {
@@ -41,6 +46,7 @@ impl EventData {
             schema_version: 1,
             payload,
             metadata: EventMetadata::default(),
+            pii: &[],
         }
     }
 
@@ -63,6 +69,13 @@ impl EventData {
     #[must_use]
     pub fn with_schema_version(mut self, schema_version: u32) -> Self {
         self.schema_version = schema_version;
+        self
+    }
+
+    /// Sets the fields holding personal data (see [`EventData::pii`]).
+    #[must_use]
+    pub fn with_pii(mut self, pii: &'static [PiiField]) -> Self {
+        self.pii = pii;
         self
     }
 

@@ -117,6 +117,12 @@ impl Payload {
         Self { bytes: json.into(), checked: false }
     }
 
+    /// Wraps JSON text the vault wrote when it sealed fields of a checked payload: the fields it
+    /// replaced hold its own JSON, the rest is the checked text unchanged.
+    pub(crate) fn from_sealed(json: Vec<u8>) -> Self {
+        Self { bytes: Bytes::from(json), checked: true }
+    }
+
     /// Checks the text against the rules of [`Payload::from_json`], unless it was built by a
     /// function that already did. Appends call it on every event (so every backend refuses the
     /// same payloads); it costs nothing for payloads built by `from_value` or `from_json`.

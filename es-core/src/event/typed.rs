@@ -21,16 +21,24 @@ pub struct EventTypeInfo {
     pub pii: &'static [PiiField],
 }
 
-/// A field that holds personal data (`#[pii(subject = "owner")]`), with the field naming its data
-/// subject. Today this is a label only: the field is stored as written, in plain text.
-/// Crypto-shredding (encryption per data subject, redaction once the subject is forgotten) is
-/// designed (`DESIGN.md` §6) and not built yet.
+/// A field that holds personal data (`#[pii(subject = "customer")]` or `#[pii(stream)]`): the
+/// store seals it with its data subject's key and it reads as redacted once the subject is
+/// forgotten (see [`pii`](crate::pii)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PiiField {
-    /// The field holding the data.
+    /// The top-level field holding the data.
     pub field: &'static str,
-    /// The field whose value names the data subject.
-    pub subject: &'static str,
+    /// What names the data subject.
+    pub subject: PiiSubject,
+}
+
+/// What names the data subject of a [`PiiField`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PiiSubject {
+    /// Another top-level field of the event, holding the subject's id (a string or an integer).
+    Field(&'static str),
+    /// The stream the event is appended to (`#[pii(stream)]`).
+    Stream,
 }
 
 /// A Rust type whose values are stored as events: one event struct, or an enum of them.
@@ -65,7 +73,9 @@ pub trait Event: Sized + Send + Sync + 'static {
     fn to_event_data(&self) -> Result<EventData, EncodeError> {
         let info = self.type_info();
         let event_type = EventType::new(info.name)?;
-        Ok(EventData::new(event_type, self.to_payload()?).with_schema_version(info.version))
+        Ok(EventData::new(event_type, self.to_payload()?)
+            .with_schema_version(info.version)
+            .with_pii(info.pii))
     }
 
     /// The stored type names of [`Event::TYPES`], for a store-side filter

@@ -58,6 +58,11 @@ pub enum StoreError {
         reason: InvalidAppend,
     },
 
+    /// Personal data could not be sealed, opened or forgotten (a forgotten subject, a wrong master
+    /// key, an altered value); nothing was written.
+    #[error(transparent)]
+    PersonalData(#[from] crate::pii::PiiError),
+
     /// Data read from the store breaks the contract (for example an id that is no longer valid):
     /// the store was changed behind the framework's back. Nothing is skipped; the read stops here.
     #[error("stored data is corrupt: {detail}")]

@@ -6,7 +6,7 @@ use syn::{Data, DeriveInput, Fields, LitInt, LitStr, Path, Type};
 use crate::internals::attr::{Slot, crate_path, skip_value, unknown};
 use crate::internals::ctxt::Ctxt;
 use crate::internals::symbol::{
-    CRATE, EVENT, FROM, NAME, PII, SUBJECT, Symbol, TYPE, UPCAST, VERSION, WITH,
+    CRATE, EVENT, FROM, NAME, PII, STREAM, SUBJECT, Symbol, TYPE, UPCAST, VERSION, WITH,
 };
 
 /// The attributes of an event struct or enum.
@@ -33,8 +33,18 @@ pub(crate) struct StructAttrs {
     pub(crate) version: Option<(u32, LitInt)>,
     pub(crate) upcasts: Vec<Upcast>,
     pub(crate) krate: Option<Path>,
-    /// `(field, subject field)` of each `#[pii(subject = "…")]` field.
-    pub(crate) pii: Vec<(String, LitStr)>,
+    /// Each `#[pii(…)]` field.
+    pub(crate) pii: Vec<PiiAttr>,
+}
+
+/// One field marked `#[pii(subject = "…")]` or `#[pii(stream)]`.
+#[derive(Clone)]
+pub(crate) struct PiiAttr {
+    pub(crate) field: String,
+    /// The subject field, or `None` for `#[pii(stream)]`.
+    pub(crate) subject: Option<LitStr>,
+    /// The field's type, which must be `Pii<T>`.
+    pub(crate) ty: Type,
 }
 
 /// `#[event(crate = "…")]` on an enum.
@@ -183,10 +193,10 @@ fn parse_upcast(ctxt: &mut Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Opti
     }
 }
 
-/// Fields marked `#[pii(subject = "…")]`.
-fn parse_pii(ctxt: &mut Ctxt, fields: &Fields) -> Vec<(String, LitStr)> {
-    const NEEDS_SUBJECT: &str =
-        "`#[pii]` needs `subject = \"field\"`: the field that names the data subject";
+/// Fields marked `#[pii(subject = "…")]` or `#[pii(stream)]`; a `Pii<…>` field without either is
+/// an error (it would be stored in plain text).
+fn parse_pii(ctxt: &mut Ctxt, fields: &Fields) -> Vec<PiiAttr> {
+    const NEEDS_SUBJECT: &str = "`#[pii]` needs its data subject: `subject = \"field\"` (the field holding the subject's id) or `stream` (the stream is the subject)";
     let mut found = Vec::new();
     for field in fields {
         let mut marked = false;
@@ -205,12 +215,15 @@ fn parse_pii(ctxt: &mut Ctxt, fields: &Fields) -> Vec<(String, LitStr)> {
                 continue;
             };
             let mut subject = Slot::new(PII, SUBJECT);
+            let mut stream = Slot::new(PII, STREAM);
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path == SUBJECT {
                     let literal: LitStr = meta.value()?.parse()?;
                     subject.set(ctxt, &meta, literal);
+                } else if meta.path == STREAM {
+                    stream.set(ctxt, &meta, ());
                 } else {
-                    unknown(ctxt, &meta, PII, &Symbol::list(&[SUBJECT]))?;
+                    unknown(ctxt, &meta, PII, &Symbol::list(&[SUBJECT, STREAM]))?;
                 }
                 Ok(())
             });
@@ -218,13 +231,30 @@ fn parse_pii(ctxt: &mut Ctxt, fields: &Fields) -> Vec<(String, LitStr)> {
                 ctxt.push(error);
                 continue;
             }
-            match subject.take() {
-                None => ctxt.error(attr, NEEDS_SUBJECT),
-                Some(literal) => found.push((field_name.to_string(), literal)),
+            let field_name = field_name.to_string();
+            let ty = field.ty.clone();
+            match (subject.take(), stream.take()) {
+                (None, None) => ctxt.error(attr, NEEDS_SUBJECT),
+                (Some(literal), Some(())) => ctxt.error(
+                    literal,
+                    "`#[pii]` takes `subject = \"…\"` or `stream`, not both: a field has one data subject",
+                ),
+                (subject, _) => found.push(PiiAttr { field: field_name, subject, ty }),
             }
+        }
+        if !marked && is_pii_type(&field.ty) {
+            ctxt.error(
+                &field.ty,
+                "a `Pii<…>` field needs `#[pii(subject = \"…\")]` or `#[pii(stream)]`: without it the store would keep the value in plain text",
+            );
         }
     }
     found
+}
+
+/// Whether a type is written `Pii<…>` (any path ending so).
+fn is_pii_type(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none() && path.path.segments.last().is_some_and(|last| last.ident == "Pii"))
 }
 
 fn parse_enum(ctxt: &mut Ctxt, input: &DeriveInput) -> EnumAttrs {

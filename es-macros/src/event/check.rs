@@ -29,7 +29,7 @@ fn name(ctxt: &mut Ctxt, event: &EventStruct) {
 
 /// Every `subject` names a field of the struct.
 fn pii(ctxt: &mut Ctxt, event: &EventStruct) {
-    for (_, subject) in &event.pii {
+    for subject in event.pii.iter().filter_map(|pii| pii.subject.as_ref()) {
         if !event.fields.contains(&subject.value()) {
             ctxt.error(
                 subject,

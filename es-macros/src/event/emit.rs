@@ -22,12 +22,25 @@ pub(crate) fn model(model: &Model) -> TokenStream {
 
 fn event_struct(event: &EventStruct) -> TokenStream {
     let EventStruct { ident, name, version, krate, .. } = event;
-    let pii = event.pii.iter().map(|(field, subject)| {
-        let subject = subject.value();
+    let pii = event.pii.iter().map(|pii| {
+        let field = &pii.field;
+        let subject = pii.subject.as_ref().map_or_else(
+            || quote! { #krate::PiiSubject::Stream },
+            |subject| quote! { #krate::PiiSubject::Field(#subject) },
+        );
         quote! { #krate::PiiField { field: #field, subject: #subject } }
+    });
+    // A `#[pii]` field must be `Pii<T>`: the error points at its type.
+    let pii_types = event.pii.iter().map(|pii| {
+        let ty = &pii.ty;
+        quote_spanned! {ty.span()=>
+            const _: () = #krate::__private::assert_pii_field::<#ty>();
+        }
     });
     let steps = steps(&event.upcasts, *version, ident, krate);
     in_const(&quote! {
+        #(#pii_types)*
+
         #[automatically_derived]
         impl #krate::EventVariant for #ident {
             const INFO: #krate::EventTypeInfo = #krate::EventTypeInfo {

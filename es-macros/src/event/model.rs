@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use proc_macro2::Span;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr, Path, Type};
 
-use super::attrs::{Attrs, Upcast};
+use super::attrs::{Attrs, PiiAttr, Upcast};
 use crate::internals::attr::krate;
 use crate::internals::ctxt::Ctxt;
 use crate::internals::names;
@@ -24,8 +24,8 @@ pub(crate) struct EventStruct {
     /// Where errors about the version go: its literal, else the type's name.
     pub(crate) version_span: Span,
     pub(crate) upcasts: Vec<Upcast>,
-    /// `(field, subject field)` of each personal-data field.
-    pub(crate) pii: Vec<(String, LitStr)>,
+    /// Each personal-data field.
+    pub(crate) pii: Vec<PiiAttr>,
     /// The struct's named fields, which a `subject` must name.
     pub(crate) fields: BTreeSet<String>,
     pub(crate) krate: Path,

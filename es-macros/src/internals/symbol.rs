@@ -26,6 +26,7 @@ pub(crate) const FROM: Symbol = Symbol("from");
 pub(crate) const WITH: Symbol = Symbol("with");
 pub(crate) const TYPE: Symbol = Symbol("type");
 pub(crate) const SUBJECT: Symbol = Symbol("subject");
+pub(crate) const STREAM: Symbol = Symbol("stream");
 pub(crate) const ERROR: Symbol = Symbol("error");
 pub(crate) const COMMAND: Symbol = Symbol("command");
 pub(crate) const EVERY: Symbol = Symbol("every");

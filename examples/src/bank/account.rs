@@ -1,14 +1,27 @@
 //! The account aggregate: open, deposit, withdraw, close.
 
-use es::{Aggregate, Apply, Event, commands};
+use es::{Aggregate, Apply, Event, Pii, commands};
 use serde::{Deserialize, Serialize};
 
 /// An account was opened.
+///
+/// The owner's name and e-mail address are personal data of the account's owner, whose subject
+/// is the account's stream: sealed in the store, and [`Pii::Redacted`] once the owner is
+/// forgotten (`POST /admin/accounts/{id}/forget`, `bank-admin subjects forget`).
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 #[event(name = "account.opened")]
 pub struct Opened {
     /// Who owns it.
-    pub owner: String,
+    #[pii(stream)]
+    pub owner: Pii<String>,
+    /// Where to reach them, if given (events written before it existed read as none).
+    #[pii(stream)]
+    #[serde(default = "no_email")]
+    pub email: Pii<Option<String>>,
+}
+
+fn no_email() -> Pii<Option<String>> {
+    Pii::new(None)
 }
 
 /// Money came in.
@@ -98,8 +111,8 @@ pub struct Account {
     pub open: bool,
     /// Closed.
     pub closed: bool,
-    /// Its owner.
-    pub owner: String,
+    /// Its owner (`None` before it is opened).
+    pub owner: Option<Pii<String>>,
     /// Balance in cents.
     pub balance: i64,
 }
@@ -109,6 +122,8 @@ pub struct Account {
 pub struct Open {
     /// Who owns it.
     pub owner: String,
+    /// Their e-mail address, if given.
+    pub email: Option<String>,
 }
 
 /// Put money in.
@@ -156,7 +171,7 @@ impl Account {
         if self.open || self.closed {
             return Err(AccountError::AlreadyOpen);
         }
-        Ok(Opened { owner: command.owner })
+        Ok(Opened { owner: Pii::new(command.owner), email: Pii::new(command.email) })
     }
 
     /// Decides the command.
@@ -194,7 +209,7 @@ impl Apply<AccountEvent> for Account {
         match event {
             AccountEvent::Opened(opened) => {
                 self.open = true;
-                self.owner.clone_from(&opened.owner);
+                self.owner = Some(opened.owner.clone());
             }
             // `deposit` and `withdraw` refuse what would overflow, so saturation never happens
             // for events this code decided; it keeps the fold total (no panic) for any stored log.

@@ -157,13 +157,13 @@ pub async fn run<S: BankStore>(
             let bank = bank.clone();
             async move {
                 if index < accounts {
-                    let id = format!("acct-{index}");
-                    bank.open(&id, &format!("Customer {index}"), None).await?;
+                    let (id, email) = (format!("acct-{index}"), format!("c{index}@example.com"));
+                    bank.open(&id, &format!("Customer {index}"), Some(&email), None).await?;
                     bank.deposit(&id, START, None).await?;
                 } else {
                     // Accounts that close at once: transfers to them are compensated.
                     let id = format!("closed-{}", index - accounts);
-                    bank.open(&id, "Former customer", None).await?;
+                    bank.open(&id, "Former customer", None, None).await?;
                     bank.close(&id, None).await?;
                 }
                 Ok(())

@@ -155,6 +155,7 @@ pub fn router<S: BankStore>(bank: Arc<Bank<S>>) -> Router {
         .route("/totals", get(totals::<S>))
         .route("/admin/projections", get(projections::<S>))
         .route("/admin/projections/{name}/rebuild", post(rebuild::<S>))
+        .route("/admin/accounts/{id}/forget", post(forget::<S>))
         .route("/health/live", get(|| async { Json(json!({ "status": "live" })) }))
         .route("/health/ready", get(ready::<S>))
         .route("/metrics", get(render_metrics::<S>))
@@ -238,6 +239,16 @@ async fn observe(request: Request, next: Next) -> Response {
 struct OpenBody {
     id: String,
     owner: String,
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgetBody {
+    /// Why (a ticket number; no personal data).
+    reason: String,
+    /// Who asks (an operator id).
+    actor: String,
 }
 
 #[derive(Deserialize)]
@@ -277,7 +288,8 @@ async fn open<S: BankStore>(
     headers: HeaderMap,
     Body(body): Body<OpenBody>,
 ) -> Answer {
-    let written = bank.open(&body.id, &body.owner, idempotency_key(&headers)?).await?;
+    let written =
+        bank.open(&body.id, &body.owner, body.email.as_deref(), idempotency_key(&headers)?).await?;
     Ok((StatusCode::CREATED, Json(written)).into_response())
 }
 
@@ -397,6 +409,26 @@ async fn rebuild<S: BankStore>(
     Ok(Json(
         json!({ "projection": name, "handled": handled, "seconds": seconds, "switched": true }),
     )
+    .into_response())
+}
+
+/// Forgets an account's owner (see `Bank::forget`): 200 with the audit record, also when the
+/// owner was forgotten before (`first_time: false`).
+async fn forget<S: BankStore>(
+    State(bank): State<Arc<Bank<S>>>,
+    Path(id): Path<String>,
+    Body(body): Body<ForgetBody>,
+) -> Answer {
+    let outcome = bank.forget(&id, &body.reason, &body.actor).await?;
+    Ok(Json(json!({
+        "account": id,
+        "subject": outcome.entry.subject.to_string(),
+        "first_time": outcome.first_time,
+        "forgotten_at": outcome.entry.at,
+        "actor": outcome.entry.actor,
+        "reason": outcome.entry.reason,
+        "snapshots_removed": outcome.snapshots_removed,
+    }))
     .into_response())
 }
 

@@ -101,7 +101,10 @@ mod tests {
     fn no_personal_data_and_only_outcomes() {
         let public = PublicEvents::new("bank").unwrap();
         let stream = StreamId::new("account-42").unwrap();
-        let opened = AccountEvent::Opened(Opened { owner: "Ada Lovelace".into() });
+        let opened = AccountEvent::Opened(Opened {
+            owner: es::Pii::new("Ada Lovelace".into()),
+            email: es::Pii::new(Some("ada@example.com".into())),
+        });
         let (subject, body, _) =
             Publisher::<AccountEvent>::message(&public, &stream, &opened).unwrap();
         assert_eq!(subject.as_str(), "bank.account.opened");

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use es::pii::SubjectForgotten;
 use es::{ProjectionError, RecordedEvent, projection};
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -24,8 +25,12 @@ fn account_id(meta: &RecordedEvent) -> String {
 pub struct AccountView {
     /// The account id.
     pub id: String,
-    /// Its owner.
-    pub owner: String,
+    /// Its owner; `None` once the owner was forgotten.
+    pub owner: Option<String>,
+    /// The owner's e-mail address, if given and not forgotten.
+    pub email: Option<String>,
+    /// The owner was forgotten: their personal data is gone for good.
+    pub forgotten: bool,
     /// Balance in cents.
     pub balance: i64,
     /// `open` or `closed`.
@@ -80,7 +85,23 @@ impl Balances {
         event: &Opened,
         meta: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        self.update(meta, |view| view.owner.clone_from(&event.owner));
+        self.update(meta, |view| {
+            view.owner = event.owner.known().cloned();
+            view.email = event.email.known().cloned().flatten();
+            view.forgotten = event.owner.is_redacted();
+        });
+        Ok(())
+    }
+
+    /// The owner of an account was forgotten: drop the copies of their personal data at once
+    /// (a rebuild would read the sealed fields as redacted anyway).
+    async fn on_forgotten(&mut self, event: &SubjectForgotten) -> Result<(), ProjectionError> {
+        let Some(id) = event.subject.strip_prefix("account-") else { return Ok(()) };
+        if let Some(view) = self.accounts.write().get_mut(id) {
+            view.owner = None;
+            view.email = None;
+            view.forgotten = true;
+        }
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use es::projection::{OnFailure, RunnerOptions, VolatileCheckpoints};
 use es::repository::{CommandOptions, CommandOutcome, Repository};
-use es::{IdempotencyKey, Position, StreamId};
+use es::{IdempotencyKey, Position, StoreError, StreamId};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -231,8 +231,23 @@ impl<S: BankStore> Bank<S> {
         &self,
         id: &str,
         owner: &str,
+        email: Option<&str>,
         key: Option<&str>,
     ) -> Result<Written, BankError> {
+        let email = email.map(str::trim);
+        if let Some(email) = email {
+            let valid = email.len() <= 254
+                && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+                && email
+                    .split_once('@')
+                    .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+            if !valid {
+                return Err(BankError::invalid(
+                    "email",
+                    "an address like name@example.com, at most 254 characters",
+                ));
+            }
+        }
         let owner = owner.trim();
         if owner.is_empty() || owner.len() > 200 {
             return Err(BankError::invalid("owner", "1 to 200 characters"));
@@ -243,7 +258,29 @@ impl<S: BankStore> Bank<S> {
                 "no control characters (such as NUL or newlines)",
             ));
         }
-        self.account_command(id, Open { owner: owner.to_owned() }, key).await
+        let open = Open { owner: owner.to_owned(), email: email.map(str::to_owned) };
+        self.account_command(id, open, key).await
+    }
+
+    /// Forgets the owner of account `id`: their name and e-mail address read as redacted from
+    /// now on, everywhere (see `es::pii`). `reason` (a ticket number) and `actor` (an operator
+    /// id) go into the audit trail and must not hold personal data. Idempotent.
+    pub async fn forget(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<es::pii::ForgetOutcome, BankError> {
+        let stream = account_stream(id)?;
+        if self.store.stream_version(&stream).await? == 0 {
+            return Err(BankError::NotFound(format!("account {id}")));
+        }
+        self.store.forget(stream.as_str(), reason, actor).await.map_err(|error| match error {
+            StoreError::PersonalData(es::pii::PiiError::InvalidRequest(message)) => {
+                BankError::invalid("forget", message)
+            }
+            other => other.into(),
+        })
     }
 
     /// Deposits money.

@@ -4,17 +4,25 @@
 
 use es::EventStore;
 use es::outbox::OutboxStore;
+use es::pii::PersonalData;
 use es::projection::{CheckpointStore, DeadLetterStore, ProjectionLocks};
 use es::snapshot::SnapshotStore;
 
 /// A tenant's store with every capability the bank uses.
 pub trait BankStore:
-    EventStore + SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks + OutboxStore
+    EventStore
+    + SnapshotStore
+    + CheckpointStore
+    + DeadLetterStore
+    + ProjectionLocks
+    + OutboxStore
+    + PersonalData
 {
 }
 
 impl<T> BankStore for T where
     T: EventStore
+        + PersonalData
         + SnapshotStore
         + CheckpointStore
         + DeadLetterStore

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use es::nats::{JetStreamSink, StreamConfig};
 use es::outbox::{Relay, RelayOptions};
+use es::pii::MasterKeys;
 use es::postgres::{PgStore, PgStoreOptions};
 use es::{MultiTenantStore, TenantId};
 use examples::bank::demo::{self, DemoOptions};
@@ -33,6 +34,10 @@ struct Cli {
     /// PostgreSQL schema of the event store.
     #[arg(long, env = "BANK_SCHEMA", default_value = "bank", global = true)]
     schema: String,
+    /// The master keys sealing personal data on PostgreSQL: `id:base64-key`, current first, then
+    /// previous ones (comma-separated); `bank-admin keys generate` makes one.
+    #[arg(long, env = "BANK_MASTER_KEYS", hide_env_values = true, global = true)]
+    master_keys: Option<String>,
     /// The tenant this instance serves.
     #[arg(long, env = "BANK_TENANT", default_value = "default", global = true)]
     tenant: String,
@@ -144,7 +149,20 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let demo_schema = matches!(command, Command::Demo { .. })
         .then(|| format!("bank_demo_{}", std::process::id()));
     let schema = demo_schema.clone().unwrap_or(cli.schema);
-    let backend = PgStore::connect_with(PgStoreOptions::new(&url).schema(&schema)?).await?;
+    let keys = match (&cli.master_keys, &demo_schema) {
+        (Some(config), _) => MasterKeys::parse(config)?,
+        // The demo's schema is dropped when it ends: a key of its own is enough.
+        (None, Some(_)) => MasterKeys::ephemeral(),
+        (None, None) => {
+            return Err(
+                "account owners are personal data, sealed with a master key: set BANK_MASTER_KEYS \
+                        (generate one with `bank-admin keys generate`) and keep it safe"
+                    .into(),
+            );
+        }
+    };
+    let backend =
+        PgStore::connect_with(PgStoreOptions::new(&url).schema(&schema)?.master_keys(keys)).await?;
     if !matches!(command, Command::Serve(ServeArgs { no_migrate: true, .. })) {
         backend.migrate().await?;
     }

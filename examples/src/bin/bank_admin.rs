@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use es::pii::{MasterKeys, PersonalData};
 use es::postgres::{PgStore, PgStoreOptions, PgTenantStore};
 use es::projection::{
     CheckpointStore, DeadLetterStore, OnFailure, ProjectionLocks, ProjectionRunner, Rebuild,
@@ -17,7 +18,7 @@ use es::projection::{
 };
 use es::repository::Repository;
 use es::snapshot::SnapshotVerdict;
-use es::{EventStore, MultiTenantStore, Projection, ProjectionName, TenantId};
+use es::{EventStore, MultiTenantStore, Projection, ProjectionName, StreamId, TenantId};
 use examples::bank::account::Account;
 use examples::bank::process::TransferProcess;
 use examples::bank::stats::Stats;
@@ -29,7 +30,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct Cli {
     /// PostgreSQL connection string.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    database_url: Option<String>,
+    /// The master keys sealing personal data: `id:base64-key`, current first, then previous ones
+    /// (comma-separated). Needed by everything that reads account owners.
+    #[arg(long, env = "BANK_MASTER_KEYS", hide_env_values = true)]
+    master_keys: Option<String>,
     /// Schema of the event store.
     #[arg(long, env = "BANK_SCHEMA", default_value = "bank")]
     schema: String,
@@ -55,6 +60,46 @@ enum Command {
     /// Snapshots.
     #[command(subcommand)]
     Snapshots(Snapshots),
+    /// Data subjects (account owners): forget one, read the audit trail.
+    #[command(subcommand)]
+    Subjects(Subjects),
+    /// Master keys: generate one, rotate to the current one.
+    #[command(subcommand)]
+    Keys(Keys),
+}
+
+#[derive(Subcommand)]
+enum Subjects {
+    /// Forget the owner of an account: their name and e-mail read as redacted from now on, in
+    /// every view and rebuild; an audit record keeps who, when and why. Idempotent.
+    Forget {
+        /// The account id.
+        account: String,
+        /// Why (a ticket number; no personal data).
+        #[arg(long)]
+        reason: String,
+        /// Who asks (an operator id).
+        #[arg(long)]
+        actor: String,
+    },
+    /// The audit trail of forgotten subjects, oldest first (of one account, or all).
+    Audit {
+        /// The account id.
+        account: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Keys {
+    /// Print a new master key configuration (`id:base64-key`) for `BANK_MASTER_KEYS`.
+    Generate {
+        /// The key's id (for example the month it was made).
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Rewrap every data key with the current master key (the first of `BANK_MASTER_KEYS`); then
+    /// the previous keys can be removed from the configuration.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -133,8 +178,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
-    let backend =
-        PgStore::connect_with(PgStoreOptions::new(&cli.database_url).schema(&cli.schema)?).await?;
+    if let Command::Keys(Keys::Generate { id }) = &cli.command {
+        let config = MasterKeys::generate_config(id);
+        MasterKeys::parse(&config)?; // checks the id
+        println!("{config}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let url = cli.database_url.as_deref().ok_or("set DATABASE_URL or --database-url")?;
+    let mut options = PgStoreOptions::new(url).schema(&cli.schema)?;
+    if let Some(keys) = &cli.master_keys {
+        options = options.master_keys(MasterKeys::parse(keys)?);
+    }
+    let backend = PgStore::connect_with(options).await?;
     if matches!(cli.command, Command::Migrate) {
         backend.migrate().await?;
         println!("schema {} is migrated", cli.schema);
@@ -142,7 +197,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let store = backend.tenant(TenantId::new(&cli.tenant)?);
     match cli.command {
-        Command::Migrate => Ok(ExitCode::SUCCESS),
+        // Handled before the store was opened.
+        Command::Migrate | Command::Keys(Keys::Generate { .. }) => Ok(ExitCode::SUCCESS),
         Command::Stats => stats(&store).await,
         Command::Projections(Projections::Status { max_lag }) => status(&store, max_lag).await,
         Command::Projections(Projections::Rebuild { name } | Projections::Reset { name, .. })
@@ -181,6 +237,44 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(if remaining == 0 { ExitCode::SUCCESS } else { ExitCode::from(CHECK_FAILED) })
         }
         Command::Snapshots(Snapshots::Verify) => verify(&store).await,
+        Command::Subjects(Subjects::Forget { account, reason, actor }) => {
+            let stream = StreamId::in_category("account", &account)?;
+            if store.stream_version(&stream).await? == 0 {
+                eprintln!("bank-admin: no account {account:?}");
+                return Ok(ExitCode::from(USAGE));
+            }
+            let outcome = store.forget(stream.as_str(), &reason, &actor).await?;
+            let when = if outcome.first_time { "now" } else { "before" };
+            println!(
+                "account {account}: owner forgotten {when} (subject {}, at {}, by {}, reason {:?}); {} snapshots removed",
+                outcome.entry.subject,
+                outcome.entry.at,
+                outcome.entry.actor,
+                outcome.entry.reason,
+                outcome.snapshots_removed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subjects(Subjects::Audit { account }) => {
+            let subject = account.map(|id| format!("account-{id}"));
+            let trail = store.audit_trail(subject.as_deref(), 10_000).await?;
+            for entry in &trail {
+                println!("{}  {}  {:<20} {}", entry.at, entry.subject, entry.actor, entry.reason);
+            }
+            println!("{} forgotten subjects", trail.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(Keys::Rotate) => {
+            let vault = backend
+                .vault()
+                .ok_or("set BANK_MASTER_KEYS: the current key first, then the previous ones")?;
+            let rewrapped = vault.rotate(500).await?;
+            println!(
+                "{rewrapped} data keys rewrapped with master key {}",
+                vault.current_master_key()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

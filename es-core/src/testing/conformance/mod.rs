@@ -26,6 +26,7 @@ mod idempotency;
 mod notify;
 mod outbox;
 mod payloads;
+mod pii;
 mod read_all;
 mod read_stream;
 mod subscribe;
@@ -41,6 +42,7 @@ pub use idempotency::*;
 pub use notify::*;
 pub use outbox::*;
 pub use payloads::*;
+pub use pii::*;
 pub use read_all::*;
 pub use read_stream::*;
 pub use subscribe::*;
@@ -164,6 +166,27 @@ macro_rules! outbox_tests {
                 outbox_messages_settle_by_partition_and_tenant,
                 outbox_leases_are_exclusive_until_they_lapse,
                 waiting_for_messages_wakes_on_an_enqueue,
+            }
+        }
+    };
+}
+
+/// Expands to a module `pii_conformance` with one `#[test]` per case of personal data
+/// ([`PersonalData`](crate::pii::PersonalData)), for a backend that implements [`PiiBackend`].
+#[macro_export]
+macro_rules! pii_tests {
+    ($factory:path) => {
+        #[allow(unused_imports)]
+        mod pii_conformance {
+            use super::*;
+            $crate::__conformance_cases! { @cases $factory;
+                personal_data_is_sealed_at_rest_and_opened_on_read,
+                forgetting_redacts_once_and_for_all,
+                personal_data_keys_are_scoped_to_their_tenant,
+                a_wrong_master_key_fails_loudly_and_writes_nothing,
+                master_key_rotation_rewraps_keys_without_touching_events,
+                a_sealed_append_retried_with_its_key_replays,
+                personal_data_without_a_subject_is_refused,
             }
         }
     };

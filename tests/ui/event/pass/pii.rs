@@ -1,4 +1,4 @@
-use es_core::Event;
+use es_core::{Event, Pii, PiiSubject};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Event)]
@@ -6,11 +6,16 @@ use serde::{Deserialize, Serialize};
 pub struct AccountOpened {
     owner: String,
     #[pii(subject = "owner")]
-    email: String,
+    email: Pii<String>,
     #[pii(subject = "owner")]
-    phone: String,
+    phone: es_core::Pii<Option<String>>,
+    #[pii(stream)]
+    nickname: Pii<String>,
 }
 
 fn main() {
-    assert_eq!(<AccountOpened as es_core::EventVariant>::INFO.pii.len(), 2);
+    let pii = <AccountOpened as es_core::EventVariant>::INFO.pii;
+    assert_eq!(pii.len(), 3);
+    assert_eq!(pii[0].subject, PiiSubject::Field("owner"));
+    assert_eq!(pii[2].subject, PiiSubject::Stream);
 }

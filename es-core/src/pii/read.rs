@@ -1,0 +1,107 @@
+//! Opening sealed fields on the way out of a backend's reads, a page at a time.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use super::{PiiError, Vault};
+use crate::store::{EventStream, ReplayStream};
+use crate::{Payload, StoreError, TenantId};
+
+/// Opens the sealed fields of a backend's event stream (see [`Vault::open`]), taking the events a
+/// backend has ready (its current page) together, so that a page costs at most one key-store
+/// query. Without a vault, an event holding sealed fields fails the read with
+/// [`PiiError::NoMasterKey`]: sealed text is never handed out as if it were the value.
+pub fn open_events(
+    vault: Option<Arc<Vault>>,
+    tenant: TenantId,
+    events: EventStream,
+) -> EventStream {
+    Box::pin(
+        events
+            .ready_chunks(1_024)
+            .then(move |chunk| {
+                let vault = vault.clone();
+                let tenant = tenant.clone();
+                async move {
+                    let (mut ok, error): (Vec<_>, Option<StoreError>) = split(chunk);
+                    open_all(
+                        vault.as_deref(),
+                        &tenant,
+                        ok.iter_mut().map(|e| &mut e.payload).collect(),
+                    )
+                    .await?;
+                    Ok::<_, StoreError>((ok, error))
+                }
+            })
+            .flat_map(|result| {
+                let items: Vec<Result<_, StoreError>> = match result {
+                    Err(error) => vec![Err(error)],
+                    Ok((events, error)) => {
+                        events.into_iter().map(Ok).chain(error.map(Err)).collect()
+                    }
+                };
+                stream::iter(items)
+            }),
+    )
+}
+
+/// Opens the sealed fields of a backend's replay pages (see [`open_events`]).
+pub fn open_replay(
+    vault: Option<Arc<Vault>>,
+    tenant: TenantId,
+    pages: ReplayStream,
+) -> ReplayStream {
+    Box::pin(pages.and_then(move |mut page| {
+        let vault = vault.clone();
+        let tenant = tenant.clone();
+        async move {
+            open_all(vault.as_deref(), &tenant, page.iter_mut().map(|e| &mut e.payload).collect())
+                .await?;
+            Ok(page)
+        }
+    }))
+}
+
+/// Opens payloads with the vault, or refuses sealed ones without it.
+pub async fn open_all(
+    vault: Option<&Vault>,
+    tenant: &TenantId,
+    payloads: Vec<&mut Payload>,
+) -> Result<(), StoreError> {
+    match vault {
+        Some(vault) => vault.open(tenant, payloads).await,
+        None if payloads.iter().any(|p| super::vault::contains_sealed(p)) => {
+            Err(PiiError::NoMasterKey { action: "open" }.into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// The events before the first error, and that error (a stream ends at its first error).
+fn split<T>(chunk: Vec<Result<T, StoreError>>) -> (Vec<T>, Option<StoreError>) {
+    let mut ok = Vec::with_capacity(chunk.len());
+    for item in chunk {
+        match item {
+            Ok(item) => ok.push(item),
+            Err(error) => return (ok, Some(error)),
+        }
+    }
+    (ok, None)
+}
+
+/// Seals the `#[pii]` fields of an append (after its fingerprint was taken from the plain
+/// events, so a retry with the same idempotency key still matches). Without a vault, a batch
+/// holding personal data is refused with [`PiiError::NoMasterKey`]: it is never stored in plain
+/// text.
+pub async fn seal_request(
+    vault: Option<&Vault>,
+    tenant: &TenantId,
+    request: &mut crate::AppendRequest,
+) -> Result<(), StoreError> {
+    if request.events.iter().all(|event| event.pii.is_empty()) {
+        return Ok(());
+    }
+    let vault = vault.ok_or(PiiError::NoMasterKey { action: "seal" })?;
+    vault.seal(tenant, &request.stream_id, &mut request.events).await
+}

@@ -1,0 +1,491 @@
+//! The vault: seals `#[pii]` fields on append, opens them on read, forgets subjects, rotates the
+//! master key. Backends hold one and call it; applications reach it through the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aes_gcm::Aes256Gcm;
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use super::envelope::{self, Object, REDACTED_JSON};
+use super::{
+    AuditEntry, DataKey, ForgetOutcome, ForgetRequest, KeyProvider, KeyStore, PiiError, StaleKey,
+    StoredKey, SubjectDigest,
+};
+use crate::event::typed::PiiSubject;
+use crate::{EventData, Payload, StoreError, StreamId, TenantId};
+
+/// How long a process trusts a data key it has read before it asks the key store again: after a
+/// subject is forgotten, another process may still open its fields for at most this long.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
+
+const CACHE_SIZE: usize = 10_000;
+
+/// Seals personal data with per-subject keys and opens it again; forgets subjects.
+///
+/// A backend holds one vault (`MemoryStore` always, with a key that lives as long as the process;
+/// `PgStore` once a master key is configured) and calls [`Vault::seal`] on every append and
+/// [`Vault::open`] on every read, so that the log, snapshots taken from it and every read see
+/// the same thing: the value while its subject's key exists, [`Pii::Redacted`](super::Pii) once it
+/// is destroyed. Data keys are cached (unwrapped) for [`DEFAULT_CACHE_TTL`]; tombstones for ever.
+pub struct Vault {
+    keys: Arc<dyn KeyStore>,
+    provider: Arc<dyn KeyProvider>,
+    cache: Mutex<LruCache<(TenantId, SubjectDigest), Cached>>,
+    /// Streams known to be linked to a subject in the key store.
+    links: Mutex<LruCache<(TenantId, SubjectDigest, StreamId), ()>>,
+    ttl: Duration,
+}
+
+#[derive(Clone)]
+enum Cached {
+    Active { cipher: Arc<Aes256Gcm>, until: Instant },
+    Forgotten,
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("master_key", &self.provider.current_key_id())
+            .field("cache_ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One field to seal: which event, which field, whose.
+struct Work {
+    event: usize,
+    field: &'static str,
+    subject: SubjectDigest,
+}
+
+impl Vault {
+    /// A vault over a backend's key store, with master keys from `provider`.
+    pub fn new(keys: Arc<dyn KeyStore>, provider: Arc<dyn KeyProvider>) -> Self {
+        let size = NonZeroUsize::new(CACHE_SIZE).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            keys,
+            provider,
+            cache: Mutex::new(LruCache::new(size)),
+            links: Mutex::new(LruCache::new(size)),
+            ttl: DEFAULT_CACHE_TTL,
+        }
+    }
+
+    /// Sets how long an unwrapped data key is trusted (see [`DEFAULT_CACHE_TTL`]).
+    #[must_use]
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The id of the master key new data keys are wrapped with.
+    pub fn current_master_key(&self) -> &str {
+        self.provider.current_key_id()
+    }
+
+    /// Seals the `#[pii]` fields of `events` (those with [`EventData::pii`] set) in place, creating
+    /// the subjects' keys on first use and linking `stream` to them. All or nothing: on error the
+    /// events may be partly sealed and must not be written (the append fails).
+    pub async fn seal(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamId,
+        events: &mut [EventData],
+    ) -> Result<(), StoreError> {
+        let mut work = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            if !event.pii.is_empty() {
+                plan(tenant, stream, index, event, &mut work)?;
+            }
+        }
+        if work.is_empty() {
+            return Ok(());
+        }
+        let subjects: BTreeSet<SubjectDigest> = work.iter().map(|w| w.subject).collect();
+        let ciphers = self.keys_for_write(tenant, stream, &subjects).await?;
+        let mut by_event: BTreeMap<usize, Vec<&Work>> = BTreeMap::new();
+        for item in &work {
+            by_event.entry(item.event).or_default().push(item);
+        }
+        for (index, items) in by_event {
+            let event = &mut events[index];
+            let payload = event.payload.as_bytes();
+            let object = Object::parse(payload)
+                .map_err(|e| invalid(index, items[0].field, &e.to_string()))?
+                .ok_or_else(|| {
+                    invalid(index, items[0].field, "the payload is not a JSON object")
+                })?;
+            let mut replacements = BTreeMap::new();
+            for item in items {
+                let Some(at) = object.fields.iter().position(|(key, _)| key == item.field) else {
+                    continue; // an absent field was accepted by `plan` (nothing to seal)
+                };
+                let value = object.fields[at].1;
+                if envelope::is_redacted(value) || envelope::looks_sealed(value) {
+                    continue;
+                }
+                let aad = envelope::associated_data(tenant, item.field, item.subject);
+                let cipher = &ciphers[&item.subject];
+                replacements.insert(at, envelope::seal(cipher, &aad, item.subject, value.get())?);
+            }
+            let sealed = object.write(|at| replacements.remove(&at));
+            event.payload = Payload::from_sealed(sealed);
+        }
+        Ok(())
+    }
+
+    /// Opens the sealed fields of `payloads` in place: the value while the subject's key exists,
+    /// `{"$redacted":true}` once it was forgotten. Any other failure (a wrong master key, an altered
+    /// value, a missing key row) is an error: nothing is ever returned half-opened or garbled.
+    pub async fn open(
+        &self,
+        tenant: &TenantId,
+        payloads: Vec<&mut Payload>,
+    ) -> Result<(), StoreError> {
+        let sealed: Vec<&mut Payload> =
+            payloads.into_iter().filter(|p| contains_sealed(p)).collect();
+        if sealed.is_empty() {
+            return Ok(());
+        }
+        let mut subjects = BTreeSet::new();
+        for payload in &sealed {
+            let object = parse_stored(payload)?;
+            for (field, value) in &object.fields {
+                if envelope::looks_sealed(value) {
+                    subjects.insert(envelope::read_sealed(value, field)?.subject);
+                }
+            }
+        }
+        let keys = self.keys_for_read(tenant, &subjects).await?;
+        for payload in sealed {
+            let object = parse_stored(payload)?;
+            let mut replacements = BTreeMap::new();
+            for (at, (field, value)) in object.fields.iter().enumerate() {
+                if !envelope::looks_sealed(value) {
+                    continue;
+                }
+                let opened = envelope::read_sealed(value, field)?;
+                let text = match &keys[&opened.subject] {
+                    None => REDACTED_JSON.to_owned(),
+                    Some(cipher) => {
+                        let aad = envelope::associated_data(tenant, field, opened.subject);
+                        envelope::open(cipher, &aad, &opened, field)?
+                    }
+                };
+                replacements.insert(at, text);
+            }
+            let opened = object.write(|at| replacements.remove(&at));
+            *payload = Payload::from_stored(opened);
+        }
+        Ok(())
+    }
+
+    /// Forgets `subject` in `tenant`: destroys its key (a tombstone stays, so nothing new is
+    /// sealed for it), writes the audit record, removes snapshots of the streams holding its data
+    /// and appends [`SubjectForgotten`](super::SubjectForgotten), all at once. Idempotent: a second
+    /// call returns the first record with `first_time: false`, writes nothing else, and removes
+    /// again any snapshot of the subject's streams taken meanwhile (by a process whose key
+    /// cache still held the key, see [`DEFAULT_CACHE_TTL`]).
+    ///
+    /// `reason` and `actor` go into the audit trail and must not hold personal data (a ticket
+    /// number and an operator id, not a name); both are 1 to 500 characters without control
+    /// characters.
+    pub async fn forget(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<ForgetOutcome, StoreError> {
+        check_text("subject", subject, 1_000)?;
+        check_text("reason", reason, 500)?;
+        check_text("actor", actor, 500)?;
+        let digest = SubjectDigest::of(tenant, subject);
+        let request = ForgetRequest {
+            subject: subject.to_owned(),
+            digest,
+            reason: reason.to_owned(),
+            actor: actor.to_owned(),
+        };
+        let outcome = self.keys.forget(tenant, &request).await?;
+        self.cache.lock().put((tenant.clone(), digest), Cached::Forgotten);
+        tracing::info!(%tenant, subject = %digest, first_time = outcome.first_time, "data subject forgotten");
+        Ok(outcome)
+    }
+
+    /// Whether `subject` was forgotten, as the key store says now (no cache).
+    pub async fn is_forgotten(&self, tenant: &TenantId, subject: &str) -> Result<bool, StoreError> {
+        let digest = SubjectDigest::of(tenant, subject);
+        let rows = self.keys.load_keys(tenant, &[digest]).await?;
+        Ok(rows.iter().any(|(_, row)| *row == StoredKey::Forgotten))
+    }
+
+    /// The audit trail of the tenant, or of one subject (by id), oldest first.
+    pub async fn audit_trail(
+        &self,
+        tenant: &TenantId,
+        subject: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let digest = subject.map(|subject| SubjectDigest::of(tenant, subject));
+        self.keys.audit_trail(tenant, digest, limit).await
+    }
+
+    /// Rewraps every data key not wrapped by the current master key (all tenants), in batches of
+    /// `batch`, and returns how many it rewrapped. Events are not touched: they are sealed with the
+    /// data keys, which stay the same. Safe to run while the application runs, and to run again.
+    /// Once it returns, previous master keys can be removed from the configuration.
+    pub async fn rotate(&self, batch: usize) -> Result<u64, StoreError> {
+        let current = self.provider.current_key_id().to_owned();
+        let mut rewrapped = 0;
+        let mut refused = BTreeSet::new();
+        loop {
+            let stale = self.keys.keys_to_rewrap(&current, batch.max(1) + refused.len()).await?;
+            let todo: Vec<_> = stale
+                .into_iter()
+                .filter(|k| !refused.contains(&(k.tenant.clone(), k.subject)))
+                .collect();
+            if todo.is_empty() {
+                return Ok(rewrapped);
+            }
+            for StaleKey { tenant, subject, wrapped: old } in todo {
+                let context = key_context(&tenant, subject);
+                let key = self
+                    .provider
+                    .unwrap(&context, &old)
+                    .await
+                    .map_err(|e| name_subject(e, subject))?;
+                let new = self.provider.wrap(&context, &key).await?;
+                if self.keys.rewrap(&tenant, subject, &old, &new).await? {
+                    rewrapped += 1;
+                } else {
+                    // Changed meanwhile (forgotten, or rewrapped by another process): look again
+                    // next round, but never loop on it.
+                    refused.insert((tenant, subject));
+                }
+            }
+        }
+    }
+
+    /// The ciphers of `subjects` for reading: `None` for a forgotten subject.
+    async fn keys_for_read(
+        &self,
+        tenant: &TenantId,
+        subjects: &BTreeSet<SubjectDigest>,
+    ) -> Result<BTreeMap<SubjectDigest, Option<Arc<Aes256Gcm>>>, StoreError> {
+        let (mut found, missing) = self.cached(tenant, subjects);
+        if !missing.is_empty() {
+            let rows = self.keys.load_keys(tenant, &missing).await?;
+            for (subject, row) in rows {
+                found.insert(subject, self.remember(tenant, subject, row).await?);
+            }
+            if let Some(subject) = missing.iter().find(|s| !found.contains_key(s)) {
+                return Err(PiiError::MissingKey { subject: *subject }.into());
+            }
+        }
+        Ok(found)
+    }
+
+    /// The ciphers of `subjects` for writing, created when new; a forgotten subject is an error.
+    async fn keys_for_write(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamId,
+        subjects: &BTreeSet<SubjectDigest>,
+    ) -> Result<BTreeMap<SubjectDigest, Arc<Aes256Gcm>>, StoreError> {
+        let (mut found, mut missing) = self.cached(tenant, subjects);
+        if !missing.is_empty() {
+            for (subject, row) in self.keys.load_keys(tenant, &missing).await? {
+                found.insert(subject, self.remember(tenant, subject, row).await?);
+            }
+            missing.retain(|subject| !found.contains_key(subject));
+        }
+        let links: Vec<(SubjectDigest, StreamId)> = {
+            let known = self.links.lock();
+            subjects
+                .iter()
+                .filter(|s| !known.contains(&(tenant.clone(), **s, stream.clone())))
+                .map(|s| (*s, stream.clone()))
+                .collect()
+        };
+        if !missing.is_empty() || !links.is_empty() {
+            let mut new = Vec::with_capacity(missing.len());
+            for subject in &missing {
+                let key = DataKey::generate();
+                let wrapped = self.provider.wrap(&key_context(tenant, *subject), &key).await?;
+                new.push((*subject, wrapped));
+            }
+            for (subject, row) in self.keys.insert_keys(tenant, &new, &links).await? {
+                found.insert(subject, self.remember(tenant, subject, row).await?);
+            }
+            let mut known = self.links.lock();
+            for (subject, stream) in links {
+                known.put((tenant.clone(), subject, stream), ());
+            }
+        }
+        subjects
+            .iter()
+            .map(|subject| match found.get(subject) {
+                Some(Some(cipher)) => Ok((*subject, Arc::clone(cipher))),
+                Some(None) => Err(PiiError::SubjectForgotten { subject: *subject }.into()),
+                None => Err(PiiError::MissingKey { subject: *subject }.into()),
+            })
+            .collect()
+    }
+
+    /// Splits `subjects` into those the cache answers and those it does not.
+    #[allow(clippy::type_complexity)]
+    fn cached(
+        &self,
+        tenant: &TenantId,
+        subjects: &BTreeSet<SubjectDigest>,
+    ) -> (BTreeMap<SubjectDigest, Option<Arc<Aes256Gcm>>>, Vec<SubjectDigest>) {
+        let now = Instant::now();
+        let mut cache = self.cache.lock();
+        let mut found = BTreeMap::new();
+        let mut missing = Vec::new();
+        for subject in subjects {
+            match cache.get(&(tenant.clone(), *subject)) {
+                Some(Cached::Forgotten) => {
+                    found.insert(*subject, None);
+                }
+                Some(Cached::Active { cipher, until }) if *until > now => {
+                    found.insert(*subject, Some(Arc::clone(cipher)));
+                }
+                _ => missing.push(*subject),
+            }
+        }
+        (found, missing)
+    }
+
+    /// Unwraps a stored row and caches the result.
+    async fn remember(
+        &self,
+        tenant: &TenantId,
+        subject: SubjectDigest,
+        row: StoredKey,
+    ) -> Result<Option<Arc<Aes256Gcm>>, StoreError> {
+        let cached = match row {
+            StoredKey::Forgotten => Cached::Forgotten,
+            StoredKey::Active(wrapped) => {
+                let key = self
+                    .provider
+                    .unwrap(&key_context(tenant, subject), &wrapped)
+                    .await
+                    .map_err(|error| name_subject(error, subject))?;
+                Cached::Active { cipher: Arc::new(key.cipher()), until: Instant::now() + self.ttl }
+            }
+        };
+        self.cache.lock().put((tenant.clone(), subject), cached.clone());
+        Ok(match cached {
+            Cached::Active { cipher, .. } => Some(cipher),
+            Cached::Forgotten => None,
+        })
+    }
+}
+
+/// The authenticated context of a wrapped data key: its tenant and subject.
+fn key_context(tenant: &TenantId, subject: SubjectDigest) -> Vec<u8> {
+    let mut context = b"es.pii.key\0".to_vec();
+    context.extend_from_slice(tenant.as_str().as_bytes());
+    context.push(0);
+    context.extend_from_slice(subject.as_bytes());
+    context
+}
+
+/// Provider errors do not know the subject; the vault does.
+fn name_subject(error: PiiError, subject: SubjectDigest) -> PiiError {
+    match error {
+        PiiError::UnknownMasterKey { master_key, .. } => {
+            PiiError::UnknownMasterKey { subject, master_key }
+        }
+        PiiError::WrongMasterKey { master_key, .. } => {
+            PiiError::WrongMasterKey { subject, master_key }
+        }
+        other => other,
+    }
+}
+
+/// Finds the fields of one event to seal and their subjects.
+fn plan(
+    tenant: &TenantId,
+    stream: &StreamId,
+    index: usize,
+    event: &EventData,
+    work: &mut Vec<Work>,
+) -> Result<(), StoreError> {
+    let field0 = event.pii[0].field;
+    let object = Object::parse(event.payload.as_bytes())
+        .map_err(|e| invalid(index, field0, &e.to_string()))?
+        .ok_or_else(|| invalid(index, field0, "the payload is not a JSON object"))?;
+    for pii in event.pii {
+        if object.get(pii.field).is_none() {
+            continue; // skipped by the serializer: nothing to seal
+        }
+        let subject = match pii.subject {
+            PiiSubject::Stream => stream.as_str().to_owned(),
+            PiiSubject::Field(name) => {
+                let raw = object.get(name).ok_or_else(|| {
+                    invalid(index, pii.field, &format!("its subject field `{name}` is missing"))
+                })?;
+                subject_text(raw.get()).ok_or_else(|| {
+                    invalid(
+                        index,
+                        pii.field,
+                        &format!(
+                            "its subject field `{name}` must hold a non-empty string or an integer"
+                        ),
+                    )
+                })?
+            }
+        };
+        work.push(Work {
+            event: index,
+            field: pii.field,
+            subject: SubjectDigest::of(tenant, &subject),
+        });
+    }
+    Ok(())
+}
+
+/// A subject id from JSON: a non-empty string, or an integer's digits.
+fn subject_text(json: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(json).ok()? {
+        serde_json::Value::String(text) if !text.is_empty() => Some(text),
+        serde_json::Value::Number(number) if number.is_i64() || number.is_u64() => {
+            Some(number.to_string())
+        }
+        _ => None,
+    }
+}
+
+fn invalid(index: usize, field: &str, reason: &str) -> StoreError {
+    PiiError::InvalidField { index, field: field.to_owned(), reason: reason.to_owned() }.into()
+}
+
+fn check_text(what: &str, text: &str, max: usize) -> Result<(), StoreError> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > max || text.chars().any(char::is_control) {
+        return Err(PiiError::InvalidRequest(format!(
+            "{what} must be 1 to {max} characters without control characters"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Whether a payload holds a sealed field (one substring search).
+pub(crate) fn contains_sealed(payload: &Payload) -> bool {
+    memchr::memmem::find(payload.as_bytes(), envelope::SEALED_MARK).is_some()
+}
+
+fn parse_stored(payload: &Payload) -> Result<Object<'_>, StoreError> {
+    Object::parse(payload.as_bytes()).ok().flatten().ok_or_else(|| {
+        StoreError::corrupt("a stored payload holding sealed personal data is not a JSON object")
+    })
+}

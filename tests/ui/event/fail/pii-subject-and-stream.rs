@@ -1,0 +1,12 @@
+use es_core::{Event, Pii};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(name = "account.opened")]
+pub struct AccountOpened {
+    owner: String,
+    #[pii(subject = "owner", stream)]
+    email: Pii<String>,
+}
+
+fn main() {}
