@@ -14,6 +14,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON es.outbox_leases TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.outbox_relays TO es_app;
 GRANT SELECT, INSERT, DELETE ON es.inbox TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.inbox_parked TO es_app;
+-- Quotas: the events trigger counts usage (sharded rows) and reads the limits.
+GRANT SELECT, INSERT, UPDATE ON es.tenant_usage TO es_app;
+GRANT SELECT ON es.tenant_limits TO es_app;
 -- Personal data: keys are created and tombstoned, never deleted; the audit trail only grows.
 GRANT SELECT, INSERT, UPDATE ON es.pii_keys TO es_app;
 GRANT SELECT, INSERT ON es.pii_streams TO es_app;

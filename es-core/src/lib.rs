@@ -149,6 +149,7 @@ pub mod inbox;
 pub mod outbox;
 pub mod pii;
 pub mod projection;
+pub mod quota;
 pub mod repository;
 pub mod snapshot;
 pub mod store;

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use es_core::pii::{KeyProvider, MasterKeys, PersonalData, Vault, open_events};
+use es_core::quota::{Limits, TenantQuotas, TenantUsage};
 use es_core::{
     AppendOptions, AppendRequest, AppendResult, EventData, EventStore, EventStream,
     ExpectedVersion, IdempotencyKey, IdempotencyRecord, MultiTenantStore, Position, ReadAllOptions,
@@ -124,6 +125,37 @@ impl fmt::Debug for MemoryStore {
             .field("tenants", &self.inner.tenants.read().len())
             .field("vault", &self.vault)
             .finish()
+    }
+}
+
+impl TenantQuotas for MemoryStore {
+    async fn set_limits(&self, tenant: &TenantId, limits: Limits) -> Result<(), StoreError> {
+        self.inner.log(tenant.clone()).state.write().limits = limits;
+        Ok(())
+    }
+
+    async fn tenant_usage(&self, tenant: &TenantId) -> Result<TenantUsage, StoreError> {
+        let log = self.inner.log(tenant.clone());
+        let state = log.state.read();
+        Ok(TenantUsage { tenant: tenant.clone(), usage: state.usage(), limits: state.limits })
+    }
+
+    async fn tenants_usage(&self) -> Result<Vec<TenantUsage>, StoreError> {
+        let tenants = self.inner.tenants.read();
+        let mut all: Vec<TenantUsage> = tenants
+            .iter()
+            .filter_map(|(tenant, log)| {
+                let state = log.state.read();
+                let usage = state.usage();
+                (usage.events > 0 || !state.limits.is_none()).then(|| TenantUsage {
+                    tenant: tenant.clone(),
+                    usage,
+                    limits: state.limits,
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(all)
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use es_core::event::recorded_now;
+use es_core::quota::{Limits, Quota, QuotaExceeded, Usage};
 use es_core::{
     AppendRequest, AppendResult, EventId, IdempotencyKey, IdempotencyRecord, Position,
     RecordedEvent, StoreError, StreamId, TenantId,
@@ -36,6 +37,59 @@ pub(crate) struct TenantState {
     >,
     /// The outbox, by sequence.
     pub(crate) outbox: crate::outbox::Outbox,
+    /// Payload bytes stored.
+    pub(crate) bytes: u64,
+    /// The append-rate window: its second (Unix time) and the events appended in it.
+    window: (u64, u64),
+    /// The tenant's limits.
+    pub(crate) limits: Limits,
+}
+
+impl TenantState {
+    /// What the tenant uses.
+    pub(crate) fn usage(&self) -> Usage {
+        Usage {
+            events: self.events.len() as u64,
+            streams: self.streams.len() as u64,
+            bytes: self.bytes,
+        }
+    }
+
+    /// The first limit this append would pass (checked under the write lock: exact).
+    fn over_limit(
+        &self,
+        tenant: &TenantId,
+        request: &AppendRequest,
+        new_stream: bool,
+        second: u64,
+    ) -> Option<QuotaExceeded> {
+        let count = request.events.len() as u64;
+        let bytes: u64 = request.events.iter().map(|event| event.payload.len() as u64).sum();
+        let usage = self.usage();
+        let rate_used = if self.window.0 == second { self.window.1 } else { 0 };
+        let checks = [
+            (Quota::Events, usage.events, count),
+            (Quota::Streams, usage.streams, u64::from(new_stream)),
+            (Quota::Bytes, usage.bytes, bytes),
+            (Quota::AppendRate, rate_used, count),
+        ];
+        checks.into_iter().find_map(|(quota, used, requested)| {
+            let limit = self.limits.of(quota)?;
+            (requested > 0 && used + requested > limit).then(|| QuotaExceeded {
+                tenant: tenant.clone(),
+                quota,
+                limit,
+                used,
+                requested,
+            })
+        })
+    }
+}
+
+fn unix_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 impl TenantState {
@@ -101,12 +155,22 @@ impl TenantLog {
             });
         }
 
+        let second = unix_second();
+        if let Some(exceeded) = state.over_limit(&self.tenant, &request, current == 0, second) {
+            return Err(StoreError::QuotaExceeded(Box::new(exceeded)));
+        }
         let recorded_at = recorded_now();
         let count = request.events.len() as u64;
         // Positions are taken under this tenant's write lock, so within the tenant they increase in
         // the order appends commit; other tenants' appends may take numbers in between.
         let first_position = positions.fetch_add(count, Ordering::Relaxed) + 1;
         let state = &mut *state;
+        state.bytes += request.events.iter().map(|event| event.payload.len() as u64).sum::<u64>();
+        state.window = if state.window.0 == second {
+            (second, state.window.1 + count)
+        } else {
+            (second, count)
+        };
         let first_index = state.events.len();
         state.events.reserve(request.events.len());
         let mut metadata_of_previous = None::<Arc<es_core::EventMetadata>>;

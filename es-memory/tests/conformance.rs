@@ -7,3 +7,4 @@ async fn fresh_backend() -> es_memory::MemoryStore {
 es_core::capability_tests!(fresh_backend);
 es_core::conformance_tests!(fresh_backend);
 es_core::outbox_tests!(fresh_backend);
+es_core::quota_tests!(fresh_backend);

@@ -8,8 +8,8 @@ use es_core::{
 use uuid::Uuid;
 
 use crate::error::{
-    IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
-    rolled_back_transiently,
+    IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, quota_exceeded,
+    read_error, rolled_back_transiently,
 };
 use es_core::outbox::partition_of;
 
@@ -135,6 +135,9 @@ pub(crate) async fn append(
             }
             Err(error) => error,
         };
+        if let Some(exceeded) = quota_exceeded(tenant, &error) {
+            return Err(exceeded);
+        }
         if constraint(&error) == Some("events_event_id_key") {
             return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);
         }
@@ -226,14 +229,16 @@ pub(crate) async fn append_in(
             }
             Ok(result)
         }
-        Err(error) if constraint(&error) == Some("events_event_id_key") => {
-            Err(duplicate_event_id(inner, tenant, &columns.event_ids).await)
-        }
-        Err(error) if has_sqlstate(&error, VERSION_RACE) => {
-            Err(version_conflict(inner, tenant, &request).await)
-        }
-        // The caller's transaction is aborted: nothing of it will commit.
-        Err(error) => Err(StoreError::backend("append", false, error)),
+        Err(error) => Err(if let Some(exceeded) = quota_exceeded(tenant, &error) {
+            exceeded
+        } else if constraint(&error) == Some("events_event_id_key") {
+            duplicate_event_id(inner, tenant, &columns.event_ids).await
+        } else if has_sqlstate(&error, VERSION_RACE) {
+            version_conflict(inner, tenant, &request).await
+        } else {
+            // The caller's transaction is aborted: nothing of it will commit.
+            StoreError::backend("append", false, error)
+        }),
     }
 }
 
@@ -318,6 +323,9 @@ async fn append_exact(
             }
             Err(error) => error,
         };
+        if let Some(exceeded) = quota_exceeded(tenant, &error) {
+            return Err(exceeded);
+        }
         match constraint(&error) {
             Some("events_event_id_key") => {
                 return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);

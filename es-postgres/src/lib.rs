@@ -75,6 +75,7 @@ mod lock;
 mod notify;
 mod options;
 mod outbox;
+mod quota;
 mod read;
 mod row;
 mod snapshot;

@@ -428,3 +428,21 @@ pub(crate) const PII_STALE_KEYS: &str = "SELECT tenant, subject, master_key, wra
 /// Replaces a wrapped key if it is unchanged.
 pub(crate) const PII_REWRAP: &str = "UPDATE pii_keys SET master_key = $5, wrapped = $6 \
              WHERE tenant = $1 AND subject = $2 AND master_key = $3 AND wrapped = $4";
+
+/// Sets a tenant's limits.
+pub(crate) const SET_LIMITS: &str = "INSERT INTO tenant_limits (tenant, max_events, max_streams, max_bytes, max_events_per_second) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant) DO UPDATE SET max_events = $2, max_streams = $3, \
+             max_bytes = $4, max_events_per_second = $5, updated_at = now()";
+
+/// Removes a tenant's limits.
+pub(crate) const REMOVE_LIMITS: &str = "DELETE FROM tenant_limits WHERE tenant = $1";
+
+/// Usage and limits of every tenant with events or limits ($1 NULL), or of one.
+pub(crate) const TENANTS_USAGE: &str = "WITH usage AS (SELECT tenant, sum(events)::bigint AS events, \
+             sum(streams)::bigint AS streams, sum(bytes)::bigint AS bytes FROM tenant_usage \
+             WHERE $1::text IS NULL OR tenant = $1 GROUP BY tenant) \
+             SELECT coalesce(u.tenant, l.tenant) AS tenant, coalesce(u.events, 0) AS events, \
+             coalesce(u.streams, 0) AS streams, coalesce(u.bytes, 0) AS bytes, l.max_events, l.max_streams, \
+             l.max_bytes, l.max_events_per_second \
+             FROM usage u FULL JOIN (SELECT * FROM tenant_limits WHERE $1::text IS NULL OR tenant = $1) l \
+             ON l.tenant = u.tenant ORDER BY 1";

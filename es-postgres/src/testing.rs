@@ -157,6 +157,27 @@ impl Drop for SchemaGuard {
     }
 }
 
+impl es_core::quota::TenantQuotas for FreshSchema {
+    async fn set_limits(
+        &self,
+        tenant: &TenantId,
+        limits: es_core::quota::Limits,
+    ) -> Result<(), es_core::StoreError> {
+        self.store.set_limits(tenant, limits).await
+    }
+
+    async fn tenant_usage(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<es_core::quota::TenantUsage, es_core::StoreError> {
+        self.store.tenant_usage(tenant).await
+    }
+
+    async fn tenants_usage(&self) -> Result<Vec<es_core::quota::TenantUsage>, es_core::StoreError> {
+        self.store.tenants_usage().await
+    }
+}
+
 impl MultiTenantStore for FreshSchema {
     type Store = PgTenantStore;
 

@@ -131,3 +131,48 @@ async fn operators_inspect_verify_and_rebuild() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("does not hold the event the snapshot was taken at"), "{out}");
 }
+
+/// Operators forget an account's owner and read the audit trail, list tenants with their usage
+/// and set limits live: the next append over a limit is refused with the limit named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_forget_subjects_and_set_quotas() {
+    let fresh = es::postgres::testing::FreshSchema::new().await;
+    let bank = Bank::start(fresh.default_tenant()).await;
+    bank.open("ada", "Ada Lovelace", Some("ada@example.com"), None).await.unwrap();
+    bank.deposit("ada", 100, None).await.unwrap();
+    let schema = fresh.schema();
+
+    let (code, out) =
+        admin(schema, &["subjects", "forget", "ada", "--reason", "ticket 9", "--actor", "op:1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("owner forgotten now"), "{out}");
+    let (code, out) =
+        admin(schema, &["subjects", "forget", "ada", "--reason", "ticket 9", "--actor", "op:1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("owner forgotten before"), "{out}");
+    let (code, out) = admin(schema, &["subjects", "audit", "ada"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ticket 9") && out.contains("1 forgotten subjects"), "{out}");
+    assert!(!fresh.stored_text().await.contains("Ada Lovelace"));
+    let (code, out) =
+        admin(schema, &["subjects", "forget", "nobody", "--reason", "r", "--actor", "a"]);
+    assert_eq!(code, 2, "{out}");
+
+    let (code, out) = admin(schema, &["tenants", "list"]);
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|line| line.starts_with("default")).expect("the tenant is listed");
+    let events: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (code, out) =
+        admin(schema, &["tenants", "set-limits", "default", "--events", &events.to_string()]);
+    assert_eq!(code, 0, "{out}");
+    match bank.deposit("ada", 1, None).await {
+        Err(examples::bank::BankError::Store(es::StoreError::QuotaExceeded(exceeded))) => {
+            assert_eq!((exceeded.quota, exceeded.limit), (es::quota::Quota::Events, events));
+        }
+        other => panic!("expected the events quota, got {other:?}"),
+    }
+    let (code, out) = admin(schema, &["tenants", "set-limits", "default"]);
+    assert_eq!(code, 0, "{out}");
+    bank.deposit("ada", 1, None).await.unwrap();
+    bank.shutdown().await;
+}

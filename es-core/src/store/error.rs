@@ -58,6 +58,10 @@ pub enum StoreError {
         reason: InvalidAppend,
     },
 
+    /// The append would take the tenant past one of its limits; nothing was written.
+    #[error(transparent)]
+    QuotaExceeded(#[from] Box<crate::quota::QuotaExceeded>),
+
     /// Personal data could not be sealed, opened or forgotten (a forgotten subject, a wrong master
     /// key, an altered value); nothing was written.
     #[error(transparent)]

@@ -75,6 +75,18 @@ impl IntoResponse for BankError {
             Self::Contention(_) => (StatusCode::SERVICE_UNAVAILABLE, "contention"),
             Self::Stale(_) => (StatusCode::SERVICE_UNAVAILABLE, "view_behind"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            // The tenant's limit, named with the figures (nothing was written).
+            Self::Store(StoreError::QuotaExceeded(exceeded)) => {
+                let code = if exceeded.quota == es::quota::Quota::AppendRate {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::INSUFFICIENT_STORAGE
+                };
+                (code, "quota_exceeded")
+            }
+            Self::Store(StoreError::PersonalData(es::pii::PiiError::SubjectForgotten {
+                ..
+            })) => (StatusCode::GONE, "subject_forgotten"),
             Self::Store(StoreError::Backend { .. }) => {
                 // A lost connection, a restarting server: the client may retry (with the same
                 // Idempotency-Key, a retry of a write is safe whatever happened to the first).

@@ -16,6 +16,7 @@ use es::projection::{
     CheckpointStore, DeadLetterStore, OnFailure, ProjectionLocks, ProjectionRunner, Rebuild,
     RunnerOptions,
 };
+use es::quota::{Limits, TenantQuotas};
 use es::repository::Repository;
 use es::snapshot::SnapshotVerdict;
 use es::{EventStore, MultiTenantStore, Projection, ProjectionName, StreamId, TenantId};
@@ -66,6 +67,33 @@ enum Command {
     /// Master keys: generate one, rotate to the current one.
     #[command(subcommand)]
     Keys(Keys),
+    /// Tenants: usage and limits (quotas), across tenants.
+    #[command(subcommand)]
+    Tenants(Tenants),
+}
+
+#[derive(Subcommand)]
+enum Tenants {
+    /// Every tenant with events or limits: usage and limits.
+    List,
+    /// Set a tenant's limits (live: every instance's next append sees them); a limit left out is
+    /// none, and no limit at all removes them.
+    SetLimits {
+        /// The tenant.
+        tenant: TenantId,
+        /// Events stored.
+        #[arg(long)]
+        events: Option<u64>,
+        /// Streams.
+        #[arg(long)]
+        streams: Option<u64>,
+        /// Payload bytes stored.
+        #[arg(long)]
+        bytes: Option<u64>,
+        /// Events appended per second.
+        #[arg(long)]
+        events_per_second: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -237,6 +265,19 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(if remaining == 0 { ExitCode::SUCCESS } else { ExitCode::from(CHECK_FAILED) })
         }
         Command::Snapshots(Snapshots::Verify) => verify(&store).await,
+        command @ (Command::Subjects(_) | Command::Tenants(_) | Command::Keys(Keys::Rotate)) => {
+            operate(&backend, &store, command).await
+        }
+    }
+}
+
+/// The subjects, tenants and keys commands.
+async fn operate(
+    backend: &PgStore,
+    store: &PgTenantStore,
+    command: Command,
+) -> Result<ExitCode, Failure> {
+    match command {
         Command::Subjects(Subjects::Forget { account, reason, actor }) => {
             let stream = StreamId::in_category("account", &account)?;
             if store.stream_version(&stream).await? == 0 {
@@ -264,6 +305,41 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             println!("{} forgotten subjects", trail.len());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Tenants(Tenants::List) => {
+            let limit =
+                |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+            println!(
+                "{:<24} {:>12} {:>12} {:>8} {:>8} {:>14} {:>14} {:>10}",
+                "tenant", "events", "limit", "streams", "limit", "bytes", "limit", "events/s"
+            );
+            for tenant in backend.tenants_usage().await? {
+                let (usage, limits) = (tenant.usage, tenant.limits);
+                println!(
+                    "{:<24} {:>12} {:>12} {:>8} {:>8} {:>14} {:>14} {:>10}",
+                    tenant.tenant.as_str(),
+                    usage.events,
+                    limit(limits.events),
+                    usage.streams,
+                    limit(limits.streams),
+                    usage.bytes,
+                    limit(limits.bytes),
+                    limit(limits.events_per_second)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenants(Tenants::SetLimits {
+            tenant,
+            events,
+            streams,
+            bytes,
+            events_per_second,
+        }) => {
+            let limits = Limits { events, streams, bytes, events_per_second };
+            backend.set_limits(&tenant, limits).await?;
+            println!("{tenant}: limits {limits:?}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keys(Keys::Rotate) => {
             let vault = backend
                 .vault()
@@ -275,6 +351,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        _ => unreachable!("dispatched by run"),
     }
 }
 

@@ -27,6 +27,7 @@ mod notify;
 mod outbox;
 mod payloads;
 mod pii;
+mod quota;
 mod read_all;
 mod read_stream;
 mod subscribe;
@@ -43,6 +44,7 @@ pub use notify::*;
 pub use outbox::*;
 pub use payloads::*;
 pub use pii::*;
+pub use quota::*;
 pub use read_all::*;
 pub use read_stream::*;
 pub use subscribe::*;
@@ -187,6 +189,23 @@ macro_rules! pii_tests {
                 master_key_rotation_rewraps_keys_without_touching_events,
                 a_sealed_append_retried_with_its_key_replays,
                 personal_data_without_a_subject_is_refused,
+            }
+        }
+    };
+}
+
+/// Expands to a module `quota_conformance` with one `#[test]` per case of per-tenant quotas
+/// ([`TenantQuotas`](crate::quota::TenantQuotas)).
+#[macro_export]
+macro_rules! quota_tests {
+    ($factory:path) => {
+        #[allow(unused_imports)]
+        mod quota_conformance {
+            use super::*;
+            $crate::__conformance_cases! { @cases $factory;
+                an_append_past_a_limit_is_refused_and_writes_nothing,
+                limits_change_live_and_usage_is_reported,
+                concurrent_writers_overshoot_a_limit_by_at_most_what_is_in_flight,
             }
         }
     };

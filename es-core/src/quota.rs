@@ -1,0 +1,183 @@
+//! Per-tenant quotas: limits on events, streams, stored bytes and the append rate, enforced at
+//! append with a typed error ([`QuotaExceeded`]) and nothing written.
+//!
+//! ```
+//! use es_core::quota::{Limits, Quota};
+//! let limits = Limits::none().events(1_000_000).streams(10_000).bytes(1 << 30).events_per_second(500);
+//! assert_eq!(limits.of(Quota::Streams), Some(10_000));
+//! assert_eq!(Limits::none().of(Quota::Events), None);
+//! ```
+//!
+//! Backends keep the usage and check it in the append's own atomic step. On PostgreSQL the usage
+//! is counted in sharded rows (one per server session, so concurrent writers of a tenant never
+//! wait on one counter) and checked against the sum of the committed rows: appends running at the
+//! same moment do not see each other, so a tenant can pass a limit by at most the events (streams,
+//! bytes) of the appends in flight at once (at most one batch per connection of every process).
+//! The rate is counted in one-second windows, with the same bound. The in-memory backend checks
+//! under the tenant's lock, exactly.
+
+use std::fmt;
+use std::future::Future;
+
+use crate::{StoreError, TenantId};
+
+/// What a limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quota {
+    /// Events stored.
+    Events,
+    /// Streams (a stream counts from its first event).
+    Streams,
+    /// Payload bytes stored (the JSON text as the store keeps it).
+    Bytes,
+    /// Events appended within one second (a fixed window).
+    AppendRate,
+}
+
+impl Quota {
+    /// Every quota.
+    pub const ALL: [Quota; 4] = [Quota::Events, Quota::Streams, Quota::Bytes, Quota::AppendRate];
+
+    /// Its name in messages and configuration: `events`, `streams`, `bytes`, `events_per_second`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Streams => "streams",
+            Self::Bytes => "bytes",
+            Self::AppendRate => "events_per_second",
+        }
+    }
+}
+
+impl fmt::Display for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tenant's limits; `None` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// Events stored.
+    pub events: Option<u64>,
+    /// Streams.
+    pub streams: Option<u64>,
+    /// Payload bytes stored.
+    pub bytes: Option<u64>,
+    /// Events appended per second.
+    pub events_per_second: Option<u64>,
+}
+
+impl Limits {
+    /// No limit at all.
+    pub const fn none() -> Self {
+        Self { events: None, streams: None, bytes: None, events_per_second: None }
+    }
+
+    /// Limits the events stored.
+    #[must_use]
+    pub const fn events(mut self, limit: u64) -> Self {
+        self.events = Some(limit);
+        self
+    }
+
+    /// Limits the streams.
+    #[must_use]
+    pub const fn streams(mut self, limit: u64) -> Self {
+        self.streams = Some(limit);
+        self
+    }
+
+    /// Limits the payload bytes stored.
+    #[must_use]
+    pub const fn bytes(mut self, limit: u64) -> Self {
+        self.bytes = Some(limit);
+        self
+    }
+
+    /// Limits the events appended per second.
+    #[must_use]
+    pub const fn events_per_second(mut self, limit: u64) -> Self {
+        self.events_per_second = Some(limit);
+        self
+    }
+
+    /// The limit of one quota.
+    pub const fn of(&self, quota: Quota) -> Option<u64> {
+        match quota {
+            Quota::Events => self.events,
+            Quota::Streams => self.streams,
+            Quota::Bytes => self.bytes,
+            Quota::AppendRate => self.events_per_second,
+        }
+    }
+
+    /// Whether no limit is set.
+    pub const fn is_none(&self) -> bool {
+        self.events.is_none()
+            && self.streams.is_none()
+            && self.bytes.is_none()
+            && self.events_per_second.is_none()
+    }
+}
+
+/// What a tenant uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// Events stored.
+    pub events: u64,
+    /// Streams.
+    pub streams: u64,
+    /// Payload bytes stored.
+    pub bytes: u64,
+}
+
+/// A tenant's usage and limits, for operators.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TenantUsage {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// What it uses.
+    pub usage: Usage,
+    /// Its limits.
+    pub limits: Limits,
+}
+
+/// An append would take a tenant past a limit; nothing was written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "tenant {tenant} is at its {quota} quota: limit {limit}, used {used}, this append adds {requested} ({over} over); nothing was written",
+    over = (used + requested).saturating_sub(*limit)
+)]
+pub struct QuotaExceeded {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Which limit.
+    pub quota: Quota,
+    /// The limit.
+    pub limit: u64,
+    /// What the tenant used before this append (for the rate: in the current second).
+    pub used: u64,
+    /// What this append would add.
+    pub requested: u64,
+}
+
+/// A backend that keeps per-tenant quotas: operators set limits (live: the next append of every
+/// process sees them) and read usage. An admin API across tenants.
+pub trait TenantQuotas: Send + Sync {
+    /// Sets a tenant's limits ([`Limits::none`] removes them).
+    fn set_limits(
+        &self,
+        tenant: &TenantId,
+        limits: Limits,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A tenant's usage and limits.
+    fn tenant_usage(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<TenantUsage, StoreError>> + Send;
+
+    /// Every tenant with events or limits, by id.
+    fn tenants_usage(&self) -> impl Future<Output = Result<Vec<TenantUsage>, StoreError>> + Send;
+}
