@@ -102,6 +102,41 @@ pub async fn seal_request(
     if request.events.iter().all(|event| event.pii.is_empty()) {
         return Ok(());
     }
+    refuse_published_personal_data(request)?;
     let vault = vault.ok_or(PiiError::NoMasterKey { action: "seal" })?;
     vault.seal(tenant, &request.stream_id, &mut request.events).await
+}
+
+/// A publication that copies a `#[pii]` field's value in clear (publishing the event's payload
+/// as it is, most likely) is refused: the outbox and the broker would keep what forgetting must
+/// reach. Strings of fewer than 4 bytes are not searched (too many false alarms).
+fn refuse_published_personal_data(request: &crate::AppendRequest) -> Result<(), StoreError> {
+    for (index, publication) in request.publications.iter().enumerate() {
+        let Some(event) = request.events.get(publication.event) else { continue };
+        if event.pii.is_empty() {
+            continue;
+        }
+        let Ok(Some(object)) = super::envelope::Object::parse(event.payload.as_bytes()) else {
+            continue;
+        };
+        for pii in event.pii {
+            let Some(value) = object.get(pii.field) else { continue };
+            let Ok(text) = serde_json::from_str::<String>(value.get()) else { continue };
+            if text.len() >= 4
+                && memchr::memmem::find(&publication.payload, text.as_bytes()).is_some()
+            {
+                return Err(StoreError::InvalidAppend {
+                    stream_id: request.stream_id.clone(),
+                    reason: crate::InvalidAppend::InvalidPublication {
+                        index,
+                        reason: format!(
+                            "it holds the personal-data field `{}` of event #{} in clear; publish ids and outcomes, never #[pii] values",
+                            pii.field, publication.event
+                        ),
+                    },
+                });
+            }
+        }
+    }
+    Ok(())
 }

@@ -189,6 +189,7 @@ macro_rules! pii_tests {
                 master_key_rotation_rewraps_keys_without_touching_events,
                 a_sealed_append_retried_with_its_key_replays,
                 personal_data_without_a_subject_is_refused,
+                publishing_personal_data_in_clear_is_refused,
             }
         }
     };

@@ -306,6 +306,57 @@ pub async fn a_sealed_append_retried_with_its_key_replays<B: PiiBackend>(backend
     assert_eq!(read_stream(&store, &stream("member-1")).await.len(), 1);
 }
 
+/// A publication copying a `#[pii]` value in clear is refused (the outbox and the broker would keep
+/// it beyond forgetting); one holding ids only goes out with its event.
+pub async fn publishing_personal_data_in_clear_is_refused<B: PiiBackend>(backend: B) {
+    use crate::outbox::Publication;
+    use crate::{InvalidAppend, Subject};
+    let store = backend.tenant(tenant("pii-publish"));
+    let event = registered("cust-1", "Ada", "ada@example.com");
+    let copied = Publication::new(
+        0,
+        Subject::new("test.registered").expect("subject"),
+        event.payload.as_bytes().to_vec(),
+    );
+    let refused = store
+        .append(
+            &stream("member-1"),
+            ExpectedVersion::Any,
+            vec![event.clone()],
+            AppendOptions::default().publish(copied),
+        )
+        .await;
+    assert!(
+        matches!(
+            &refused,
+            Err(StoreError::InvalidAppend {
+                reason: InvalidAppend::InvalidPublication { index: 0, .. },
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.stream_version(&stream("member-1")).await.expect("version"),
+        0,
+        "nothing written"
+    );
+    let ids_only = Publication::new(
+        0,
+        Subject::new("test.registered").expect("subject"),
+        br#"{"customer":"cust-1"}"#.to_vec(),
+    );
+    store
+        .append(
+            &stream("member-1"),
+            ExpectedVersion::Any,
+            vec![event],
+            AppendOptions::default().publish(ids_only),
+        )
+        .await
+        .expect("a publication of ids goes out");
+}
+
 /// A `#[pii]` field whose subject field is missing or not an id is refused; nothing is written.
 pub async fn personal_data_without_a_subject_is_refused<B: PiiBackend>(backend: B) {
     let store = backend.tenant(tenant("pii-bad"));
