@@ -19,7 +19,6 @@ GRANT SELECT, INSERT, UPDATE ON es.tenant_usage TO es_app;
 GRANT SELECT ON es.tenant_limits TO es_app;
 -- Personal data: keys are created and tombstoned, never deleted; the audit trail only grows.
 GRANT SELECT, INSERT, UPDATE ON es.pii_keys TO es_app;
-GRANT SELECT, INSERT ON es.pii_streams TO es_app;
 GRANT SELECT, INSERT ON es.pii_audit TO es_app;
 GRANT USAGE, SELECT ON SEQUENCE es.outbox_sequence_seq TO es_app;
 GRANT USAGE, SELECT ON SEQUENCE es.event_position_seq TO es_app;

@@ -1,7 +1,6 @@
-//! The in-memory key store: wrapped data keys, tombstones, subject-stream links and the audit
-//! trail, beside the tenants' logs (a forgetting removes snapshots and appends its event there).
+//! The in-memory key store: wrapped data keys, tombstones and the audit trail, beside the tenants' logs (a forgetting removes snapshots and appends its event there).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use es_core::pii::{
@@ -19,7 +18,6 @@ use crate::store::Inner;
 #[derive(Default)]
 pub(crate) struct KeyState {
     rows: HashMap<(TenantId, SubjectDigest), Row>,
-    links: HashMap<(TenantId, SubjectDigest), HashSet<StreamId>>,
     audit: Vec<(TenantId, AuditEntry)>,
 }
 
@@ -46,11 +44,6 @@ impl KeyState {
         for ((t, subject), row) in &self.rows {
             if t == tenant {
                 let _ = writeln!(text, "{subject} {:?}", row.stored());
-            }
-        }
-        for ((t, subject), streams) in &self.links {
-            if t == tenant {
-                let _ = writeln!(text, "{subject} {streams:?}");
             }
         }
         for (t, entry) in &self.audit {
@@ -91,7 +84,6 @@ impl KeyStore for MemoryKeys {
         &'a self,
         tenant: &'a TenantId,
         keys: &'a [(SubjectDigest, WrappedKey)],
-        links: &'a [(SubjectDigest, StreamId)],
     ) -> BoxFuture<'a, Result<Vec<(SubjectDigest, StoredKey)>, StoreError>> {
         let mut state = self.state().lock();
         let rows = keys
@@ -104,9 +96,6 @@ impl KeyStore for MemoryKeys {
                 (*subject, row.stored())
             })
             .collect();
-        for (subject, stream) in links {
-            state.links.entry((tenant.clone(), *subject)).or_default().insert(stream.clone());
-        }
         Box::pin(std::future::ready(Ok(rows)))
     }
 
@@ -190,7 +179,7 @@ impl MemoryKeys {
         let log = self.inner.log(tenant.clone());
         if let Some(Row::Forgotten(entry)) = state.rows.get(&key) {
             // Snapshots written since (by a process whose key cache still held the key) go too.
-            let snapshots_removed = drop_snapshots(&state, &key, &log);
+            let snapshots_removed = drop_snapshots(&key, &log);
             return Ok(ForgetOutcome {
                 first_time: false,
                 entry: entry.clone(),
@@ -213,25 +202,27 @@ impl MemoryKeys {
             reason: request.reason.clone(),
             at: es_core::event::recorded_now(),
         };
-        let snapshots_removed = drop_snapshots(&state, &key, &log);
+        let snapshots_removed = drop_snapshots(&key, &log);
         state.rows.insert(key, Row::Forgotten(entry.clone()));
         state.audit.push((tenant.clone(), entry.clone()));
         Ok(ForgetOutcome { first_time: true, entry, snapshots_removed })
     }
 }
 
-/// Removes the snapshots of the streams linked to a subject.
-fn drop_snapshots(
-    state: &KeyState,
-    key: &(TenantId, SubjectDigest),
-    log: &crate::tenant_log::TenantLog,
-) -> u64 {
+/// Removes the snapshots of the streams whose events hold the subject's sealed data (a scan:
+/// forgetting is rare, and appends keep no index for it).
+fn drop_snapshots(key: &(TenantId, SubjectDigest), log: &crate::tenant_log::TenantLog) -> u64 {
+    let digest = key.1.to_string();
+    let mut log_state = log.state.write();
+    let streams: std::collections::HashSet<StreamId> = log_state
+        .events
+        .iter()
+        .filter(|event| event.payload.as_str().contains(digest.as_str()))
+        .map(|event| event.stream_id.clone())
+        .collect();
     let mut removed = 0;
-    if let Some(streams) = state.links.get(key) {
-        let mut log_state = log.state.write();
-        for stream in streams {
-            removed += u64::from(log_state.snapshots.remove(stream).is_some());
-        }
+    for stream in &streams {
+        removed += u64::from(log_state.snapshots.remove(stream).is_some());
     }
     removed
 }

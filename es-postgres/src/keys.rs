@@ -1,6 +1,5 @@
-//! The key store of personal data in `pii_keys`, `pii_streams` and `pii_audit` (migration
-//! `20261201000001`): wrapped data keys, tombstones, the streams holding each subject's data, the
-//! audit trail. A forgetting is one transaction: tombstone, audit record, snapshot removal and its
+//! The key store of personal data in `pii_keys` and `pii_audit` (migrations `20261201000001`
+//! and `…03`): wrapped data keys, tombstones, the audit trail. A forgetting is one transaction: tombstone, audit record, snapshot removal and its
 //! `es.subject_forgotten` event commit together or not at all.
 
 use std::sync::Weak;
@@ -10,9 +9,7 @@ use es_core::pii::{
     AuditEntry, BoxFuture, ForgetOutcome, ForgetRequest, KeyStore, StaleKey, StoredKey,
     SubjectDigest, SubjectForgotten, WrappedKey,
 };
-use es_core::{
-    AppendOptions, AppendRequest, Event, ExpectedVersion, StoreError, StreamId, TenantId,
-};
+use es_core::{AppendOptions, AppendRequest, Event, ExpectedVersion, StoreError, TenantId};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -72,9 +69,12 @@ async fn drop_snapshots(
     tenant: &TenantId,
     subject: &[u8],
 ) -> Result<u64, StoreError> {
+    let digest = SubjectDigest::from_bytes(
+        subject.try_into().map_err(|_| StoreError::corrupt("a digest is 16 bytes"))?,
+    );
     let done = sqlx::query(sql::PII_DROP_SNAPSHOTS)
         .bind(tenant.as_str())
-        .bind(subject)
+        .bind(digest.to_string())
         .execute(tx)
         .await
         .map_err(|e| read_error("forget", e))?;
@@ -107,7 +107,6 @@ impl KeyStore for PgKeys {
         &'a self,
         tenant: &'a TenantId,
         keys: &'a [(SubjectDigest, WrappedKey)],
-        links: &'a [(SubjectDigest, StreamId)],
     ) -> BoxFuture<'a, Result<Vec<(SubjectDigest, StoredKey)>, StoreError>> {
         Box::pin(async move {
             let inner = self.inner()?;
@@ -116,8 +115,6 @@ impl KeyStore for PgKeys {
                 .bind(keys.iter().map(|(s, _)| s.as_bytes().to_vec()).collect::<Vec<_>>())
                 .bind(keys.iter().map(|(_, w)| w.master_key.as_str()).collect::<Vec<_>>())
                 .bind(keys.iter().map(|(_, w)| w.bytes.clone()).collect::<Vec<_>>())
-                .bind(links.iter().map(|(s, _)| s.as_bytes().to_vec()).collect::<Vec<_>>())
-                .bind(links.iter().map(|(_, stream)| stream.as_str()).collect::<Vec<_>>())
                 .fetch_all(&inner.pool)
                 .await
                 .map_err(|e| read_error("insert keys", e))?;

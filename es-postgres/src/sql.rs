@@ -388,14 +388,10 @@ pub(crate) const LOCK_HELD: &str = concat!(
 pub(crate) const PII_LOAD_KEYS: &str = "SELECT subject, master_key, wrapped FROM pii_keys \
              WHERE tenant = $1 AND subject = ANY($2)";
 
-/// Inserts new keys (the first writer wins) and links streams to subjects; returns the rows of
-/// the keys it inserted (a subject another writer inserted first is read back separately: its
-/// row is not in this statement's snapshot).
-pub(crate) const PII_INSERT_KEYS: &str = "WITH linked AS ( \
-               INSERT INTO pii_streams (tenant, subject, stream_id) \
-               SELECT $1, s, st FROM unnest($5::bytea[], $6::text[]) AS l(s, st) \
-               ON CONFLICT DO NOTHING) \
-             INSERT INTO pii_keys (tenant, subject, master_key, wrapped) \
+/// Inserts new keys (the first writer wins); returns the rows of the keys it inserted (a subject
+/// another writer inserted first is read back separately: its row is not in this statement's
+/// snapshot).
+pub(crate) const PII_INSERT_KEYS: &str = "INSERT INTO pii_keys (tenant, subject, master_key, wrapped) \
              SELECT $1, s, m, w FROM unnest($2::bytea[], $3::text[], $4::bytea[]) AS k(s, m, w) \
              ON CONFLICT DO NOTHING RETURNING subject, master_key, wrapped";
 
@@ -417,9 +413,12 @@ pub(crate) const PII_FIRST_AUDIT: &str = "SELECT subject, actor, reason, at FROM
 pub(crate) const PII_AUDIT_TRAIL: &str = "SELECT subject, actor, reason, at FROM pii_audit \
              WHERE tenant = $1 AND ($2::bytea IS NULL OR subject = $2) ORDER BY id LIMIT $3";
 
-/// Removes the snapshots of the streams holding a subject's data.
+/// Removes the snapshots of the streams whose events hold a subject's sealed data ($2: its
+/// digest in hex): a scan of the tenant's events, which forgetting (rare) pays instead of every
+/// append keeping an index.
 pub(crate) const PII_DROP_SNAPSHOTS: &str = "DELETE FROM snapshots WHERE tenant = $1 AND stream_id IN \
-             (SELECT stream_id FROM pii_streams WHERE tenant = $1 AND subject = $2)";
+             (SELECT DISTINCT stream_id FROM events WHERE tenant = $1 \
+              AND jsonb_path_exists(payload, '$.*.\"$pii\".s ? (@ == $d)', jsonb_build_object('d', $2::text)))";
 
 /// Live keys not wrapped by the current master key, all tenants.
 pub(crate) const PII_STALE_KEYS: &str = "SELECT tenant, subject, master_key, wrapped FROM pii_keys \

@@ -316,7 +316,6 @@ async fn least_privilege_role_can_append_but_not_rewrite() {
     // What sealing and forgetting do, the role may do.
     for statement in [
         "INSERT INTO pii_keys (tenant, subject, master_key, wrapped) VALUES ('app', '\\x000102030405060708090a0b0c0d0e0f', 'k', '\\x00')",
-        "INSERT INTO pii_streams VALUES ('app', '\\x000102030405060708090a0b0c0d0e0f', 's-1')",
         "UPDATE pii_keys SET master_key = NULL, wrapped = NULL, forgotten_at = now()",
         "INSERT INTO pii_audit (tenant, subject, actor, reason) VALUES ('app', '\\x00', 'a', 'r')",
         "DELETE FROM snapshots WHERE tenant = 'app'",

@@ -123,6 +123,11 @@ impl Payload {
         Self { bytes: Bytes::from(json), checked: true }
     }
 
+    /// The bytes, shared (a clone of the handle, not of the text).
+    pub(crate) fn shared_bytes(&self) -> Bytes {
+        self.bytes.clone()
+    }
+
     /// Checks the text against the rules of [`Payload::from_json`], unless it was built by a
     /// function that already did. Appends call it on every event (so every backend refuses the
     /// same payloads); it costs nothing for payloads built by `from_value` or `from_json`.

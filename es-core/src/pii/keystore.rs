@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{BoxFuture, SubjectDigest, WrappedKey};
-use crate::{StoreError, StreamId, TenantId};
+use crate::{StoreError, TenantId};
 
 /// A subject's row in the key store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,19 +78,19 @@ pub trait KeyStore: Send + Sync + 'static {
         subjects: &'a [SubjectDigest],
     ) -> BoxFuture<'a, Result<Vec<(SubjectDigest, StoredKey)>, StoreError>>;
 
-    /// Stores each key whose subject has no row yet, records that `links` streams hold the
-    /// subjects' data, and returns the row each subject of `keys` has now: the new key, or the
-    /// row that was there first (another writer's key, or a tombstone).
+    /// Stores each key whose subject has no row yet and returns the row each subject of `keys`
+    /// has now: the new key, or the row that was there first (another writer's key, or a
+    /// tombstone).
     fn insert_keys<'a>(
         &'a self,
         tenant: &'a TenantId,
         keys: &'a [(SubjectDigest, WrappedKey)],
-        links: &'a [(SubjectDigest, StreamId)],
     ) -> BoxFuture<'a, Result<Vec<(SubjectDigest, StoredKey)>, StoreError>>;
 
     /// Forgets a subject in one atomic step: its row becomes a tombstone (one is written even if
-    /// it had no key), the audit record is written, the snapshots of the streams linked to it are
-    /// removed and an [`SubjectForgotten`](super::SubjectForgotten) event is appended to the
+    /// it had no key), the audit record is written, the snapshots of the streams whose events
+    /// hold its sealed data are removed (found by a scan of the tenant's events: forgetting is
+    /// rare, appends are not, so no index of streams is kept on the append path) and an [`SubjectForgotten`](super::SubjectForgotten) event is appended to the
     /// stream `es.subject-{digest}`. A second call returns the first record and only removes the
     /// subject's snapshots again (written meanwhile by a process whose key cache held the key).
     fn forget<'a>(

@@ -157,6 +157,17 @@ mod tests {
     }
 
     #[test]
+    fn options_and_nested_values_read_back() {
+        let some: Pii<Option<String>> = serde_json::from_str(r#""a@example.com""#).unwrap();
+        assert_eq!(some, Pii::new(Some("a@example.com".to_owned())));
+        let none: Pii<Option<String>> = serde_json::from_str("null").unwrap();
+        assert_eq!(none, Pii::new(None));
+        let map: Pii<std::collections::BTreeMap<String, u8>> =
+            serde_json::from_str(r#"{"a":1}"#).unwrap();
+        assert_eq!(map.known().map(|m| m["a"]), Some(1));
+    }
+
+    #[test]
     fn debug_shows_no_value() {
         assert_eq!(format!("{:?}", Pii::new("secret")), "Pii(..)");
         assert_eq!(format!("{:?}", Pii::<u8>::Redacted), "Pii::Redacted");

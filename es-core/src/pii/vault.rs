@@ -36,8 +36,6 @@ pub struct Vault {
     keys: Arc<dyn KeyStore>,
     provider: Arc<dyn KeyProvider>,
     cache: Mutex<LruCache<(TenantId, SubjectDigest), Cached>>,
-    /// Streams known to be linked to a subject in the key store.
-    links: Mutex<LruCache<(TenantId, SubjectDigest, StreamId), ()>>,
     ttl: Duration,
 }
 
@@ -67,13 +65,7 @@ impl Vault {
     /// A vault over a backend's key store, with master keys from `provider`.
     pub fn new(keys: Arc<dyn KeyStore>, provider: Arc<dyn KeyProvider>) -> Self {
         let size = NonZeroUsize::new(CACHE_SIZE).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            keys,
-            provider,
-            cache: Mutex::new(LruCache::new(size)),
-            links: Mutex::new(LruCache::new(size)),
-            ttl: DEFAULT_CACHE_TTL,
-        }
+        Self { keys, provider, cache: Mutex::new(LruCache::new(size)), ttl: DEFAULT_CACHE_TTL }
     }
 
     /// Sets how long an unwrapped data key is trusted (see [`DEFAULT_CACHE_TTL`]).
@@ -107,7 +99,7 @@ impl Vault {
             return Ok(());
         }
         let subjects: BTreeSet<SubjectDigest> = work.iter().map(|w| w.subject).collect();
-        let ciphers = self.keys_for_write(tenant, stream, &subjects).await?;
+        let ciphers = self.keys_for_write(tenant, &subjects).await?;
         let mut by_event: BTreeMap<usize, Vec<&Work>> = BTreeMap::new();
         for item in &work {
             by_event.entry(item.event).or_default().push(item);
@@ -152,35 +144,45 @@ impl Vault {
         if sealed.is_empty() {
             return Ok(());
         }
+        // Each envelope is read once; the texts are shared bytes, so the parsed objects borrow
+        // them while the payloads are replaced below.
+        let texts: Vec<bytes::Bytes> =
+            sealed.iter().map(|payload| payload.shared_bytes()).collect();
+        let mut objects = Vec::with_capacity(texts.len());
         let mut subjects = BTreeSet::new();
-        for payload in &sealed {
-            let object = parse_stored(payload)?;
-            for (field, value) in &object.fields {
+        for text in &texts {
+            let object = parse_stored(text)?;
+            let mut fields = Vec::new();
+            for (at, (field, value)) in object.fields.iter().enumerate() {
                 if envelope::looks_sealed(value) {
-                    subjects.insert(envelope::read_sealed(value, field)?.subject);
+                    let opened = envelope::read_sealed(value, field)?;
+                    subjects.insert(opened.subject);
+                    fields.push((at, opened));
                 }
             }
+            objects.push((object, fields));
         }
         let keys = self.keys_for_read(tenant, &subjects).await?;
-        for payload in sealed {
-            let object = parse_stored(payload)?;
-            let mut replacements = BTreeMap::new();
-            for (at, (field, value)) in object.fields.iter().enumerate() {
-                if !envelope::looks_sealed(value) {
-                    continue;
-                }
-                let opened = envelope::read_sealed(value, field)?;
+        for ((object, fields), payload) in objects.iter().zip(sealed) {
+            let mut replacements = Vec::with_capacity(fields.len());
+            for (at, opened) in fields {
+                let field = &object.fields[*at].0;
                 let text = match &keys[&opened.subject] {
                     None => REDACTED_JSON.to_owned(),
                     Some(cipher) => {
                         let aad = envelope::associated_data(tenant, field, opened.subject);
-                        envelope::open(cipher, &aad, &opened, field)?
+                        envelope::open(cipher, &aad, opened, field)?
                     }
                 };
-                replacements.insert(at, text);
+                replacements.push((*at, text));
             }
-            let opened = object.write(|at| replacements.remove(&at));
-            *payload = Payload::from_stored(opened);
+            let rewritten = object.write(|at| {
+                replacements
+                    .iter()
+                    .position(|(i, _)| *i == at)
+                    .map(|i| std::mem::take(&mut replacements[i].1))
+            });
+            *payload = Payload::from_stored(rewritten);
         }
         Ok(())
     }
@@ -295,7 +297,6 @@ impl Vault {
     async fn keys_for_write(
         &self,
         tenant: &TenantId,
-        stream: &StreamId,
         subjects: &BTreeSet<SubjectDigest>,
     ) -> Result<BTreeMap<SubjectDigest, Arc<Aes256Gcm>>, StoreError> {
         let (mut found, mut missing) = self.cached(tenant, subjects);
@@ -305,27 +306,15 @@ impl Vault {
             }
             missing.retain(|subject| !found.contains_key(subject));
         }
-        let links: Vec<(SubjectDigest, StreamId)> = {
-            let known = self.links.lock();
-            subjects
-                .iter()
-                .filter(|s| !known.contains(&(tenant.clone(), **s, stream.clone())))
-                .map(|s| (*s, stream.clone()))
-                .collect()
-        };
-        if !missing.is_empty() || !links.is_empty() {
+        if !missing.is_empty() {
             let mut new = Vec::with_capacity(missing.len());
             for subject in &missing {
                 let key = DataKey::generate();
                 let wrapped = self.provider.wrap(&key_context(tenant, *subject), &key).await?;
                 new.push((*subject, wrapped));
             }
-            for (subject, row) in self.keys.insert_keys(tenant, &new, &links).await? {
+            for (subject, row) in self.keys.insert_keys(tenant, &new).await? {
                 found.insert(subject, self.remember(tenant, subject, row).await?);
-            }
-            let mut known = self.links.lock();
-            for (subject, stream) in links {
-                known.put((tenant.clone(), subject, stream), ());
             }
         }
         subjects
@@ -484,8 +473,8 @@ pub(crate) fn contains_sealed(payload: &Payload) -> bool {
     memchr::memmem::find(payload.as_bytes(), envelope::SEALED_MARK).is_some()
 }
 
-fn parse_stored(payload: &Payload) -> Result<Object<'_>, StoreError> {
-    Object::parse(payload.as_bytes()).ok().flatten().ok_or_else(|| {
+fn parse_stored(text: &[u8]) -> Result<Object<'_>, StoreError> {
+    Object::parse(text).ok().flatten().ok_or_else(|| {
         StoreError::corrupt("a stored payload holding sealed personal data is not a JSON object")
     })
 }
