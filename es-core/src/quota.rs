@@ -9,12 +9,15 @@
 //! ```
 //!
 //! Backends keep the usage and check it in the append's own atomic step. On PostgreSQL the usage
-//! is counted in sharded rows (one per server session, so concurrent writers of a tenant never
-//! wait on one counter) and checked against the sum of the committed rows: appends running at the
-//! same moment do not see each other, so a tenant can pass a limit by at most the events (streams,
-//! bytes) of the appends in flight at once (at most one batch per connection of every process).
-//! The rate is counted in one-second windows, with the same bound. The in-memory backend checks
-//! under the tenant's lock, exactly.
+//! of a tenant with limits is counted in sharded rows (one per server session, so concurrent
+//! writers of a tenant never wait on one counter) and checked against the sum of the committed
+//! rows: appends running at the same moment do not see each other, so a tenant can pass a limit
+//! by at most the events (streams, bytes) of the appends in flight at once (at most one batch per
+//! connection of every process). The rate is counted in one-second windows, with the same bound.
+//! Tenants without limits are not counted; while no tenant of a schema has limits the trigger is
+//! off and appends pay nothing (setting the first limits turns it on, removing the last turns it
+//! off: both need the owner of the `events` table, like migrations). Setting limits counts the
+//! stored events once; appends in flight at that moment may go uncounted (the same bound). The in-memory backend counts every tenant and checks under the tenant's lock, exactly.
 
 use std::fmt;
 use std::future::Future;

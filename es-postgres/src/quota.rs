@@ -39,18 +39,47 @@ fn tenant_usage(row: &PgRow) -> Result<TenantUsage, StoreError> {
 
 impl TenantQuotas for PgStore {
     async fn set_limits(&self, tenant: &TenantId, limits: Limits) -> Result<(), StoreError> {
-        let bound = |limit: Option<u64>| limit.map(bound_i64);
-        let query = if limits.is_none() {
-            sqlx::query(sql::REMOVE_LIMITS).bind(tenant.as_str())
-        } else {
-            sqlx::query(sql::SET_LIMITS)
+        let failed = |e| read_error("set limits", e);
+        if limits.is_none() {
+            let mut tx = self.pool().begin().await.map_err(failed)?;
+            sqlx::query(sql::REMOVE_LIMITS)
                 .bind(tenant.as_str())
-                .bind(bound(limits.events))
-                .bind(bound(limits.streams))
-                .bind(bound(limits.bytes))
-                .bind(bound(limits.events_per_second))
-        };
-        query.execute(self.pool()).await.map_err(|e| read_error("set limits", e))?;
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            sqlx::query(sql::DISABLE_USAGE_TRIGGER).execute(&mut *tx).await.map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+            return Ok(());
+        }
+        let bound = |limit: Option<u64>| limit.map(bound_i64);
+        let mut tx = self.pool().begin().await.map_err(failed)?;
+        let had_limits = sqlx::query(sql::LOCK_LIMITS)
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed)?
+            .is_some();
+        sqlx::query(sql::SET_LIMITS)
+            .bind(tenant.as_str())
+            .bind(bound(limits.events))
+            .bind(bound(limits.streams))
+            .bind(bound(limits.bytes))
+            .bind(bound(limits.events_per_second))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        if !had_limits {
+            // The trigger first: from this transaction's commit on, every append is counted.
+            sqlx::query(sql::ENABLE_USAGE_TRIGGER).execute(&mut *tx).await.map_err(failed)?;
+            // Usage is counted only under limits: count what is stored once, now. Appends
+            // committing while this runs may go uncounted (at most what is in flight).
+            sqlx::query(sql::COUNT_USAGE)
+                .bind(tenant.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)?;
         Ok(())
     }
 

@@ -433,13 +433,36 @@ pub(crate) const SET_LIMITS: &str = "INSERT INTO tenant_limits (tenant, max_even
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant) DO UPDATE SET max_events = $2, max_streams = $3, \
              max_bytes = $4, max_events_per_second = $5, updated_at = now()";
 
-/// Removes a tenant's limits.
-pub(crate) const REMOVE_LIMITS: &str = "DELETE FROM tenant_limits WHERE tenant = $1";
+/// Removes a tenant's limits (and its counters: usage is counted only under limits).
+pub(crate) const REMOVE_LIMITS: &str = "WITH gone AS (DELETE FROM tenant_limits WHERE tenant = $1) \
+             DELETE FROM tenant_usage WHERE tenant = $1";
+
+/// Counts a tenant's stored events into its counters when it gets limits (none before); one
+/// statement with the limits' insert, so appends committing after it are counted by the trigger.
+pub(crate) const COUNT_USAGE: &str = "INSERT INTO tenant_usage (tenant, shard, events, streams, bytes) \
+             SELECT $1, -1, count(*), count(*) FILTER (WHERE stream_version = 1), \
+             coalesce(sum(octet_length(payload::text)), 0) FROM events WHERE tenant = $1 \
+             ON CONFLICT (tenant, shard) DO NOTHING";
+
+/// Turns the usage trigger on (some tenant has limits) or off (none has); needs the owner of
+/// `events`.
+pub(crate) const ENABLE_USAGE_TRIGGER: &str =
+    "ALTER TABLE events ENABLE TRIGGER events_count_usage";
+/// See [`ENABLE_USAGE_TRIGGER`].
+pub(crate) const DISABLE_USAGE_TRIGGER: &str = "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM tenant_limits) THEN ALTER TABLE events DISABLE TRIGGER events_count_usage; END IF; END $$";
+
+/// A tenant's limits row, locked (whether it has limits now).
+pub(crate) const LOCK_LIMITS: &str =
+    "SELECT tenant FROM tenant_limits WHERE tenant = $1 FOR UPDATE";
 
 /// Usage and limits of every tenant with events or limits ($1 NULL), or of one.
-pub(crate) const TENANTS_USAGE: &str = "WITH usage AS (SELECT tenant, sum(events)::bigint AS events, \
+pub(crate) const TENANTS_USAGE: &str = "WITH counted AS (SELECT tenant, sum(events)::bigint AS events, \
              sum(streams)::bigint AS streams, sum(bytes)::bigint AS bytes FROM tenant_usage \
-             WHERE $1::text IS NULL OR tenant = $1 GROUP BY tenant) \
+             WHERE $1::text IS NULL OR tenant = $1 GROUP BY tenant), \
+             scanned AS (SELECT tenant, count(*)::bigint AS events, count(DISTINCT stream_id)::bigint AS streams, \
+             coalesce(sum(octet_length(payload::text)), 0)::bigint AS bytes FROM events \
+             WHERE ($1::text IS NULL OR tenant = $1) AND tenant NOT IN (SELECT tenant FROM counted) GROUP BY tenant), \
+             usage AS (SELECT * FROM counted UNION ALL SELECT * FROM scanned) \
              SELECT coalesce(u.tenant, l.tenant) AS tenant, coalesce(u.events, 0) AS events, \
              coalesce(u.streams, 0) AS streams, coalesce(u.bytes, 0) AS bytes, l.max_events, l.max_streams, \
              l.max_bytes, l.max_events_per_second \
