@@ -38,3 +38,36 @@ async fn fresh_backend() -> Memory {
 }
 
 es_core::pii_tests!(fresh_backend);
+
+/// What the store keeps for one tenant holds that tenant's key rows and audit trail only.
+#[tokio::test]
+async fn a_tenants_stored_text_holds_no_other_tenants_keys() {
+    use es_core::pii::{PersonalData, SubjectDigest};
+    use es_core::{
+        AppendOptions, EventData, EventStore, ExpectedVersion, Payload, PiiField, PiiSubject,
+        StreamId,
+    };
+    const FIELDS: &[PiiField] = &[PiiField { field: "email", subject: PiiSubject::Stream }];
+    let backend = MemoryStore::new();
+    let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
+    for tenant in [&a, &b] {
+        let payload =
+            Payload::from_value(&serde_json::json!({ "email": "x@example.com" })).unwrap();
+        let event = EventData::new("test.registered".parse().unwrap(), payload).with_pii(FIELDS);
+        let store = backend.tenant(tenant.clone());
+        store
+            .append(
+                &StreamId::new("member-1").unwrap(),
+                ExpectedVersion::Any,
+                vec![event],
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let text = backend.stored_text(&a);
+    assert!(text.contains(&SubjectDigest::of(&a, "member-1").to_string()), "{text}");
+    assert!(!text.contains(&SubjectDigest::of(&b, "member-1").to_string()), "{text}");
+    backend.tenant(b.clone()).forget("member-1", "ticket", "op").await.unwrap();
+    assert!(!backend.stored_text(&a).contains("ticket"), "another tenant's audit trail");
+}
