@@ -19,13 +19,8 @@ CREATE TABLE pii_keys (
 -- Rotation walks the keys not wrapped by the current master key.
 CREATE INDEX pii_keys_master_key ON pii_keys (master_key) WHERE master_key IS NOT NULL;
 
--- Which streams hold a subject's sealed data: forgetting removes their snapshots.
-CREATE TABLE pii_streams (
-    tenant     text  NOT NULL,
-    subject    bytea NOT NULL,
-    stream_id  text  NOT NULL,
-    PRIMARY KEY (tenant, subject, stream_id)
-);
+-- Which streams hold a subject's data is not recorded on the append path: forgetting (rare)
+-- finds them by scanning the tenant's events.
 
 -- The audit trail: who forgot which subject (by digest), when, why.
 CREATE TABLE pii_audit (

@@ -1,6 +1,7 @@
-//! The key store of personal data in `pii_keys` and `pii_audit` (migrations `20261201000001`
-//! and `…03`): wrapped data keys, tombstones, the audit trail. A forgetting is one transaction: tombstone, audit record, snapshot removal and its
-//! `es.subject_forgotten` event commit together or not at all.
+//! The key store of personal data in `pii_keys` and `pii_audit` (migration `20261201000001`):
+//! wrapped data keys, tombstones, the audit trail. A forgetting is one transaction: tombstone,
+//! audit record, snapshot removal and its `es.subject_forgotten` event commit together or not at
+//! all.
 
 use std::sync::Weak;
 
@@ -67,11 +68,8 @@ fn audit_entry(row: &PgRow) -> Result<AuditEntry, StoreError> {
 async fn drop_snapshots(
     tx: &mut sqlx::PgConnection,
     tenant: &TenantId,
-    subject: &[u8],
+    digest: SubjectDigest,
 ) -> Result<u64, StoreError> {
-    let digest = SubjectDigest::from_bytes(
-        subject.try_into().map_err(|_| StoreError::corrupt("a digest is 16 bytes"))?,
-    );
     let done = sqlx::query(sql::PII_DROP_SNAPSHOTS)
         .bind(tenant.as_str())
         .bind(digest.to_string())
@@ -162,7 +160,7 @@ impl KeyStore for PgKeys {
                         ))
                     })?;
                 // Snapshots written since (by a process whose key cache still held the key) go too.
-                let removed = drop_snapshots(&mut tx, tenant, &subject).await?;
+                let removed = drop_snapshots(&mut tx, tenant, request.digest).await?;
                 tx.commit().await.map_err(failed)?;
                 return Ok(ForgetOutcome {
                     first_time: false,
@@ -185,7 +183,7 @@ impl KeyStore for PgKeys {
                 .execute(&mut *tx)
                 .await
                 .map_err(failed)?;
-            let removed = drop_snapshots(&mut tx, tenant, &subject).await?;
+            let removed = drop_snapshots(&mut tx, tenant, request.digest).await?;
             let event = SubjectForgotten { subject: request.subject.clone() }
                 .to_event_data()
                 .map_err(|e| StoreError::corrupt(e.to_string()))?;

@@ -27,6 +27,11 @@ pub fn database_url() -> String {
 /// it outside tests.
 pub const TEST_MASTER_KEYS: &str = "test:ZXMtcG9zdGdyZXMgdGVzdCBrZXk7IG5vdCBzZWNyZXQ=";
 
+/// [`TEST_MASTER_KEYS`], parsed.
+pub fn test_master_keys() -> MasterKeys {
+    MasterKeys::parse(TEST_MASTER_KEYS).expect("TEST_MASTER_KEYS is a valid configuration")
+}
+
 /// A store on its own schema, dropped when the last clone goes. It seals personal data with
 /// [`TEST_MASTER_KEYS`].
 #[derive(Clone, Debug)]
@@ -55,7 +60,7 @@ impl FreshSchema {
             .schema(&schema)
             .expect("valid schema name")
             .max_connections(12)
-            .master_keys(MasterKeys::parse(TEST_MASTER_KEYS).expect("valid test keys"));
+            .master_keys(test_master_keys());
         let store = PgStore::connect_with(configure(options)).await.expect("connect to PostgreSQL");
         let fresh = Self { store, guard: Arc::new(SchemaGuard { schema }) };
         fresh.store.migrate().await.expect("migrate");
@@ -247,7 +252,7 @@ impl PrivateCluster {
             .max_connections(8)
             .acquire_timeout(std::time::Duration::from_secs(2))
             .poll_interval(std::time::Duration::from_millis(100))
-            .master_keys(MasterKeys::parse(TEST_MASTER_KEYS).expect("valid test keys"));
+            .master_keys(test_master_keys());
         let store = PgStore::connect_with(options).await.expect("connect to the private cluster");
         store.migrate().await.expect("migrate");
         store

@@ -265,20 +265,16 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(if remaining == 0 { ExitCode::SUCCESS } else { ExitCode::from(CHECK_FAILED) })
         }
         Command::Snapshots(Snapshots::Verify) => verify(&store).await,
-        command @ (Command::Subjects(_) | Command::Tenants(_) | Command::Keys(Keys::Rotate)) => {
-            operate(&backend, &store, command).await
-        }
+        Command::Subjects(command) => subjects(&store, command).await,
+        Command::Tenants(command) => tenants(&backend, command).await,
+        Command::Keys(Keys::Rotate) => rotate(&backend).await,
     }
 }
 
-/// The subjects, tenants and keys commands.
-async fn operate(
-    backend: &PgStore,
-    store: &PgTenantStore,
-    command: Command,
-) -> Result<ExitCode, Failure> {
+/// `subjects forget|audit`.
+async fn subjects(store: &PgTenantStore, command: Subjects) -> Result<ExitCode, Failure> {
     match command {
-        Command::Subjects(Subjects::Forget { account, reason, actor }) => {
+        Subjects::Forget { account, reason, actor } => {
             let stream = StreamId::in_category("account", &account)?;
             if store.stream_version(&stream).await? == 0 {
                 eprintln!("bank-admin: no account {account:?}");
@@ -296,7 +292,7 @@ async fn operate(
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Subjects(Subjects::Audit { account }) => {
+        Subjects::Audit { account } => {
             let subject = account.map(|id| format!("account-{id}"));
             let trail = store.audit_trail(subject.as_deref(), 10_000).await?;
             for entry in &trail {
@@ -305,7 +301,13 @@ async fn operate(
             println!("{} forgotten subjects", trail.len());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tenants(Tenants::List) => {
+    }
+}
+
+/// `tenants list|set-limits`.
+async fn tenants(backend: &PgStore, command: Tenants) -> Result<ExitCode, Failure> {
+    match command {
+        Tenants::List => {
             let limit =
                 |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
             println!(
@@ -328,31 +330,23 @@ async fn operate(
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tenants(Tenants::SetLimits {
-            tenant,
-            events,
-            streams,
-            bytes,
-            events_per_second,
-        }) => {
+        Tenants::SetLimits { tenant, events, streams, bytes, events_per_second } => {
             let limits = Limits { events, streams, bytes, events_per_second };
             backend.set_limits(&tenant, limits).await?;
             println!("{tenant}: limits {limits:?}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys(Keys::Rotate) => {
-            let vault = backend
-                .vault()
-                .ok_or("set BANK_MASTER_KEYS: the current key first, then the previous ones")?;
-            let rewrapped = vault.rotate(500).await?;
-            println!(
-                "{rewrapped} data keys rewrapped with master key {}",
-                vault.current_master_key()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        _ => unreachable!("dispatched by run"),
     }
+}
+
+/// `keys rotate`.
+async fn rotate(backend: &PgStore) -> Result<ExitCode, Failure> {
+    let vault = backend
+        .vault()
+        .ok_or("set BANK_MASTER_KEYS: the current key first, then the previous ones")?;
+    let rewrapped = vault.rotate(500).await?;
+    println!("{rewrapped} data keys rewrapped with master key {}", vault.current_master_key());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn process(
