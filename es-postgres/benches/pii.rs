@@ -8,6 +8,9 @@
 //!    2,000) per side; rounds alternate which side goes first; prints events/s and the ratio.
 //! 2. **`read_all` + decode**: `BENCH_EVENTS` (default 20,000) events of each kind, read through
 //!    the global log and decoded into their types (the sealed ones opened, cache warm).
+//!
+//! `BENCH_BACKEND=memory` or `postgres` runs one side only (`memory` under callgrind compares the
+//! CPU paths: `valgrind --tool=callgrind target/release/deps/pii-…`).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -163,8 +166,14 @@ async fn compare<B: MultiTenantStore>(backend: &B, name: &str) {
 
 #[tokio::main]
 async fn main() {
-    let memory = es_memory::MemoryStore::new();
-    compare(&memory, "memory").await;
+    let only = std::env::var("BENCH_BACKEND").ok();
+    if only.as_deref() != Some("postgres") {
+        let memory = es_memory::MemoryStore::new();
+        compare(&memory, "memory").await;
+    }
+    if only.as_deref() == Some("memory") {
+        return;
+    }
     let bench =
         BenchSchema::new("es_bench_pii", |options| options.master_keys(MasterKeys::ephemeral()))
             .await;

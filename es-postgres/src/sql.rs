@@ -418,7 +418,7 @@ pub(crate) const PII_AUDIT_TRAIL: &str = "SELECT subject, actor, reason, at FROM
 /// append keeping an index.
 pub(crate) const PII_DROP_SNAPSHOTS: &str = "DELETE FROM snapshots WHERE tenant = $1 AND stream_id IN \
              (SELECT DISTINCT stream_id FROM events WHERE tenant = $1 \
-              AND jsonb_path_exists(payload, '$.*.\"$pii\".s ? (@ == $d)', jsonb_build_object('d', $2::text)))";
+              AND jsonb_path_exists(payload, '$.*.\"$pii\" ? (@ starts with $d)', jsonb_build_object('d', '1.' || $2::text)))";
 
 /// Live keys not wrapped by the current master key, all tenants.
 pub(crate) const PII_STALE_KEYS: &str = "SELECT tenant, subject, master_key, wrapped FROM pii_keys \

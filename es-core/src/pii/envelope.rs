@@ -1,26 +1,41 @@
-//! The stored form of a sealed field, and the shallow JSON rewrite that seals and opens payloads.
+//! The stored form of a sealed field, and the splicing that seals and opens payloads.
 //!
-//! A sealed field holds `{"$pii":{"v":1,"s":"<subject digest>","n":"<nonce>","c":"<ciphertext>"}}`
-//! (base64 nonce and ciphertext-with-tag of the field's JSON text under AES-256-GCM); a redacted
-//! one holds `{"$redacted":true}`. Only top-level fields are rewritten, and the other fields'
-//! JSON text is copied as it is, never parsed into a tree.
+//! A sealed field holds `{"$pii":"1.<subject digest>.<sealed>"}`: the format's version, the
+//! subject's digest in hex, and base64 of the nonce, the ciphertext and the tag of the field's
+//! JSON text under AES-256-GCM. A redacted field holds `{"$redacted":true}`. The name `"$pii"` is
+//! reserved (appends refuse payloads holding it), so reads find envelopes with a substring search
+//! instead of parsing payloads; sealing and opening splice, and the rest of a payload is copied
+//! byte for byte.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, Payload as AeadPayload};
+use aes_gcm::aead::AeadInPlace;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
+use memchr::memmem::Finder;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::keys::NONCE_LEN;
 use super::{PiiError, SubjectDigest};
 use crate::TenantId;
 
-/// What a payload holding a sealed field contains; found with one substring search.
+/// The reserved name every envelope starts with; found with one substring search.
 pub(crate) const SEALED_MARK: &[u8] = b"\"$pii\"";
+
+/// The search for [`SEALED_MARK`], built once (building a searcher costs more than a search).
+static SEALED_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(SEALED_MARK));
+
+/// The search for a `\u` escape, built once.
+static ESCAPE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
+
+/// Whether a payload holds a sealed field (one substring search).
+pub(crate) fn contains_sealed(json: &[u8]) -> bool {
+    SEALED_FINDER.find(json).is_some()
+}
 
 /// The JSON of a redacted field.
 pub(crate) const REDACTED_JSON: &str = r#"{"$redacted":true}"#;
@@ -70,64 +85,15 @@ impl<'a> Object<'a> {
     pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
         self.fields.iter().find(|(key, _)| key == name).map(|(_, value)| *value)
     }
-
-    /// The object again, with the values `replace` returns for some fields.
-    pub(crate) fn write(&self, mut replace: impl FnMut(usize) -> Option<String>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            self.fields.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum::<usize>() + 64,
-        );
-        out.push(b'{');
-        for (i, (key, value)) in self.fields.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            // Keys are written as JSON strings again: escapes were undone when they were read.
-            serde_json::to_writer(&mut out, key)
-                .unwrap_or_else(|_| unreachable!("a string serializes"));
-            out.push(b':');
-            match replace(i) {
-                Some(text) => out.extend_from_slice(text.as_bytes()),
-                None => out.extend_from_slice(value.get().as_bytes()),
-            }
-        }
-        out.push(b'}');
-        out
-    }
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Sealed<'a> {
-    #[serde(rename = "$pii", borrow)]
-    pii: Envelope<'a>,
-}
+/// The envelope's text before the digest: the reserved key and the format's version.
+const ENVELOPE_START: &[u8] = br#"{"$pii":"1."#;
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
-    v: u8,
-    #[serde(borrow)]
-    s: Cow<'a, str>,
-    #[serde(borrow)]
-    n: Cow<'a, str>,
-    #[serde(borrow)]
-    c: Cow<'a, str>,
-}
+/// Length of the AES-GCM tag at the end of a sealed value.
+const TAG_LEN: usize = 16;
 
-/// A sealed field, read.
-pub(crate) struct Opened {
-    pub(crate) subject: SubjectDigest,
-    nonce: [u8; NONCE_LEN],
-    ciphertext: Vec<u8>,
-}
-
-/// Whether a field's value looks sealed (then [`read_sealed`] tells for sure).
-pub(crate) fn looks_sealed(value: &RawValue) -> bool {
-    let text = value.get().as_bytes();
-    text.first() == Some(&b'{') && memchr::memmem::find(text, SEALED_MARK).is_some()
-}
-
-/// Whether a field holds the redacted marker.
+/// Whether a field's value holds the redacted marker.
 pub(crate) fn is_redacted(value: &RawValue) -> bool {
     let text = value.get();
     text.starts_with('{')
@@ -139,78 +105,186 @@ pub(crate) fn is_redacted(value: &RawValue) -> bool {
         })
 }
 
-/// Reads a sealed field's envelope.
-pub(crate) fn read_sealed(value: &RawValue, field: &str) -> Result<Opened, PiiError> {
-    let malformed = |reason: &str| PiiError::MalformedEnvelope {
-        field: field.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let sealed: Sealed<'_> =
-        serde_json::from_str(value.get()).map_err(|error| malformed(&error.to_string()))?;
-    let envelope = sealed.pii;
-    if envelope.v != 1 {
-        return Err(malformed(&format!("unknown envelope version {}", envelope.v)));
+/// Whether a payload holds the reserved name `"$pii"` anywhere (as a key or a string), also
+/// when written with `\u` escapes (jsonb stores such text unescaped). Only the vault writes it.
+pub(crate) fn holds_reserved_name(json: &[u8]) -> bool {
+    if contains_sealed(json) {
+        return true;
     }
-    let subject = envelope.s.parse().map_err(|_| malformed("the subject is not a digest"))?;
-    let nonce = STANDARD_NO_PAD
-        .decode(envelope.n.as_bytes())
-        .ok()
-        .and_then(|bytes| <[u8; NONCE_LEN]>::try_from(bytes).ok())
-        .ok_or_else(|| malformed("the nonce is not 12 bytes of base64"))?;
-    let ciphertext = STANDARD_NO_PAD
-        .decode(envelope.c.as_bytes())
-        .map_err(|_| malformed("the ciphertext is not base64"))?;
-    Ok(Opened { subject, nonce, ciphertext })
+    // An escaped spelling needs a `\u` escape; only then is the text parsed.
+    ESCAPE_FINDER.find(json).is_some()
+        && serde_json::from_slice::<serde_json::Value>(json)
+            .is_ok_and(|value| names_reserved(&value))
+}
+
+fn names_reserved(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text == "$pii",
+        Value::Array(items) => items.iter().any(names_reserved),
+        Value::Object(map) => map.iter().any(|(key, value)| key == "$pii" || names_reserved(value)),
+        _ => false,
+    }
 }
 
 /// The authenticated data of a sealed field: it binds the ciphertext to its tenant, field and
-/// subject, so a value moved to another field, subject or tenant does not open.
-pub(crate) fn associated_data(tenant: &TenantId, field: &str, subject: SubjectDigest) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(tenant.as_str().len() + field.len() + 18);
+/// subject, so a value moved to another field, subject or tenant does not open. Written into
+/// `aad` (cleared first), a buffer reused across fields.
+pub(crate) fn associated_data(
+    aad: &mut Vec<u8>,
+    tenant: &TenantId,
+    field: &str,
+    subject: SubjectDigest,
+) {
+    aad.clear();
     aad.extend_from_slice(tenant.as_str().as_bytes());
     aad.push(0);
     aad.extend_from_slice(field.as_bytes());
     aad.push(0);
     aad.extend_from_slice(subject.as_bytes());
-    aad
 }
 
-/// Seals a field's JSON text; returns the envelope's JSON text.
-pub(crate) fn seal(
+/// Seals a field's JSON text and appends the envelope's JSON text to `out`.
+pub(crate) fn seal_into(
+    out: &mut Vec<u8>,
     cipher: &Aes256Gcm,
     aad: &[u8],
     subject: SubjectDigest,
-    plaintext: &str,
-) -> Result<String, PiiError> {
+    plaintext: &[u8],
+) -> Result<(), PiiError> {
+    let mut sealed = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     let mut nonce = [0; NONCE_LEN];
     rand::rng().fill_bytes(&mut nonce);
-    let ciphertext = cipher
-        .encrypt((&nonce).into(), AeadPayload { msg: plaintext.as_bytes(), aad })
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_in_place_detached((&nonce).into(), aad, &mut sealed[NONCE_LEN..])
         .map_err(|_| PiiError::Provider("AES-GCM refused to seal a value".to_owned()))?;
-    let sealed = Sealed {
-        pii: Envelope {
-            v: 1,
-            s: Cow::Owned(subject.to_string()),
-            n: Cow::Owned(STANDARD_NO_PAD.encode(nonce)),
-            c: Cow::Owned(STANDARD_NO_PAD.encode(ciphertext)),
-        },
-    };
-    serde_json::to_string(&sealed).map_err(|error| PiiError::Provider(error.to_string()))
+    sealed.extend_from_slice(&tag);
+    out.extend_from_slice(ENVELOPE_START);
+    subject.write_hex(out);
+    out.push(b'.');
+    let at = out.len();
+    out.resize(at + base64::encoded_len(sealed.len(), false).unwrap_or(0), 0);
+    let written = STANDARD_NO_PAD
+        .encode_slice(&sealed, &mut out[at..])
+        .map_err(|error| PiiError::Provider(error.to_string()))?;
+    out.truncate(at + written);
+    out.extend_from_slice(b"\"}");
+    Ok(())
 }
 
-/// Opens a sealed field; returns its JSON text.
-pub(crate) fn open(
+/// A sealed field found in a stored payload: where its envelope is, which field and subject.
+pub(crate) struct Found<'a> {
+    /// Offset of the envelope's `{`.
+    pub(crate) start: usize,
+    /// Offset just past the envelope's `}`.
+    pub(crate) end: usize,
+    pub(crate) field: Cow<'a, str>,
+    pub(crate) subject: SubjectDigest,
+    /// Base64 of nonce, ciphertext and tag.
+    sealed: &'a [u8],
+}
+
+/// Finds every envelope of a stored payload, in order. The name `"$pii"` is reserved (appends
+/// refuse it), so each occurrence is an envelope; one that is not well formed is an error, never
+/// skipped. Tolerates the spacing jsonb adds (`{"$pii": "…"}`).
+pub(crate) fn find_sealed<'a>(text: &'a [u8], out: &mut Vec<Found<'a>>) -> Result<(), PiiError> {
+    for mark in SEALED_FINDER.find_iter(text) {
+        let malformed = |field: &str, reason: &str| PiiError::MalformedEnvelope {
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let start = skip_back(text, mark)
+            .filter(|&at| text[at] == b'{')
+            .ok_or_else(|| malformed("?", "`$pii` is not the key of an envelope"))?;
+        let field = field_of(text, start)
+            .ok_or_else(|| malformed("?", "the envelope is not the value of a field"))?;
+        let parsed = parse_envelope(text, mark + SEALED_MARK.len());
+        let (subject, sealed, end) = parsed.map_err(|reason| malformed(&field, reason))?;
+        out.push(Found { start, end, field, subject, sealed });
+    }
+    Ok(())
+}
+
+/// The offset of the last non-space byte before `at`.
+fn skip_back(text: &[u8], at: usize) -> Option<usize> {
+    text[..at].iter().rposition(|b| !b.is_ascii_whitespace())
+}
+
+/// The offset of the first non-space byte from `at`.
+fn skip_forward(text: &[u8], at: usize) -> Option<usize> {
+    text.get(at..)?.iter().position(|b| !b.is_ascii_whitespace()).map(|offset| at + offset)
+}
+
+/// The name of the field whose value starts at `value` (`"name" : <value>`). A key without
+/// escapes is read backwards in place; one with escapes is read by parsing the object.
+fn field_of(text: &[u8], value: usize) -> Option<Cow<'_, str>> {
+    let colon = skip_back(text, value).filter(|&at| text[at] == b':')?;
+    let close = skip_back(text, colon).filter(|&at| text[at] == b'"')?;
+    let open = memchr::memrchr(b'"', &text[..close])?;
+    let key = &text[open + 1..close];
+    if memchr::memchr(b'\\', key).is_none() && (open == 0 || text[open - 1] != b'\\') {
+        return std::str::from_utf8(key).ok().map(Cow::Borrowed);
+    }
+    let object = Object::parse(text).ok().flatten()?;
+    let at = |raw: &RawValue| raw.get().as_ptr() as usize - text.as_ptr() as usize;
+    object.fields.into_iter().find(|(_, raw)| at(raw) == value).map(|(key, _)| key)
+}
+
+/// Reads `: "1.<digest>.<sealed>" }` from `at`; returns the digest, the sealed text and the
+/// offset past the `}`.
+fn parse_envelope(text: &[u8], at: usize) -> Result<(SubjectDigest, &[u8], usize), &'static str> {
+    let expect = |at: Option<usize>, byte: u8| at.filter(|&at| text[at] == byte);
+    let colon = expect(skip_forward(text, at), b':').ok_or("no `:` after `$pii`")?;
+    let quote =
+        expect(skip_forward(text, colon + 1), b'"').ok_or("the envelope is not a string")?;
+    let len = memchr::memchr(b'"', &text[quote + 1..]).ok_or("the envelope string never ends")?;
+    let content = &text[quote + 1..quote + 1 + len];
+    let end = expect(skip_forward(text, quote + len + 2), b'}')
+        .ok_or("the envelope holds more than `$pii`")?;
+    let rest = content.strip_prefix(b"1.").ok_or("unknown envelope version")?;
+    let (digest, sealed) = rest.split_at_checked(32).ok_or("the envelope is too short")?;
+    let subject = std::str::from_utf8(digest)
+        .ok()
+        .and_then(|digest| digest.parse().ok())
+        .ok_or("the subject is not a digest")?;
+    let sealed = sealed.strip_prefix(b".").ok_or("no `.` after the subject")?;
+    Ok((subject, sealed, end + 1))
+}
+
+/// Opens a found envelope and appends the field's JSON text to `out`. `scratch` is a buffer
+/// reused across fields.
+pub(crate) fn open_into(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
     cipher: &Aes256Gcm,
     aad: &[u8],
-    sealed: &Opened,
-    field: &str,
-) -> Result<String, PiiError> {
-    let tampered = || PiiError::Tampered { subject: sealed.subject, field: field.to_owned() };
-    let plain = cipher
-        .decrypt((&sealed.nonce).into(), AeadPayload { msg: &sealed.ciphertext, aad })
+    found: &Found<'_>,
+) -> Result<(), PiiError> {
+    let malformed = |reason: &str| PiiError::MalformedEnvelope {
+        field: found.field.clone().into_owned(),
+        reason: reason.to_owned(),
+    };
+    let tampered = || PiiError::Tampered { subject: found.subject, field: found.field.to_string() };
+    scratch.clear();
+    scratch.resize(found.sealed.len() * 3 / 4 + 3, 0);
+    let len = STANDARD_NO_PAD
+        .decode_slice(found.sealed, scratch)
+        .map_err(|_| malformed("the sealed value is not base64"))?;
+    scratch.truncate(len);
+    if len < NONCE_LEN + TAG_LEN {
+        return Err(malformed("the sealed value is too short"));
+    }
+    let (nonce, rest) = scratch.split_at_mut(NONCE_LEN);
+    let (message, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+    cipher
+        .decrypt_in_place_detached((&*nonce).into(), aad, message, (&*tag).into())
         .map_err(|_| tampered())?;
-    // Authenticated: these are the bytes that were sealed, one JSON value.
-    String::from_utf8(plain).map_err(|_| tampered())
+    // Authenticated: these are the bytes that were sealed, one JSON value's text.
+    std::str::from_utf8(message).map_err(|_| tampered())?;
+    out.extend_from_slice(message);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -218,15 +292,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rewriting_keeps_other_fields_byte_for_byte() {
+    fn objects_are_read_shallowly() {
         let json = br#"{"a" : [1, 2.50], "b\"q":"x", "c":{"d":null}}"#;
         let object = Object::parse(json).unwrap().unwrap();
         assert_eq!(object.get("b\"q").unwrap().get(), r#""x""#);
-        let out = object.write(|i| (i == 1).then(|| "7".to_owned()));
-        assert_eq!(
-            std::str::from_utf8(&out).unwrap(),
-            r#"{"a":[1, 2.50],"b\"q":7,"c":{"d":null}}"#
-        );
+        assert_eq!(object.get("a").unwrap().get(), "[1, 2.50]");
         assert!(Object::parse(b" [1]").unwrap().is_none());
         assert!(Object::parse(b"{").is_err());
     }
@@ -237,5 +307,89 @@ mod tests {
             Object::parse(br#"{"a":{"$redacted": true},"b":{"$redacted":1}}"#).unwrap().unwrap();
         assert!(is_redacted(parsed.fields[0].1));
         assert!(!is_redacted(parsed.fields[1].1));
+    }
+
+    fn cipher() -> Aes256Gcm {
+        super::super::DataKey::from_bytes([7; 32]).cipher()
+    }
+
+    /// Seals `value` as field `field` of a payload, the way the vault does.
+    fn sealed_payload(prefix: &str, field: &str, value: &str, suffix: &str) -> Vec<u8> {
+        let tenant = TenantId::new("acme").unwrap();
+        let subject = SubjectDigest::of(&tenant, "s-1");
+        let mut aad = Vec::new();
+        associated_data(&mut aad, &tenant, field, subject);
+        let mut out = prefix.as_bytes().to_vec();
+        seal_into(&mut out, &cipher(), &aad, subject, value.as_bytes()).unwrap();
+        out.extend_from_slice(suffix.as_bytes());
+        out
+    }
+
+    fn open_all(text: &[u8]) -> Result<String, PiiError> {
+        let tenant = TenantId::new("acme").unwrap();
+        let mut found = Vec::new();
+        find_sealed(text, &mut found)?;
+        let (mut out, mut at, mut aad, mut scratch) = (Vec::new(), 0, Vec::new(), Vec::new());
+        for item in &found {
+            out.extend_from_slice(&text[at..item.start]);
+            associated_data(&mut aad, &tenant, &item.field, item.subject);
+            open_into(&mut out, &mut scratch, &cipher(), &aad, item)?;
+            at = item.end;
+        }
+        out.extend_from_slice(&text[at..]);
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_sealed_field_opens_back_byte_for_byte() {
+        let text = sealed_payload(r#"{"id":1,"email":"#, "email", r#""ada@example.com""#, "}");
+        assert!(contains_sealed(&text));
+        assert_eq!(open_all(&text).unwrap(), r#"{"id":1,"email":"ada@example.com"}"#);
+    }
+
+    #[test]
+    fn envelopes_are_found_with_the_spacing_jsonb_writes() {
+        // jsonb writes `{"$pii": "…"}` and `"key": value`; the text must still open.
+        let text = sealed_payload(r#"{"id": 1, "email": "#, "email", "[1, 2]", ", \"z\": 3}");
+        let spaced = String::from_utf8(text).unwrap().replacen(r#"{"$pii":"#, r#"{"$pii": "#, 1);
+        assert_eq!(open_all(spaced.as_bytes()).unwrap(), r#"{"id": 1, "email": [1, 2], "z": 3}"#);
+    }
+
+    #[test]
+    fn a_key_with_escapes_is_read_by_parsing() {
+        let text = sealed_payload(r#"{"a\"b":"#, "a\"b", "true", "}");
+        assert_eq!(open_all(&text).unwrap(), r#"{"a\"b":true}"#);
+        // The field is part of the authenticated data: under another name it does not open.
+        let moved = sealed_payload(r#"{"x":"#, "a\"b", "true", "}");
+        assert!(matches!(open_all(&moved), Err(PiiError::Tampered { .. })));
+    }
+
+    #[test]
+    fn a_reserved_name_that_is_not_an_envelope_is_an_error() {
+        for text in [
+            r#"{"a":"$pii"}"#,
+            r#"{"a":{"$pii":1}}"#,
+            r#"{"a":{"$pii":"1.00"}}"#,
+            r#"{"a":{"$pii":"2.dc89d122a28636377b09d202d5928de7.AAAA"}}"#,
+            r#"{"a":{"$pii":"1.dc89d122a28636377b09d202d5928de7.AAAA","b":1}}"#,
+            r#"["$pii"]"#,
+        ] {
+            assert!(
+                matches!(open_all(text.as_bytes()), Err(PiiError::MalformedEnvelope { .. })),
+                "{text}"
+            );
+        }
+        let short = r#"{"a":{"$pii":"1.dc89d122a28636377b09d202d5928de7.AAAA"}}"#;
+        assert!(open_all(short.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_reserved_name_is_found_in_any_spelling() {
+        assert!(holds_reserved_name(br#"{"$pii":1}"#));
+        assert!(holds_reserved_name(br#"{"a":["$pii"]}"#));
+        assert!(holds_reserved_name(br#"{"a":{"\u0024pii":1}}"#));
+        assert!(holds_reserved_name(br#"{"a":"\u0024pii"}"#));
+        assert!(!holds_reserved_name(br#"{"a":"$pii2","\u0041":"pii"}"#));
+        assert!(!holds_reserved_name(br#"{"a":"x"}"#));
     }
 }

@@ -93,12 +93,24 @@ fn split<T>(chunk: Vec<Result<T, StoreError>>) -> (Vec<T>, Option<StoreError>) {
 /// Seals the `#[pii]` fields of an append (after its fingerprint was taken from the plain
 /// events, so a retry with the same idempotency key still matches). Without a vault, a batch
 /// holding personal data is refused with [`PiiError::NoMasterKey`]: it is never stored in plain
-/// text.
+/// text. A payload holding the name `"$pii"` (as a key or a string, in any event) is refused:
+/// the name marks sealed values, and reads find them by it.
 pub async fn seal_request(
     vault: Option<&Vault>,
     tenant: &TenantId,
     request: &mut crate::AppendRequest,
 ) -> Result<(), StoreError> {
+    for (index, event) in request.events.iter().enumerate() {
+        if super::envelope::holds_reserved_name(event.payload.as_bytes()) {
+            return Err(StoreError::InvalidAppend {
+                stream_id: request.stream_id.clone(),
+                reason: crate::InvalidAppend::InvalidPayload {
+                    index,
+                    reason: "the name \"$pii\" is reserved for sealed personal data".to_owned(),
+                },
+            });
+        }
+    }
     if request.events.iter().all(|event| event.pii.is_empty()) {
         return Ok(());
     }

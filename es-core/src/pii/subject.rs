@@ -49,6 +49,15 @@ impl SubjectDigest {
         &self.0
     }
 
+    /// Appends the 32 hex digits to `out` (what `Display` writes, without the formatter).
+    pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for byte in self.0 {
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        }
+    }
+
     /// Rebuilds a digest from its 16 bytes (as a key store keeps them).
     pub const fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(bytes)

@@ -1,7 +1,7 @@
 //! The vault: seals `#[pii]` fields on append, opens them on read, forgets subjects, rotates the
 //! master key. Backends hold one and call it; applications reach it through the store.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -35,7 +35,8 @@ const CACHE_SIZE: usize = 10_000;
 pub struct Vault {
     keys: Arc<dyn KeyStore>,
     provider: Arc<dyn KeyProvider>,
-    cache: Mutex<LruCache<(TenantId, SubjectDigest), Cached>>,
+    /// Keyed by digest alone: a digest already names its tenant.
+    cache: Mutex<LruCache<SubjectDigest, Cached>>,
     ttl: Duration,
 }
 
@@ -54,11 +55,36 @@ impl fmt::Debug for Vault {
     }
 }
 
-/// One field to seal: which event, which field, whose.
+/// One field to seal: which event, which field, where its value is in the payload, whose.
 struct Work {
     event: usize,
     field: &'static str,
+    start: usize,
+    end: usize,
     subject: SubjectDigest,
+}
+
+/// The digests of a batch's subjects, each computed once (a digest is a SHA-256).
+struct Digests<'a> {
+    tenant: &'a TenantId,
+    stream: &'a StreamId,
+    of_stream: Option<SubjectDigest>,
+    by_id: HashMap<String, SubjectDigest>,
+}
+
+impl<'a> Digests<'a> {
+    fn new(tenant: &'a TenantId, stream: &'a StreamId) -> Self {
+        Self { tenant, stream, of_stream: None, by_id: HashMap::new() }
+    }
+
+    fn of_stream(&mut self) -> SubjectDigest {
+        *self.of_stream.get_or_insert_with(|| SubjectDigest::of(self.tenant, self.stream.as_str()))
+    }
+
+    fn of(&mut self, subject: String) -> SubjectDigest {
+        let tenant = self.tenant;
+        *self.by_id.entry(subject).or_insert_with_key(|subject| SubjectDigest::of(tenant, subject))
+    }
 }
 
 impl Vault {
@@ -81,52 +107,55 @@ impl Vault {
     }
 
     /// Seals the `#[pii]` fields of `events` (those with [`EventData::pii`] set) in place, creating
-    /// the subjects' keys on first use and linking `stream` to them. All or nothing: on error the
-    /// events may be partly sealed and must not be written (the append fails).
+    /// the subjects' keys on first use. All or nothing: on error the events may be partly sealed
+    /// and must not be written (the append fails).
     pub async fn seal(
         &self,
         tenant: &TenantId,
         stream: &StreamId,
         events: &mut [EventData],
     ) -> Result<(), StoreError> {
+        // The plan borrows the payloads' texts (shared bytes) while the payloads are replaced.
+        let texts: Vec<(usize, bytes::Bytes)> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, event)| !event.pii.is_empty())
+            .map(|(index, event)| (index, event.payload.shared_bytes()))
+            .collect();
+        let mut digests = Digests::new(tenant, stream);
         let mut work = Vec::new();
-        for (index, event) in events.iter().enumerate() {
-            if !event.pii.is_empty() {
-                plan(tenant, stream, index, event, &mut work)?;
-            }
+        for (index, text) in &texts {
+            plan(*index, &events[*index], text, &mut digests, &mut work)?;
         }
         if work.is_empty() {
             return Ok(());
         }
-        let subjects: BTreeSet<SubjectDigest> = work.iter().map(|w| w.subject).collect();
+        let mut subjects: Vec<SubjectDigest> = work.iter().map(|w| w.subject).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
         let ciphers = self.keys_for_write(tenant, &subjects).await?;
-        let mut by_event: BTreeMap<usize, Vec<&Work>> = BTreeMap::new();
-        for item in &work {
-            by_event.entry(item.event).or_default().push(item);
-        }
-        for (index, items) in by_event {
-            let event = &mut events[index];
-            let payload = event.payload.as_bytes();
-            let object = Object::parse(payload)
-                .map_err(|e| invalid(index, items[0].field, &e.to_string()))?
-                .ok_or_else(|| {
-                    invalid(index, items[0].field, "the payload is not a JSON object")
-                })?;
-            let mut replacements = BTreeMap::new();
-            for item in items {
-                let Some(at) = object.fields.iter().position(|(key, _)| key == item.field) else {
-                    continue; // an absent field was accepted by `plan` (nothing to seal)
-                };
-                let value = object.fields[at].1;
-                if envelope::is_redacted(value) || envelope::looks_sealed(value) {
-                    continue;
-                }
-                let aad = envelope::associated_data(tenant, item.field, item.subject);
+        let mut aad = Vec::new();
+        let mut items = work.iter().peekable();
+        for (index, text) in &texts {
+            let mut out = Vec::with_capacity(text.len() + 128);
+            let mut at = 0;
+            while let Some(item) = items.next_if(|item| item.event == *index) {
+                out.extend_from_slice(&text[at..item.start]);
+                envelope::associated_data(&mut aad, tenant, item.field, item.subject);
                 let cipher = &ciphers[&item.subject];
-                replacements.insert(at, envelope::seal(cipher, &aad, item.subject, value.get())?);
+                envelope::seal_into(
+                    &mut out,
+                    cipher,
+                    &aad,
+                    item.subject,
+                    &text[item.start..item.end],
+                )?;
+                at = item.end;
             }
-            let sealed = object.write(|at| replacements.remove(&at));
-            event.payload = Payload::from_sealed(sealed);
+            if at > 0 {
+                out.extend_from_slice(&text[at..]);
+                events[*index].payload = Payload::from_sealed(out);
+            }
         }
         Ok(())
     }
@@ -144,45 +173,39 @@ impl Vault {
         if sealed.is_empty() {
             return Ok(());
         }
-        // Each envelope is read once; the texts are shared bytes, so the parsed objects borrow
-        // them while the payloads are replaced below.
+        // The texts are shared bytes: what is found in them borrows them while the payloads are
+        // replaced below.
         let texts: Vec<bytes::Bytes> =
             sealed.iter().map(|payload| payload.shared_bytes()).collect();
-        let mut objects = Vec::with_capacity(texts.len());
-        let mut subjects = BTreeSet::new();
+        let mut found = Vec::with_capacity(texts.len());
+        let mut ends = Vec::with_capacity(texts.len());
         for text in &texts {
-            let object = parse_stored(text)?;
-            let mut fields = Vec::new();
-            for (at, (field, value)) in object.fields.iter().enumerate() {
-                if envelope::looks_sealed(value) {
-                    let opened = envelope::read_sealed(value, field)?;
-                    subjects.insert(opened.subject);
-                    fields.push((at, opened));
-                }
-            }
-            objects.push((object, fields));
+            envelope::find_sealed(text, &mut found)?;
+            ends.push(found.len());
         }
+        let mut subjects: Vec<SubjectDigest> = found.iter().map(|f| f.subject).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
         let keys = self.keys_for_read(tenant, &subjects).await?;
-        for ((object, fields), payload) in objects.iter().zip(sealed) {
-            let mut replacements = Vec::with_capacity(fields.len());
-            for (at, opened) in fields {
-                let field = &object.fields[*at].0;
-                let text = match &keys[&opened.subject] {
-                    None => REDACTED_JSON.to_owned(),
+        let (mut aad, mut scratch) = (Vec::new(), Vec::new());
+        let mut first = 0;
+        for ((text, payload), end) in texts.iter().zip(sealed).zip(ends) {
+            let mut out = Vec::with_capacity(text.len());
+            let mut at = 0;
+            for item in &found[first..end] {
+                out.extend_from_slice(&text[at..item.start]);
+                match &keys[&item.subject] {
+                    None => out.extend_from_slice(REDACTED_JSON.as_bytes()),
                     Some(cipher) => {
-                        let aad = envelope::associated_data(tenant, field, opened.subject);
-                        envelope::open(cipher, &aad, opened, field)?
+                        envelope::associated_data(&mut aad, tenant, &item.field, item.subject);
+                        envelope::open_into(&mut out, &mut scratch, cipher, &aad, item)?;
                     }
-                };
-                replacements.push((*at, text));
+                }
+                at = item.end;
             }
-            let rewritten = object.write(|at| {
-                replacements
-                    .iter()
-                    .position(|(i, _)| *i == at)
-                    .map(|i| std::mem::take(&mut replacements[i].1))
-            });
-            *payload = Payload::from_stored(rewritten);
+            out.extend_from_slice(&text[at..]);
+            first = end;
+            *payload = Payload::from_stored(out);
         }
         Ok(())
     }
@@ -215,7 +238,7 @@ impl Vault {
             actor: actor.to_owned(),
         };
         let outcome = self.keys.forget(tenant, &request).await?;
-        self.cache.lock().put((tenant.clone(), digest), Cached::Forgotten);
+        self.cache.lock().put(digest, Cached::Forgotten);
         tracing::info!(%tenant, subject = %digest, first_time = outcome.first_time, "data subject forgotten");
         Ok(outcome)
     }
@@ -278,9 +301,9 @@ impl Vault {
     async fn keys_for_read(
         &self,
         tenant: &TenantId,
-        subjects: &BTreeSet<SubjectDigest>,
+        subjects: &[SubjectDigest],
     ) -> Result<BTreeMap<SubjectDigest, Option<Arc<Aes256Gcm>>>, StoreError> {
-        let (mut found, missing) = self.cached(tenant, subjects);
+        let (mut found, missing) = self.cached(subjects);
         if !missing.is_empty() {
             let rows = self.keys.load_keys(tenant, &missing).await?;
             for (subject, row) in rows {
@@ -297,9 +320,9 @@ impl Vault {
     async fn keys_for_write(
         &self,
         tenant: &TenantId,
-        subjects: &BTreeSet<SubjectDigest>,
+        subjects: &[SubjectDigest],
     ) -> Result<BTreeMap<SubjectDigest, Arc<Aes256Gcm>>, StoreError> {
-        let (mut found, mut missing) = self.cached(tenant, subjects);
+        let (mut found, mut missing) = self.cached(subjects);
         if !missing.is_empty() {
             for (subject, row) in self.keys.load_keys(tenant, &missing).await? {
                 found.insert(subject, self.remember(tenant, subject, row).await?);
@@ -331,15 +354,14 @@ impl Vault {
     #[allow(clippy::type_complexity)]
     fn cached(
         &self,
-        tenant: &TenantId,
-        subjects: &BTreeSet<SubjectDigest>,
+        subjects: &[SubjectDigest],
     ) -> (BTreeMap<SubjectDigest, Option<Arc<Aes256Gcm>>>, Vec<SubjectDigest>) {
         let now = Instant::now();
         let mut cache = self.cache.lock();
         let mut found = BTreeMap::new();
         let mut missing = Vec::new();
         for subject in subjects {
-            match cache.get(&(tenant.clone(), *subject)) {
+            match cache.get(subject) {
                 Some(Cached::Forgotten) => {
                     found.insert(*subject, None);
                 }
@@ -370,7 +392,7 @@ impl Vault {
                 Cached::Active { cipher: Arc::new(key.cipher()), until: Instant::now() + self.ttl }
             }
         };
-        self.cache.lock().put((tenant.clone(), subject), cached.clone());
+        self.cache.lock().put(subject, cached.clone());
         Ok(match cached {
             Cached::Active { cipher, .. } => Some(cipher),
             Cached::Forgotten => None,
@@ -400,29 +422,33 @@ fn name_subject(error: PiiError, subject: SubjectDigest) -> PiiError {
     }
 }
 
-/// Finds the fields of one event to seal and their subjects.
+/// Finds the fields of one event to seal, where their values are and their subjects.
 fn plan(
-    tenant: &TenantId,
-    stream: &StreamId,
     index: usize,
     event: &EventData,
+    text: &[u8],
+    digests: &mut Digests<'_>,
     work: &mut Vec<Work>,
 ) -> Result<(), StoreError> {
     let field0 = event.pii[0].field;
-    let object = Object::parse(event.payload.as_bytes())
+    let object = Object::parse(text)
         .map_err(|e| invalid(index, field0, &e.to_string()))?
         .ok_or_else(|| invalid(index, field0, "the payload is not a JSON object"))?;
+    let first = work.len();
     for pii in event.pii {
-        if object.get(pii.field).is_none() {
+        let Some(value) = object.get(pii.field) else {
             continue; // skipped by the serializer: nothing to seal
+        };
+        if envelope::is_redacted(value) {
+            continue; // a redacted value holds nothing to seal
         }
         let subject = match pii.subject {
-            PiiSubject::Stream => stream.as_str().to_owned(),
+            PiiSubject::Stream => digests.of_stream(),
             PiiSubject::Field(name) => {
                 let raw = object.get(name).ok_or_else(|| {
                     invalid(index, pii.field, &format!("its subject field `{name}` is missing"))
                 })?;
-                subject_text(raw.get()).ok_or_else(|| {
+                let id = subject_text(raw.get()).ok_or_else(|| {
                     invalid(
                         index,
                         pii.field,
@@ -430,15 +456,16 @@ fn plan(
                             "its subject field `{name}` must hold a non-empty string or an integer"
                         ),
                     )
-                })?
+                })?;
+                digests.of(id)
             }
         };
-        work.push(Work {
-            event: index,
-            field: pii.field,
-            subject: SubjectDigest::of(tenant, &subject),
-        });
+        let start = value.get().as_ptr() as usize - text.as_ptr() as usize;
+        let end = start + value.get().len();
+        work.push(Work { event: index, field: pii.field, start, end, subject });
     }
+    // Spliced in the order of the text.
+    work[first..].sort_unstable_by_key(|item| item.start);
     Ok(())
 }
 
@@ -470,11 +497,5 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<(), StoreError> {
 
 /// Whether a payload holds a sealed field (one substring search).
 pub(crate) fn contains_sealed(payload: &Payload) -> bool {
-    memchr::memmem::find(payload.as_bytes(), envelope::SEALED_MARK).is_some()
-}
-
-fn parse_stored(text: &[u8]) -> Result<Object<'_>, StoreError> {
-    Object::parse(text).ok().flatten().ok_or_else(|| {
-        StoreError::corrupt("a stored payload holding sealed personal data is not a JSON object")
-    })
+    envelope::contains_sealed(payload.as_bytes())
 }

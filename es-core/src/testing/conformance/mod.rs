@@ -190,6 +190,7 @@ macro_rules! pii_tests {
                 a_sealed_append_retried_with_its_key_replays,
                 personal_data_without_a_subject_is_refused,
                 publishing_personal_data_in_clear_is_refused,
+                the_reserved_name_is_refused_and_odd_field_names_read_back,
             }
         }
     };

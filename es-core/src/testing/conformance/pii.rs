@@ -383,6 +383,41 @@ pub async fn personal_data_without_a_subject_is_refused<B: PiiBackend>(backend: 
     assert_eq!(store.stream_version(&stream("member-1")).await.expect("version"), 0);
 }
 
+/// The name `"$pii"` marks sealed values: a payload holding it anywhere (as a key or a string,
+/// escaped or not), in any event, is refused and nothing of the batch is written. A sealed field
+/// whose name needs escapes in JSON reads back as written.
+pub async fn the_reserved_name_is_refused_and_odd_field_names_read_back<B: PiiBackend>(backend: B) {
+    const ODD: &[PiiField] = &[PiiField { field: "e\"mail", subject: PiiSubject::Stream }];
+    let store = backend.tenant(tenant("pii-reserved"));
+    let plain = |json: &str| {
+        EventData::new(event_type("test.noted"), Payload::from_json(json.to_owned()).expect("json"))
+    };
+    for hostile in [r#"{"note":{"$pii":"x"}}"#, r#"{"note":["\u0024pii"]}"#, r#"{"\u0024pii":1}"#] {
+        let batch = vec![registered("c-1", "Ada", "ada@example.com"), plain(hostile)];
+        let refused = append(&store, "member-1", batch).await;
+        assert!(
+            matches!(
+                &refused,
+                Err(StoreError::InvalidAppend {
+                    reason: crate::InvalidAppend::InvalidPayload { index: 1, .. },
+                    ..
+                })
+            ),
+            "{hostile}: {refused:?}"
+        );
+    }
+    assert_eq!(store.stream_version(&stream("member-1")).await.expect("version"), 0);
+
+    let payload = json!({ "a\\": 1, "e\"mail": "ada@example.com", "z": [true] });
+    let event = EventData::new(event_type("test.odd"), Payload::from_value(&payload).expect("p"))
+        .with_pii(ODD);
+    append(&store, "member-2", vec![event]).await.expect("sealed");
+    let stored = backend.stored_payloads(&tenant("pii-reserved")).await.join("\n");
+    assert!(!stored.contains("ada@example.com"), "sealed at rest: {stored}");
+    let read = read_stream(&store, &stream("member-2")).await;
+    assert_eq!(payloads(&read), vec![payload]);
+}
+
 async fn read_all_raw<B: PiiBackend>(backend: &B, tenant: &TenantId) -> Vec<String> {
     backend.stored_payloads(tenant).await
 }
