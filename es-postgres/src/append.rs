@@ -5,6 +5,7 @@ use std::time::Duration;
 use es_core::{
     AppendRequest, AppendResult, EventId, ExpectedVersion, Position, StoreError, StreamId, TenantId,
 };
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{
@@ -105,6 +106,7 @@ fn expected_columns(expected: ExpectedVersion) -> (i16, i64) {
 
 pub(crate) async fn append(
     inner: &Inner,
+    pool: &PgPool,
     tenant: &TenantId,
     request: AppendRequest,
 ) -> Result<AppendResult, StoreError> {
@@ -116,14 +118,14 @@ pub(crate) async fn append(
         ExpectedVersion::Any | ExpectedVersion::StreamExists => None,
     };
     if let (Some(version), None) = (exact, &request.idempotency) {
-        return append_exact(inner, tenant, &request, &columns, published.as_ref(), version).await;
+        return append_exact(inner, pool, tenant, &request, &columns, published.as_ref(), version)
+            .await;
     }
     let key = request.idempotency.as_ref().map(|(key, _)| key.as_str());
     let mut retries = Retries::new(inner.options.append_attempts);
     loop {
-        let call = append_events(tenant, &request, &columns, published.as_ref())
-            .fetch_one(&inner.pool)
-            .await;
+        let call =
+            append_events(tenant, &request, &columns, published.as_ref()).fetch_one(pool).await;
         let error = match call {
             Ok(row) => {
                 let written = row.outcome == WRITTEN;
@@ -245,6 +247,7 @@ pub(crate) async fn append_in(
 /// The fast path (see [`insert_batch!`]); retries only what the server rolled back.
 async fn append_exact(
     inner: &Inner,
+    pool: &PgPool,
     tenant: &TenantId,
     request: &AppendRequest,
     columns: &Columns<'_>,
@@ -302,7 +305,7 @@ async fn append_exact(
                 .bind(&published.headers),
             None => query,
         };
-        let inserted: Result<Vec<i64>, _> = query.fetch_all(&inner.pool).await;
+        let inserted: Result<Vec<i64>, _> = query.fetch_all(pool).await;
         let error = match inserted {
             Ok(positions) if positions.is_empty() => {
                 return Err(version_conflict(inner, tenant, request).await);
@@ -438,7 +441,7 @@ async fn version_conflict(inner: &Inner, tenant: &TenantId, request: &AppendRequ
     let actual: Result<Option<i64>, _> = sqlx::query_scalar(sql::STREAM_VERSION)
         .bind(tenant.as_str())
         .bind(request.stream_id.as_str())
-        .fetch_one(&inner.pool)
+        .fetch_one(&inner.pool_for(tenant))
         .await;
     match actual {
         Ok(actual) => StoreError::VersionConflict {
@@ -461,7 +464,7 @@ async fn duplicate_event_id(inner: &Inner, tenant: &TenantId, event_ids: &[Uuid]
     let found: Result<Option<Uuid>, _> = sqlx::query_scalar(sql::STORED_EVENT_ID)
         .bind(tenant.as_str())
         .bind(event_ids)
-        .fetch_optional(&inner.pool)
+        .fetch_optional(&inner.pool_for(tenant))
         .await;
     match found {
         Ok(Some(id)) => StoreError::DuplicateEventId {

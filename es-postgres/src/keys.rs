@@ -94,7 +94,7 @@ impl KeyStore for PgKeys {
             let rows = sqlx::query(sql::PII_LOAD_KEYS)
                 .bind(tenant.as_str())
                 .bind(digests(subjects))
-                .fetch_all(&inner.pool)
+                .fetch_all(&inner.pool_for(tenant))
                 .await
                 .map_err(|e| read_error("load keys", e))?;
             rows.iter().map(stored_key).collect()
@@ -113,7 +113,7 @@ impl KeyStore for PgKeys {
                 .bind(keys.iter().map(|(s, _)| s.as_bytes().to_vec()).collect::<Vec<_>>())
                 .bind(keys.iter().map(|(_, w)| w.master_key.as_str()).collect::<Vec<_>>())
                 .bind(keys.iter().map(|(_, w)| w.bytes.clone()).collect::<Vec<_>>())
-                .fetch_all(&inner.pool)
+                .fetch_all(&inner.pool_for(tenant))
                 .await
                 .map_err(|e| read_error("insert keys", e))?;
             let mut stored: Vec<_> = rows.iter().map(stored_key).collect::<Result<_, _>>()?;
@@ -138,7 +138,7 @@ impl KeyStore for PgKeys {
         Box::pin(async move {
             let inner = self.inner()?;
             let failed = |e| read_error("forget", e);
-            let mut tx = inner.pool.begin().await.map_err(failed)?;
+            let mut tx = inner.pool_for(tenant).begin().await.map_err(failed)?;
             let subject = request.digest.as_bytes().to_vec();
             let tombstoned: Option<DateTime<Utc>> = sqlx::query_scalar(sql::PII_TOMBSTONE)
                 .bind(tenant.as_str())
@@ -212,7 +212,7 @@ impl KeyStore for PgKeys {
                 .bind(tenant.as_str())
                 .bind(subject.map(|s| s.as_bytes().to_vec()))
                 .bind(bound_i64(limit as u64))
-                .fetch_all(&inner.pool)
+                .fetch_all(&inner.pool_for(tenant))
                 .await
                 .map_err(|e| read_error("audit trail", e))?;
             rows.iter().map(audit_entry).collect()
@@ -268,7 +268,7 @@ impl KeyStore for PgKeys {
                 .bind(&old.bytes)
                 .bind(&new.master_key)
                 .bind(&new.bytes)
-                .execute(&inner.pool)
+                .execute(&inner.pool_for(tenant))
                 .await
                 .map_err(|e| read_error("rewrap", e))?;
             Ok(done.rows_affected() == 1)

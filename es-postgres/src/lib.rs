@@ -77,6 +77,7 @@ mod options;
 mod outbox;
 mod quota;
 mod read;
+mod rls;
 mod row;
 mod snapshot;
 mod sql;

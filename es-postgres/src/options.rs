@@ -32,6 +32,8 @@ pub struct PgStoreOptions {
     pub(crate) horizon_wait: Duration,
     pub(crate) append_attempts: u32,
     pub(crate) key_provider: Option<KeyProviderHandle>,
+    pub(crate) row_level_security: bool,
+    pub(crate) tenant_connections: u32,
 }
 
 /// The master keys of a store, shown by id only.
@@ -60,6 +62,8 @@ impl PgStoreOptions {
             horizon_wait: Duration::from_millis(250),
             append_attempts: 3,
             key_provider: None,
+            row_level_security: false,
+            tenant_connections: 4,
         }
     }
 
@@ -162,6 +166,30 @@ impl PgStoreOptions {
     #[must_use]
     pub fn key_provider(mut self, provider: Arc<dyn KeyProvider>) -> Self {
         self.key_provider = Some(KeyProviderHandle(provider));
+        self
+    }
+
+    /// Row-level security as a second line of defence between tenants (off by default): each
+    /// tenant's store then runs on connections of its own whose `es.tenant` setting names the
+    /// tenant, and the database's policies keep every query to that tenant's rows, so a query that
+    /// forgot its tenant predicate cannot cross tenants. Needs the policies enabled
+    /// ([`PgStore::set_row_level_security`](crate::PgStore::set_row_level_security), as the tables'
+    /// owner) and a role that does not bypass them (the least-privilege role of
+    /// `docs/postgres-app-role.sql`): [`PgStore::connect_with`](crate::PgStore::connect_with)
+    /// refuses otherwise. Each tenant in use gets a pool of at most
+    /// [`tenant_connections`](Self::tenant_connections) connections, closed after 30 s idle;
+    /// suited to tens of tenants active at once per process, not thousands.
+    #[must_use]
+    pub fn row_level_security(mut self, enabled: bool) -> Self {
+        self.row_level_security = enabled;
+        self
+    }
+
+    /// The most connections one tenant's pool opens under
+    /// [`row_level_security`](Self::row_level_security) (default 4, at least 1).
+    #[must_use]
+    pub fn tenant_connections(mut self, max: u32) -> Self {
+        self.tenant_connections = max.max(1);
         self
     }
 }

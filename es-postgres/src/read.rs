@@ -8,6 +8,7 @@ use es_core::{
     ReadStreamOptions, RecordedEvent, ReplayStream, ReplayedEvent, StoreError, StreamId, TenantId,
 };
 use futures_util::{TryStreamExt, stream};
+use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
@@ -102,6 +103,8 @@ fn clamp(value: u64) -> i64 {
 
 struct AllCursor {
     inner: Arc<Inner>,
+    /// The tenant's connections.
+    pool: PgPool,
     decoder: Decoder,
     after: i64,
     horizon: Option<i64>,
@@ -146,10 +149,8 @@ impl AllCursor {
                 Some(types) => query.bind(types),
                 None => query,
             };
-            let rows = query
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(|error| read_error("read_all", error))?;
+            let rows =
+                query.fetch_all(&self.pool).await.map_err(|error| read_error("read_all", error))?;
             let short = (rows.len() as u64) < limit;
             let events =
                 rows.iter().map(|row| self.decoder.decode(row)).collect::<Result<Vec<_>, _>>()?;
@@ -179,11 +180,13 @@ impl AllCursor {
 
 pub(crate) fn read_all(
     inner: Arc<Inner>,
+    pool: PgPool,
     tenant: TenantId,
     options: ReadAllOptions,
 ) -> EventStream {
     let cursor = AllCursor {
         inner,
+        pool,
         decoder: Decoder::new(tenant),
         after: clamp(options.after.value()),
         horizon: None,
@@ -200,7 +203,8 @@ pub(crate) fn read_all(
 }
 
 struct StreamCursor {
-    inner: Arc<Inner>,
+    /// The tenant's connections.
+    pool: PgPool,
     decoder: Decoder,
     stream_id: StreamId,
     direction: Direction,
@@ -230,7 +234,7 @@ impl StreamCursor {
             .bind(self.stream_id.as_str())
             .bind(clamp(self.next_version))
             .bind(clamp(limit))
-            .fetch_all(&self.inner.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(|error| read_error("read_stream", error))?;
         self.exhausted = (rows.len() as u64) < limit;
@@ -247,7 +251,7 @@ impl StreamCursor {
 }
 
 pub(crate) fn read_stream(
-    inner: Arc<Inner>,
+    pool: PgPool,
     tenant: TenantId,
     stream_id: StreamId,
     options: ReadStreamOptions,
@@ -257,7 +261,7 @@ pub(crate) fn read_stream(
         (Direction::Backward, from) => from.unwrap_or(u64::MAX),
     };
     let cursor = StreamCursor {
-        inner,
+        pool,
         decoder: Decoder::new(tenant),
         stream_id,
         direction: options.direction,
@@ -272,7 +276,8 @@ pub(crate) fn read_stream(
 /// A fold's read: only version, id, type, schema version and payload (half the columns of an
 /// envelope, which roughly halves the time of a long replay).
 struct ReplayCursor {
-    inner: Arc<Inner>,
+    /// The tenant's connections.
+    pool: PgPool,
     tenant: TenantId,
     stream_id: StreamId,
     next_version: u64,
@@ -290,7 +295,7 @@ impl ReplayCursor {
             .bind(self.stream_id.as_str())
             .bind(clamp(self.next_version))
             .bind(clamp(STREAM_PAGE))
-            .fetch_all(&self.inner.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(|error| read_error("replay_stream", error))?;
         self.exhausted = (rows.len() as u64) < STREAM_PAGE;
@@ -318,13 +323,13 @@ impl ReplayCursor {
 }
 
 pub(crate) fn replay_stream(
-    inner: Arc<Inner>,
+    pool: PgPool,
     tenant: TenantId,
     stream_id: StreamId,
     from_version: u64,
 ) -> ReplayStream {
     let cursor = ReplayCursor {
-        inner,
+        pool,
         tenant,
         stream_id,
         next_version: from_version.max(1),

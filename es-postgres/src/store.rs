@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) wakeups: Wakeups,
     /// Seals and opens personal data; `None` without master keys.
     pub(crate) vault: Option<Arc<Vault>>,
+    /// The tenants' own pools under row-level security; `None` without it.
+    tenant_pools: Option<Arc<crate::rls::TenantPools>>,
 }
 
 impl Inner {
@@ -53,8 +55,19 @@ impl Inner {
                 Arc::new(Vault::new(keys, provider.0.clone()))
             });
             let wakeups = Wakeups::new(&options.schema, options.notify_interval);
-            Self { pool, options, horizon: Horizon::default(), wakeups, vault }
+            let tenant_pools = options.row_level_security.then(|| {
+                crate::rls::tenant_pools(&pool, options.tenant_connections, options.acquire_timeout)
+            });
+            Self { pool, options, horizon: Horizon::default(), wakeups, vault, tenant_pools }
         })
+    }
+
+    /// The pool for `tenant`'s rows: the tenant's own under row-level security, else the store's.
+    pub(crate) fn pool_for(&self, tenant: &TenantId) -> PgPool {
+        match &self.tenant_pools {
+            Some(pools) => pools.pool(tenant),
+            None => self.pool.clone(),
+        }
     }
 }
 
@@ -102,13 +115,21 @@ impl PgStore {
             .map_err(|error| StoreError::backend("connect", false, error))?
             .application_name("es-postgres")
             .options(server_options);
-        let pool = PgPoolOptions::new()
+        let mut pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .min_connections(options.min_connections)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await
-            .map_err(|error| read_error("connect", error))?;
+            .acquire_timeout(options.acquire_timeout);
+        if options.row_level_security {
+            // The store's own pool serves cross-tenant work: every tenant's rows.
+            pool = pool.after_connect(|connection, _| {
+                Box::pin(crate::rls::bind_connection(connection, crate::rls::ALL_TENANTS))
+            });
+        }
+        let pool =
+            pool.connect_with(connect).await.map_err(|error| read_error("connect", error))?;
+        if options.row_level_security {
+            crate::rls::check_enforced(&pool).await?;
+        }
         Ok(Self { inner: Inner::new(pool, options) })
     }
 
@@ -119,7 +140,17 @@ impl PgStore {
     /// `PgConnectOptions::options([("search_path", "es,public")])`); that is checked here, and
     /// a pool without it is refused. `options` gives the schema and the store's other settings;
     /// its URL is used only by [`migrate`](Self::migrate).
+    ///
+    /// Row-level security needs connections the store opens itself: with
+    /// [`PgStoreOptions::row_level_security`] this is refused; use [`connect_with`](Self::connect_with).
     pub async fn from_pool(pool: PgPool, options: PgStoreOptions) -> Result<Self, StoreError> {
+        if options.row_level_security {
+            return Err(StoreError::backend(
+                "from_pool",
+                false,
+                "row-level security needs connections the store opens itself (connect_with)",
+            ));
+        }
         // The setting itself, not `current_schemas()`: that lists only schemas that exist, and
         // the store's may not exist before `migrate`.
         let path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
@@ -246,7 +277,7 @@ impl MultiTenantStore for PgStore {
     type Store = PgTenantStore;
 
     fn tenant(&self, tenant: TenantId) -> PgTenantStore {
-        PgTenantStore { inner: self.inner.clone(), tenant }
+        PgTenantStore { pool: self.inner.pool_for(&tenant), inner: self.inner.clone(), tenant }
     }
 }
 
@@ -254,6 +285,8 @@ impl MultiTenantStore for PgStore {
 #[derive(Clone)]
 pub struct PgTenantStore {
     inner: Arc<Inner>,
+    /// The tenant's connections: the store's pool, or the tenant's own under row-level security.
+    pool: PgPool,
     tenant: TenantId,
 }
 
@@ -276,17 +309,18 @@ impl PgTenantStore {
         self.inner.wakeups.subscribe(&self.inner.pool)
     }
 
-    /// The store's connection pool: begin a transaction on it to append with
-    /// [`append_in`](Self::append_in) beside the application's own writes.
+    /// The tenant's connection pool (the store's, or the tenant's own under row-level
+    /// security): begin a transaction on it to append with [`append_in`](Self::append_in) beside
+    /// the application's own writes.
     pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+        &self.pool
     }
 
     async fn head(&self, horizon: u64) -> Result<Position, StoreError> {
         let head: Option<i64> = sqlx::query_scalar(sql::HEAD_POSITION)
             .bind(self.tenant.as_str())
             .bind(bound_i64(horizon))
-            .fetch_one(&self.inner.pool)
+            .fetch_one(&self.pool)
             .await
             .map_err(|error| read_error("head_position", error))?;
         Ok(Position::new(head.map_or(Ok(0), |head| stored_u64(head, "the head position"))?))
@@ -364,23 +398,24 @@ impl EventStore for PgTenantStore {
         let span = tracing::debug_span!(
             "es.append", tenant = %self.tenant, stream = %stream_id, %expected, count = request.events.len()
         );
-        append::append(&self.inner, &self.tenant, request).instrument(span).await
+        append::append(&self.inner, &self.pool, &self.tenant, request).instrument(span).await
     }
 
     fn read_stream(&self, stream_id: &StreamId, options: ReadStreamOptions) -> EventStream {
         let events =
-            read::read_stream(self.inner.clone(), self.tenant.clone(), stream_id.clone(), options);
+            read::read_stream(self.pool.clone(), self.tenant.clone(), stream_id.clone(), options);
         open_events(self.inner.vault.clone(), self.tenant.clone(), events)
     }
 
     fn read_all(&self, options: ReadAllOptions) -> EventStream {
-        let events = read::read_all(self.inner.clone(), self.tenant.clone(), options);
+        let events =
+            read::read_all(self.inner.clone(), self.pool.clone(), self.tenant.clone(), options);
         open_events(self.inner.vault.clone(), self.tenant.clone(), events)
     }
 
     fn replay_stream(&self, stream_id: &StreamId, from_version: u64) -> es_core::ReplayStream {
         let pages = read::replay_stream(
-            self.inner.clone(),
+            self.pool.clone(),
             self.tenant.clone(),
             stream_id.clone(),
             from_version,
@@ -392,7 +427,7 @@ impl EventStore for PgTenantStore {
         let version: Option<i64> = sqlx::query_scalar(sql::STREAM_VERSION)
             .bind(self.tenant.as_str())
             .bind(stream_id.as_str())
-            .fetch_one(&self.inner.pool)
+            .fetch_one(&self.pool)
             .await
             .map_err(|error| read_error("stream_version", error))?;
         version.map_or(Ok(0), |version| {
@@ -437,7 +472,7 @@ impl EventStore for PgTenantStore {
         let row: Option<IdempotencyRow> = sqlx::query_as(sql::IDEMPOTENCY_RECORD)
             .bind(self.tenant.as_str())
             .bind(key.as_str())
-            .fetch_optional(&self.inner.pool)
+            .fetch_optional(&self.pool)
             .await
             .map_err(|error| read_error("idempotency_record", error))?;
         row.map(|row| row.record(key)).transpose()

@@ -174,5 +174,13 @@ async fn operators_forget_subjects_and_set_quotas() {
     let (code, out) = admin(schema, &["tenants", "set-limits", "default"]);
     assert_eq!(code, 0, "{out}");
     bank.deposit("ada", 1, None).await.unwrap();
+
+    // Row-level security: on, seen on, off (the owner the tests run as bypasses it, so the
+    // service goes on meanwhile; es-postgres/tests/rls.rs tests what it enforces).
+    for (action, state) in [("status", "off"), ("on", "on"), ("status", "on"), ("off", "off")] {
+        let (code, out) = admin(schema, &["tenants", "row-level-security", action]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("row-level security: {state}")), "{action}: {out}");
+    }
     bank.shutdown().await;
 }

@@ -38,6 +38,10 @@ struct Cli {
     /// previous ones (comma-separated); `bank-admin keys generate` makes one.
     #[arg(long, env = "BANK_MASTER_KEYS", hide_env_values = true, global = true)]
     master_keys: Option<String>,
+    /// Row-level security between tenants on PostgreSQL (`bank-admin tenants row-level-security
+    /// on` first; connect as the least-privilege role of docs/postgres-app-role.sql).
+    #[arg(long, env = "BANK_ROW_LEVEL_SECURITY", global = true)]
+    row_level_security: bool,
     /// The tenant this instance serves.
     #[arg(long, env = "BANK_TENANT", default_value = "default", global = true)]
     tenant: String,
@@ -161,8 +165,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             );
         }
     };
-    let backend =
-        PgStore::connect_with(PgStoreOptions::new(&url).schema(&schema)?.master_keys(keys)).await?;
+    let options = PgStoreOptions::new(&url)
+        .schema(&schema)?
+        .master_keys(keys)
+        .row_level_security(cli.row_level_security);
+    let backend = PgStore::connect_with(options).await?;
     if !matches!(command, Command::Serve(ServeArgs { no_migrate: true, .. })) {
         backend.migrate().await?;
     }

@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use es::pii::{MasterKeys, PersonalData};
 use es::postgres::{PgStore, PgStoreOptions, PgTenantStore};
 use es::projection::{
@@ -94,6 +94,21 @@ enum Tenants {
         #[arg(long)]
         events_per_second: Option<u64>,
     },
+    /// Row-level security on the tables (defence in depth between tenants): turn it on (with the
+    /// schema owner's credentials; instances then need `BANK_ROW_LEVEL_SECURITY=1` and the
+    /// least-privilege role), off, or show whether it is on.
+    RowLevelSecurity {
+        /// What to do.
+        #[arg(value_enum)]
+        action: Switch,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -334,6 +349,16 @@ async fn tenants(backend: &PgStore, command: Tenants) -> Result<ExitCode, Failur
             let limits = Limits { events, streams, bytes, events_per_second };
             backend.set_limits(&tenant, limits).await?;
             println!("{tenant}: limits {limits:?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Tenants::RowLevelSecurity { action } => {
+            match action {
+                Switch::On => backend.set_row_level_security(true).await?,
+                Switch::Off => backend.set_row_level_security(false).await?,
+                Switch::Status => {}
+            }
+            let on = backend.row_level_security().await?;
+            println!("row-level security: {}", if on { "on" } else { "off" });
             Ok(ExitCode::SUCCESS)
         }
     }
