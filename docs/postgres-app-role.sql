@@ -14,7 +14,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON es.outbox_leases TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.outbox_relays TO es_app;
 GRANT SELECT, INSERT, DELETE ON es.inbox TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.inbox_parked TO es_app;
--- Quotas: the events trigger counts usage (sharded rows) and reads the limits.
+-- Quotas: tenant_usage_sync() counts usage from the log into tenant_usage and reads the limits.
 GRANT SELECT, INSERT, UPDATE ON es.tenant_usage TO es_app;
 GRANT SELECT ON es.tenant_limits TO es_app;
 -- Personal data: keys are created and tombstoned, never deleted; the audit trail only grows.
@@ -25,4 +25,5 @@ GRANT USAGE, SELECT ON SEQUENCE es.event_position_seq TO es_app;
 GRANT EXECUTE ON FUNCTION es.append_events(text, text, smallint, bigint, uuid[], text[], integer[], text[], text[], text, bytea) TO es_app;
 GRANT EXECUTE ON FUNCTION es.horizon_probe() TO es_app;
 GRANT EXECUTE ON FUNCTION es.running_transactions(text[]) TO es_app;
+GRANT EXECUTE ON FUNCTION es.tenant_usage_sync(text, bigint) TO es_app;
 -- horizon_probe() reads pg_locks; every role may (PUBLIC), so nothing more is needed for it.

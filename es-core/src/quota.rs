@@ -8,17 +8,16 @@
 //! assert_eq!(Limits::none().of(Quota::Events), None);
 //! ```
 //!
-//! Backends keep the usage and check it in the append's own atomic step. On PostgreSQL the usage
-//! of a tenant with limits is counted in sharded rows (one per server session, so concurrent
-//! writers of a tenant never wait on one counter) and checked against the sum of the committed
-//! rows: appends running at the same moment do not see each other, so a tenant can pass a limit
-//! by at most the events (streams, bytes) of the appends in flight at once (at most one batch per
-//! connection of every process). The rate is counted in one-second windows, with the same bound.
-//! Tenants without limits are not counted; while no tenant of a schema has limits the trigger is
-//! off and appends pay nothing (setting the first limits turns it on, removing the last turns it
-//! off: both need the owner of the `events` table, like migrations). Setting limits counts the
-//! stored events once; appends in flight at that moment may go uncounted (the same bound). The in-memory backend counts every tenant and checks under the tenant's lock, exactly.
-
+//! Backends check every append against the tenant's limits before it writes. es-memory counts
+//! every tenant and checks under the tenant's lock, exactly. es-postgres counts usage from the log
+//! itself (no counter is written on the append path) and each process checks appends against a
+//! ledger: the tenant's usage counted through a recent read horizon, the process's own appends
+//! since, and what it has in flight, refreshed every `quota_sync_interval` (250 ms by default).
+//! Within one process a limit is exact, also under concurrent appends; across processes a tenant
+//! can pass a limit by what the other processes append within one interval, plus what is in
+//! flight; a limit set elsewhere holds within one interval. The rate is counted in one-second
+//! windows with the same bound.
+//!
 use std::fmt;
 use std::future::Future;
 
@@ -165,8 +164,9 @@ pub struct QuotaExceeded {
     pub requested: u64,
 }
 
-/// A backend that keeps per-tenant quotas: operators set limits (live: the next append of every
-/// process sees them) and read usage. An admin API across tenants.
+/// A backend that keeps per-tenant quotas: operators set limits (live: the next append of this
+/// process sees them; other processes of the same store within their refresh interval, see the
+/// module docs) and read usage. An admin API across tenants.
 pub trait TenantQuotas: Send + Sync {
     /// Sets a tenant's limits ([`Limits::none`] removes them).
     fn set_limits(

@@ -9,8 +9,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{
-    IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, quota_exceeded,
-    read_error, rolled_back_transiently,
+    IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
+    rolled_back_transiently,
 };
 use es_core::outbox::partition_of;
 
@@ -137,9 +137,6 @@ pub(crate) async fn append(
             }
             Err(error) => error,
         };
-        if let Some(exceeded) = quota_exceeded(tenant, &error) {
-            return Err(exceeded);
-        }
         if constraint(&error) == Some("events_event_id_key") {
             return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);
         }
@@ -231,9 +228,7 @@ pub(crate) async fn append_in(
             }
             Ok(result)
         }
-        Err(error) => Err(if let Some(exceeded) = quota_exceeded(tenant, &error) {
-            exceeded
-        } else if constraint(&error) == Some("events_event_id_key") {
+        Err(error) => Err(if constraint(&error) == Some("events_event_id_key") {
             duplicate_event_id(inner, tenant, &columns.event_ids).await
         } else if has_sqlstate(&error, VERSION_RACE) {
             version_conflict(inner, tenant, &request).await
@@ -326,9 +321,6 @@ async fn append_exact(
             }
             Err(error) => error,
         };
-        if let Some(exceeded) = quota_exceeded(tenant, &error) {
-            return Err(exceeded);
-        }
         match constraint(&error) {
             Some("events_event_id_key") => {
                 return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);

@@ -1,6 +1,6 @@
 //! Mapping driver errors to the contract's typed errors.
 
-use es_core::{StoreError, TenantId};
+use es_core::StoreError;
 
 /// A configuration value was refused before connecting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,30 +77,4 @@ pub(crate) fn read_error(operation: &'static str, error: sqlx::Error) -> StoreEr
     }
     let retryable = rolled_back_transiently(&error) || outcome_unknown(&error);
     StoreError::backend(operation, retryable, error)
-}
-
-/// `count_tenant_usage()` refused an append that would pass a limit.
-const QUOTA_EXCEEDED: &str = "ES0Q1";
-
-/// The typed error of an append the quota trigger refused (`DETAIL`: quota, limit, used,
-/// requested), if that is what `error` is.
-pub(crate) fn quota_exceeded(tenant: &TenantId, error: &sqlx::Error) -> Option<StoreError> {
-    use es_core::quota::{Quota, QuotaExceeded};
-    let sqlx::Error::Database(db) = error else { return None };
-    if db.code().as_deref() != Some(QUOTA_EXCEEDED) {
-        return None;
-    }
-    let detail = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?.detail()?;
-    let mut parts = detail.split(' ');
-    let name = parts.next()?;
-    let quota = Quota::ALL.into_iter().find(|quota| quota.as_str() == name)?;
-    let mut number = || parts.next().and_then(|part| part.parse::<u64>().ok());
-    let (limit, used, requested) = (number()?, number()?, number()?);
-    Some(StoreError::QuotaExceeded(Box::new(QuotaExceeded {
-        tenant: tenant.clone(),
-        quota,
-        limit,
-        used,
-        requested,
-    })))
 }

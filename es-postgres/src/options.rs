@@ -34,6 +34,7 @@ pub struct PgStoreOptions {
     pub(crate) key_provider: Option<KeyProviderHandle>,
     pub(crate) row_level_security: bool,
     pub(crate) tenant_connections: u32,
+    pub(crate) quota_sync_interval: Duration,
 }
 
 /// The master keys of a store, shown by id only.
@@ -64,6 +65,7 @@ impl PgStoreOptions {
             key_provider: None,
             row_level_security: false,
             tenant_connections: 4,
+            quota_sync_interval: Duration::from_millis(250),
         }
     }
 
@@ -190,6 +192,19 @@ impl PgStoreOptions {
     #[must_use]
     pub fn tenant_connections(mut self, max: u32) -> Self {
         self.tenant_connections = max.max(1);
+        self
+    }
+
+    /// How often a process refreshes what it knows of a tenant's quotas (default 250 ms): the
+    /// tenant's limits, and its usage counted from the log up to the read horizon. Within one
+    /// process limits are exact; across processes a tenant can pass a limit by what the other
+    /// processes append within one interval, plus what is in flight, and a limit changed
+    /// elsewhere holds here within one interval. `Duration::ZERO` refreshes before every append
+    /// of a tenant with limits (one more round trip each). Appends of tenants without limits
+    /// pay nothing but one refresh per interval.
+    #[must_use]
+    pub fn quota_sync_interval(mut self, interval: Duration) -> Self {
+        self.quota_sync_interval = interval;
         self
     }
 }

@@ -437,34 +437,28 @@ pub(crate) const SET_LIMITS: &str = "INSERT INTO tenant_limits (tenant, max_even
 pub(crate) const REMOVE_LIMITS: &str = "WITH gone AS (DELETE FROM tenant_limits WHERE tenant = $1) \
              DELETE FROM tenant_usage WHERE tenant = $1";
 
-/// Counts a tenant's stored events into its counters when it gets limits (none before); one
-/// statement with the limits' insert, so appends committing after it are counted by the trigger.
-pub(crate) const COUNT_USAGE: &str = "INSERT INTO tenant_usage (tenant, shard, events, streams, bytes) \
-             SELECT $1, -1, count(*), count(*) FILTER (WHERE stream_version = 1), \
-             coalesce(sum(octet_length(payload::text)), 0) FROM events WHERE tenant = $1 \
-             ON CONFLICT (tenant, shard) DO NOTHING";
+/// The tenants with limits.
+pub(crate) const LIMITED_TENANTS: &str = "SELECT tenant FROM tenant_limits";
 
-/// Turns the usage trigger on (some tenant has limits) or off (none has); needs the owner of
-/// `events`.
-pub(crate) const ENABLE_USAGE_TRIGGER: &str =
-    "ALTER TABLE events ENABLE TRIGGER events_count_usage";
-/// See [`ENABLE_USAGE_TRIGGER`].
-pub(crate) const DISABLE_USAGE_TRIGGER: &str = "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM tenant_limits) THEN ALTER TABLE events DISABLE TRIGGER events_count_usage; END IF; END $$";
+/// A tenant's limits and usage counted from the log through $2 (a read horizon): see
+/// `tenant_usage_sync()` in migration `20261202000002`. No row when it has no limits.
+pub(crate) const TENANT_USAGE_SYNC: &str = "SELECT * FROM tenant_usage_sync($1, $2)";
 
-/// A tenant's limits row, locked (whether it has limits now).
-pub(crate) const LOCK_LIMITS: &str =
-    "SELECT tenant FROM tenant_limits WHERE tenant = $1 FOR UPDATE";
-
-/// Usage and limits of every tenant with events or limits ($1 NULL), or of one.
-pub(crate) const TENANTS_USAGE: &str = "WITH counted AS (SELECT tenant, sum(events)::bigint AS events, \
-             sum(streams)::bigint AS streams, sum(bytes)::bigint AS bytes FROM tenant_usage \
-             WHERE $1::text IS NULL OR tenant = $1 GROUP BY tenant), \
-             scanned AS (SELECT tenant, count(*)::bigint AS events, count(DISTINCT stream_id)::bigint AS streams, \
+/// Usage and limits of every tenant with events or limits ($1 NULL), or of one: for a tenant
+/// with limits, its counted usage and the events past its mark; for another, a count of its
+/// events.
+pub(crate) const TENANTS_USAGE: &str = "WITH counted AS (SELECT u.tenant, u.events + x.events AS events, \
+             u.streams + x.streams AS streams, u.bytes + x.bytes AS bytes FROM tenant_usage u \
+             CROSS JOIN LATERAL (SELECT count(*) AS events, count(*) FILTER (WHERE stream_version = 1) AS streams, \
+             coalesce(sum(octet_length(payload::text)), 0) AS bytes FROM events e \
+             WHERE e.tenant = u.tenant AND e.position > u.counted_through) x \
+             WHERE $1::text IS NULL OR u.tenant = $1), \
+             scanned AS (SELECT tenant, count(*)::bigint AS events, count(*) FILTER (WHERE stream_version = 1)::bigint AS streams, \
              coalesce(sum(octet_length(payload::text)), 0)::bigint AS bytes FROM events \
              WHERE ($1::text IS NULL OR tenant = $1) AND tenant NOT IN (SELECT tenant FROM counted) GROUP BY tenant), \
              usage AS (SELECT * FROM counted UNION ALL SELECT * FROM scanned) \
-             SELECT coalesce(u.tenant, l.tenant) AS tenant, coalesce(u.events, 0) AS events, \
-             coalesce(u.streams, 0) AS streams, coalesce(u.bytes, 0) AS bytes, l.max_events, l.max_streams, \
+             SELECT coalesce(u.tenant, l.tenant) AS tenant, coalesce(u.events, 0)::bigint AS events, \
+             coalesce(u.streams, 0)::bigint AS streams, coalesce(u.bytes, 0)::bigint AS bytes, l.max_events, l.max_streams, \
              l.max_bytes, l.max_events_per_second \
              FROM usage u FULL JOIN (SELECT * FROM tenant_limits WHERE $1::text IS NULL OR tenant = $1) l \
              ON l.tenant = u.tenant ORDER BY 1";

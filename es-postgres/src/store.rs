@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) vault: Option<Arc<Vault>>,
     /// The tenants' own pools under row-level security; `None` without it.
     tenant_pools: Option<Arc<crate::rls::TenantPools>>,
+    /// What this process knows of its tenants' usage and limits.
+    pub(crate) quotas: crate::quota::ledger::Ledgers,
 }
 
 impl Inner {
@@ -58,7 +60,16 @@ impl Inner {
             let tenant_pools = options.row_level_security.then(|| {
                 crate::rls::tenant_pools(&pool, options.tenant_connections, options.acquire_timeout)
             });
-            Self { pool, options, horizon: Horizon::default(), wakeups, vault, tenant_pools }
+            let quotas = crate::quota::ledger::Ledgers::new(options.quota_sync_interval);
+            Self {
+                pool,
+                options,
+                horizon: Horizon::default(),
+                wakeups,
+                vault,
+                tenant_pools,
+                quotas,
+            }
         })
     }
 
@@ -227,6 +238,10 @@ impl PgStore {
         &self.inner.pool
     }
 
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// The options the store was built with.
     pub fn options(&self) -> &PgStoreOptions {
         &self.inner.options
@@ -371,7 +386,35 @@ impl PgTenantStore {
             "es.append", tenant = %self.tenant, stream = %stream_id, %expected,
             count = request.events.len(), in_transaction = true
         );
-        append::append_in(&self.inner, &self.tenant, connection, request).instrument(span).await
+        let ticket = self.admit(&request).await?;
+        let result = append::append_in(&self.inner, &self.tenant, connection, request)
+            .instrument(span)
+            .await;
+        // Counted as written when it returns; if the transaction rolls back, the next refresh of
+        // the ledger drops it (the log count passes its positions without finding it).
+        if let Some(ticket) = ticket {
+            ticket.settle(&result);
+        }
+        result
+    }
+
+    /// Checks an append against the tenant's quotas (see [`crate::quota::ledger`]). A keyed
+    /// append refused by a quota that was already written is let through: it replays.
+    async fn admit(
+        &self,
+        request: &AppendRequest,
+    ) -> Result<Option<crate::quota::ledger::Ticket>, StoreError> {
+        let admitted =
+            self.inner.quotas.admit(&self.inner, &self.pool, &self.tenant, request).await;
+        match (admitted, &request.idempotency) {
+            (Err(StoreError::QuotaExceeded(exceeded)), Some((key, _))) => {
+                match self.idempotency_record(key).await? {
+                    Some(_) => Ok(None),
+                    None => Err(StoreError::QuotaExceeded(exceeded)),
+                }
+            }
+            (admitted, _) => admitted,
+        }
     }
 }
 
@@ -398,7 +441,13 @@ impl EventStore for PgTenantStore {
         let span = tracing::debug_span!(
             "es.append", tenant = %self.tenant, stream = %stream_id, %expected, count = request.events.len()
         );
-        append::append(&self.inner, &self.pool, &self.tenant, request).instrument(span).await
+        let ticket = self.admit(&request).await?;
+        let result =
+            append::append(&self.inner, &self.pool, &self.tenant, request).instrument(span).await;
+        if let Some(ticket) = ticket {
+            ticket.settle(&result);
+        }
+        result
     }
 
     fn read_stream(&self, stream_id: &StreamId, options: ReadStreamOptions) -> EventStream {

@@ -165,6 +165,10 @@ async fn operators_forget_subjects_and_set_quotas() {
     let (code, out) =
         admin(schema, &["tenants", "set-limits", "default", "--events", &events.to_string()]);
     assert_eq!(code, 0, "{out}");
+    // The CLI is another process: the service sees limits set there within its quota refresh
+    // interval (250 ms, PgStoreOptions::quota_sync_interval).
+    let refresh = std::time::Duration::from_millis(350);
+    tokio::time::sleep(refresh).await;
     match bank.deposit("ada", 1, None).await {
         Err(examples::bank::BankError::Store(es::StoreError::QuotaExceeded(exceeded))) => {
             assert_eq!((exceeded.quota, exceeded.limit), (es::quota::Quota::Events, events));
@@ -173,6 +177,7 @@ async fn operators_forget_subjects_and_set_quotas() {
     }
     let (code, out) = admin(schema, &["tenants", "set-limits", "default"]);
     assert_eq!(code, 0, "{out}");
+    tokio::time::sleep(refresh).await;
     bank.deposit("ada", 1, None).await.unwrap();
 
     // Row-level security: on, seen on, off (the owner the tests run as bypasses it, so the

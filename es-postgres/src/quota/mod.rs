@@ -1,5 +1,8 @@
-//! Per-tenant quotas in `tenant_limits` and `tenant_usage` (migration `20261201000002`): the
-//! limits operators set, the usage the `events` trigger counts and checks.
+//! Per-tenant quotas: the limits operators set (`tenant_limits`), usage counted from the log
+//! (`tenant_usage`, migration `20261202000002`), and the ledger each process checks appends
+//! against ([`ledger`]).
+
+pub(crate) mod ledger;
 
 use es_core::quota::{Limits, TenantQuotas, TenantUsage, Usage};
 use es_core::{StoreError, TenantId};
@@ -41,46 +44,26 @@ impl TenantQuotas for PgStore {
     async fn set_limits(&self, tenant: &TenantId, limits: Limits) -> Result<(), StoreError> {
         let failed = |e| read_error("set limits", e);
         if limits.is_none() {
-            let mut tx = self.pool().begin().await.map_err(failed)?;
             sqlx::query(sql::REMOVE_LIMITS)
                 .bind(tenant.as_str())
-                .execute(&mut *tx)
+                .execute(self.pool())
                 .await
                 .map_err(failed)?;
-            sqlx::query(sql::DISABLE_USAGE_TRIGGER).execute(&mut *tx).await.map_err(failed)?;
-            tx.commit().await.map_err(failed)?;
-            return Ok(());
-        }
-        let bound = |limit: Option<u64>| limit.map(bound_i64);
-        let mut tx = self.pool().begin().await.map_err(failed)?;
-        let had_limits = sqlx::query(sql::LOCK_LIMITS)
-            .bind(tenant.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(failed)?
-            .is_some();
-        sqlx::query(sql::SET_LIMITS)
-            .bind(tenant.as_str())
-            .bind(bound(limits.events))
-            .bind(bound(limits.streams))
-            .bind(bound(limits.bytes))
-            .bind(bound(limits.events_per_second))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-        if !had_limits {
-            // The trigger first: from this transaction's commit on, every append is counted.
-            sqlx::query(sql::ENABLE_USAGE_TRIGGER).execute(&mut *tx).await.map_err(failed)?;
-            // Usage is counted only under limits: count what is stored once, now. Appends
-            // committing while this runs may go uncounted (at most what is in flight).
-            sqlx::query(sql::COUNT_USAGE)
+        } else {
+            let bound = |limit: Option<u64>| limit.map(bound_i64);
+            sqlx::query(sql::SET_LIMITS)
                 .bind(tenant.as_str())
-                .execute(&mut *tx)
+                .bind(bound(limits.events))
+                .bind(bound(limits.streams))
+                .bind(bound(limits.bytes))
+                .bind(bound(limits.events_per_second))
+                .execute(self.pool())
                 .await
                 .map_err(failed)?;
         }
-        tx.commit().await.map_err(failed)?;
-        Ok(())
+        // Counts what the tenant stored (once, here, rather than in its next append) and tells
+        // this process's appends at once; other processes see the change at their next refresh.
+        self.inner().quotas.refresh(self.inner(), self.pool(), tenant).await
     }
 
     async fn tenant_usage(&self, tenant: &TenantId) -> Result<TenantUsage, StoreError> {

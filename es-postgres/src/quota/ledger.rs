@@ -1,0 +1,413 @@
+//! What one process knows of its tenants' usage, to check appends against their limits without
+//! touching the database on the append path.
+//!
+//! Per tenant: its limits and its usage counted from the log through a mark (both from
+//! `tenant_usage_sync()`, refreshed every [`PgStoreOptions::quota_sync_interval`]), this process's
+//! own appends above the mark, and what it has in flight. An append is checked against the sum,
+//! under a short lock, and reserves its share while it runs; so within one process a limit is
+//! exact (concurrent appends included). Other processes' appends count once they are below the
+//! read horizon at a refresh: across processes a tenant can pass a limit by what the others
+//! append within one interval, plus what is in flight.
+//!
+//! [`PgStoreOptions::quota_sync_interval`]: crate::PgStoreOptions::quota_sync_interval
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use es_core::quota::{Limits, Quota, QuotaExceeded, Usage};
+use es_core::{AppendRequest, AppendResult, ExpectedVersion, StoreError, TenantId};
+use sqlx::{PgPool, Row};
+
+use crate::error::read_error;
+use crate::row::{bound_i64, stored_u64};
+use crate::sql;
+
+/// The ledgers of a store's tenants.
+pub(crate) struct Ledgers {
+    interval: Duration,
+    tenants: Mutex<HashMap<TenantId, Arc<Ledger>>>,
+    /// Which tenants have limits (one query per interval for all): the others pay nothing more.
+    limited: Mutex<Limited>,
+    refreshing_limited: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Limited {
+    refreshed: Option<Instant>,
+    tenants: HashSet<TenantId>,
+}
+
+/// One tenant's ledger.
+pub(crate) struct Ledger {
+    state: Mutex<State>,
+    /// One refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    /// When it was last refreshed (`None`: never, or invalidated).
+    refreshed: Option<Instant>,
+    limits: Limits,
+    /// Usage counted from the log through `mark`.
+    counted: Usage,
+    mark: u64,
+    /// Events counted whose second (server clock, Unix time) is `window.0`.
+    window: (u64, u64),
+    /// This process's appends above the mark.
+    own: Vec<Own>,
+    /// What appends running now will add (streams: those that may create one).
+    in_flight: Usage,
+    in_flight_events: u64,
+}
+
+/// An append of this process that the log count may not include yet.
+struct Own {
+    last_position: u64,
+    usage: Usage,
+    second: u64,
+}
+
+/// An admitted append's reservation; settled when the append returns.
+pub(crate) struct Ticket {
+    ledger: Arc<Ledger>,
+    reserved: Usage,
+}
+
+/// What an append would add.
+struct Request {
+    usage: Usage,
+    /// Whether it creates a stream for sure (`NoStream`, `Exact(0)`), may (`Any`), or cannot.
+    new_stream: NewStream,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NewStream {
+    Yes,
+    Maybe,
+    No,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // The state is plain numbers updated in single steps: a panic elsewhere leaves it consistent.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn unix_second() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl Ledgers {
+    pub(crate) fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            tenants: Mutex::default(),
+            limited: Mutex::default(),
+            refreshing_limited: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Whether `tenant` has limits, as known within the interval.
+    /// `pool` is the store's own (every tenant's rows, also under row-level security).
+    async fn has_limits(&self, pool: &PgPool, tenant: &TenantId) -> Result<bool, StoreError> {
+        let arrival = Instant::now();
+        let fresh =
+            |limited: &Limited, since: Instant| limited.refreshed.is_some_and(|at| at > since);
+        {
+            let limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
+            if limited.refreshed.is_some_and(|at| at.elapsed() < self.interval)
+                && !self.interval.is_zero()
+            {
+                return Ok(limited.tenants.contains(tenant));
+            }
+        }
+        let _one = self.refreshing_limited.lock().await;
+        let (fresh_now, known) = {
+            let limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
+            (fresh(&limited, arrival), limited.refreshed.is_some())
+        };
+        if !fresh_now {
+            match self.refresh_limited(pool).await {
+                Err(error) if known => {
+                    tracing::warn!(%error, "quota refresh failed; checking against the last one");
+                }
+                outcome => outcome?,
+            }
+        }
+        let limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(limited.tenants.contains(tenant))
+    }
+
+    /// Reads which tenants have limits.
+    async fn refresh_limited(&self, pool: &PgPool) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let names: Vec<String> = sqlx::query_scalar(sql::LIMITED_TENANTS)
+            .fetch_all(pool)
+            .await
+            .map_err(|error| read_error("quota refresh", error))?;
+        let tenants = names.iter().filter_map(|name| TenantId::new(name).ok()).collect();
+        *self.limited.lock().unwrap_or_else(PoisonError::into_inner) =
+            Limited { refreshed: Some(started), tenants };
+        Ok(())
+    }
+
+    fn ledger(&self, tenant: &TenantId) -> Arc<Ledger> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(tenants.entry(tenant.clone()).or_insert_with(|| {
+            Arc::new(Ledger { state: Mutex::default(), refreshing: tokio::sync::Mutex::new(()) })
+        }))
+    }
+
+    /// Checks an append against the tenant's limits and reserves its share: `None` when the
+    /// tenant has no limits, a [`StoreError::QuotaExceeded`] when it would pass one.
+    pub(crate) async fn admit(
+        &self,
+        store: &crate::store::Inner,
+        pool: &PgPool,
+        tenant: &TenantId,
+        request: &AppendRequest,
+    ) -> Result<Option<Ticket>, StoreError> {
+        match self.has_limits(&store.pool, tenant).await {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+            Err(StoreError::Backend { retryable, source, .. }) => {
+                return Err(StoreError::Backend { operation: "append", retryable, source });
+            }
+            Err(other) => return Err(other),
+        }
+        let ledger = self.ledger(tenant);
+        ledger.refresh_if_stale(store, pool, tenant, self.interval).await?;
+        let mut wanted = Request::of(request);
+        let mut probed = false;
+        loop {
+            {
+                let mut state = lock(&ledger.state);
+                if state.limits.is_none() {
+                    return Ok(None);
+                }
+                // An `Any` append to a tenant at its streams limit must know whether the stream
+                // exists (only then, so appends below the limit pay nothing).
+                let near = state.limits.streams.is_some_and(|max| state.used().streams + 1 > max);
+                if wanted.new_stream != NewStream::Maybe || probed || !near {
+                    let reserved = wanted.reserved();
+                    if let Some(exceeded) = state.exceeds(tenant, &wanted) {
+                        return Err(StoreError::QuotaExceeded(Box::new(exceeded)));
+                    }
+                    state.in_flight = add(state.in_flight, reserved);
+                    state.in_flight_events += reserved.events;
+                    return Ok(Some(Ticket { ledger: Arc::clone(&ledger), reserved }));
+                }
+            }
+            let version: Option<i64> = sqlx::query_scalar(sql::STREAM_VERSION)
+                .bind(tenant.as_str())
+                .bind(request.stream_id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(|error| read_error("quota stream probe", error))?;
+            wanted.new_stream =
+                if version.unwrap_or(0) == 0 { NewStream::Yes } else { NewStream::No };
+            probed = true;
+        }
+    }
+
+    /// Refreshes a tenant's ledger now (after its limits changed; for usage reports).
+    pub(crate) async fn refresh(
+        &self,
+        store: &crate::store::Inner,
+        pool: &PgPool,
+        tenant: &TenantId,
+    ) -> Result<(), StoreError> {
+        {
+            let _one = self.refreshing_limited.lock().await;
+            self.refresh_limited(&store.pool).await?;
+        }
+        let ledger = self.ledger(tenant);
+        let _one = ledger.refreshing.lock().await;
+        ledger.refresh(store, pool, tenant).await
+    }
+}
+
+impl Ledger {
+    async fn refresh_if_stale(
+        &self,
+        store: &crate::store::Inner,
+        pool: &PgPool,
+        tenant: &TenantId,
+        interval: Duration,
+    ) -> Result<(), StoreError> {
+        let arrival = Instant::now();
+        let known = {
+            let state = lock(&self.state);
+            if state.refreshed.is_some_and(|at| at.elapsed() < interval) {
+                return Ok(());
+            }
+            state.refreshed.is_some()
+        };
+        // One refresh at a time. While another runs, an append of a tenant known before goes on
+        // with what is known, unless every append must refresh (a zero interval); then, and for
+        // a tenant never known, it waits and uses a refresh begun after it arrived.
+        let _one = if known && !interval.is_zero() {
+            match self.refreshing.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(()),
+            }
+        } else {
+            self.refreshing.lock().await
+        };
+        if lock(&self.state).refreshed.is_some_and(|at| at > arrival) {
+            return Ok(());
+        }
+        match self.refresh(store, pool, tenant).await {
+            // A tenant known before goes on with what is known: appends do not fail because a
+            // refresh did (the append itself reports a database that is gone).
+            Err(error) if known => {
+                tracing::warn!(%tenant, %error, "quota refresh failed; checking against the last one");
+                Ok(())
+            }
+            // Part of the append that asked for it: reported as the append's failure.
+            Err(StoreError::Backend { retryable, source, .. }) => {
+                Err(StoreError::Backend { operation: "append", retryable, source })
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn refresh(
+        &self,
+        store: &crate::store::Inner,
+        pool: &PgPool,
+        tenant: &TenantId,
+    ) -> Result<(), StoreError> {
+        // Stamped with its start: what it reads is at least as new as that.
+        let started = Instant::now();
+        let horizon = store.horizon.advance(&store.pool, Duration::ZERO).await?;
+        let row = sqlx::query(sql::TENANT_USAGE_SYNC)
+            .bind(tenant.as_str())
+            .bind(bound_i64(horizon))
+            .fetch_optional(pool)
+            .await
+            .map_err(|error| read_error("quota refresh", error))?;
+        let mut state = lock(&self.state);
+        state.refreshed = Some(started);
+        let Some(row) = row else {
+            state.limits = Limits::none();
+            state.own.clear();
+            return Ok(());
+        };
+        let number = |name: &str| -> Result<Option<u64>, StoreError> {
+            let value: Option<i64> = row.try_get(name).map_err(|e| read_error("quota", e))?;
+            value.map(|value| stored_u64(value, format_args!("{name} of a tenant"))).transpose()
+        };
+        state.limits = Limits {
+            events: number("o_max_events")?,
+            streams: number("o_max_streams")?,
+            bytes: number("o_max_bytes")?,
+            events_per_second: number("o_max_events_per_second")?,
+        };
+        state.counted = Usage {
+            events: number("o_events")?.unwrap_or(0),
+            streams: number("o_streams")?.unwrap_or(0),
+            bytes: number("o_bytes")?.unwrap_or(0),
+        };
+        state.mark = number("o_counted_through")?.unwrap_or(0);
+        state.window =
+            (number("o_window_second")?.unwrap_or(0), number("o_window_events")?.unwrap_or(0));
+        let mark = state.mark;
+        state.own.retain(|own| own.last_position > mark);
+        Ok(())
+    }
+}
+
+impl State {
+    /// Counted usage, own appends above the mark, and what is in flight.
+    fn used(&self) -> Usage {
+        let own = self.own.iter().fold(Usage::default(), |sum, own| add(sum, own.usage));
+        add(add(self.counted, own), self.in_flight)
+    }
+
+    /// Events of the current second: counted, own, in flight.
+    fn used_this_second(&self, second: u64) -> u64 {
+        let counted = if self.window.0 == second { self.window.1 } else { 0 };
+        let own: u64 =
+            self.own.iter().filter(|own| own.second == second).map(|own| own.usage.events).sum();
+        counted + own + self.in_flight_events
+    }
+
+    fn exceeds(&self, tenant: &TenantId, wanted: &Request) -> Option<QuotaExceeded> {
+        let used = self.used();
+        let second = unix_second();
+        let new_streams = u64::from(wanted.new_stream == NewStream::Yes);
+        // A `Maybe` stream is reserved (in flight) but checked only when it must be new.
+        let used_streams = used.streams;
+        let checks = [
+            (Quota::Events, used.events, wanted.usage.events),
+            (Quota::Streams, used_streams, new_streams),
+            (Quota::Bytes, used.bytes, wanted.usage.bytes),
+            (Quota::AppendRate, self.used_this_second(second), wanted.usage.events),
+        ];
+        checks.into_iter().find_map(|(quota, used, requested)| {
+            let limit = self.limits.of(quota)?;
+            (requested > 0 && used + requested > limit).then(|| QuotaExceeded {
+                tenant: tenant.clone(),
+                quota,
+                limit,
+                used,
+                requested,
+            })
+        })
+    }
+}
+
+impl Request {
+    fn of(request: &AppendRequest) -> Self {
+        let new_stream = match request.expected {
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => NewStream::Yes,
+            ExpectedVersion::Any => NewStream::Maybe,
+            ExpectedVersion::StreamExists | ExpectedVersion::Exact(_) => NewStream::No,
+        };
+        let usage = Usage {
+            events: request.events.len() as u64,
+            streams: 0,
+            bytes: request.events.iter().map(|event| event.payload.len() as u64).sum(),
+        };
+        Self { usage, new_stream }
+    }
+
+    /// What it holds while it runs: a stream it may create counts as one.
+    fn reserved(&self) -> Usage {
+        Usage { streams: u64::from(self.new_stream != NewStream::No), ..self.usage }
+    }
+}
+
+fn add(a: Usage, b: Usage) -> Usage {
+    Usage { events: a.events + b.events, streams: a.streams + b.streams, bytes: a.bytes + b.bytes }
+}
+
+fn sub(a: Usage, b: Usage) -> Usage {
+    Usage {
+        events: a.events.saturating_sub(b.events),
+        streams: a.streams.saturating_sub(b.streams),
+        bytes: a.bytes.saturating_sub(b.bytes),
+    }
+}
+
+impl Ticket {
+    /// Releases the reservation; a written append becomes one of this process's own (until the
+    /// log count passes it).
+    pub(crate) fn settle(self, result: &Result<AppendResult, StoreError>) {
+        let mut state = lock(&self.ledger.state);
+        state.in_flight = sub(state.in_flight, self.reserved);
+        state.in_flight_events = state.in_flight_events.saturating_sub(self.reserved.events);
+        if let Ok(result) = result
+            && result.last_position.value() > state.mark
+        {
+            let created = u64::from(result.first_version == 1);
+            state.own.push(Own {
+                last_position: result.last_position.value(),
+                usage: Usage { streams: created, ..self.reserved },
+                second: unix_second(),
+            });
+        }
+    }
+}
