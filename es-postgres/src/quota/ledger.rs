@@ -56,17 +56,73 @@ struct State {
     /// Events counted whose second (server clock, Unix time) is `window.0`.
     window: (u64, u64),
     /// This process's appends above the mark.
-    own: Vec<Own>,
+    own: OwnAppends,
     /// What appends running now will add (streams: those that may create one).
     in_flight: Usage,
     in_flight_events: u64,
 }
 
 /// An append of this process that the log count may not include yet.
+#[derive(Clone, Copy)]
 struct Own {
     last_position: u64,
     usage: Usage,
     second: u64,
+}
+
+/// This process's appends above the mark, with their sums kept as they change, so a check costs
+/// the same however many there are. While the mark cannot move (a transaction holding the read
+/// horizon back), neighbours are merged past [`OWN_MAX`] entries: a merged entry leaves when the
+/// mark passes the later of the two, so it may count a little longer, never less.
+#[derive(Default)]
+struct OwnAppends {
+    entries: Vec<Own>,
+    total: Usage,
+    /// Events of `this_second.0`, the latest second appended in.
+    this_second: (u64, u64),
+}
+
+const OWN_MAX: usize = 4_096;
+
+impl OwnAppends {
+    fn push(&mut self, own: Own) {
+        self.total = add(self.total, own.usage);
+        if own.second == self.this_second.0 {
+            self.this_second.1 += own.usage.events;
+        } else if own.second > self.this_second.0 {
+            self.this_second = (own.second, own.usage.events);
+        }
+        self.entries.push(own);
+        if self.entries.len() > OWN_MAX {
+            self.entries.sort_unstable_by_key(|own| own.last_position);
+            self.entries = self
+                .entries
+                .chunks(2)
+                .map(|pair| {
+                    pair.iter().copied().reduce(|a, b| Own {
+                        last_position: a.last_position.max(b.last_position),
+                        usage: add(a.usage, b.usage),
+                        second: a.second.max(b.second),
+                    })
+                })
+                .map(|merged| merged.unwrap_or_else(|| unreachable!("chunks are not empty")))
+                .collect();
+        }
+    }
+
+    /// Drops what the log count through `mark` includes.
+    fn trim(&mut self, mark: u64) {
+        self.entries.retain(|own| own.last_position > mark);
+        self.total = self.entries.iter().fold(Usage::default(), |sum, own| add(sum, own.usage));
+        let second = self.this_second.0;
+        let events =
+            self.entries.iter().filter(|own| own.second == second).map(|own| own.usage.events);
+        self.this_second = (second, events.sum());
+    }
+
+    fn events_in(&self, second: u64) -> u64 {
+        if self.this_second.0 == second { self.this_second.1 } else { 0 }
+    }
 }
 
 /// An admitted append's reservation; settled when the append returns.
@@ -292,7 +348,7 @@ impl Ledger {
         state.refreshed = Some(started);
         let Some(row) = row else {
             state.limits = Limits::none();
-            state.own.clear();
+            state.own = OwnAppends::default();
             return Ok(());
         };
         let number = |name: &str| -> Result<Option<u64>, StoreError> {
@@ -314,7 +370,7 @@ impl Ledger {
         state.window =
             (number("o_window_second")?.unwrap_or(0), number("o_window_events")?.unwrap_or(0));
         let mark = state.mark;
-        state.own.retain(|own| own.last_position > mark);
+        state.own.trim(mark);
         Ok(())
     }
 }
@@ -322,16 +378,13 @@ impl Ledger {
 impl State {
     /// Counted usage, own appends above the mark, and what is in flight.
     fn used(&self) -> Usage {
-        let own = self.own.iter().fold(Usage::default(), |sum, own| add(sum, own.usage));
-        add(add(self.counted, own), self.in_flight)
+        add(add(self.counted, self.own.total), self.in_flight)
     }
 
     /// Events of the current second: counted, own, in flight.
     fn used_this_second(&self, second: u64) -> u64 {
         let counted = if self.window.0 == second { self.window.1 } else { 0 };
-        let own: u64 =
-            self.own.iter().filter(|own| own.second == second).map(|own| own.usage.events).sum();
-        counted + own + self.in_flight_events
+        counted + self.own.events_in(second) + self.in_flight_events
     }
 
     fn exceeds(&self, tenant: &TenantId, wanted: &Request) -> Option<QuotaExceeded> {
@@ -409,5 +462,45 @@ impl Ticket {
                 second: unix_second(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(position: u64, second: u64) -> Own {
+        Own { last_position: position, usage: Usage { events: 1, streams: 0, bytes: 10 }, second }
+    }
+
+    #[test]
+    fn own_appends_keep_their_sums_through_merges_and_trims() {
+        let mut appends = OwnAppends::default();
+        let n = OWN_MAX as u64 * 3;
+        for position in 1..=n {
+            appends.push(own(position, 7));
+        }
+        assert!(appends.entries.len() <= OWN_MAX, "bounded: {}", appends.entries.len());
+        assert_eq!(appends.total.events, n);
+        assert_eq!(appends.total.bytes, n * 10);
+        assert_eq!(appends.events_in(7), n);
+        assert_eq!(appends.events_in(8), 0);
+        // A merged entry leaves only when the mark passes its later append: never undercounted.
+        appends.trim(n / 2);
+        assert!(appends.total.events >= n - n / 2, "{}", appends.total.events);
+        assert!(appends.total.events <= n - n / 2 + 8, "{}", appends.total.events);
+        appends.trim(n);
+        assert_eq!((appends.total.events, appends.events_in(7)), (0, 0));
+    }
+
+    #[test]
+    fn a_later_second_starts_a_new_window() {
+        let mut appends = OwnAppends::default();
+        appends.push(own(1, 5));
+        appends.push(own(2, 6));
+        appends.push(own(3, 6));
+        assert_eq!((appends.events_in(5), appends.events_in(6)), (0, 2));
+        appends.trim(2);
+        assert_eq!((appends.total.events, appends.events_in(6)), (1, 1));
     }
 }
