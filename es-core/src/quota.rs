@@ -121,6 +121,47 @@ impl Limits {
             && self.bytes.is_none()
             && self.events_per_second.is_none()
     }
+
+    /// The first limit an append adding `request` (its events, the streams it creates, its
+    /// payload bytes) would pass, for a tenant using `used` and having appended
+    /// `used_this_second` events in the current second; `None` when it fits. For backends.
+    ///
+    /// ```
+    /// use es_core::TenantId;
+    /// use es_core::quota::{Limits, Quota, Usage};
+    /// let limits = Limits::none().events(10);
+    /// let tenant = TenantId::new("acme")?;
+    /// let used = Usage { events: 8, streams: 1, bytes: 100 };
+    /// let request = Usage { events: 3, streams: 0, bytes: 30 };
+    /// let exceeded = limits.first_exceeded(&tenant, used, 0, request).expect("over");
+    /// assert_eq!((exceeded.quota, exceeded.used, exceeded.requested), (Quota::Events, 8, 3));
+    /// assert!(limits.first_exceeded(&tenant, used, 0, Usage { events: 2, ..request }).is_none());
+    /// # Ok::<(), es_core::IdError>(())
+    /// ```
+    pub fn first_exceeded(
+        &self,
+        tenant: &TenantId,
+        used: Usage,
+        used_this_second: u64,
+        request: Usage,
+    ) -> Option<QuotaExceeded> {
+        let checks = [
+            (Quota::Events, used.events, request.events),
+            (Quota::Streams, used.streams, request.streams),
+            (Quota::Bytes, used.bytes, request.bytes),
+            (Quota::AppendRate, used_this_second, request.events),
+        ];
+        checks.into_iter().find_map(|(quota, used, requested)| {
+            let limit = self.of(quota)?;
+            (requested > 0 && used + requested > limit).then(|| QuotaExceeded {
+                tenant: tenant.clone(),
+                quota,
+                limit,
+                used,
+                requested,
+            })
+        })
+    }
 }
 
 /// What a tenant uses.
@@ -132,6 +173,30 @@ pub struct Usage {
     pub streams: u64,
     /// Payload bytes stored.
     pub bytes: u64,
+}
+
+impl std::ops::Add for Usage {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            events: self.events + other.events,
+            streams: self.streams + other.streams,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
+impl Usage {
+    /// `self` less `other`, each count at least 0.
+    #[must_use]
+    pub const fn saturating_sub(self, other: Self) -> Self {
+        Self {
+            events: self.events.saturating_sub(other.events),
+            streams: self.streams.saturating_sub(other.streams),
+            bytes: self.bytes.saturating_sub(other.bytes),
+        }
+    }
 }
 
 /// A tenant's usage and limits, for operators.

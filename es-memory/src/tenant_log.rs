@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use es_core::event::recorded_now;
-use es_core::quota::{Limits, Quota, QuotaExceeded, Usage};
+use es_core::quota::{Limits, QuotaExceeded, Usage};
 use es_core::{
     AppendRequest, AppendResult, EventId, IdempotencyKey, IdempotencyRecord, Position,
     RecordedEvent, StoreError, StreamId, TenantId,
@@ -63,26 +63,13 @@ impl TenantState {
         new_stream: bool,
         second: u64,
     ) -> Option<QuotaExceeded> {
-        let count = request.events.len() as u64;
-        let bytes: u64 = request.events.iter().map(|event| event.payload.len() as u64).sum();
-        let usage = self.usage();
+        let request_usage = Usage {
+            events: request.events.len() as u64,
+            streams: u64::from(new_stream),
+            bytes: request.events.iter().map(|event| event.payload.len() as u64).sum(),
+        };
         let rate_used = if self.window.0 == second { self.window.1 } else { 0 };
-        let checks = [
-            (Quota::Events, usage.events, count),
-            (Quota::Streams, usage.streams, u64::from(new_stream)),
-            (Quota::Bytes, usage.bytes, bytes),
-            (Quota::AppendRate, rate_used, count),
-        ];
-        checks.into_iter().find_map(|(quota, used, requested)| {
-            let limit = self.limits.of(quota)?;
-            (requested > 0 && used + requested > limit).then(|| QuotaExceeded {
-                tenant: tenant.clone(),
-                quota,
-                limit,
-                used,
-                requested,
-            })
-        })
+        self.limits.first_exceeded(tenant, self.usage(), rate_used, request_usage)
     }
 }
 

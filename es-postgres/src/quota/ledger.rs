@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use es_core::quota::{Limits, Quota, QuotaExceeded, Usage};
+use es_core::quota::{Limits, QuotaExceeded, Usage};
 use es_core::{AppendRequest, AppendResult, ExpectedVersion, StoreError, TenantId};
 use sqlx::{PgPool, Row};
 
@@ -86,7 +86,7 @@ const OWN_MAX: usize = 4_096;
 
 impl OwnAppends {
     fn push(&mut self, own: Own) {
-        self.total = add(self.total, own.usage);
+        self.total = self.total + own.usage;
         if own.second == self.this_second.0 {
             self.this_second.1 += own.usage.events;
         } else if own.second > self.this_second.0 {
@@ -101,7 +101,7 @@ impl OwnAppends {
                 .map(|pair| {
                     pair.iter().copied().reduce(|a, b| Own {
                         last_position: a.last_position.max(b.last_position),
-                        usage: add(a.usage, b.usage),
+                        usage: a.usage + b.usage,
                         second: a.second.max(b.second),
                     })
                 })
@@ -113,7 +113,7 @@ impl OwnAppends {
     /// Drops what the log count through `mark` includes.
     fn trim(&mut self, mark: u64) {
         self.entries.retain(|own| own.last_position > mark);
-        self.total = self.entries.iter().fold(Usage::default(), |sum, own| add(sum, own.usage));
+        self.total = self.entries.iter().fold(Usage::default(), |sum, own| sum + own.usage);
         let second = self.this_second.0;
         let events =
             self.entries.iter().filter(|own| own.second == second).map(|own| own.usage.events);
@@ -250,7 +250,7 @@ impl Ledgers {
                     if let Some(exceeded) = state.exceeds(tenant, &wanted) {
                         return Err(StoreError::QuotaExceeded(Box::new(exceeded)));
                     }
-                    state.in_flight = add(state.in_flight, reserved);
+                    state.in_flight = state.in_flight + reserved;
                     state.in_flight_events += reserved.events;
                     return Ok(Some(Ticket { ledger: Arc::clone(&ledger), reserved }));
                 }
@@ -378,7 +378,7 @@ impl Ledger {
 impl State {
     /// Counted usage, own appends above the mark, and what is in flight.
     fn used(&self) -> Usage {
-        add(add(self.counted, self.own.total), self.in_flight)
+        self.counted + self.own.total + self.in_flight
     }
 
     /// Events of the current second: counted, own, in flight.
@@ -392,23 +392,8 @@ impl State {
         let second = unix_second();
         let new_streams = u64::from(wanted.new_stream == NewStream::Yes);
         // A `Maybe` stream is reserved (in flight) but checked only when it must be new.
-        let used_streams = used.streams;
-        let checks = [
-            (Quota::Events, used.events, wanted.usage.events),
-            (Quota::Streams, used_streams, new_streams),
-            (Quota::Bytes, used.bytes, wanted.usage.bytes),
-            (Quota::AppendRate, self.used_this_second(second), wanted.usage.events),
-        ];
-        checks.into_iter().find_map(|(quota, used, requested)| {
-            let limit = self.limits.of(quota)?;
-            (requested > 0 && used + requested > limit).then(|| QuotaExceeded {
-                tenant: tenant.clone(),
-                quota,
-                limit,
-                used,
-                requested,
-            })
-        })
+        let request = Usage { streams: new_streams, ..wanted.usage };
+        self.limits.first_exceeded(tenant, used, self.used_this_second(second), request)
     }
 }
 
@@ -433,24 +418,12 @@ impl Request {
     }
 }
 
-fn add(a: Usage, b: Usage) -> Usage {
-    Usage { events: a.events + b.events, streams: a.streams + b.streams, bytes: a.bytes + b.bytes }
-}
-
-fn sub(a: Usage, b: Usage) -> Usage {
-    Usage {
-        events: a.events.saturating_sub(b.events),
-        streams: a.streams.saturating_sub(b.streams),
-        bytes: a.bytes.saturating_sub(b.bytes),
-    }
-}
-
 impl Ticket {
     /// Releases the reservation; a written append becomes one of this process's own (until the
     /// log count passes it).
     pub(crate) fn settle(self, result: &Result<AppendResult, StoreError>) {
         let mut state = lock(&self.ledger.state);
-        state.in_flight = sub(state.in_flight, self.reserved);
+        state.in_flight = state.in_flight.saturating_sub(self.reserved);
         state.in_flight_events = state.in_flight_events.saturating_sub(self.reserved.events);
         if let Ok(result) = result
             && result.last_position.value() > state.mark
