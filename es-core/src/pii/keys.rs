@@ -9,6 +9,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::PiiError;
@@ -45,6 +46,26 @@ impl DataKey {
     pub(crate) fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.0.as_ref().into())
     }
+
+    /// What a vault keeps of the key while it is cached: the cipher, and a key derived for
+    /// fingerprints (one key, one purpose).
+    pub(crate) fn subject_key(&self) -> SubjectKey {
+        let mut derived = Sha256::new();
+        derived.update(b"es.pii.fingerprint\0");
+        derived.update(self.0.as_ref());
+        SubjectKey {
+            cipher: self.cipher(),
+            fingerprint_key: Zeroizing::new(derived.finalize().into()),
+        }
+    }
+}
+
+/// A subject's key as the vault uses it.
+pub(crate) struct SubjectKey {
+    pub(crate) cipher: Aes256Gcm,
+    /// Keys the fingerprints of idempotent appends holding the subject's data: once the key is
+    /// destroyed, nobody can test a guess of the forgotten values against a stored fingerprint.
+    pub(crate) fingerprint_key: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for DataKey {

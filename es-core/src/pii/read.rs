@@ -116,7 +116,7 @@ pub async fn seal_request(
     }
     refuse_published_personal_data(request)?;
     let vault = vault.ok_or(PiiError::NoMasterKey { action: "seal" })?;
-    vault.seal(tenant, &request.stream_id, &mut request.events).await
+    vault.seal_request(tenant, request).await
 }
 
 /// A publication that copies a `#[pii]` field's value in clear (publishing the event's payload

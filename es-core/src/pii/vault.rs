@@ -7,11 +7,11 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aes_gcm::Aes256Gcm;
 use lru::LruCache;
 use parking_lot::Mutex;
 
 use super::envelope::{self, Object, REDACTED_JSON};
+use super::keys::SubjectKey;
 use super::{
     AuditEntry, DataKey, ForgetOutcome, ForgetRequest, KeyProvider, KeyStore, PiiError, StaleKey,
     StoredKey, SubjectDigest,
@@ -42,7 +42,7 @@ pub struct Vault {
 
 #[derive(Clone)]
 enum Cached {
-    Active { cipher: Arc<Aes256Gcm>, until: Instant },
+    Active { key: Arc<SubjectKey>, until: Instant },
     Forgotten,
 }
 
@@ -115,6 +115,34 @@ impl Vault {
         stream: &StreamId,
         events: &mut [EventData],
     ) -> Result<(), StoreError> {
+        self.seal_events(tenant, stream, events).await.map(drop)
+    }
+
+    /// Seals an append's `#[pii]` fields (see [`seal`](Self::seal)) and keys its idempotency
+    /// fingerprint with the keys of the subjects it holds: the fingerprint hashes the plain
+    /// values, and a stored hash of a forgotten e-mail address would confirm a guess of it. Keyed,
+    /// it matches a retry while the keys exist and means nothing once they are destroyed.
+    pub async fn seal_request(
+        &self,
+        tenant: &TenantId,
+        request: &mut crate::AppendRequest,
+    ) -> Result<(), StoreError> {
+        let keys = self.seal_events(tenant, &request.stream_id, &mut request.events).await?;
+        if let Some((_, fingerprint)) = &mut request.idempotency
+            && !keys.is_empty()
+        {
+            *fingerprint = keyed_fingerprint(*fingerprint, &keys);
+        }
+        Ok(())
+    }
+
+    /// Seals `events`; returns the keys used, by subject (in digest order).
+    async fn seal_events(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamId,
+        events: &mut [EventData],
+    ) -> Result<BTreeMap<SubjectDigest, Arc<SubjectKey>>, StoreError> {
         // The plan borrows the payloads' texts (shared bytes) while the payloads are replaced.
         let texts: Vec<(usize, bytes::Bytes)> = events
             .iter()
@@ -128,12 +156,12 @@ impl Vault {
             plan(*index, &events[*index], text, &mut digests, &mut work)?;
         }
         if work.is_empty() {
-            return Ok(());
+            return Ok(BTreeMap::new());
         }
         let mut subjects: Vec<SubjectDigest> = work.iter().map(|w| w.subject).collect();
         subjects.sort_unstable();
         subjects.dedup();
-        let ciphers = self.keys_for_write(tenant, &subjects).await?;
+        let keys = self.keys_for_write(tenant, &subjects).await?;
         let mut aad = Vec::new();
         let mut items = work.iter().peekable();
         for (index, text) in &texts {
@@ -142,10 +170,9 @@ impl Vault {
             while let Some(item) = items.next_if(|item| item.event == *index) {
                 out.extend_from_slice(&text[at..item.start]);
                 envelope::associated_data(&mut aad, tenant, item.field, item.subject);
-                let cipher = &ciphers[&item.subject];
                 envelope::seal_into(
                     &mut out,
-                    cipher,
+                    &keys[&item.subject].cipher,
                     &aad,
                     item.subject,
                     &text[item.start..item.end],
@@ -157,7 +184,7 @@ impl Vault {
                 events[*index].payload = Payload::from_sealed(out);
             }
         }
-        Ok(())
+        Ok(keys)
     }
 
     /// Opens the sealed fields of `payloads` in place: the value while the subject's key exists,
@@ -196,9 +223,9 @@ impl Vault {
                 out.extend_from_slice(&text[at..item.start]);
                 match &keys[&item.subject] {
                     None => out.extend_from_slice(REDACTED_JSON.as_bytes()),
-                    Some(cipher) => {
+                    Some(key) => {
                         envelope::associated_data(&mut aad, tenant, &item.field, item.subject);
-                        envelope::open_into(&mut out, &mut scratch, cipher, &aad, item)?;
+                        envelope::open_into(&mut out, &mut scratch, &key.cipher, &aad, item)?;
                     }
                 }
                 at = item.end;
@@ -297,12 +324,12 @@ impl Vault {
         }
     }
 
-    /// The ciphers of `subjects` for reading: `None` for a forgotten subject.
+    /// The keys of `subjects` for reading: `None` for a forgotten subject.
     async fn keys_for_read(
         &self,
         tenant: &TenantId,
         subjects: &[SubjectDigest],
-    ) -> Result<BTreeMap<SubjectDigest, Option<Arc<Aes256Gcm>>>, StoreError> {
+    ) -> Result<BTreeMap<SubjectDigest, Option<Arc<SubjectKey>>>, StoreError> {
         let (mut found, missing) = self.cached(subjects);
         if !missing.is_empty() {
             let rows = self.keys.load_keys(tenant, &missing).await?;
@@ -316,12 +343,12 @@ impl Vault {
         Ok(found)
     }
 
-    /// The ciphers of `subjects` for writing, created when new; a forgotten subject is an error.
+    /// The keys of `subjects` for writing, created when new; a forgotten subject is an error.
     async fn keys_for_write(
         &self,
         tenant: &TenantId,
         subjects: &[SubjectDigest],
-    ) -> Result<BTreeMap<SubjectDigest, Arc<Aes256Gcm>>, StoreError> {
+    ) -> Result<BTreeMap<SubjectDigest, Arc<SubjectKey>>, StoreError> {
         let (mut found, mut missing) = self.cached(subjects);
         if !missing.is_empty() {
             for (subject, row) in self.keys.load_keys(tenant, &missing).await? {
@@ -343,7 +370,7 @@ impl Vault {
         subjects
             .iter()
             .map(|subject| match found.get(subject) {
-                Some(Some(cipher)) => Ok((*subject, Arc::clone(cipher))),
+                Some(Some(key)) => Ok((*subject, Arc::clone(key))),
                 Some(None) => Err(PiiError::SubjectForgotten { subject: *subject }.into()),
                 None => Err(PiiError::MissingKey { subject: *subject }.into()),
             })
@@ -355,7 +382,7 @@ impl Vault {
     fn cached(
         &self,
         subjects: &[SubjectDigest],
-    ) -> (BTreeMap<SubjectDigest, Option<Arc<Aes256Gcm>>>, Vec<SubjectDigest>) {
+    ) -> (BTreeMap<SubjectDigest, Option<Arc<SubjectKey>>>, Vec<SubjectDigest>) {
         let now = Instant::now();
         let mut cache = self.cache.lock();
         let mut found = BTreeMap::new();
@@ -365,8 +392,8 @@ impl Vault {
                 Some(Cached::Forgotten) => {
                     found.insert(*subject, None);
                 }
-                Some(Cached::Active { cipher, until }) if *until > now => {
-                    found.insert(*subject, Some(Arc::clone(cipher)));
+                Some(Cached::Active { key, until }) if *until > now => {
+                    found.insert(*subject, Some(Arc::clone(key)));
                 }
                 _ => missing.push(*subject),
             }
@@ -380,7 +407,7 @@ impl Vault {
         tenant: &TenantId,
         subject: SubjectDigest,
         row: StoredKey,
-    ) -> Result<Option<Arc<Aes256Gcm>>, StoreError> {
+    ) -> Result<Option<Arc<SubjectKey>>, StoreError> {
         let cached = match row {
             StoredKey::Forgotten => Cached::Forgotten,
             StoredKey::Active(wrapped) => {
@@ -389,15 +416,36 @@ impl Vault {
                     .unwrap(&key_context(tenant, subject), &wrapped)
                     .await
                     .map_err(|error| name_subject(error, subject))?;
-                Cached::Active { cipher: Arc::new(key.cipher()), until: Instant::now() + self.ttl }
+                Cached::Active {
+                    key: Arc::new(key.subject_key()),
+                    until: Instant::now() + self.ttl,
+                }
             }
         };
         self.cache.lock().put(subject, cached.clone());
         Ok(match cached {
-            Cached::Active { cipher, .. } => Some(cipher),
+            Cached::Active { key, .. } => Some(key),
             Cached::Forgotten => None,
         })
     }
+}
+
+/// `fingerprint` keyed with each subject's fingerprint key in turn (HMAC-SHA-256, subjects in
+/// digest order).
+fn keyed_fingerprint(
+    fingerprint: crate::Fingerprint,
+    keys: &BTreeMap<SubjectDigest, Arc<SubjectKey>>,
+) -> crate::Fingerprint {
+    use hmac::{Hmac, Mac};
+    let mut bytes = fingerprint.0;
+    for key in keys.values() {
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.fingerprint_key.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"es.idempotency.fingerprint\0");
+        mac.update(&bytes);
+        bytes = mac.finalize().into_bytes().into();
+    }
+    crate::Fingerprint(bytes)
 }
 
 /// The authenticated context of a wrapped data key: its tenant and subject.

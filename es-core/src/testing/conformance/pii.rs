@@ -304,6 +304,24 @@ pub async fn a_sealed_append_retried_with_its_key_replays<B: PiiBackend>(backend
         .expect("replay");
     assert_eq!(first, again);
     assert_eq!(read_stream(&store, &stream("member-1")).await.len(), 1);
+
+    // The stored fingerprint is keyed by the subjects' keys: the hash of the plain request (which
+    // anyone holding a guess of the e-mail address can compute) is nowhere, and after forgetting
+    // nothing can test a guess against the record.
+    let plain = crate::AppendRequest::new(
+        &stream("member-1"),
+        ExpectedVersion::NoStream,
+        vec![registered("cust-1", "Ada", "ada@example.com")],
+        options(),
+    )
+    .expect("request")
+    .idempotency
+    .expect("keyed")
+    .1;
+    let record = store.idempotency_record(&key).await.expect("record").expect("recorded");
+    assert_ne!(record.fingerprint, plain, "the fingerprint of the plain values is not stored");
+    let stored = backend.stored_text(&tenant("pii-retry")).await;
+    assert!(!stored.contains(&plain.to_string()), "nor its hex anywhere: {stored}");
 }
 
 /// A publication copying a `#[pii]` value in clear is refused (the outbox and the broker would keep
