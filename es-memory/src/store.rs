@@ -246,6 +246,29 @@ impl EventStore for MemoryTenantStore {
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(self.log.idempotency_record(key))
     }
+
+    async fn fingerprint_matches(
+        &self,
+        record: &IdempotencyRecord,
+        fingerprint: &es_core::Fingerprint,
+    ) -> Result<bool, StoreError> {
+        if record.fingerprint == *fingerprint {
+            return Ok(true);
+        }
+        // The recorded events as stored (sealed): whose keys keyed the record's fingerprint.
+        let sealed: Vec<_> = {
+            let state = self.log.state.read();
+            let (first, last) = (record.result.first_position, record.result.last_position);
+            let from = state.events.partition_point(|event| event.position < first);
+            state.events[from..]
+                .iter()
+                .take_while(|event| event.position <= last)
+                .filter(|event| event.stream_id == record.stream_id)
+                .map(|event| event.payload.clone())
+                .collect()
+        };
+        self.store.vault.fingerprint_matches(&self.log.tenant, record, fingerprint, &sealed).await
+    }
 }
 
 impl PersonalData for MemoryTenantStore {

@@ -354,6 +354,10 @@ pub(crate) const READ_BACKWARD: &str = select_events!(
 );
 
 /// A fold's read (`replay_stream`): version, type, schema version, payload and id only.
+/// The payloads of a stream's versions $3..=$4, as stored (sealed fields stay sealed).
+pub(crate) const SEALED_PAYLOADS: &str = "SELECT payload::text FROM events \
+     WHERE tenant = $1 AND stream_id = $2 AND stream_version BETWEEN $3 AND $4 ORDER BY stream_version";
+
 pub(crate) const REPLAY: &str = "SELECT stream_version, event_type, schema_version, payload::text AS payload, event_id FROM events \
      WHERE tenant = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version LIMIT $4";
 

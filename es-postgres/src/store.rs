@@ -526,4 +526,26 @@ impl EventStore for PgTenantStore {
             .map_err(|error| read_error("idempotency_record", error))?;
         row.map(|row| row.record(key)).transpose()
     }
+
+    async fn fingerprint_matches(
+        &self,
+        record: &es_core::IdempotencyRecord,
+        fingerprint: &es_core::Fingerprint,
+    ) -> Result<bool, StoreError> {
+        if record.fingerprint == *fingerprint {
+            return Ok(true);
+        }
+        let Some(vault) = &self.inner.vault else { return Ok(false) };
+        // The recorded events as stored (sealed): whose keys keyed the record's fingerprint.
+        let sealed: Vec<String> = sqlx::query_scalar(sql::SEALED_PAYLOADS)
+            .bind(self.tenant.as_str())
+            .bind(record.stream_id.as_str())
+            .bind(crate::row::bound_i64(record.result.first_version))
+            .bind(crate::row::bound_i64(record.result.last_version))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| read_error("fingerprint_matches", error))?;
+        let sealed: Vec<_> = sealed.into_iter().map(es_core::Payload::from_stored).collect();
+        vault.fingerprint_matches(&self.tenant, record, fingerprint, &sealed).await
+    }
 }

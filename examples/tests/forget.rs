@@ -22,6 +22,13 @@ where
     let bank = Bank::start(store.clone()).await;
     bank.open("a", NAME, Some(EMAIL), None).await.unwrap();
     bank.open("b", "Bob Builder", Some("bob@example.com"), None).await.unwrap();
+    // A retried open (its command holds personal data) replays, also after the keyed fingerprint.
+    let first = bank.open("c", "Carol", Some("carol@example.com"), Some("open-c")).await.unwrap();
+    let again = bank.open("c", "Carol", Some("carol@example.com"), Some("open-c")).await.unwrap();
+    assert!(again.replayed && !first.replayed, "{first:?} {again:?}");
+    assert_eq!((first.version, first.position), (again.version, again.position));
+    let other = bank.open("c", "Carol", Some("other@example.com"), Some("open-c")).await;
+    assert!(other.is_err(), "the key with another command is refused: {other:?}");
     // Past the account's snapshot interval (50): a snapshot of a state holding the name.
     for _ in 0..55 {
         bank.deposit("a", 10, None).await.unwrap();

@@ -136,6 +136,50 @@ impl Vault {
         Ok(())
     }
 
+    /// `fingerprint` keyed as [`seal_request`](Self::seal_request) keys the fingerprint of a
+    /// request holding the personal data of `subjects` (a retry's, to compare with a record).
+    /// Fails with [`PiiError::SubjectForgotten`] once one of them is forgotten.
+    pub async fn key_fingerprint(
+        &self,
+        tenant: &TenantId,
+        subjects: &[SubjectDigest],
+        fingerprint: crate::Fingerprint,
+    ) -> Result<crate::Fingerprint, StoreError> {
+        let mut keys = BTreeMap::new();
+        for (subject, key) in self.keys_for_read(tenant, subjects).await? {
+            let key = key.ok_or(PiiError::SubjectForgotten { subject })?;
+            keys.insert(subject, key);
+        }
+        Ok(keyed_fingerprint(fingerprint, &keys))
+    }
+
+    /// Whether `record`, left by an append whose stored payloads are `sealed_payloads`, was made
+    /// by a request with `fingerprint` (see [`EventStore::fingerprint_matches`]).
+    ///
+    /// [`EventStore::fingerprint_matches`]: crate::EventStore::fingerprint_matches
+    pub async fn fingerprint_matches(
+        &self,
+        tenant: &TenantId,
+        record: &crate::IdempotencyRecord,
+        fingerprint: &crate::Fingerprint,
+        sealed_payloads: &[Payload],
+    ) -> Result<bool, StoreError> {
+        if record.fingerprint == *fingerprint {
+            return Ok(true);
+        }
+        let mut found = Vec::new();
+        for payload in sealed_payloads {
+            envelope::find_sealed(payload.as_bytes(), &mut found)?;
+        }
+        let mut subjects: Vec<SubjectDigest> = found.iter().map(|f| f.subject).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        if subjects.is_empty() {
+            return Ok(false);
+        }
+        Ok(self.key_fingerprint(tenant, &subjects, *fingerprint).await? == record.fingerprint)
+    }
+
     /// Seals `events`; returns the keys used, by subject (in digest order).
     async fn seal_events(
         &self,

@@ -10,7 +10,7 @@ use super::snapshots::SnapshotsOf;
 use super::{CommandOptions, CommandOutcome, Loaded, Repository, RepositoryError};
 use crate::outbox::Publication;
 use crate::{
-    Aggregate, AppendOptions, Event, EventStore, ExpectedVersion, Fingerprint, IdempotencyKey,
+    Aggregate, AppendOptions, Event, EventStore, ExpectedVersion, IdempotencyKey,
     IdempotencyRecord, StoreError, StreamId, TenantId,
 };
 
@@ -112,7 +112,8 @@ where
         if let Some(key) = &options.idempotency_key {
             let print = fingerprint::command_fingerprint(A::NAME, stream_id, command);
             if let Some(record) = self.store.idempotency_record(key).await? {
-                return replayed(self.store.tenant(), stream_id, key, &print, record);
+                let matches = self.store.fingerprint_matches(&record, &print).await?;
+                return replayed(self.store.tenant(), stream_id, key, matches, record);
             }
             append_options = append_options.idempotency_key(key.clone()).fingerprint(print);
             command_print = Some(print);
@@ -196,7 +197,8 @@ where
                     if let (Some(key), Some(print)) = (&options.idempotency_key, &command_print)
                         && let Some(record) = self.store.idempotency_record(key).await?
                     {
-                        return replayed(self.store.tenant(), stream_id, key, print, record);
+                        let matches = self.store.fingerprint_matches(&record, print).await?;
+                        return replayed(self.store.tenant(), stream_id, key, matches, record);
                     }
                 }
                 Err(error) => return Err(error.into()),
@@ -210,15 +212,16 @@ where
 }
 
 /// The outcome of a command that already ran, from its idempotency record; a key first used on
-/// another stream, or with another command, is a conflict.
+/// another stream, or with another command (`matches`: the record's fingerprint is this
+/// command's), is a conflict.
 fn replayed<E: Debug>(
     tenant: &TenantId,
     stream_id: &StreamId,
     key: &IdempotencyKey,
-    command_print: &Fingerprint,
+    matches: bool,
     record: IdempotencyRecord,
 ) -> Result<CommandOutcome, RepositoryError<E>> {
-    if record.stream_id != *stream_id || record.fingerprint != *command_print {
+    if record.stream_id != *stream_id || !matches {
         return Err(RepositoryError::Store(StoreError::IdempotencyConflict {
             tenant: tenant.clone(),
             key: key.clone(),

@@ -322,6 +322,16 @@ pub async fn a_sealed_append_retried_with_its_key_replays<B: PiiBackend>(backend
     assert_ne!(record.fingerprint, plain, "the fingerprint of the plain values is not stored");
     let stored = backend.stored_text(&tenant("pii-retry")).await;
     assert!(!stored.contains(&plain.to_string()), "nor its hex anywhere: {stored}");
+    // A command pipeline answering a retry from the record compares through the store.
+    assert!(store.fingerprint_matches(&record, &plain).await.expect("compared"));
+    let other = crate::Fingerprint([7; 32]);
+    assert!(!store.fingerprint_matches(&record, &other).await.expect("compared"));
+    store.forget("cust-1", "ticket-1", "operator").await.expect("forget");
+    let after = store.fingerprint_matches(&record, &plain).await;
+    assert!(
+        matches!(after, Err(StoreError::PersonalData(PiiError::SubjectForgotten { .. }))),
+        "nothing can be tested against a forgotten subject's record: {after:?}"
+    );
 }
 
 /// A publication copying a `#[pii]` value in clear is refused (the outbox and the broker would keep
