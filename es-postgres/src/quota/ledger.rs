@@ -126,9 +126,13 @@ impl OwnAppends {
 }
 
 /// An admitted append's reservation; settled when the append returns.
+/// Dropped without [`settle`](Ticket::settle) (the append's future was cancelled), it releases
+/// the reservation: an append that may have been written counts again once the log count reaches
+/// it.
 pub(crate) struct Ticket {
     ledger: Arc<Ledger>,
     reserved: Usage,
+    settled: bool,
 }
 
 /// What an append would add.
@@ -252,7 +256,11 @@ impl Ledgers {
                     }
                     state.in_flight = state.in_flight + reserved;
                     state.in_flight_events += reserved.events;
-                    return Ok(Some(Ticket { ledger: Arc::clone(&ledger), reserved }));
+                    return Ok(Some(Ticket {
+                        ledger: Arc::clone(&ledger),
+                        reserved,
+                        settled: false,
+                    }));
                 }
             }
             let version: Option<i64> = sqlx::query_scalar(sql::STREAM_VERSION)
@@ -421,10 +429,10 @@ impl Request {
 impl Ticket {
     /// Releases the reservation; a written append becomes one of this process's own (until the
     /// log count passes it).
-    pub(crate) fn settle(self, result: &Result<AppendResult, StoreError>) {
+    pub(crate) fn settle(mut self, result: &Result<AppendResult, StoreError>) {
         let mut state = lock(&self.ledger.state);
-        state.in_flight = state.in_flight.saturating_sub(self.reserved);
-        state.in_flight_events = state.in_flight_events.saturating_sub(self.reserved.events);
+        self.release(&mut state);
+        self.settled = true;
         if let Ok(result) = result
             && result.last_position.value() > state.mark
         {
@@ -434,6 +442,20 @@ impl Ticket {
                 usage: Usage { streams: created, ..self.reserved },
                 second: unix_second(),
             });
+        }
+    }
+
+    fn release(&self, state: &mut State) {
+        state.in_flight = state.in_flight.saturating_sub(self.reserved);
+        state.in_flight_events = state.in_flight_events.saturating_sub(self.reserved.events);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled {
+            let mut state = lock(&self.ledger.state);
+            self.release(&mut state);
         }
     }
 }
@@ -464,6 +486,30 @@ mod tests {
         assert!(appends.total.events <= n - n / 2 + 8, "{}", appends.total.events);
         appends.trim(n);
         assert_eq!((appends.total.events, appends.events_in(7)), (0, 0));
+    }
+
+    #[test]
+    fn a_cancelled_append_releases_its_reservation() {
+        let ledger =
+            Arc::new(Ledger { state: Mutex::default(), refreshing: tokio::sync::Mutex::new(()) });
+        let reserved = Usage { events: 2, streams: 1, bytes: 20 };
+        let reserve = || {
+            let mut state = lock(&ledger.state);
+            state.in_flight = state.in_flight + reserved;
+            state.in_flight_events += reserved.events;
+            Ticket { ledger: Arc::clone(&ledger), reserved, settled: false }
+        };
+        drop(reserve()); // the append's future dropped mid-way
+        assert_eq!(lock(&ledger.state).used(), Usage::default());
+        assert_eq!(lock(&ledger.state).used_this_second(unix_second()), 0);
+        let result = Ok(AppendResult {
+            first_version: 1,
+            last_version: 2,
+            first_position: es_core::Position::new(5),
+            last_position: es_core::Position::new(6),
+        });
+        reserve().settle(&result); // settled: counted once, as its own append
+        assert_eq!(lock(&ledger.state).used(), reserved);
     }
 
     #[test]
