@@ -153,13 +153,8 @@ impl Limits {
         ];
         checks.into_iter().find_map(|(quota, used, requested)| {
             let limit = self.of(quota)?;
-            (requested > 0 && used + requested > limit).then(|| QuotaExceeded {
-                tenant: tenant.clone(),
-                quota,
-                limit,
-                used,
-                requested,
-            })
+            (requested > 0 && used.checked_add(requested).is_none_or(|sum| sum > limit))
+                .then(|| QuotaExceeded { tenant: tenant.clone(), quota, limit, used, requested })
         })
     }
 }
@@ -178,11 +173,12 @@ pub struct Usage {
 impl std::ops::Add for Usage {
     type Output = Self;
 
+    /// Saturating: a count never wraps.
     fn add(self, other: Self) -> Self {
         Self {
-            events: self.events + other.events,
-            streams: self.streams + other.streams,
-            bytes: self.bytes + other.bytes,
+            events: self.events.saturating_add(other.events),
+            streams: self.streams.saturating_add(other.streams),
+            bytes: self.bytes.saturating_add(other.bytes),
         }
     }
 }
@@ -214,7 +210,7 @@ pub struct TenantUsage {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "tenant {tenant} is at its {quota} quota: limit {limit}, used {used}, this append adds {requested} ({over} over); nothing was written",
-    over = (used + requested).saturating_sub(*limit)
+    over = used.saturating_add(*requested).saturating_sub(*limit)
 )]
 pub struct QuotaExceeded {
     /// The tenant.
@@ -248,4 +244,23 @@ pub trait TenantQuotas: Send + Sync {
 
     /// Every tenant with events or limits, by id.
     fn tenants_usage(&self) -> impl Future<Output = Result<Vec<TenantUsage>, StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_near_the_top_of_u64_never_wrap() {
+        let tenant = TenantId::new("acme").unwrap();
+        let used = Usage { events: u64::MAX - 1, streams: 0, bytes: 0 };
+        let request = Usage { events: 5, streams: 0, bytes: 0 };
+        let exceeded = Limits::none()
+            .events(u64::MAX)
+            .first_exceeded(&tenant, used, 0, request)
+            .expect("passing the largest limit is refused, not wrapped to a small sum");
+        assert_eq!((exceeded.used, exceeded.requested), (u64::MAX - 1, 5));
+        assert!(!exceeded.to_string().is_empty(), "its message does not overflow either");
+        assert_eq!((used + request).events, u64::MAX);
+    }
 }

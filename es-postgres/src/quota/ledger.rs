@@ -392,7 +392,7 @@ impl State {
     /// Events of the current second: counted, own, in flight.
     fn used_this_second(&self, second: u64) -> u64 {
         let counted = if self.window.0 == second { self.window.1 } else { 0 };
-        counted + self.own.events_in(second) + self.in_flight_events
+        counted.saturating_add(self.own.events_in(second)).saturating_add(self.in_flight_events)
     }
 
     fn exceeds(&self, tenant: &TenantId, wanted: &Request) -> Option<QuotaExceeded> {
