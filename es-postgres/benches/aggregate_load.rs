@@ -171,43 +171,49 @@ async fn raw_fold(pool: &sqlx::PgPool, schema: &str, stream: &str) -> (i64, u64)
     (balance, u64::try_from(after).unwrap())
 }
 
+/// Commands per second, and how many ended in an error (contention after the default 8 attempts).
 async fn commands_per_second<S: EventStore + SnapshotStore>(
     store: &S,
     clients: u64,
     streams: u64,
-) -> f64 {
+    take_turns: bool,
+) -> (f64, u64) {
     let round = Duration::from_millis(env("BENCH_ROUND_MS", 3_000));
     let accounts = Repository::<Account, _>::new(store.clone())
         .with_snapshots(store.clone())
         .with_cache(20_000)
-        .with_options(es_core::repository::RepositoryOptions::default().max_attempts(1_000));
+        .with_options(es_core::repository::RepositoryOptions::default().take_turns(take_turns));
     let deadline = Instant::now() + round;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..clients {
         let accounts = accounts.clone();
         tasks.spawn(async move {
-            let mut done = 0u64;
+            let (mut done, mut failed) = (0u64, 0u64);
             while Instant::now() < deadline {
                 let id = StreamId::in_category(
                     "account",
                     format!(
-                        "c{clients}-s{streams}-{}",
+                        "c{clients}-s{streams}-t{take_turns}-{}",
                         (client * 7_919 + done * 104_729) % streams
                     ),
                 )
                 .unwrap();
-                accounts.execute(&id, Deposit(1), CommandOptions::default()).await.unwrap();
-                done += 1;
+                match accounts.execute(&id, Deposit(1), CommandOptions::default()).await {
+                    Ok(_) => done += 1,
+                    Err(_) => failed += 1,
+                }
             }
-            done
+            (done, failed)
         });
     }
-    let mut done = 0;
-    while let Some(count) = tasks.join_next().await {
-        done += count.unwrap();
+    let (mut done, mut failed) = (0, 0);
+    while let Some(counts) = tasks.join_next().await {
+        let (ok, errors) = counts.unwrap();
+        done += ok;
+        failed += errors;
     }
-    done as f64 / started.elapsed().as_secs_f64()
+    (done as f64 / started.elapsed().as_secs_f64(), failed)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -276,16 +282,25 @@ async fn main() {
         "10000-event aggregate, no snapshot: es-memory {memory_small:?} (target < 2 ms), PostgreSQL {pg_small:?}"
     );
 
-    // --- commands per second
+    // --- commands per second (one hot stream: with commands taking turns, the default, and racing)
     for (name, store_is_pg) in [("es-memory", false), ("PostgreSQL", true)] {
-        for (clients, streams) in [(1, 1), (8, 1), (1, 10_000), (8, 10_000)] {
-            let rate = if store_is_pg {
-                commands_per_second(&pg, clients, streams).await
+        for (clients, streams, turns) in [
+            (1, 1, true),
+            (8, 1, true),
+            (64, 1, true),
+            (8, 1, false),
+            (64, 1, false),
+            (1, 10_000, true),
+            (8, 10_000, true),
+        ] {
+            let (rate, failed) = if store_is_pg {
+                commands_per_second(&pg, clients, streams, turns).await
             } else {
-                commands_per_second(&memory, clients, streams).await
+                commands_per_second(&memory, clients, streams, turns).await
             };
+            let mode = if turns { "turns" } else { "racing" };
             println!(
-                "{name:<10} commands/s, {clients} client(s), {streams:>5} stream(s): {rate:>9.0}"
+                "{name:<10} commands/s, {clients:>2} client(s), {streams:>5} stream(s), {mode:<6}: {rate:>9.0} ({failed} failed)"
             );
         }
     }

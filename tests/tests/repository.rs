@@ -127,32 +127,41 @@ async fn domain_error_comes_back_and_appends_nothing<S: EventStore + SnapshotSto
 }
 
 async fn concurrent_commands_apply_exactly_once<S: EventStore + SnapshotStore>(store: S) {
-    const TASKS: i64 = 16;
-    let accounts = Repository::<Account, _>::new(store.clone())
-        .with_snapshots(store.clone())
-        .with_cache(16)
-        .with_options(RepositoryOptions::default().max_attempts(100));
-    let id = account("busy");
-    let mut tasks = tokio::task::JoinSet::new();
-    for task in 1..=TASKS {
-        let (accounts, id) = (accounts.clone(), id.clone());
-        tasks.spawn(async move {
-            accounts.execute(&id, Deposit(task), CommandOptions::default()).await.unwrap()
-        });
+    // Racing (turns off: conflicts and retries), then taking turns (the default): 64 concurrent
+    // commands on one aggregate with the default 8 attempts, none of them retried.
+    for (take_turns, tasks, attempts) in [(false, 16_i64, 100), (true, 64, 8)] {
+        let accounts = Repository::<Account, _>::new(store.clone())
+            .with_snapshots(store.clone())
+            .with_cache(16)
+            .with_options(
+                RepositoryOptions::default().max_attempts(attempts).take_turns(take_turns),
+            );
+        let id = account(&format!("busy-{take_turns}"));
+        let mut running = tokio::task::JoinSet::new();
+        for task in 1..=tasks {
+            let (accounts, id) = (accounts.clone(), id.clone());
+            running.spawn(async move {
+                accounts.execute(&id, Deposit(task), CommandOptions::default()).await.unwrap()
+            });
+        }
+        let mut versions = Vec::new();
+        while let Some(outcome) = running.join_next().await {
+            let outcome = outcome.unwrap();
+            if take_turns {
+                assert_eq!(outcome.attempts, 1, "commands taking turns never conflict");
+            }
+            versions.push(outcome.version);
+        }
+        versions.sort_unstable();
+        assert_eq!(
+            versions,
+            (1..=tasks.unsigned_abs()).collect::<Vec<_>>(),
+            "each command lands once, at its own version"
+        );
+        let loaded = accounts.load(&id).await.unwrap();
+        assert_eq!(loaded.state.balance, (1..=tasks).sum::<i64>());
+        assert_eq!(loaded.state, full_replay(&store, &id).await.0);
     }
-    let mut versions = Vec::new();
-    while let Some(outcome) = tasks.join_next().await {
-        versions.push(outcome.unwrap().version);
-    }
-    versions.sort_unstable();
-    assert_eq!(
-        versions,
-        (1..=TASKS as u64).collect::<Vec<_>>(),
-        "each command lands once, at its own version"
-    );
-    let loaded = accounts.load(&id).await.unwrap();
-    assert_eq!(loaded.state.balance, (1..=TASKS).sum::<i64>());
-    assert_eq!(loaded.state, full_replay(&store, &id).await.0);
 }
 
 /// A cached state made stale by another writer costs one conflict and a reload, never a wrong

@@ -79,6 +79,11 @@ where
         })
     }
 
+    /// The command's turn on its stream, unless turns are off.
+    async fn turn(&self, stream_id: &StreamId) -> Option<super::queue::Turn> {
+        if self.options.take_turns { Some(self.queue.turn(stream_id).await) } else { None }
+    }
+
     /// The append options with the publisher's message for each event it publishes.
     fn with_publications(
         &self,
@@ -118,6 +123,8 @@ where
             append_options = append_options.idempotency_key(key.clone()).fingerprint(print);
             command_print = Some(print);
         }
+        // From here (a replay above needs no turn), this process's commands for the stream take turns.
+        let _turn = self.turn(stream_id).await;
         let mut fresh = false;
         for attempt in 1..=self.options.max_attempts {
             let (loaded, from_cache) = self.current(stream_id, fresh).await?;

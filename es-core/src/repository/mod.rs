@@ -40,6 +40,7 @@ mod fingerprint;
 mod load;
 mod options;
 mod outcome;
+mod queue;
 mod snapshots;
 mod write_behind;
 
@@ -69,6 +70,8 @@ pub struct Repository<A: Aggregate, S, N = NoSnapshots> {
     writes: Writes,
     /// Maps decided events to integration messages enqueued with them.
     publisher: Option<Arc<dyn Publisher<A::Event>>>,
+    /// Commands for one stream take turns (shared by clones).
+    queue: Arc<queue::StreamQueue>,
 }
 
 impl<A: Aggregate, S: Clone, N: Clone> Clone for Repository<A, S, N> {
@@ -80,6 +83,7 @@ impl<A: Aggregate, S: Clone, N: Clone> Clone for Repository<A, S, N> {
             cache: self.cache.clone(),
             writes: self.writes.clone(),
             publisher: self.publisher.clone(),
+            queue: self.queue.clone(),
         }
     }
 }
@@ -94,6 +98,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S, NoSnapshots> {
             cache: None,
             writes: Arc::default(),
             publisher: None,
+            queue: Arc::default(),
         }
     }
 }
@@ -119,6 +124,7 @@ where
             cache: self.cache,
             writes: self.writes,
             publisher: self.publisher,
+            queue: self.queue,
         }
     }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{EventMetadata, IdempotencyKey};
 
-/// How the repository retries after version conflicts.
+/// How the repository runs concurrent commands and retries after version conflicts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RepositoryOptions {
@@ -16,6 +16,10 @@ pub struct RepositoryOptions {
     pub base_delay: Duration,
     /// The longest backoff. Default 200 ms.
     pub max_delay: Duration,
+    /// Whether commands for one stream take turns within the process (the repository and its
+    /// clones): a hot aggregate's commands queue instead of racing each other to version conflicts.
+    /// Default on. Commands from other processes still race; the retries handle them.
+    pub take_turns: bool,
 }
 
 impl Default for RepositoryOptions {
@@ -24,6 +28,7 @@ impl Default for RepositoryOptions {
             max_attempts: 8,
             base_delay: Duration::from_millis(2),
             max_delay: Duration::from_millis(200),
+            take_turns: true,
         }
     }
 }
@@ -33,6 +38,14 @@ impl RepositoryOptions {
     #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Whether commands for one stream take turns within the process (see
+    /// [`take_turns`](Self::take_turns); default on).
+    #[must_use]
+    pub fn take_turns(mut self, on: bool) -> Self {
+        self.take_turns = on;
         self
     }
 
