@@ -267,7 +267,10 @@ impl EventStore for MemoryTenantStore {
                 .map(|event| event.payload.clone())
                 .collect()
         };
-        self.store.vault.fingerprint_matches(&self.log.tenant, record, fingerprint, &sealed).await
+        self.store
+            .vault
+            .keyed_fingerprint_matches(&self.log.tenant, record, fingerprint, &sealed)
+            .await
     }
 }
 

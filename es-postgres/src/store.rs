@@ -546,6 +546,6 @@ impl EventStore for PgTenantStore {
             .await
             .map_err(|error| read_error("fingerprint_matches", error))?;
         let sealed: Vec<_> = sealed.into_iter().map(es_core::Payload::from_stored).collect();
-        vault.fingerprint_matches(&self.tenant, record, fingerprint, &sealed).await
+        vault.keyed_fingerprint_matches(&self.tenant, record, fingerprint, &sealed).await
     }
 }

@@ -154,19 +154,18 @@ impl Vault {
     }
 
     /// Whether `record`, left by an append whose stored payloads are `sealed_payloads`, was made
-    /// by a request with `fingerprint` (see [`EventStore::fingerprint_matches`]).
+    /// by a request with `fingerprint` keyed as [`seal_request`](Self::seal_request) keyed it (see
+    /// [`EventStore::fingerprint_matches`]; a backend compares the bytes first, and asks this
+    /// when they differ). `false` when the payloads hold no sealed field.
     ///
     /// [`EventStore::fingerprint_matches`]: crate::EventStore::fingerprint_matches
-    pub async fn fingerprint_matches(
+    pub async fn keyed_fingerprint_matches(
         &self,
         tenant: &TenantId,
         record: &crate::IdempotencyRecord,
         fingerprint: &crate::Fingerprint,
         sealed_payloads: &[Payload],
     ) -> Result<bool, StoreError> {
-        if record.fingerprint == *fingerprint {
-            return Ok(true);
-        }
         let mut found = Vec::new();
         for payload in sealed_payloads {
             envelope::find_sealed(payload.as_bytes(), &mut found)?;

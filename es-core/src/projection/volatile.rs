@@ -96,6 +96,14 @@ impl<S: EventStore> EventStore for VolatileCheckpoints<S> {
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.idempotency_record(key).await
     }
+
+    async fn fingerprint_matches(
+        &self,
+        record: &IdempotencyRecord,
+        fingerprint: &crate::Fingerprint,
+    ) -> Result<bool, StoreError> {
+        self.inner.fingerprint_matches(record, fingerprint).await
+    }
 }
 
 impl<S: DeadLetterStore> DeadLetterStore for VolatileCheckpoints<S> {

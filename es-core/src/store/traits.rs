@@ -125,17 +125,15 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// Whether `record` was left by a request with this fingerprint (one computed by
     /// [`AppendRequest::new`](crate::AppendRequest::new) or given with
-    /// [`AppendOptions::fingerprint`](crate::AppendOptions::fingerprint), as a command pipeline does to answer a retry from the
-    /// record). A store that keys the fingerprints of requests holding personal data (see
-    /// [`crate::pii`]) compares under the same keys, and fails with
+    /// [`AppendOptions::fingerprint`](crate::AppendOptions::fingerprint), as a command pipeline
+    /// does to answer a retry from the record). A store that keys the fingerprints of requests
+    /// holding personal data (see [`crate::pii`]) compares under the same keys, and fails with
     /// [`PiiError::SubjectForgotten`](crate::pii::PiiError::SubjectForgotten) once they are
-    /// destroyed; the default compares the bytes.
+    /// destroyed; one that does not compares the bytes. No default: a store wrapping another must
+    /// ask the one it wraps.
     fn fingerprint_matches(
         &self,
         record: &IdempotencyRecord,
         fingerprint: &crate::Fingerprint,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let matches = record.fingerprint == *fingerprint;
-        async move { Ok(matches) }
-    }
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -208,6 +208,15 @@ pub async fn idempotency_record_is_queryable<B: MultiTenantStore>(backend: B) {
     assert_eq!(record.result, result);
     let events = read_stream(&store, &s).await;
     assert_eq!(record.recorded_at, events[0].recorded_at);
+    // Without personal data the record's fingerprint is the request's own.
+    let request =
+        crate::AppendRequest::new(&s, ExpectedVersion::Any, vec![numbered(0)], with_key("k1"))
+            .expect("request");
+    let fingerprint = request.idempotency.expect("keyed").1;
+    assert_eq!(record.fingerprint, fingerprint);
+    assert!(store.fingerprint_matches(&record, &fingerprint).await.expect("compared"));
+    let other = crate::Fingerprint([1; 32]);
+    assert!(!store.fingerprint_matches(&record, &other).await.expect("compared"));
 }
 
 /// 8 tasks retrying one keyed append at once, expecting `NoStream`, `Exact(0)` or `Exact(n)`:

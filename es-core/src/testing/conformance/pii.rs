@@ -324,6 +324,7 @@ pub async fn a_sealed_append_retried_with_its_key_replays<B: PiiBackend>(backend
     assert!(!stored.contains(&plain.to_string()), "nor its hex anywhere: {stored}");
     // A command pipeline answering a retry from the record compares through the store.
     assert!(store.fingerprint_matches(&record, &plain).await.expect("compared"));
+    assert!(store.fingerprint_matches(&record, &record.fingerprint).await.expect("compared"));
     let other = crate::Fingerprint([7; 32]);
     assert!(!store.fingerprint_matches(&record, &other).await.expect("compared"));
     store.forget("cust-1", "ticket-1", "operator").await.expect("forget");
