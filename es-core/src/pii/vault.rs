@@ -36,7 +36,7 @@ pub struct Vault {
     keys: Arc<dyn KeyStore>,
     provider: Arc<dyn KeyProvider>,
     /// Keyed by digest alone: a digest already names its tenant.
-    cache: Mutex<LruCache<SubjectDigest, Cached>>,
+    cache: Mutex<LruCache<SubjectDigest, Cached, ByDigest>>,
     ttl: Duration,
 }
 
@@ -54,6 +54,29 @@ impl fmt::Debug for Vault {
             .finish_non_exhaustive()
     }
 }
+
+/// Hashes a subject digest by its first bytes: a digest is uniformly random already, so a keyed
+/// hash (the default, `SipHash`) only costs time on every cache lookup.
+#[derive(Clone, Copy, Default)]
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type ByDigest = std::hash::BuildHasherDefault<DigestHasher>;
+
+/// Keys found for subjects: `None` for a forgotten one.
+type Found = HashMap<SubjectDigest, Option<Arc<SubjectKey>>, ByDigest>;
 
 /// One field to seal: which event, which field, where its value is in the payload, whose.
 struct Work {
@@ -91,7 +114,8 @@ impl Vault {
     /// A vault over a backend's key store, with master keys from `provider`.
     pub fn new(keys: Arc<dyn KeyStore>, provider: Arc<dyn KeyProvider>) -> Self {
         let size = NonZeroUsize::new(CACHE_SIZE).unwrap_or(NonZeroUsize::MIN);
-        Self { keys, provider, cache: Mutex::new(LruCache::new(size)), ttl: DEFAULT_CACHE_TTL }
+        let cache = Mutex::new(LruCache::with_hasher(size, ByDigest::default()));
+        Self { keys, provider, cache, ttl: DEFAULT_CACHE_TTL }
     }
 
     /// Sets how long an unwrapped data key is trusted (see [`DEFAULT_CACHE_TTL`]).
@@ -372,7 +396,7 @@ impl Vault {
         &self,
         tenant: &TenantId,
         subjects: &[SubjectDigest],
-    ) -> Result<BTreeMap<SubjectDigest, Option<Arc<SubjectKey>>>, StoreError> {
+    ) -> Result<Found, StoreError> {
         let (mut found, missing) = self.cached(subjects);
         if !missing.is_empty() {
             let rows = self.keys.load_keys(tenant, &missing).await?;
@@ -422,13 +446,10 @@ impl Vault {
 
     /// Splits `subjects` into those the cache answers and those it does not.
     #[allow(clippy::type_complexity)]
-    fn cached(
-        &self,
-        subjects: &[SubjectDigest],
-    ) -> (BTreeMap<SubjectDigest, Option<Arc<SubjectKey>>>, Vec<SubjectDigest>) {
+    fn cached(&self, subjects: &[SubjectDigest]) -> (Found, Vec<SubjectDigest>) {
         let now = Instant::now();
         let mut cache = self.cache.lock();
-        let mut found = BTreeMap::new();
+        let mut found = Found::with_capacity_and_hasher(subjects.len(), ByDigest::default());
         let mut missing = Vec::new();
         for subject in subjects {
             match cache.get(subject) {
