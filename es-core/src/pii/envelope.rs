@@ -174,6 +174,27 @@ pub(crate) fn seal_into(
     Ok(())
 }
 
+/// `text` with the byte ranges `span` gives for `items` (in text order, not overlapping)
+/// replaced by what `write` appends for each; the rest is copied byte for byte. How sealing and
+/// opening rewrite a payload.
+pub(crate) fn splice<T, E>(
+    text: &[u8],
+    items: &[T],
+    span: impl Fn(&T) -> (usize, usize),
+    mut write: impl FnMut(&mut Vec<u8>, &T) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
+    let mut out = Vec::with_capacity(text.len() + 128 * items.len());
+    let mut at = 0;
+    for item in items {
+        let (start, end) = span(item);
+        out.extend_from_slice(&text[at..start]);
+        write(&mut out, item)?;
+        at = end;
+    }
+    out.extend_from_slice(&text[at..]);
+    Ok(out)
+}
+
 /// A sealed field found in a stored payload: where its envelope is, which field and subject.
 pub(crate) struct Found<'a> {
     /// Offset of the envelope's `{`.
@@ -329,14 +350,16 @@ mod tests {
         let tenant = TenantId::new("acme").unwrap();
         let mut found = Vec::new();
         find_sealed(text, &mut found)?;
-        let (mut out, mut at, mut aad, mut scratch) = (Vec::new(), 0, Vec::new(), Vec::new());
-        for item in &found {
-            out.extend_from_slice(&text[at..item.start]);
-            associated_data(&mut aad, &tenant, &item.field, item.subject);
-            open_into(&mut out, &mut scratch, &cipher(), &aad, item)?;
-            at = item.end;
-        }
-        out.extend_from_slice(&text[at..]);
+        let (mut aad, mut scratch) = (Vec::new(), Vec::new());
+        let out = splice(
+            text,
+            &found,
+            |item| (item.start, item.end),
+            |out, item| {
+                associated_data(&mut aad, &tenant, &item.field, item.subject);
+                open_into(out, &mut scratch, &cipher(), &aad, item)
+            },
+        )?;
         Ok(String::from_utf8(out).unwrap())
     }
 

@@ -71,7 +71,7 @@ pub async fn open_all(
 ) -> Result<(), StoreError> {
     match vault {
         Some(vault) => vault.open(tenant, payloads).await,
-        None if payloads.iter().any(|p| super::vault::contains_sealed(p)) => {
+        None if payloads.iter().any(|p| super::envelope::contains_sealed(p.as_bytes())) => {
             Err(PiiError::NoMasterKey { action: "open" }.into())
         }
         None => Ok(()),

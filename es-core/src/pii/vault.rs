@@ -160,27 +160,11 @@ impl Vault {
         Ok(())
     }
 
-    /// `fingerprint` keyed as [`seal_request`](Self::seal_request) keys the fingerprint of a
-    /// request holding the personal data of `subjects` (a retry's, to compare with a record).
-    /// Fails with [`PiiError::SubjectForgotten`] once one of them is forgotten.
-    pub async fn key_fingerprint(
-        &self,
-        tenant: &TenantId,
-        subjects: &[SubjectDigest],
-        fingerprint: crate::Fingerprint,
-    ) -> Result<crate::Fingerprint, StoreError> {
-        let mut keys = BTreeMap::new();
-        for (subject, key) in self.keys_for_read(tenant, subjects).await? {
-            let key = key.ok_or(PiiError::SubjectForgotten { subject })?;
-            keys.insert(subject, key);
-        }
-        Ok(keyed_fingerprint(fingerprint, &keys))
-    }
-
     /// Whether `record`, left by an append whose stored payloads are `sealed_payloads`, was made
     /// by a request with `fingerprint` keyed as [`seal_request`](Self::seal_request) keyed it (see
     /// [`EventStore::fingerprint_matches`]; a backend compares the bytes first, and asks this
-    /// when they differ). `false` when the payloads hold no sealed field.
+    /// when they differ). `false` when the payloads hold no sealed field; fails with
+    /// [`PiiError::SubjectForgotten`] once one of their subjects is forgotten.
     ///
     /// [`EventStore::fingerprint_matches`]: crate::EventStore::fingerprint_matches
     pub async fn keyed_fingerprint_matches(
@@ -194,13 +178,15 @@ impl Vault {
         for payload in sealed_payloads {
             envelope::find_sealed(payload.as_bytes(), &mut found)?;
         }
-        let mut subjects: Vec<SubjectDigest> = found.iter().map(|f| f.subject).collect();
-        subjects.sort_unstable();
-        subjects.dedup();
+        let subjects = distinct(found.iter().map(|f| f.subject));
         if subjects.is_empty() {
             return Ok(false);
         }
-        Ok(self.key_fingerprint(tenant, &subjects, *fingerprint).await? == record.fingerprint)
+        let mut keys = BTreeMap::new();
+        for (subject, key) in self.keys_for_read(tenant, &subjects).await? {
+            keys.insert(subject, key.ok_or(PiiError::SubjectForgotten { subject })?);
+        }
+        Ok(keyed_fingerprint(*fingerprint, &keys) == record.fingerprint)
     }
 
     /// Seals `events`; returns the keys used, by subject (in digest order).
@@ -211,45 +197,40 @@ impl Vault {
         events: &mut [EventData],
     ) -> Result<BTreeMap<SubjectDigest, Arc<SubjectKey>>, StoreError> {
         // The plan borrows the payloads' texts (shared bytes) while the payloads are replaced.
-        let texts: Vec<(usize, bytes::Bytes)> = events
+        let texts: Vec<Option<bytes::Bytes>> = events
             .iter()
-            .enumerate()
-            .filter(|(_, event)| !event.pii.is_empty())
-            .map(|(index, event)| (index, event.payload.shared_bytes()))
+            .map(|event| (!event.pii.is_empty()).then(|| event.payload.shared_bytes()))
             .collect();
         let mut digests = Digests::new(tenant, stream);
         let mut work = Vec::new();
-        for (index, text) in &texts {
-            plan(*index, &events[*index], text, &mut digests, &mut work)?;
+        for (index, text) in texts.iter().enumerate() {
+            if let Some(text) = text {
+                plan(index, &events[index], text, &mut digests, &mut work)?;
+            }
         }
-        if work.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        let mut subjects: Vec<SubjectDigest> = work.iter().map(|w| w.subject).collect();
-        subjects.sort_unstable();
-        subjects.dedup();
-        let keys = self.keys_for_write(tenant, &subjects).await?;
+        let keys = self.keys_for_write(tenant, &distinct(work.iter().map(|w| w.subject))).await?;
         let mut aad = Vec::new();
-        let mut items = work.iter().peekable();
-        for (index, text) in &texts {
-            let mut out = Vec::with_capacity(text.len() + 128);
-            let mut at = 0;
-            while let Some(item) = items.next_if(|item| item.event == *index) {
-                out.extend_from_slice(&text[at..item.start]);
-                envelope::associated_data(&mut aad, tenant, item.field, item.subject);
-                envelope::seal_into(
-                    &mut out,
-                    &keys[&item.subject].cipher,
-                    &aad,
-                    item.subject,
-                    &text[item.start..item.end],
-                )?;
-                at = item.end;
-            }
-            if at > 0 {
-                out.extend_from_slice(&text[at..]);
-                events[*index].payload = Payload::from_sealed(out);
-            }
+        // `work` is in event order, each event's fields in text order.
+        for items in work.chunk_by(|a, b| a.event == b.event) {
+            let index = items[0].event;
+            let Some(text) = &texts[index] else { continue };
+            let sealed = envelope::splice(
+                text,
+                items,
+                |item| (item.start, item.end),
+                |out, item| {
+                    envelope::associated_data(&mut aad, tenant, item.field, item.subject);
+                    let plaintext = &text[item.start..item.end];
+                    envelope::seal_into(
+                        out,
+                        &keys[&item.subject].cipher,
+                        &aad,
+                        item.subject,
+                        plaintext,
+                    )
+                },
+            )?;
+            events[index].payload = Payload::from_sealed(sealed);
         }
         Ok(keys)
     }
@@ -262,8 +243,10 @@ impl Vault {
         tenant: &TenantId,
         payloads: Vec<&mut Payload>,
     ) -> Result<(), StoreError> {
-        let sealed: Vec<&mut Payload> =
-            payloads.into_iter().filter(|p| contains_sealed(p)).collect();
+        let sealed: Vec<&mut Payload> = payloads
+            .into_iter()
+            .filter(|payload| envelope::contains_sealed(payload.as_bytes()))
+            .collect();
         if sealed.is_empty() {
             return Ok(());
         }
@@ -277,29 +260,28 @@ impl Vault {
             envelope::find_sealed(text, &mut found)?;
             ends.push(found.len());
         }
-        let mut subjects: Vec<SubjectDigest> = found.iter().map(|f| f.subject).collect();
-        subjects.sort_unstable();
-        subjects.dedup();
-        let keys = self.keys_for_read(tenant, &subjects).await?;
+        let keys = self.keys_for_read(tenant, &distinct(found.iter().map(|f| f.subject))).await?;
         let (mut aad, mut scratch) = (Vec::new(), Vec::new());
         let mut first = 0;
         for ((text, payload), end) in texts.iter().zip(sealed).zip(ends) {
-            let mut out = Vec::with_capacity(text.len());
-            let mut at = 0;
-            for item in &found[first..end] {
-                out.extend_from_slice(&text[at..item.start]);
-                match &keys[&item.subject] {
-                    None => out.extend_from_slice(REDACTED_JSON.as_bytes()),
-                    Some(key) => {
-                        envelope::associated_data(&mut aad, tenant, &item.field, item.subject);
-                        envelope::open_into(&mut out, &mut scratch, &key.cipher, &aad, item)?;
+            let items = &found[first..end];
+            let opened = envelope::splice(
+                text,
+                items,
+                |item| (item.start, item.end),
+                |out, item| {
+                    match &keys[&item.subject] {
+                        None => out.extend_from_slice(REDACTED_JSON.as_bytes()),
+                        Some(key) => {
+                            envelope::associated_data(&mut aad, tenant, &item.field, item.subject);
+                            envelope::open_into(out, &mut scratch, &key.cipher, &aad, item)?;
+                        }
                     }
-                }
-                at = item.end;
-            }
-            out.extend_from_slice(&text[at..]);
+                    Ok::<_, PiiError>(())
+                },
+            )?;
             first = end;
-            *payload = Payload::from_stored(out);
+            *payload = Payload::from_stored(opened);
         }
         Ok(())
     }
@@ -607,7 +589,10 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether a payload holds a sealed field (one substring search).
-pub(crate) fn contains_sealed(payload: &Payload) -> bool {
-    envelope::contains_sealed(payload.as_bytes())
+/// The subjects, each once, in digest order.
+fn distinct(subjects: impl Iterator<Item = SubjectDigest>) -> Vec<SubjectDigest> {
+    let mut subjects: Vec<SubjectDigest> = subjects.collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    subjects
 }
