@@ -184,6 +184,16 @@ impl std::ops::Add for Usage {
 }
 
 impl Usage {
+    /// What appending `events` adds, streams aside (whether the append creates its stream is the
+    /// backend's to tell).
+    pub fn of_events(events: &[crate::EventData]) -> Self {
+        Self {
+            events: events.len() as u64,
+            streams: 0,
+            bytes: events.iter().map(|event| event.payload.len() as u64).sum(),
+        }
+    }
+
     /// `self` less `other`, each count at least 0.
     #[must_use]
     pub const fn saturating_sub(self, other: Self) -> Self {

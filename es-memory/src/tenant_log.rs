@@ -63,11 +63,8 @@ impl TenantState {
         new_stream: bool,
         second: u64,
     ) -> Option<QuotaExceeded> {
-        let request_usage = Usage {
-            events: request.events.len() as u64,
-            streams: u64::from(new_stream),
-            bytes: request.events.iter().map(|event| event.payload.len() as u64).sum(),
-        };
+        let request_usage =
+            Usage { streams: u64::from(new_stream), ..Usage::of_events(&request.events) };
         let rate_used = if self.window.0 == second { self.window.1 } else { 0 };
         self.limits.first_exceeded(tenant, self.usage(), rate_used, request_usage)
     }

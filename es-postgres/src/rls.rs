@@ -5,7 +5,6 @@
 //! serves cross-tenant work (the outbox relay, operator listings, key rotation), sets `*`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use es_core::{StoreError, TenantId};
@@ -58,11 +57,9 @@ pub(crate) struct TenantPools {
 }
 
 impl TenantPools {
-    pub(crate) fn new(
-        connect: PgConnectOptions,
-        max_connections: u32,
-        acquire_timeout: Duration,
-    ) -> Self {
+    /// Pools connecting as `pool` does, at most `max_connections` each.
+    pub(crate) fn new(pool: &PgPool, max_connections: u32, acquire_timeout: Duration) -> Self {
+        let connect = (*pool.connect_options()).clone();
         Self { connect, max_connections, acquire_timeout, pools: Mutex::default() }
     }
 
@@ -146,9 +143,4 @@ impl PgStore {
             .await
             .map_err(|error| read_error("row_level_security", error))
     }
-}
-
-/// The pools of a store: its own, and the tenants' when row-level security is on.
-pub(crate) fn tenant_pools(pool: &PgPool, max: u32, acquire: Duration) -> Arc<TenantPools> {
-    Arc::new(TenantPools::new((*pool.connect_options()).clone(), max, acquire))
 }

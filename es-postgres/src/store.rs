@@ -44,7 +44,7 @@ pub(crate) struct Inner {
     /// Seals and opens personal data; `None` without master keys.
     pub(crate) vault: Option<Arc<Vault>>,
     /// The tenants' own pools under row-level security; `None` without it.
-    tenant_pools: Option<Arc<crate::rls::TenantPools>>,
+    tenant_pools: Option<crate::rls::TenantPools>,
     /// What this process knows of its tenants' usage and limits.
     pub(crate) quotas: crate::quota::ledger::Ledgers,
 }
@@ -58,7 +58,11 @@ impl Inner {
             });
             let wakeups = Wakeups::new(&options.schema, options.notify_interval);
             let tenant_pools = options.row_level_security.then(|| {
-                crate::rls::tenant_pools(&pool, options.tenant_connections, options.acquire_timeout)
+                crate::rls::TenantPools::new(
+                    &pool,
+                    options.tenant_connections,
+                    options.acquire_timeout,
+                )
             });
             let quotas = crate::quota::ledger::Ledgers::new(options.quota_sync_interval);
             Self {
@@ -386,12 +390,27 @@ impl PgTenantStore {
             "es.append", tenant = %self.tenant, stream = %stream_id, %expected,
             count = request.events.len(), in_transaction = true
         );
-        let ticket = self.admit(&request).await?;
-        let result = append::append_in(&self.inner, &self.tenant, connection, request)
-            .instrument(span)
-            .await;
         // Counted as written when it returns; if the transaction rolls back, the next refresh of
         // the ledger drops it (the log count passes its positions without finding it).
+        self.within_quota(request, |request| {
+            append::append_in(&self.inner, &self.tenant, connection, request).instrument(span)
+        })
+        .await
+    }
+
+    /// Runs `append` if the tenant's quotas admit `request`, and settles its reservation with
+    /// the outcome.
+    async fn within_quota<F, Fut>(
+        &self,
+        request: AppendRequest,
+        append: F,
+    ) -> Result<AppendResult, StoreError>
+    where
+        F: FnOnce(AppendRequest) -> Fut,
+        Fut: std::future::Future<Output = Result<AppendResult, StoreError>>,
+    {
+        let ticket = self.admit(&request).await?;
+        let result = append(request).await;
         if let Some(ticket) = ticket {
             ticket.settle(&result);
         }
@@ -441,13 +460,10 @@ impl EventStore for PgTenantStore {
         let span = tracing::debug_span!(
             "es.append", tenant = %self.tenant, stream = %stream_id, %expected, count = request.events.len()
         );
-        let ticket = self.admit(&request).await?;
-        let result =
-            append::append(&self.inner, &self.pool, &self.tenant, request).instrument(span).await;
-        if let Some(ticket) = ticket {
-            ticket.settle(&result);
-        }
-        result
+        self.within_quota(request, |request| {
+            append::append(&self.inner, &self.pool, &self.tenant, request).instrument(span)
+        })
+        .await
     }
 
     fn read_stream(&self, stream_id: &StreamId, options: ReadStreamOptions) -> EventStream {

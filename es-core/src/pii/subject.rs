@@ -49,7 +49,7 @@ impl SubjectDigest {
         &self.0
     }
 
-    /// Appends the 32 hex digits to `out` (what `Display` writes, without the formatter).
+    /// Appends the 32 hex digits to `out` (what `Display` writes).
     pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         for byte in self.0 {
@@ -66,10 +66,10 @@ impl SubjectDigest {
 
 impl fmt::Display for SubjectDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let mut hex = Vec::with_capacity(32);
+        self.write_hex(&mut hex);
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
     }
 }
 

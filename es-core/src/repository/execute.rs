@@ -1,6 +1,5 @@
 //! Running a command: decide on the current state, append with its version, retry on conflict.
 
-use std::fmt::Debug;
 use std::hash::Hash;
 
 use tracing::Instrument;
@@ -10,8 +9,8 @@ use super::snapshots::SnapshotsOf;
 use super::{CommandOptions, CommandOutcome, Loaded, Repository, RepositoryError};
 use crate::outbox::Publication;
 use crate::{
-    Aggregate, AppendOptions, Event, EventStore, ExpectedVersion, IdempotencyKey,
-    IdempotencyRecord, StoreError, StreamId, TenantId,
+    Aggregate, AppendOptions, Event, EventStore, ExpectedVersion, Fingerprint, IdempotencyKey,
+    IdempotencyRecord, StoreError, StreamId,
 };
 
 impl<A, S, N> Repository<A, S, N>
@@ -79,6 +78,33 @@ where
         })
     }
 
+    /// The outcome of a command that already ran, from its idempotency record; a key first used
+    /// on another stream, or with another command (the store compares the fingerprints: it may
+    /// have keyed the record's), is a conflict.
+    async fn replayed(
+        &self,
+        stream_id: &StreamId,
+        key: &IdempotencyKey,
+        command_print: &Fingerprint,
+        record: IdempotencyRecord,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
+        let same = record.stream_id == *stream_id
+            && self.store.fingerprint_matches(&record, command_print).await?;
+        if !same {
+            return Err(RepositoryError::Store(StoreError::IdempotencyConflict {
+                tenant: self.store.tenant().clone(),
+                key: key.clone(),
+                original_stream_id: record.stream_id,
+            }));
+        }
+        Ok(CommandOutcome {
+            version: record.result.last_version,
+            appended: Some(record.result),
+            attempts: 0,
+            replayed: true,
+        })
+    }
+
     /// The command's turn on its stream, unless turns are off.
     async fn turn(&self, stream_id: &StreamId) -> Option<super::queue::Turn> {
         if self.options.take_turns { Some(self.queue.turn(stream_id).await) } else { None }
@@ -117,8 +143,7 @@ where
         if let Some(key) = &options.idempotency_key {
             let print = fingerprint::command_fingerprint(A::NAME, stream_id, command);
             if let Some(record) = self.store.idempotency_record(key).await? {
-                let matches = self.store.fingerprint_matches(&record, &print).await?;
-                return replayed(self.store.tenant(), stream_id, key, matches, record);
+                return self.replayed(stream_id, key, &print, record).await;
             }
             append_options = append_options.idempotency_key(key.clone()).fingerprint(print);
             command_print = Some(print);
@@ -204,8 +229,7 @@ where
                     if let (Some(key), Some(print)) = (&options.idempotency_key, &command_print)
                         && let Some(record) = self.store.idempotency_record(key).await?
                     {
-                        let matches = self.store.fingerprint_matches(&record, print).await?;
-                        return replayed(self.store.tenant(), stream_id, key, matches, record);
+                        return self.replayed(stream_id, key, print, record).await;
                     }
                 }
                 Err(error) => return Err(error.into()),
@@ -216,29 +240,4 @@ where
             attempts: self.options.max_attempts,
         })
     }
-}
-
-/// The outcome of a command that already ran, from its idempotency record; a key first used on
-/// another stream, or with another command (`matches`: the record's fingerprint is this
-/// command's), is a conflict.
-fn replayed<E: Debug>(
-    tenant: &TenantId,
-    stream_id: &StreamId,
-    key: &IdempotencyKey,
-    matches: bool,
-    record: IdempotencyRecord,
-) -> Result<CommandOutcome, RepositoryError<E>> {
-    if record.stream_id != *stream_id || !matches {
-        return Err(RepositoryError::Store(StoreError::IdempotencyConflict {
-            tenant: tenant.clone(),
-            key: key.clone(),
-            original_stream_id: record.stream_id,
-        }));
-    }
-    Ok(CommandOutcome {
-        version: record.result.last_version,
-        appended: Some(record.result),
-        attempts: 0,
-        replayed: true,
-    })
 }

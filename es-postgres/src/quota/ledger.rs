@@ -154,6 +154,46 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Refreshes what is known as of `stamp()` (when the refresh that made it began) when it is older
+/// than `interval`, one refresh at a time. While another runs, what was known before is used,
+/// unless every use must refresh (a zero interval); then, and when nothing was ever known, it
+/// waits and accepts a refresh begun after it arrived. A failed refresh of something known before
+/// is logged and the old knowledge used: checks do not fail because a refresh did.
+async fn refresh_when_stale<F, Fut>(
+    refreshing: &tokio::sync::Mutex<()>,
+    interval: Duration,
+    stamp: impl Fn() -> Option<Instant>,
+    refresh: F,
+) -> Result<(), StoreError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let arrival = Instant::now();
+    let known = match stamp() {
+        Some(at) if at.elapsed() < interval => return Ok(()),
+        stamp => stamp.is_some(),
+    };
+    let _one = if known && !interval.is_zero() {
+        match refreshing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => return Ok(()),
+        }
+    } else {
+        refreshing.lock().await
+    };
+    if stamp().is_some_and(|at| at > arrival) {
+        return Ok(());
+    }
+    match refresh().await {
+        Err(error) if known => {
+            tracing::warn!(%error, "quota refresh failed; checking against the last one");
+            Ok(())
+        }
+        outcome => outcome,
+    }
+}
+
 fn unix_second() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
@@ -171,32 +211,12 @@ impl Ledgers {
     /// Whether `tenant` has limits, as known within the interval.
     /// `pool` is the store's own (every tenant's rows, also under row-level security).
     async fn has_limits(&self, pool: &PgPool, tenant: &TenantId) -> Result<bool, StoreError> {
-        let arrival = Instant::now();
-        let fresh =
-            |limited: &Limited, since: Instant| limited.refreshed.is_some_and(|at| at > since);
-        {
-            let limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
-            if limited.refreshed.is_some_and(|at| at.elapsed() < self.interval)
-                && !self.interval.is_zero()
-            {
-                return Ok(limited.tenants.contains(tenant));
-            }
-        }
-        let _one = self.refreshing_limited.lock().await;
-        let (fresh_now, known) = {
-            let limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
-            (fresh(&limited, arrival), limited.refreshed.is_some())
-        };
-        if !fresh_now {
-            match self.refresh_limited(pool).await {
-                Err(error) if known => {
-                    tracing::warn!(%error, "quota refresh failed; checking against the last one");
-                }
-                outcome => outcome?,
-            }
-        }
-        let limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(limited.tenants.contains(tenant))
+        let stamp = || self.limited.lock().unwrap_or_else(PoisonError::into_inner).refreshed;
+        refresh_when_stale(&self.refreshing_limited, self.interval, stamp, || {
+            self.refresh_limited(pool)
+        })
+        .await?;
+        Ok(self.limited.lock().unwrap_or_else(PoisonError::into_inner).tenants.contains(tenant))
     }
 
     /// Reads which tenants have limits.
@@ -220,7 +240,8 @@ impl Ledgers {
     }
 
     /// Checks an append against the tenant's limits and reserves its share: `None` when the
-    /// tenant has no limits, a [`StoreError::QuotaExceeded`] when it would pass one.
+    /// tenant has no limits, a [`StoreError::QuotaExceeded`] when it would pass one. A database
+    /// failure here is reported as the append's.
     pub(crate) async fn admit(
         &self,
         store: &crate::store::Inner,
@@ -228,16 +249,30 @@ impl Ledgers {
         tenant: &TenantId,
         request: &AppendRequest,
     ) -> Result<Option<Ticket>, StoreError> {
-        match self.has_limits(&store.pool, tenant).await {
-            Ok(false) => return Ok(None),
-            Ok(true) => {}
+        match self.check(store, pool, tenant, request).await {
             Err(StoreError::Backend { retryable, source, .. }) => {
-                return Err(StoreError::Backend { operation: "append", retryable, source });
+                Err(StoreError::Backend { operation: "append", retryable, source })
             }
-            Err(other) => return Err(other),
+            outcome => outcome,
+        }
+    }
+
+    async fn check(
+        &self,
+        store: &crate::store::Inner,
+        pool: &PgPool,
+        tenant: &TenantId,
+        request: &AppendRequest,
+    ) -> Result<Option<Ticket>, StoreError> {
+        if !self.has_limits(&store.pool, tenant).await? {
+            return Ok(None);
         }
         let ledger = self.ledger(tenant);
-        ledger.refresh_if_stale(store, pool, tenant, self.interval).await?;
+        let stamp = || lock(&ledger.state).refreshed;
+        refresh_when_stale(&ledger.refreshing, self.interval, stamp, || {
+            ledger.refresh(store, pool, tenant)
+        })
+        .await?;
         let mut wanted = Request::of(request);
         let mut probed = false;
         loop {
@@ -293,50 +328,6 @@ impl Ledgers {
 }
 
 impl Ledger {
-    async fn refresh_if_stale(
-        &self,
-        store: &crate::store::Inner,
-        pool: &PgPool,
-        tenant: &TenantId,
-        interval: Duration,
-    ) -> Result<(), StoreError> {
-        let arrival = Instant::now();
-        let known = {
-            let state = lock(&self.state);
-            if state.refreshed.is_some_and(|at| at.elapsed() < interval) {
-                return Ok(());
-            }
-            state.refreshed.is_some()
-        };
-        // One refresh at a time. While another runs, an append of a tenant known before goes on
-        // with what is known, unless every append must refresh (a zero interval); then, and for
-        // a tenant never known, it waits and uses a refresh begun after it arrived.
-        let _one = if known && !interval.is_zero() {
-            match self.refreshing.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => return Ok(()),
-            }
-        } else {
-            self.refreshing.lock().await
-        };
-        if lock(&self.state).refreshed.is_some_and(|at| at > arrival) {
-            return Ok(());
-        }
-        match self.refresh(store, pool, tenant).await {
-            // A tenant known before goes on with what is known: appends do not fail because a
-            // refresh did (the append itself reports a database that is gone).
-            Err(error) if known => {
-                tracing::warn!(%tenant, %error, "quota refresh failed; checking against the last one");
-                Ok(())
-            }
-            // Part of the append that asked for it: reported as the append's failure.
-            Err(StoreError::Backend { retryable, source, .. }) => {
-                Err(StoreError::Backend { operation: "append", retryable, source })
-            }
-            outcome => outcome,
-        }
-    }
-
     async fn refresh(
         &self,
         store: &crate::store::Inner,
@@ -412,11 +403,7 @@ impl Request {
             ExpectedVersion::Any => NewStream::Maybe,
             ExpectedVersion::StreamExists | ExpectedVersion::Exact(_) => NewStream::No,
         };
-        let usage = Usage {
-            events: request.events.len() as u64,
-            streams: 0,
-            bytes: request.events.iter().map(|event| event.payload.len() as u64).sum(),
-        };
+        let usage = Usage::of_events(&request.events);
         Self { usage, new_stream }
     }
 
