@@ -7,7 +7,7 @@
 //! (the same shape as the store's: the raw keyed append writes its record in the same statement).
 //! Each scenario alternates raw and store rounds (`ROUNDS` of `ROUND` each), the store first in odd
 //! rounds, so warm-up and drift affect both alike, and prints events/s and the store/raw ratio. Environment: `BENCH_ROUND_MS` (default 2000),
-//! `BENCH_READ_EVENTS` (default 200000), `BENCH_ONLY` (`single`, `batch` or `read`: one group).
+//! `BENCH_READ_EVENTS` (default 200000), `BENCH_ONLY` (`single`, `group`, `batch` or `read`: one group; `group` is group commit).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -302,6 +302,44 @@ async fn store_read_all(store: &PgTenantStore) -> (u64, f64) {
     (count, count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Single-event appends with group commit at 1, 8 and 64 writers, against raw
+/// one-transaction-per-append (`BENCH_GROUP_BATCHES`: batches in flight, default 4).
+async fn group_commit(url: &str, raw: &PgPool) {
+    // The same appends with group commit, against raw one-transaction-per-append.
+    let options = es_postgres::PgStoreOptions::new(url)
+        .schema("es_bench")
+        .unwrap()
+        .max_connections(10)
+        .group_commit(true)
+        .group_commit_batches(
+            std::env::var("BENCH_GROUP_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(4),
+        );
+    let grouped = es_postgres::PgStore::connect_with(options).await.unwrap();
+    let store = grouped.tenant(TenantId::new(TENANT).unwrap());
+    for (writers, name, target) in [
+        (1, "group commit, 1 writer", 0.95),
+        (8, "group commit, 8 writers", 2.0),
+        (64, "group commit, 64 writers", 4.0),
+    ] {
+        let before = grouped.group_commit_stats().unwrap();
+        report(&appends(&store, raw, writers, 1, Mode::Exact, name).await, target);
+        let after = grouped.group_commit_stats().unwrap();
+        let (appends, batches) = (after.appends - before.appends, after.batches - before.batches);
+        println!(
+            "  {appends} appends in {batches} batches ({:.1} per batch)",
+            appends as f64 / batches.max(1) as f64
+        );
+    }
+    let stats = grouped.group_commit_stats().unwrap();
+    println!(
+        "group commit: {} appends in {} batches ({:.1} per batch), {} refused as a whole",
+        stats.appends,
+        stats.batches,
+        stats.appends as f64 / stats.batches.max(1) as f64,
+        stats.refused_batches
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bench = BenchSchema::new("es_bench", |options| options.max_connections(10)).await;
@@ -334,6 +372,9 @@ async fn main() {
             0.80,
         );
         report(&appends(&store, &raw, 1, 1, Mode::Any, "append 1 event Any, 1 writer").await, 0.80);
+    }
+    if wanted("group") {
+        group_commit(&url, &raw).await;
     }
     if wanted("batch") {
         report(

@@ -1,5 +1,6 @@
 //! The append: one call of `append_events()`, mapped to the contract's results and errors.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use es_core::{
@@ -14,6 +15,7 @@ use crate::error::{
 };
 use es_core::outbox::partition_of;
 
+use crate::group_commit::GroupCommit;
 use crate::row::{bound_i64, corrupt_in, stored_u64};
 use crate::sql;
 use crate::store::Inner;
@@ -24,16 +26,16 @@ const VERSION_CONFLICT: i16 = 2;
 const IDEMPOTENCY_CONFLICT: i16 = 3;
 
 /// The batch as the columns `append_events()` takes.
-struct Columns<'a> {
-    event_ids: Vec<Uuid>,
-    event_types: Vec<&'a str>,
-    schema_versions: Vec<i32>,
-    payloads: Vec<&'a str>,
-    metadata: Vec<Option<String>>,
+pub(crate) struct Columns<'a> {
+    pub(crate) event_ids: Vec<Uuid>,
+    pub(crate) event_types: Vec<&'a str>,
+    pub(crate) schema_versions: Vec<i32>,
+    pub(crate) payloads: Vec<&'a str>,
+    pub(crate) metadata: Vec<Option<String>>,
 }
 
 impl<'a> Columns<'a> {
-    fn of(request: &'a AppendRequest) -> Result<Self, StoreError> {
+    pub(crate) fn of(request: &'a AppendRequest) -> Result<Self, StoreError> {
         let events = &request.events;
         let metadata = events
             .iter()
@@ -61,7 +63,7 @@ impl<'a> Columns<'a> {
 }
 
 /// The publications as the columns the outbox insert takes (empty when there are none).
-struct Published<'a> {
+pub(crate) struct Published<'a> {
     partition: i16,
     ordinals: Vec<i64>,
     subjects: Vec<&'a str>,
@@ -105,18 +107,26 @@ fn expected_columns(expected: ExpectedVersion) -> (i16, i64) {
 }
 
 pub(crate) async fn append(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     pool: &PgPool,
     tenant: &TenantId,
     request: AppendRequest,
 ) -> Result<AppendResult, StoreError> {
-    let columns = Columns::of(&request)?;
-    let published = Published::of(&request)?;
     let exact = match request.expected {
         ExpectedVersion::NoStream => Some(0),
         ExpectedVersion::Exact(version) => Some(version),
         ExpectedVersion::Any | ExpectedVersion::StreamExists => None,
     };
+    if let Some(version) = exact
+        && inner.group_commit.is_some()
+        && request.idempotency.is_none()
+        && request.publications.is_empty()
+        && i64::try_from(version).is_ok()
+    {
+        return GroupCommit::append(inner, tenant, request, version).await;
+    }
+    let columns = Columns::of(&request)?;
+    let published = Published::of(&request)?;
     if let (Some(version), None) = (exact, &request.idempotency) {
         return append_exact(inner, pool, tenant, &request, &columns, published.as_ref(), version)
             .await;
@@ -240,7 +250,7 @@ pub(crate) async fn append_in(
 }
 
 /// The fast path (see [`insert_batch!`]); retries only what the server rolled back.
-async fn append_exact(
+pub(crate) async fn append_exact(
     inner: &Inner,
     pool: &PgPool,
     tenant: &TenantId,
@@ -429,7 +439,11 @@ fn outcome(
 }
 
 /// A conflict detected by the unique key rather than the version check: report the version now.
-async fn version_conflict(inner: &Inner, tenant: &TenantId, request: &AppendRequest) -> StoreError {
+pub(crate) async fn version_conflict(
+    inner: &Inner,
+    tenant: &TenantId,
+    request: &AppendRequest,
+) -> StoreError {
     let actual: Result<Option<i64>, _> = sqlx::query_scalar(sql::STREAM_VERSION)
         .bind(tenant.as_str())
         .bind(request.stream_id.as_str())

@@ -42,6 +42,8 @@
 //! (a concurrent first append of the same key has committed by then), checks the expected version,
 //! inserts the whole batch and records the key, all in the statement's transaction. A conflict
 //! writes nothing.
+//! With [`PgStoreOptions::group_commit`], concurrent appends of the first kind share one
+//! statement, one transaction and one WAL flush, each with its own outcome (`docs/postgres.md`).
 //! Transient failures are retried (up to [`PgStoreOptions::append_attempts`]) only where a retry
 //! cannot write twice: when the server rolled the statement back, or when the connection was lost
 //! and the append carries an idempotency key.
@@ -68,6 +70,7 @@ mod append;
 mod checkpoint;
 mod dead_letter;
 mod error;
+mod group_commit;
 mod horizon;
 mod inbox;
 mod keys;
@@ -89,6 +92,7 @@ pub mod transactional;
 
 pub use admin::StoreStatistics;
 pub use error::ConfigError;
+pub use group_commit::GroupCommitStats;
 pub use inbox::InboxTransaction;
 pub use lock::PgProjectionLock;
 pub use options::PgStoreOptions;

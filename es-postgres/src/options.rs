@@ -35,6 +35,8 @@ pub struct PgStoreOptions {
     pub(crate) row_level_security: bool,
     pub(crate) tenant_connections: u32,
     pub(crate) quota_sync_interval: Duration,
+    pub(crate) group_commit: bool,
+    pub(crate) group_commit_batches: u32,
 }
 
 /// The master keys of a store, shown by id only.
@@ -66,6 +68,8 @@ impl PgStoreOptions {
             row_level_security: false,
             tenant_connections: 4,
             quota_sync_interval: Duration::from_millis(250),
+            group_commit: false,
+            group_commit_batches: 4,
         }
     }
 
@@ -205,6 +209,35 @@ impl PgStoreOptions {
     #[must_use]
     pub fn quota_sync_interval(mut self, interval: Duration) -> Self {
         self.quota_sync_interval = interval;
+        self
+    }
+
+    /// Group commit (off by default): concurrent appends without an idempotency key that expect
+    /// `NoStream` or an exact version (the command pipeline's appends of commands without a key)
+    /// share one statement, one transaction and one WAL flush instead of one each. Each append
+    /// keeps its own outcome: a version conflict fails that append alone. A lone writer waits for
+    /// nobody; under load, appends that arrive while
+    /// [`group_commit_batches`](Self::group_commit_batches) batches are in flight wait for the
+    /// next one. Appends with a key or with publications, and appends in a caller's transaction,
+    /// are not grouped. Figures: `docs/benchmarks.md`.
+    ///
+    /// ```
+    /// let options = es_postgres::PgStoreOptions::new("postgres://app@127.0.0.1/app")
+    ///     .group_commit(true)
+    ///     .group_commit_batches(2);
+    /// # let _ = options;
+    /// ```
+    #[must_use]
+    pub fn group_commit(mut self, enabled: bool) -> Self {
+        self.group_commit = enabled;
+        self
+    }
+
+    /// The most group-commit batches in flight at once (default 4, at least 1), each on a
+    /// connection of its own: while one batch commits, the next one fills.
+    #[must_use]
+    pub fn group_commit_batches(mut self, batches: u32) -> Self {
+        self.group_commit_batches = batches.max(1);
         self
     }
 }

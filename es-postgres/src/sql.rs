@@ -171,6 +171,27 @@ pub(crate) const APPEND_ONE_NEW: &str = insert_one!("WHERE $3 = 0");
 pub(crate) const APPEND_ONE_AFTER: &str = insert_one!(where_version_exists!());
 pub(crate) const APPEND_AFTER: &str = insert_batch!(where_version_exists!());
 
+/// Group commit (see `group_commit.rs`): the appends of several callers, each without a key and
+/// expecting an exact version, as one statement. Every array has one element per event; `$1..$3`
+/// repeat each event's tenant, stream and expected version, `$4` is its ordinal in its append.
+/// An append whose expected version is stale in the statement's snapshot (version n missing, or
+/// n + 1 already taken) inserts no row and leaves the others to commit; only a version taken by
+/// a transaction still running when the statement began fails the unique key, and with it the
+/// whole statement (nothing written: the callers then append one by one). One append per stream
+/// per statement, so a stream's rows come from one append.
+pub(crate) const APPEND_GROUP: &str = concat!(
+    insert_into_events!(),
+    "SELECT e.tenant, nextval('event_position_seq'), e.stream_id, e.expected + e.ord, e.id, e.ty, ",
+    "e.sv, e.payload::jsonb, e.meta::jsonb, date_trunc('microseconds', now()) ",
+    "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], ",
+    "$7::integer[], $8::text[], $9::text[]) AS e(tenant, stream_id, expected, ord, id, ty, sv, payload, meta) ",
+    "WHERE (e.expected = 0 OR EXISTS (SELECT 1 FROM events x WHERE x.tenant = e.tenant ",
+    "AND x.stream_id = e.stream_id AND x.stream_version = e.expected)) ",
+    "AND NOT EXISTS (SELECT 1 FROM events x WHERE x.tenant = e.tenant ",
+    "AND x.stream_id = e.stream_id AND x.stream_version = e.expected + 1) ",
+    "RETURNING event_id, position"
+);
+
 /// The outbox columns an append with publications writes, and the publications as arrays:
 /// `$9` the stream's partition, `$10..$13` each publication's event ordinal (1-based), subject,
 /// payload and headers (JSON).

@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     tenant_pools: Option<crate::rls::TenantPools>,
     /// What this process knows of its tenants' usage and limits.
     pub(crate) quotas: crate::quota::ledger::Ledgers,
+    /// The queue of appends sharing statements; `None` without group commit.
+    pub(crate) group_commit: Option<crate::group_commit::GroupCommit>,
 }
 
 impl Inner {
@@ -65,6 +67,9 @@ impl Inner {
                 )
             });
             let quotas = crate::quota::ledger::Ledgers::new(options.quota_sync_interval);
+            let group_commit = options
+                .group_commit
+                .then(|| crate::group_commit::GroupCommit::new(options.group_commit_batches));
             Self {
                 pool,
                 options,
@@ -73,8 +78,14 @@ impl Inner {
                 vault,
                 tenant_pools,
                 quotas,
+                group_commit,
             }
         })
+    }
+
+    /// Whether each tenant has a pool of its own (row-level security).
+    pub(crate) fn has_tenant_pools(&self) -> bool {
+        self.tenant_pools.is_some()
     }
 
     /// The pool for `tenant`'s rows: the tenant's own under row-level security, else the store's.
@@ -249,6 +260,12 @@ impl PgStore {
     /// The options the store was built with.
     pub fn options(&self) -> &PgStoreOptions {
         &self.inner.options
+    }
+
+    /// What group commit has done since this store was created; `None` without it
+    /// ([`PgStoreOptions::group_commit`]).
+    pub fn group_commit_stats(&self) -> Option<crate::GroupCommitStats> {
+        self.inner.group_commit.as_ref().map(crate::group_commit::GroupCommit::stats)
     }
 
     /// What holds readers back now: the horizon, the last position taken, and the sessions inside

@@ -147,6 +147,50 @@ async fn a_query_without_its_tenant_predicate_cannot_cross_tenants() {
 }
 
 #[tokio::test]
+async fn group_commit_writes_each_tenant_on_its_own_connections() {
+    let fresh = FreshSchema::new().await;
+    let login = app_role(&fresh).await;
+    fresh.store.set_row_level_security(true).await.unwrap();
+    let options = options_as(&login, &fresh)
+        .row_level_security(true)
+        .group_commit(true)
+        .group_commit_batches(1);
+    let store = PgStore::connect_with(options).await.unwrap();
+    let (a, b) = (store.tenant(tenant("rls-a")), store.tenant(tenant("rls-b")));
+    let mut writers = tokio::task::JoinSet::new();
+    for n in 0..16u64 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        writers.spawn(async move {
+            let stream = StreamId::new(format!("s-{n}")).unwrap();
+            store
+                .append(
+                    &stream,
+                    ExpectedVersion::NoStream,
+                    vec![event(n)],
+                    AppendOptions::default(),
+                )
+                .await
+        });
+    }
+    while let Some(written) = writers.join_next().await {
+        written.unwrap().unwrap();
+    }
+    let stats = store.group_commit_stats().unwrap();
+    assert_eq!(stats.appends, 16);
+    assert!(stats.batches < 16, "no batch held two appends: {stats:?}");
+    for tenant_store in [&a, &b] {
+        let read: Vec<_> =
+            tenant_store.read_all(ReadAllOptions::from_beginning()).try_collect().await.unwrap();
+        assert_eq!(read.len(), 8);
+        assert!(read.iter().all(|event| &event.tenant == tenant_store.tenant()));
+    }
+    store.pool().close().await;
+    a.pool().close().await;
+    b.pool().close().await;
+    drop_roles(&fresh, &login).await;
+}
+
+#[tokio::test]
 async fn the_option_is_refused_where_it_would_not_hold() {
     let fresh = FreshSchema::new().await;
     let login = app_role(&fresh).await;
