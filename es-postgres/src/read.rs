@@ -134,7 +134,12 @@ impl AllCursor {
             let horizon = if let Some(horizon) = self.horizon {
                 horizon
             } else {
-                let horizon = self.horizon().await?;
+                // Below the horizon another read already published, every event is settled: a
+                // read that starts there (a projection's batches over a backlog) needs no probe
+                // until a page comes back short, which asks for a newer horizon as below.
+                let published = clamp(self.inner.horizon.published());
+                let horizon =
+                    if published > self.after { published } else { self.horizon().await? };
                 self.horizon = Some(horizon);
                 horizon
             };

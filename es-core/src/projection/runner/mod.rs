@@ -17,7 +17,7 @@ mod outcome;
 use futures_util::TryStreamExt;
 use tracing::Instrument;
 
-use self::batch::{BatchOutcome, Context};
+use self::batch::Context;
 pub use self::batch::{BatchStrategy, Partitioned, Sequential};
 pub use self::options::{OnFailure, RunnerOptions};
 pub use self::outcome::{CatchUp, ProjectionStatus, RunnerError};
@@ -133,12 +133,35 @@ where
         // not one per batch.
         let head = self.store.head_position().await?;
         self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
+        // The next batch, read while this one is handled: the batch after a full one starts at
+        // its last position, which is where the checkpoint goes unless handling fails (then the
+        // read ahead is dropped). `None`, or read from elsewhere: read it now.
+        let mut ahead: Option<(Position, Result<Vec<RecordedEvent>, StoreError>)> = None;
         loop {
             let after = saved.unwrap_or(Position::BEGINNING);
-            let batch =
-                read_batch(&self.store, &self.name, P::event_types(), after, &self.options).await?;
+            let batch = match ahead.take() {
+                Some((from, Ok(batch))) if from == after => batch,
+                _ => {
+                    read_batch(&self.store, &self.name, P::event_types(), after, &self.options)
+                        .await?
+                }
+            };
             let full = batch.len() >= self.options.batch_size;
-            let outcome = self.handle_batch(&batch, after).await?;
+            // Handled by the runner's strategy: partitioned by stream when `with_concurrency`
+            // asked for more than one partition, otherwise in log order.
+            let context = Context { store: &self.store, name: &self.name, options: &self.options };
+            let handling = self.batches.run(&mut self.projection, &batch, after, &context);
+            let outcome = match batch.last().filter(|_| full) {
+                Some(last) => {
+                    let from = last.position;
+                    let reading =
+                        read_batch(&self.store, &self.name, P::event_types(), from, &self.options);
+                    let (outcome, read) = futures_util::future::join(handling, reading).await;
+                    ahead = Some((from, read));
+                    outcome?
+                }
+                None => handling.await?,
+            };
             handled += outcome.handled;
             // After a failure the checkpoint stops before the failing event; otherwise it may
             // pass over events of other types up to the head (see `checkpoint_after_batch`).
@@ -159,18 +182,6 @@ where
                 return Ok(CatchUp { handled, checkpoint });
             }
         }
-    }
-
-    /// Handles one batch by the runner's strategy: partitioned by stream when
-    /// [`with_concurrency`](ProjectionRunner::with_concurrency) asked for more than one partition,
-    /// otherwise in log order.
-    async fn handle_batch(
-        &mut self,
-        batch: &[RecordedEvent],
-        after: Position,
-    ) -> Result<BatchOutcome, RunnerError> {
-        let context = Context { store: &self.store, name: &self.name, options: &self.options };
-        self.batches.run(&mut self.projection, batch, after, &context).await
     }
 
     /// Sets the `es_projection_lag` gauge: at the start of each pass (so it shows what arrived
