@@ -2,7 +2,8 @@
 //!
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p es-postgres --bench aggregate_load`
 //!
-//! Environment: `BENCH_BIG_STREAM` (default 1000000 events), `BENCH_ROUND_MS` (default 3000).
+//! Environment: `BENCH_BIG_STREAM` (default 1000000 events), `BENCH_ROUND_MS` (default 3000),
+//! `BENCH_ONLY=commands` (only load + decide + append beside hand-written sqlx).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -216,12 +217,103 @@ async fn commands_per_second<S: EventStore + SnapshotStore>(
     (done as f64 / started.elapsed().as_secs_f64(), failed)
 }
 
+/// Load + decide + append of one event by `clients` clients on streams of their own (20
+/// commands each, so a load reads at most 19 events), alternating rounds of hand-written sqlx
+/// (one query reading the stream, a fold, one insert) and the repository without a cache:
+/// (raw commands/s, es commands/s).
+async fn commands_vs_raw(
+    pg: &es_postgres::PgTenantStore,
+    pool: &sqlx::PgPool,
+    schema: &'static str,
+    clients: u64,
+) -> (f64, f64) {
+    let round = Duration::from_millis(env("BENCH_ROUND_MS", 3_000));
+    let accounts = Repository::<Account, _>::new(pg.clone());
+    let (mut raw_total, mut es_total) = (0.0, 0.0);
+    for round_no in 0..4u64 {
+        let raw_side = round_no % 2 == 0;
+        let deadline = Instant::now() + round;
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for client in 0..clients {
+            let (accounts, pool) = (accounts.clone(), pool.clone());
+            tasks.spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let name = format!("cmd-{clients}-{round_no}-{client}-{}", done / 20);
+                    if raw_side {
+                        raw_command(&pool, schema, &name, 1).await;
+                    } else {
+                        let id = StreamId::in_category("account", name).unwrap();
+                        accounts.execute(&id, Deposit(1), CommandOptions::default()).await.unwrap();
+                    }
+                    done += 1;
+                }
+                done
+            });
+        }
+        let mut done = 0;
+        while let Some(count) = tasks.join_next().await {
+            done += count.unwrap();
+        }
+        let rate = done as f64 / started.elapsed().as_secs_f64();
+        if raw_side {
+            raw_total += rate;
+        } else {
+            es_total += rate;
+        }
+    }
+    (raw_total / 2.0, es_total / 2.0)
+}
+
+/// Hand-written sqlx: read the stream, fold, insert the next version.
+async fn raw_command(pool: &sqlx::PgPool, schema: &str, stream: &str, amount: i64) {
+    let read = format!(
+        "SELECT stream_version, payload::text FROM {schema}.events \
+         WHERE tenant = 'default' AND stream_id = $1 ORDER BY stream_version"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(read)).bind(stream).fetch_all(pool).await.unwrap();
+    let (mut balance, mut version) = (0i64, 0i64);
+    for row in &rows {
+        version = row.get(0);
+        let deposited: Deposited = serde_json::from_str(row.get::<&str, _>(1)).unwrap();
+        balance += deposited.amount;
+    }
+    assert!(balance >= 0);
+    let insert = format!(
+        "INSERT INTO {schema}.events (tenant, position, stream_id, stream_version, event_id, event_type, \
+         schema_version, payload, metadata, recorded_at) VALUES ('default', nextval('{schema}.event_position_seq'), \
+         $1, $2, $3, 'account.deposited', 1, $4::jsonb, NULL, now())"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(insert))
+        .bind(stream)
+        .bind(version + 1)
+        .bind(uuid::Uuid::now_v7())
+        .bind(format!(r#"{{"amount":{amount}}}"#))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bench = BenchSchema::new("es_bench_agg", |options| options.max_connections(10)).await;
     let (schema, admin) = (bench.schema, bench.admin.clone());
     let pg = bench.backend.tenant(TenantId::default());
     let memory = es_memory::MemoryStore::new().tenant(TenantId::default());
+
+    // --- load + decide + append beside hand-written sqlx
+    for clients in [1, 8] {
+        let (raw, es) = commands_vs_raw(&pg, &admin, schema, clients).await;
+        println!(
+            "load + decide + append, {clients} client(s), no cache: raw {raw:.0}/s, repository {es:.0}/s: {:.1}% (target >= 95% at 1 client)",
+            100.0 * es / raw
+        );
+    }
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "commands") {
+        bench.finish().await;
+        return;
+    }
 
     // --- loads
     let big: u64 = env("BENCH_BIG_STREAM", 1_000_000);

@@ -42,6 +42,10 @@ struct Cli {
     /// on` first; connect as the least-privilege role of docs/postgres-app-role.sql).
     #[arg(long, env = "BANK_ROW_LEVEL_SECURITY", global = true)]
     row_level_security: bool,
+    /// Group commit on PostgreSQL: concurrent commands without an idempotency key share one
+    /// transaction and one WAL flush (docs/postgres.md, "Appends").
+    #[arg(long, env = "BANK_GROUP_COMMIT", global = true)]
+    group_commit: bool,
     /// The tenant this instance serves.
     #[arg(long, env = "BANK_TENANT", default_value = "default", global = true)]
     tenant: String,
@@ -168,7 +172,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let options = PgStoreOptions::new(&url)
         .schema(&schema)?
         .master_keys(keys)
-        .row_level_security(cli.row_level_security);
+        .row_level_security(cli.row_level_security)
+        .group_commit(cli.group_commit);
     let backend = PgStore::connect_with(options).await?;
     if !matches!(command, Command::Serve(ServeArgs { no_migrate: true, .. })) {
         backend.migrate().await?;
