@@ -2,12 +2,13 @@
 //!
 //! With [`PgStoreOptions::group_commit`](crate::PgStoreOptions::group_commit), an append of the
 //! fast path (no idempotency key, no publications, `NoStream` or `Exact(n)`: every append of the
-//! command pipeline for commands without a key) joins a queue instead of taking a connection of
-//! its own. While fewer than [`group_commit_batches`](crate::PgStoreOptions::group_commit_batches)
-//! batches are in flight, a batch takes everything queued (one append per stream, at most
-//! [`MAX_GROUP_EVENTS`] events) and writes it with one `INSERT` ([`sql::APPEND_GROUP`]); appends
-//! that arrive meanwhile wait for the next batch, so the batches grow with the load and a lone
-//! writer waits for nobody (a batch of one is the ordinary fast path).
+//! command pipeline for commands without a key) that finds the store idle is written by its
+//! caller, as without group commit; one that arrives while a batch is in flight joins a queue.
+//! When a batch lands, its task takes everything queued as the next batch (one append per stream,
+//! none for a stream another batch in flight writes, at most [`MAX_GROUP_EVENTS`] events) and
+//! writes it with one `INSERT` ([`sql::APPEND_GROUP`]), so the batches grow with the load. Another
+//! batch starts beside those in flight only once [`GROW_AT`] appends wait, up to
+//! [`group_commit_batches`](crate::PgStoreOptions::group_commit_batches) in all.
 //!
 //! Each append keeps its own outcome. A stale expectation inserts none of that append's rows and
 //! answers [`StoreError::VersionConflict`] to its caller alone. The one failure that aborts the
@@ -71,9 +72,15 @@ pub struct GroupCommitStats {
 #[derive(Default)]
 struct State {
     queue: VecDeque<Queued>,
-    /// Batches in flight (tasks draining the queue).
+    /// Batches in flight (tasks draining the queue, or a caller writing its own append).
     running: usize,
+    /// The streams those batches write: an append for one of them waits for the next batch, so
+    /// no two statements in flight race for one stream's versions.
+    in_flight: HashSet<StreamKey>,
 }
+
+/// A stream of a tenant.
+type StreamKey = (TenantId, StreamId);
 
 /// An append waiting for its batch.
 struct Queued {
@@ -135,6 +142,7 @@ impl GroupCommit {
                 state.running += 1;
             }
             if idle && state.queue.is_empty() {
+                state.in_flight.insert((tenant.clone(), queued.request.stream_id.clone()));
                 (Some(queued), false)
             } else {
                 state.queue.push_back(queued);
@@ -144,15 +152,15 @@ impl GroupCommit {
         if let Some(queued) = queued {
             // Nobody waits: this append is a batch of one, written by its caller (no task, no
             // hand-over). Only the caller waits for it, so dropping it strands nobody.
-            let slot = Slot { inner: Arc::clone(inner), abandoned: false, released: false };
+            let mut slot = Slot::new(inner, false);
+            slot.streams.push((tenant.clone(), queued.request.stream_id.clone()));
             group.count(1);
             let result = one(inner, &inner.pool_for(tenant), &queued).await;
             drop(slot);
             return result;
         }
         if spawn {
-            let slot = Slot { inner: Arc::clone(inner), abandoned: true, released: false };
-            tokio::spawn(drain(slot));
+            tokio::spawn(drain(Slot::new(inner, true)));
         }
         answer.await.unwrap_or_else(|_| {
             // The batch's task ended without answering: its runtime shut down mid-append.
@@ -172,10 +180,9 @@ impl GroupCommit {
     /// The next batch: appends in arrival order, one per stream, at most [`MAX_GROUP_EVENTS`]
     /// events (one larger append alone); appends whose callers stopped waiting are dropped
     /// unwritten. `None` when the queue is empty (and this drainer then stops).
-    fn next_batch(&self) -> Option<Vec<Queued>> {
+    fn next_batch(&self, slot: &mut Slot) -> Option<Vec<Queued>> {
         let mut state = self.state();
         let mut batch = Vec::new();
-        let mut streams: HashSet<(TenantId, StreamId)> = HashSet::new();
         let mut events = 0;
         let mut deferred = VecDeque::new();
         while let Some(queued) = state.queue.pop_front() {
@@ -188,11 +195,12 @@ impl GroupCommit {
                 break;
             }
             let stream = (queued.tenant.clone(), queued.request.stream_id.clone());
-            if streams.contains(&stream) {
+            if state.in_flight.contains(&stream) {
                 deferred.push_back(queued);
                 continue;
             }
-            streams.insert(stream);
+            state.in_flight.insert(stream.clone());
+            slot.streams.push(stream);
             events += size;
             batch.push(queued);
         }
@@ -201,9 +209,18 @@ impl GroupCommit {
         }
         if batch.is_empty() {
             state.running -= 1;
+            slot.released = true;
             return None;
         }
         Some(batch)
+    }
+
+    /// The streams of a batch that has been answered are free for the next one.
+    fn landed(&self, streams: &mut Vec<StreamKey>) {
+        let mut state = self.state();
+        for stream in streams.drain(..) {
+            state.in_flight.remove(&stream);
+        }
     }
 }
 
@@ -218,11 +235,20 @@ struct Slot {
     abandoned: bool,
     /// Already given back (by [`GroupCommit::next_batch`], finding the queue empty).
     released: bool,
+    /// The streams its batch in flight writes.
+    streams: Vec<StreamKey>,
+}
+
+impl Slot {
+    fn new(inner: &Arc<Inner>, abandoned: bool) -> Self {
+        Self { inner: Arc::clone(inner), abandoned, released: false, streams: Vec::new() }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let Some(group) = self.inner.group_commit.as_ref() else { return };
+        group.landed(&mut self.streams);
         if self.released {
             return;
         }
@@ -232,7 +258,7 @@ impl Drop for Slot {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             // The slot passes to a task that drains what queued while it was held.
-            let slot = Slot { inner: Arc::clone(&self.inner), abandoned: true, released: false };
+            let slot = Slot::new(&self.inner, true);
             drop(state);
             runtime.spawn(drain(slot));
             return;
@@ -245,7 +271,7 @@ impl Drop for Slot {
     }
 }
 
-/// Writes batches until the queue is empty, then gives the slot back.
+/// Writes batches until the queue is empty (`next_batch` then gives the slot back).
 async fn drain(mut slot: Slot) {
     let inner = Arc::clone(&slot.inner);
     let Some(group) = inner.group_commit.as_ref() else {
@@ -255,7 +281,7 @@ async fn drain(mut slot: Slot) {
         // Let the callers woken by the last batch (or by the batch in flight) queue their next
         // appends first: the batch grows at the cost of one pass of the scheduler.
         tokio::task::yield_now().await;
-        let Some(batch) = group.next_batch() else { break };
+        let Some(batch) = group.next_batch(&mut slot) else { break };
         let span = tracing::debug_span!("es.group_commit", appends = batch.len());
         group.count(batch.len());
         if inner.has_tenant_pools() {
@@ -272,9 +298,8 @@ async fn drain(mut slot: Slot) {
         } else {
             write(&inner, &inner.pool, batch).instrument(span).await;
         }
+        group.landed(&mut slot.streams);
     }
-    // `next_batch` gave the slot back when it found the queue empty.
-    slot.released = true;
 }
 
 /// Writes one batch and answers each of its callers.

@@ -178,7 +178,7 @@ pub(crate) const APPEND_AFTER: &str = insert_batch!(where_version_exists!());
 /// n + 1 already taken) inserts no row and leaves the others to commit; only a version taken by
 /// a transaction still running when the statement began fails the unique key, and with it the
 /// whole statement (nothing written: the callers then append one by one). One append per stream
-/// per statement, so a stream's rows come from one append.
+/// per statement, and none for a stream another statement in flight writes.
 pub(crate) const APPEND_GROUP: &str = concat!(
     insert_into_events!(),
     "SELECT e.tenant, nextval('event_position_seq'), e.stream_id, e.expected + e.ord, e.id, e.ty, ",

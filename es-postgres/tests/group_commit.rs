@@ -50,16 +50,9 @@ async fn until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// Whether a session of this schema's store waits for a lock now.
+/// Whether a session of this database waits for a lock in an insert into `events` now.
 async fn someone_waits_for_a_lock(fresh: &FreshSchema) -> bool {
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-         AND query LIKE 'INSERT INTO events%' AND datname = current_database()",
-    )
-    .fetch_one(fresh.store.pool())
-    .await
-    .unwrap();
-    waiting > 0
+    waiting_sessions(fresh).await > 0
 }
 
 async fn append(
@@ -229,6 +222,68 @@ async fn a_batch_refused_as_a_whole_is_appended_one_by_one() {
         other => panic!("expected a version conflict at 3, got {other:?}"),
     }
     assert_eq!(stats(&fresh).refused_batches, 1);
+}
+
+#[tokio::test]
+async fn a_stream_in_flight_waits_for_its_batch_to_land() {
+    let fresh = grouped(4).await;
+    let store = fresh.default_tenant();
+    let mut holder = fresh.store.pool().begin().await.unwrap();
+    let blocked = hold_the_slot(&fresh, &mut holder).await;
+    // Batch A: 32 appends (enough to start a batch beside the blocker), among them the first
+    // append to `contested` and one to `held`, whose version 1 another transaction holds.
+    let mut other_writer = fresh.store.pool().begin().await.unwrap();
+    raw_append(&mut other_writer, TenantId::default().as_str(), "held", 0).await;
+    let spawn = |name: String, expected: ExpectedVersion| {
+        let store = store.clone();
+        tokio::spawn(async move { append(&store, &name, expected, vec![event(1)]).await })
+    };
+    let mut batch_a = vec![
+        spawn("contested".to_owned(), ExpectedVersion::NoStream),
+        spawn("held".to_owned(), ExpectedVersion::NoStream),
+    ];
+    batch_a.extend((0..30).map(|n| spawn(format!("a-{n}"), ExpectedVersion::NoStream)));
+    until("batch A waits for the held version", async || {
+        stats(&fresh).queued == 0 && waiting_sessions(&fresh).await == 2
+    })
+    .await;
+    // Batch B: 32 more, among them a second first append to `contested`. It must not race batch
+    // A for the stream: it waits in the queue until A lands.
+    let contested = spawn("contested".to_owned(), ExpectedVersion::NoStream);
+    let batch_b: Vec<_> =
+        (0..31).map(|n| spawn(format!("b-{n}"), ExpectedVersion::NoStream)).collect();
+    let landed = async {
+        for written in batch_b {
+            written.await.unwrap().unwrap();
+        }
+    };
+    let landed = tokio::time::timeout(Duration::from_secs(10), landed).await;
+    let queued = stats(&fresh).queued;
+    // Let go of the held versions first, so that a failure below fails rather than hangs.
+    other_writer.rollback().await.unwrap();
+    holder.rollback().await.unwrap();
+    assert!(landed.is_ok(), "batch B must not wait for batch A: it writes no stream of A's");
+    assert_eq!(queued, 1, "the contested append waits for batch A");
+    blocked.await.unwrap().unwrap();
+    for written in batch_a {
+        written.await.unwrap().unwrap();
+    }
+    match contested.await.unwrap() {
+        Err(StoreError::VersionConflict { actual: 1, .. }) => {}
+        other => panic!("expected a version conflict at 1, got {other:?}"),
+    }
+    assert_eq!(stats(&fresh).refused_batches, 0);
+}
+
+/// How many sessions of this database wait for a lock in an insert into `events` now.
+async fn waiting_sessions(fresh: &FreshSchema) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+         AND query LIKE 'INSERT INTO events%' AND datname = current_database()",
+    )
+    .fetch_one(fresh.store.pool())
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
