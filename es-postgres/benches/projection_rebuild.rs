@@ -2,7 +2,8 @@
 //!
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p es-postgres --bench projection_rebuild`
 //!
-//! `BENCH_EVENTS` (default 1,000,000) events are bulk-loaded; the runner's rate (handlers that only
+//! `BENCH_EVENTS` (default 1,000,000) events are bulk-loaded (`BENCH_BATCH`: the runner's batch
+//! size, default the runner's); the runner's rate (handlers that only
 //! update in-memory state) is compared with a raw sqlx keyset read that deserializes the same
 //! payloads, in the same run: pages of 1,000 (position and payload as text), one streaming query of
 //! three columns with jsonb in binary (issue 15's baseline; target >= 70%), and the whole envelope.
@@ -55,6 +56,10 @@ async fn main() {
     bench.bulk_load("default", events, 1_000).await;
     let (schema, admin) = (bench.schema, bench.admin.clone());
     let store = bench.backend.tenant(TenantId::default());
+    let batch_size: usize = std::env::var("BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RunnerOptions::default().batch_size);
     let mut best_raw = f64::MAX;
     let mut best_streaming = f64::MAX;
     let mut best_envelope = f64::MAX;
@@ -144,7 +149,7 @@ async fn main() {
             .unwrap();
         let started = Instant::now();
         let mut runner = ProjectionRunner::new(Total::default(), store.clone())
-            .with_options(RunnerOptions::default().batch_size(1_000));
+            .with_options(RunnerOptions::default().batch_size(batch_size));
         runner.catch_up().await.unwrap();
         best_runner = best_runner.min(started.elapsed().as_secs_f64());
         assert_eq!(
