@@ -1,5 +1,6 @@
 //! Reads as streams of keyset-paginated pages.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -8,8 +9,8 @@ use es_core::{
     ReadStreamOptions, RecordedEvent, ReplayStream, ReplayedEvent, StoreError, StreamId, TenantId,
 };
 use futures_util::{TryStreamExt, stream};
-use sqlx::PgPool;
 use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::error::read_error;
@@ -35,10 +36,15 @@ impl TypeNames {
     }
 }
 
+/// The most stream ids one read remembers (a log interleaves many streams; each id is validated
+/// and allocated once per read rather than once per row, up to this many, then the memory starts
+/// over).
+const KNOWN_STREAMS: usize = 4_096;
+
 /// Turns rows into envelopes, sharing what repeats between rows (stream ids, type names).
 struct Decoder {
     tenant: TenantId,
-    last_stream: Option<StreamId>,
+    streams: HashMap<String, StreamId>,
     types: TypeNames,
     empty_metadata: Arc<EventMetadata>,
 }
@@ -47,29 +53,44 @@ impl Decoder {
     fn new(tenant: TenantId) -> Self {
         Self {
             tenant,
-            last_stream: None,
+            streams: HashMap::new(),
             types: TypeNames::default(),
             empty_metadata: Arc::new(EventMetadata::default()),
         }
     }
 
-    fn decode(&mut self, row: &PgRow) -> Result<RecordedEvent, StoreError> {
-        let position = stored_u64(get(row, 0, "position")?, "an event's position")?;
-        let stream_id: &str = get(row, 1, "stream_id")?;
-        let stream_id = match &self.last_stream {
-            Some(last) if last.as_str() == stream_id => last.clone(),
-            _ => {
-                let id = StreamId::new(stream_id)
-                    .map_err(corrupt_in(format_args!("event at position {position}: stream id")))?;
-                self.last_stream = Some(id.clone());
-                id
-            }
-        };
+    /// The envelopes of a page. The columns' types are checked on the first row only: every row
+    /// of one result shares its row description, so the check holds for the rest, which are
+    /// decoded without it (on long reads the check cost as much as the decoding).
+    fn decode_page(&mut self, rows: &[PgRow]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            events.push(self.decode(row, Checked(index == 0))?);
+        }
+        Ok(events)
+    }
+
+    fn stream_id(&mut self, stream_id: &str, position: u64) -> Result<StreamId, StoreError> {
+        if let Some(known) = self.streams.get(stream_id) {
+            return Ok(known.clone());
+        }
+        let id = StreamId::new(stream_id)
+            .map_err(corrupt_in(format_args!("event at position {position}: stream id")))?;
+        if self.streams.len() >= KNOWN_STREAMS {
+            self.streams.clear();
+        }
+        self.streams.insert(stream_id.to_owned(), id.clone());
+        Ok(id)
+    }
+
+    fn decode(&mut self, row: &PgRow, checked: Checked) -> Result<RecordedEvent, StoreError> {
+        let position = stored_u64(checked.get(row, 0, "position")?, "an event's position")?;
+        let stream_id = self.stream_id(checked.get(row, 1, "stream_id")?, position)?;
         let event_type = self
             .types
-            .get(get(row, 4, "event_type")?)
+            .get(checked.get(row, 4, "event_type")?)
             .map_err(corrupt_in(format_args!("event at position {position}: event type")))?;
-        let metadata = match get::<Option<&str>>(row, 7, "metadata")? {
+        let metadata = match checked.get::<Option<&str>>(row, 7, "metadata")? {
             None => self.empty_metadata.clone(),
             Some(json) => Arc::new(
                 serde_json::from_str(json)
@@ -77,23 +98,42 @@ impl Decoder {
             ),
         };
         Ok(RecordedEvent {
-            event_id: EventId::from_uuid(get::<Uuid>(row, 3, "event_id")?),
+            event_id: EventId::from_uuid(checked.get::<Uuid>(row, 3, "event_id")?),
             tenant: self.tenant.clone(),
             stream_id,
             stream_version: stored_u64(
-                get(row, 2, "stream_version")?,
+                checked.get(row, 2, "stream_version")?,
                 format_args!("event at position {position}: stream version"),
             )?,
             position: Position::new(position),
             event_type,
             schema_version: stored_u32(
-                get(row, 5, "schema_version")?,
+                checked.get(row, 5, "schema_version")?,
                 format_args!("event at position {position}: schema version"),
             )?,
-            payload: Payload::from_stored(get::<String>(row, 6, "payload")?),
+            payload: Payload::from_stored(checked.get::<String>(row, 6, "payload")?),
             metadata,
-            recorded_at: get::<DateTime<Utc>>(row, 8, "recorded_at")?,
+            recorded_at: checked.get::<DateTime<Utc>>(row, 8, "recorded_at")?,
         })
+    }
+}
+
+/// Whether a row's column types are checked against the Rust types read (see
+/// [`Decoder::decode_page`]); a NULL where none may be is an error either way.
+#[derive(Clone, Copy)]
+struct Checked(bool);
+
+impl Checked {
+    fn get<'r, T>(self, row: &'r PgRow, index: usize, column: &str) -> Result<T, StoreError>
+    where
+        T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        if self.0 {
+            get(row, index, column)
+        } else {
+            row.try_get_unchecked(index)
+                .map_err(|error| StoreError::corrupt_because(format!("column {column}"), error))
+        }
     }
 }
 
@@ -157,8 +197,7 @@ impl AllCursor {
             let rows =
                 query.fetch_all(&self.pool).await.map_err(|error| read_error("read_all", error))?;
             let short = (rows.len() as u64) < limit;
-            let events =
-                rows.iter().map(|row| self.decoder.decode(row)).collect::<Result<Vec<_>, _>>()?;
+            let events = self.decoder.decode_page(&rows)?;
             if let Some(last) = events.last() {
                 self.after = clamp(last.position.value());
                 self.remaining -= events.len() as u64;
@@ -243,8 +282,7 @@ impl StreamCursor {
             .await
             .map_err(|error| read_error("read_stream", error))?;
         self.exhausted = (rows.len() as u64) < limit;
-        let events =
-            rows.iter().map(|row| self.decoder.decode(row)).collect::<Result<Vec<_>, _>>()?;
+        let events = self.decoder.decode_page(&rows)?;
         let Some(last) = events.last() else { return Ok(None) };
         self.next_version = match self.direction {
             Direction::Forward => last.stream_version + 1,
@@ -305,20 +343,22 @@ impl ReplayCursor {
             .map_err(|error| read_error("replay_stream", error))?;
         self.exhausted = (rows.len() as u64) < STREAM_PAGE;
         let mut page = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let version = stored_u64(get(row, 0, "stream_version")?, "a stream version")?;
-            let event_type = self.types.get(get(row, 1, "event_type")?).map_err(corrupt_in(
-                format_args!("event {version} of {}: event type", self.stream_id),
-            ))?;
+        for (index, row) in rows.iter().enumerate() {
+            // Column types checked on the first row only (see `Decoder::decode_page`).
+            let checked = Checked(index == 0);
+            let version = stored_u64(checked.get(row, 0, "stream_version")?, "a stream version")?;
+            let event_type = self.types.get(checked.get(row, 1, "event_type")?).map_err(
+                corrupt_in(format_args!("event {version} of {}: event type", self.stream_id)),
+            )?;
             page.push(ReplayedEvent {
                 stream_version: version,
                 event_type,
                 schema_version: stored_u32(
-                    get(row, 2, "schema_version")?,
+                    checked.get(row, 2, "schema_version")?,
                     format_args!("event {version} of {}: schema version", self.stream_id),
                 )?,
-                payload: Payload::from_stored(get::<String>(row, 3, "payload")?),
-                event_id: EventId::from_uuid(get(row, 4, "event_id")?),
+                payload: Payload::from_stored(checked.get::<String>(row, 3, "payload")?),
+                event_id: EventId::from_uuid(checked.get(row, 4, "event_id")?),
             });
         }
         let Some(last) = page.last() else { return Ok(None) };
