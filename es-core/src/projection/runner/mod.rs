@@ -154,11 +154,21 @@ where
             let outcome = match batch.last().filter(|_| full) {
                 Some(last) => {
                     let from = last.position;
-                    let reading =
-                        read_batch(&self.store, &self.name, P::event_types(), from, &self.options);
-                    let (outcome, read) = futures_util::future::join(handling, reading).await;
-                    ahead = Some((from, read));
-                    outcome?
+                    // In a task of its own, so the next batch is fetched and decoded on another
+                    // thread while this one is handled (dropped, so aborted, if handling fails).
+                    let (store, name) = (self.store.clone(), self.name.clone());
+                    let options = self.options.clone();
+                    let mut reading =
+                        ReadAhead(tokio::spawn(
+                            async move {
+                                read_batch(&store, &name, P::event_types(), from, &options).await
+                            }
+                            .in_current_span(),
+                        ));
+                    let outcome = handling.await?;
+                    // A read that panicked is made again in place (and fails there).
+                    ahead = (&mut reading.0).await.ok().map(|read| (from, read));
+                    outcome
                 }
                 None => handling.await?,
             };
@@ -270,6 +280,15 @@ where
             checkpoint: self.checkpoint,
             last_error: self.last_error,
         }
+    }
+}
+
+/// A batch being read ahead; aborted when dropped.
+struct ReadAhead(tokio::task::JoinHandle<Result<Vec<RecordedEvent>, StoreError>>);
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
