@@ -15,7 +15,6 @@ use crate::error::{
 };
 use es_core::outbox::partition_of;
 
-use crate::group_commit::GroupCommit;
 use crate::row::{bound_i64, corrupt_in, stored_u64};
 use crate::sql;
 use crate::store::Inner;
@@ -36,30 +35,42 @@ pub(crate) struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     pub(crate) fn of(request: &'a AppendRequest) -> Result<Self, StoreError> {
+        Ok(Self::with_metadata(request, metadata_of(request)?))
+    }
+
+    /// The columns, with each event's metadata already serialized ([`metadata_of`]).
+    pub(crate) fn with_metadata(request: &'a AppendRequest, metadata: Vec<Option<String>>) -> Self {
         let events = &request.events;
-        let metadata = events
-            .iter()
-            .map(|event| {
-                if event.metadata.is_empty() {
-                    Ok(None)
-                } else {
-                    serde_json::to_string(&event.metadata).map(Some)
-                }
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|error| StoreError::backend("append", false, error))?;
-        Ok(Self {
+        Self {
             event_ids: events.iter().map(|event| *event.event_id.as_uuid()).collect(),
             event_types: events.iter().map(|event| event.event_type.as_str()).collect(),
-            // AppendRequest::new has checked that every schema version fits in an i32.
-            schema_versions: events
-                .iter()
-                .map(|event| i32::try_from(event.schema_version).unwrap_or(i32::MAX))
-                .collect(),
+            schema_versions: events.iter().map(schema_version).collect(),
             payloads: events.iter().map(|event| event.payload.as_str()).collect(),
             metadata,
-        })
+        }
     }
+}
+
+/// Each event's metadata as JSON (`None` when empty), the `metadata` column.
+pub(crate) fn metadata_of(request: &AppendRequest) -> Result<Vec<Option<String>>, StoreError> {
+    request
+        .events
+        .iter()
+        .map(|event| {
+            if event.metadata.is_empty() {
+                Ok(None)
+            } else {
+                serde_json::to_string(&event.metadata).map(Some)
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|error| StoreError::backend("append", false, error))
+}
+
+/// An event's schema version as the `integer` column takes it.
+pub(crate) fn schema_version(event: &es_core::EventData) -> i32 {
+    // AppendRequest::new has checked that every schema version fits in an i32.
+    i32::try_from(event.schema_version).unwrap_or(i32::MAX)
 }
 
 /// The publications as the columns the outbox insert takes (empty when there are none).
@@ -118,12 +129,12 @@ pub(crate) async fn append(
         ExpectedVersion::Any | ExpectedVersion::StreamExists => None,
     };
     if let Some(version) = exact
-        && inner.group_commit.is_some()
+        && let Some(group) = &inner.group_commit
         && request.idempotency.is_none()
         && request.publications.is_empty()
         && i64::try_from(version).is_ok()
     {
-        return GroupCommit::append(inner, tenant, request, version).await;
+        return group.append(inner, tenant, request, version).await;
     }
     let columns = Columns::of(&request)?;
     let published = Published::of(&request)?;

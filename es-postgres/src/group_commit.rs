@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::append::{Columns, append_exact, version_conflict};
+use crate::append::{Columns, append_exact, metadata_of, schema_version, version_conflict};
 use crate::error::outcome_unknown;
 use crate::row::stored_u64;
 use crate::sql;
@@ -88,7 +88,9 @@ struct Queued {
     request: AppendRequest,
     /// The version it expects (`NoStream` is 0); fits in an `i64`.
     version: u64,
-    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    /// Each event's metadata, serialized once when the append arrives.
+    metadata: Vec<Option<String>>,
+    reply: oneshot::Sender<Reply>,
 }
 
 type Reply = Result<AppendResult, StoreError>;
@@ -120,24 +122,25 @@ impl GroupCommit {
     }
 
     /// The append's result, once a batch has written it (`version`: what `request` expects).
+    /// `inner` is the store this queue belongs to.
     pub(crate) async fn append(
+        &self,
         inner: &Arc<Inner>,
         tenant: &TenantId,
         request: AppendRequest,
         version: u64,
     ) -> Reply {
-        let Some(group) = inner.group_commit.as_ref() else {
-            return Err(StoreError::backend("append", false, "group commit is not enabled"));
-        };
+        // Metadata that does not serialize fails here, before the append is queued.
+        let metadata = metadata_of(&request)?;
         let (reply, answer) = oneshot::channel();
-        let queued = Queued { tenant: tenant.clone(), request, version, reply };
+        let queued = Queued { tenant: tenant.clone(), request, version, metadata, reply };
         let (queued, spawn) = {
-            let mut state = group.state();
+            let mut state = self.state();
             let idle = state.running == 0;
             // Another batch starts beside those in flight only once the queue holds enough to
             // be worth a flush of its own: fewer appends wait for the next batch, which is then
             // larger (one WAL flush for all of them) instead of two half-empty ones.
-            let free = idle || (state.running < group.batches && state.queue.len() + 1 >= GROW_AT);
+            let free = idle || (state.running < self.batches && state.queue.len() + 1 >= GROW_AT);
             if free {
                 state.running += 1;
             }
@@ -154,8 +157,8 @@ impl GroupCommit {
             // hand-over). Only the caller waits for it, so dropping it strands nobody.
             let mut slot = Slot::new(inner, false);
             slot.streams.push((tenant.clone(), queued.request.stream_id.clone()));
-            group.count(1);
-            let result = one(inner, &inner.pool_for(tenant), &queued).await;
+            self.count(1);
+            let (_, result) = one(inner, &inner.pool_for(tenant), queued).await;
             drop(slot);
             return result;
         }
@@ -303,33 +306,15 @@ async fn drain(mut slot: Slot) {
 }
 
 /// Writes one batch and answers each of its callers.
-async fn write(inner: &Inner, pool: &PgPool, batch: Vec<Queued>) {
-    if let [_] = &batch[..] {
-        let mut batch = batch;
-        let Some(queued) = batch.pop() else { return };
-        let result = one(inner, pool, &queued).await;
-        let _ = queued.reply.send(result);
+async fn write(inner: &Inner, pool: &PgPool, mut batch: Vec<Queued>) {
+    if batch.len() == 1
+        && let Some(queued) = batch.pop()
+    {
+        let (reply, result) = one(inner, pool, queued).await;
+        let _ = reply.send(result);
         return;
     }
-    // Metadata that does not serialize fails its own append, before the batch.
-    let mut batch = batch;
-    let mut columns = Vec::with_capacity(batch.len());
-    let mut refused = Vec::new();
-    for (index, queued) in batch.iter().enumerate() {
-        match Columns::of(&queued.request) {
-            Ok(of) => columns.push(of),
-            Err(error) => refused.push((index, error)),
-        }
-    }
-    if !refused.is_empty() {
-        drop(columns);
-        for (index, error) in refused.into_iter().rev() {
-            let _ = batch.remove(index).reply.send(Err(error));
-        }
-        return Box::pin(write(inner, pool, batch)).await;
-    }
-    let rows = insert(pool, &batch, columns).await;
-    let rows = match rows {
+    let rows = match insert(pool, &batch).await {
         Ok(rows) => rows,
         Err(error) if outcome_unknown(&error) => {
             // The statement may have committed: no append of the batch can be repeated blindly.
@@ -350,8 +335,8 @@ async fn write(inner: &Inner, pool: &PgPool, batch: Vec<Queued>) {
             }
             tracing::debug!(%error, appends = batch.len(), "es.group_commit: batch refused as a whole, appending one by one");
             let ones = batch.into_iter().map(|queued| async move {
-                let result = one(inner, pool, &queued).await;
-                let _ = queued.reply.send(result);
+                let (reply, result) = one(inner, pool, queued).await;
+                let _ = reply.send(result);
             });
             futures_util::future::join_all(ones).await;
             return;
@@ -369,19 +354,16 @@ async fn write(inner: &Inner, pool: &PgPool, batch: Vec<Queued>) {
     }
 }
 
-/// One append on the ordinary fast path.
-async fn one(inner: &Inner, pool: &PgPool, queued: &Queued) -> Reply {
-    let columns = Columns::of(&queued.request)?;
-    append_exact(inner, pool, &queued.tenant, &queued.request, &columns, None, queued.version).await
+/// One append on the ordinary fast path; gives back the sender to answer it with.
+async fn one(inner: &Inner, pool: &PgPool, queued: Queued) -> (oneshot::Sender<Reply>, Reply) {
+    let Queued { tenant, request, version, metadata, reply } = queued;
+    let columns = Columns::with_metadata(&request, metadata);
+    let result = append_exact(inner, pool, &tenant, &request, &columns, None, version).await;
+    (reply, result)
 }
 
-/// The batch's statement (`columns`: each append's, in order): each event's id and position as
-/// written.
-async fn insert(
-    pool: &PgPool,
-    batch: &[Queued],
-    columns: Vec<Columns<'_>>,
-) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+/// The batch's statement: each event's id and position as written.
+async fn insert(pool: &PgPool, batch: &[Queued]) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
     let events: usize = batch.iter().map(|queued| queued.request.events.len()).sum();
     let mut tenants = Vec::with_capacity(events);
     let mut streams = Vec::with_capacity(events);
@@ -392,20 +374,20 @@ async fn insert(
     let mut schema_versions = Vec::with_capacity(events);
     let mut payloads = Vec::with_capacity(events);
     let mut metadata = Vec::with_capacity(events);
-    for (queued, columns) in batch.iter().zip(columns) {
+    for queued in batch {
         // Checked by `append` before queueing.
         let version = i64::try_from(queued.version).unwrap_or(i64::MAX);
-        for (ordinal, id) in (1i64..).zip(columns.event_ids) {
+        for ((ordinal, event), meta) in (1i64..).zip(&queued.request.events).zip(&queued.metadata) {
             tenants.push(queued.tenant.as_str());
             streams.push(queued.request.stream_id.as_str());
             expected.push(version);
             ordinals.push(ordinal);
-            ids.push(id);
+            ids.push(*event.event_id.as_uuid());
+            types.push(event.event_type.as_str());
+            schema_versions.push(schema_version(event));
+            payloads.push(event.payload.as_str());
+            metadata.push(meta.as_deref());
         }
-        types.extend(columns.event_types);
-        schema_versions.extend(columns.schema_versions);
-        payloads.extend(columns.payloads);
-        metadata.extend(columns.metadata);
     }
     sqlx::query_as::<_, (Uuid, i64)>(sql::APPEND_GROUP)
         .bind(&tenants)
