@@ -172,7 +172,8 @@ pub use projection::{Projection, ProjectionError};
 pub use store::{
     AppendOptions, AppendRequest, AppendResult, Direction, EventStore, EventStream,
     ExpectedVersion, Fingerprint, IdempotencyRecord, InvalidAppend, MultiTenantStore, Position,
-    ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent, StoreError,
+    ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent, StoreError, StreamCatalog,
+    StreamQuery, StreamSummary,
 };
 
 // The derive macros; each keeps its documentation from es-macros.

@@ -418,3 +418,32 @@ impl es_core::projection::DeadLetterStore for MemoryTenantStore {
         Ok(())
     }
 }
+
+impl es_core::StreamCatalog for MemoryTenantStore {
+    async fn list_streams(
+        &self,
+        query: &es_core::StreamQuery,
+    ) -> Result<Vec<es_core::StreamSummary>, StoreError> {
+        let state = self.log.state.read();
+        let mut matching: Vec<(&StreamId, &Vec<usize>)> =
+            state.streams.iter().filter(|(stream_id, _)| query.matches(stream_id)).collect();
+        let limit = query.page_size();
+        if matching.len() > limit {
+            matching.select_nth_unstable_by(limit - 1, |a, b| a.0.as_str().cmp(b.0.as_str()));
+            matching.truncate(limit);
+        }
+        matching.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Ok(matching
+            .into_iter()
+            .filter_map(|(stream_id, indexes)| {
+                let last = &state.events[*indexes.last()?];
+                Some(es_core::StreamSummary::new(
+                    stream_id.clone(),
+                    indexes.len() as u64,
+                    last.position,
+                    last.recorded_at,
+                ))
+            })
+            .collect())
+    }
+}

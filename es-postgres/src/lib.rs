@@ -67,6 +67,7 @@
 
 mod admin;
 mod append;
+mod catalog;
 mod checkpoint;
 mod dead_letter;
 mod error;

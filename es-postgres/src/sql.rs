@@ -17,6 +17,16 @@ pub(crate) const EVENT_TYPE_COUNTS: &str = "SELECT event_type, count(*) AS n FRO
 pub(crate) const SNAPSHOT_STREAMS: &str =
     "SELECT stream_id FROM snapshots WHERE tenant = $1 ORDER BY stream_id";
 
+/// A page of the stream catalog: the streams whose id starts with $2, after $3 (NULL: from the
+/// first), at most $4, in id order, each with its version, last position and last time. The
+/// `stream_id >= $2` bound lets the `(tenant, stream_id, stream_version)` index start at the prefix;
+/// `starts_with` keeps only ids that have it.
+pub(crate) const LIST_STREAMS: &str = "SELECT stream_id, max(stream_version) AS version, \
+             max(position) AS last_position, max(recorded_at) AS last_recorded_at \
+             FROM events WHERE tenant = $1 AND stream_id >= $2 AND starts_with(stream_id, $2) \
+             AND ($3::text IS NULL OR stream_id > $3) \
+             GROUP BY stream_id ORDER BY stream_id LIMIT $4";
+
 /// The projections with a checkpoint or parked events.
 pub(crate) const PROJECTION_NAMES: &str = "SELECT projection FROM checkpoints WHERE tenant = $1 \
              UNION SELECT projection FROM dead_letters WHERE tenant = $1 ORDER BY 1";

@@ -5,6 +5,7 @@
 //! wait for new events) sees only its tenant's data.
 
 mod append;
+mod catalog;
 mod error;
 mod expected_version;
 mod position;
@@ -13,6 +14,7 @@ mod subscribe;
 mod traits;
 
 pub use append::{AppendOptions, AppendRequest, AppendResult, Fingerprint, IdempotencyRecord};
+pub use catalog::{MAX_STREAMS_PER_PAGE, StreamCatalog, StreamQuery, StreamSummary};
 pub use error::{InvalidAppend, StoreError};
 pub use expected_version::ExpectedVersion;
 pub use position::Position;

@@ -4,20 +4,23 @@
 
 use chrono::SubsecRound;
 
-use super::fixtures::{event_type, scoped, stream};
+use super::fixtures::{batch, event_type, scoped, stream};
 use crate::projection::{
     CheckpointError, CheckpointStore, DeadLetterStore, ParkedEvent, ProjectionLock, ProjectionLocks,
 };
 use crate::snapshot::{Snapshot, SnapshotStore};
-use crate::{EventId, MultiTenantStore, Payload, Position};
+use crate::{EventId, MultiTenantStore, Payload, Position, StreamCatalog};
 
 /// The bounds a backend's tenant handle meets to run the capability cases.
 pub trait Capabilities:
-    SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks
+    SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks + StreamCatalog
 {
 }
 
-impl<S: SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks> Capabilities for S {}
+impl<S> Capabilities for S where
+    S: SnapshotStore + CheckpointStore + DeadLetterStore + ProjectionLocks + StreamCatalog
+{
+}
 
 fn snapshot(version: u64, balance: i64) -> Snapshot {
     let state = Payload::from_value(&serde_json::json!({ "balance": balance })).expect("valid");
@@ -158,4 +161,76 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(again.is_some(), "a dropped lock can be taken again");
+}
+
+/// The stream catalog lists its tenant's streams by prefix, in id order, with each stream's
+/// version and last position, a page at a time without skipping or repeating one; another
+/// tenant's streams of the same ids are never listed.
+pub async fn stream_catalog_pages_by_prefix_within_its_tenant<B>(backend: B)
+where
+    B: MultiTenantStore,
+    B::Store: Capabilities,
+{
+    use crate::{EventStore, StreamQuery};
+
+    let (a, b) = (scoped(&backend, "a"), scoped(&backend, "b"));
+    let mut last = std::collections::HashMap::new();
+    for (id, events) in [("account-2", 3), ("account-10", 1), ("order-1", 2), ("account-1", 2)] {
+        let result =
+            super::fixtures::append(&a, &stream(id), crate::ExpectedVersion::Any, batch(0..events))
+                .await;
+        last.insert(id, result.last_position);
+    }
+    // b holds a longer stream of the same id, and one id a lacks.
+    super::fixtures::append(&b, &stream("account-1"), crate::ExpectedVersion::Any, batch(0..5))
+        .await;
+    super::fixtures::append(&b, &stream("account-99"), crate::ExpectedVersion::Any, batch(0..1))
+        .await;
+
+    let everything = a.list_streams(&StreamQuery::all()).await.expect("list a");
+    let ids: Vec<&str> = everything.iter().map(|summary| summary.stream_id.as_str()).collect();
+    assert_eq!(ids, ["account-1", "account-10", "account-2", "order-1"], "a's streams, id order");
+    for summary in &everything {
+        let expected_version = a.stream_version(&summary.stream_id).await.expect("version");
+        assert_eq!(summary.version, expected_version, "{}: version", summary.stream_id);
+        assert_eq!(
+            summary.last_position,
+            last[summary.stream_id.as_str()],
+            "{}: the position of its last event",
+            summary.stream_id
+        );
+    }
+
+    // A category, paged two at a time: every account once, then an empty page.
+    let mut query = StreamQuery::category("account").expect("valid category").limit(2);
+    let mut paged = Vec::new();
+    for round in 0.. {
+        assert!(round < 10, "paging must end; so far {paged:?}");
+        let page = a.list_streams(&query).await.expect("page");
+        assert!(page.len() <= 2, "a page holds at most its limit, got {}", page.len());
+        let Some(tail) = page.last() else { break };
+        query = query.clone().after(tail.stream_id.clone());
+        paged.extend(page.into_iter().map(|summary| summary.stream_id.to_string()));
+    }
+    assert_eq!(paged, ["account-1", "account-10", "account-2"]);
+
+    let prefixed = a.list_streams(&StreamQuery::prefix("account-1").expect("valid")).await;
+    let prefixed: Vec<String> =
+        prefixed.expect("list").into_iter().map(|summary| summary.stream_id.to_string()).collect();
+    assert_eq!(prefixed, ["account-1", "account-10"], "a prefix, not a category");
+    assert!(
+        a.list_streams(&StreamQuery::prefix("nothing").expect("valid"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    let in_b = b.list_streams(&StreamQuery::all()).await.expect("list b");
+    let in_b: Vec<(String, u64)> =
+        in_b.into_iter().map(|summary| (summary.stream_id.to_string(), summary.version)).collect();
+    assert_eq!(
+        in_b,
+        [("account-1".to_owned(), 5), ("account-99".to_owned(), 1)],
+        "b's own streams"
+    );
 }

@@ -136,7 +136,7 @@ macro_rules! conformance_tests {
 }
 
 /// Expands to a module `capability_conformance` with one `#[test]` per case of the capabilities
-/// beside the store (snapshots, checkpoints, dead letters, projection locks), for a backend whose
+/// beside the store (snapshots, checkpoints, dead letters, projection locks, the stream catalog), for a backend whose
 /// tenant handles implement them all ([`Capabilities`]).
 #[macro_export]
 macro_rules! capability_tests {
@@ -149,6 +149,7 @@ macro_rules! capability_tests {
                 checkpoints_are_scoped_to_tenant_and_compare_and_set,
                 dead_letters_are_scoped_to_tenant,
                 projection_locks_are_scoped_to_tenant,
+                stream_catalog_pages_by_prefix_within_its_tenant,
             }
         }
     };
