@@ -61,6 +61,7 @@
 //! |---|---|---|
 //! | `memory` | yes | [`memory`]: the in-memory backend (`MemoryStore`) |
 //! | `postgres` | no | [`postgres`]: the PostgreSQL backend (`PgStore`, migrations, the gap-safe read horizon) |
+//! | `console` | no | [`console`]: the operations console, an axum router to mount (`Console`) |
 //! | `nats` | no | [`nats`]: the NATS JetStream sink of the outbox relay (`JetStreamSink`) |
 //! | `testing` | no | the conformance suite (`testing`, `conformance_tests!`, `capability_tests!`), and with `postgres` its test fixtures |
 //!
@@ -74,6 +75,11 @@ pub use es_core::*;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use es_memory as memory;
+
+/// The operations console (feature `console`): [`es_console`].
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub use es_console as console;
 
 /// The NATS JetStream sink of the outbox relay (feature `nats`): [`es_nats`].
 #[cfg(feature = "nats")]

@@ -1,0 +1,397 @@
+//! Every console page and every bad input, without a browser: the status, the security headers,
+//! the roles, CSRF, escaping; never a 500.
+#![allow(clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use es_console::{Console, ConsoleConfig, ProjectionControl, Role};
+use es_core::pii::PersonalData;
+use es_core::projection::{DeadLetterStore, ParkedEvent};
+use es_core::{
+    AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore, Payload,
+    Position, ProjectionName, StreamId, TenantId,
+};
+use es_memory::{MemoryStore, MemoryTenantStore};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-token-0123456789abcdef";
+const VIEWER: &str = "viewer-token-0123456789abcdef";
+
+struct Fixture {
+    app: Router,
+    store: MemoryTenantStore,
+    rebuilds: Arc<AtomicU32>,
+}
+
+async fn fixture() -> Fixture {
+    let store = MemoryStore::new().tenant(TenantId::new("acme").expect("tenant"));
+    for (stream, n) in [("account-1", 3), ("account-2", 1), ("order-<script>alert(1)</script>", 1)]
+    {
+        let events = (0..n)
+            .map(|i| {
+                EventData::new(
+                    EventType::new("test.happened").expect("type"),
+                    Payload::from_value(&serde_json::json!({ "n": i, "note": "<b>bold</b>" }))
+                        .expect("payload"),
+                )
+            })
+            .collect();
+        store
+            .append(
+                &StreamId::new(stream).expect("stream"),
+                ExpectedVersion::Any,
+                events,
+                AppendOptions::default(),
+            )
+            .await
+            .expect("append");
+    }
+    let name = ProjectionName::new("balances").expect("name");
+    store
+        .park(ParkedEvent {
+            projection: name.clone(),
+            position: Position::new(2),
+            event_type: EventType::new("test.happened").expect("type"),
+            error: "overflow <i>here</i>".into(),
+            attempts: 3,
+            parked_at: chrono::Utc::now(),
+        })
+        .await
+        .expect("park");
+    let rebuilds = Arc::new(AtomicU32::new(0));
+    let counter = rebuilds.clone();
+    let config = ConsoleConfig::new()
+        .token(ADMIN, Role::Admin)
+        .expect("admin token")
+        .token(VIEWER, Role::ReadOnly)
+        .expect("viewer token")
+        .insecure_cookie();
+    let console = Console::new(store.clone(), config).projection(
+        ProjectionControl::new(name).rebuild(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok("rebuilt".to_owned())
+            }
+        }),
+    );
+    Fixture { app: Router::new().nest("/console", console.router()), store, rebuilds }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn send(app: &Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.expect("the router answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+fn get(path: &str, token: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::empty()).expect("request")
+}
+
+fn post(path: &str, token: Option<&str>, form: &str) -> Request<Body> {
+    let mut request =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::from(form.to_owned())).expect("request")
+}
+
+const PAGES: [&str; 10] = [
+    "/console",
+    "/console/streams",
+    "/console/streams?category=account&limit=1",
+    "/console/streams/account-1",
+    "/console/log",
+    "/console/projections",
+    "/console/projections/balances",
+    "/console/projections/balances/parked/2",
+    "/console/subjects",
+    "/console/health",
+];
+
+#[tokio::test]
+async fn a_console_without_credentials_configured_is_off() {
+    let store = MemoryStore::new().tenant(TenantId::new("acme").expect("tenant"));
+    let app = Router::new().nest("/console", Console::new(store, ConsoleConfig::new()).router());
+    for path in PAGES.iter().chain(&["/console/login"]) {
+        assert_eq!(send(&app, get(path, None)).await.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            send(&app, get(path, Some(ADMIN))).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_page_refuses_a_caller_without_a_valid_token() {
+    let Fixture { app, .. } = fixture().await;
+    for path in PAGES {
+        for token in [None, Some("wrong-token-0123456789abcdefgh"), Some("")] {
+            let answer = send(&app, get(path, token)).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path} with {token:?}");
+            assert!(answer.body.contains("Sign in"), "{path}: the sign-in form");
+            assert!(!answer.body.contains("account-1\""), "{path}: nothing of the store");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_page_renders_for_a_reader_with_strict_security_headers() {
+    let Fixture { app, .. } = fixture().await;
+    for path in PAGES {
+        let answer = send(&app, get(path, Some(VIEWER))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
+        let csp = answer.headers[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii");
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+        assert!(!csp.contains("unsafe-inline"), "no inline script or style");
+        assert_eq!(answer.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(answer.headers[header::CACHE_CONTROL], "no-store");
+        // Links stay under the mount point.
+        assert!(answer.body.contains("href=\"/console/streams\""), "{path}: links under /console");
+        assert!(!answer.body.contains("<script>alert"), "{path}: ids are escaped");
+        assert!(!answer.body.contains("<b>bold"), "{path}: payloads are escaped");
+        assert!(!answer.body.contains("<i>here"), "{path}: errors are escaped");
+    }
+}
+
+#[tokio::test]
+async fn pages_show_what_the_store_holds() {
+    let Fixture { app, .. } = fixture().await;
+    let streams = send(&app, get("/console/streams?category=account", Some(VIEWER))).await.body;
+    assert!(streams.contains(">account-1<") && streams.contains(">account-2<"));
+    assert!(!streams.contains("order-"), "a category lists only its streams");
+    let stream = send(&app, get("/console/streams/account-1", Some(VIEWER))).await.body;
+    assert_eq!(stream.matches("<tr id=\"v").count(), 3, "the stream's three events");
+    assert!(stream.contains("test.happened") && stream.contains("&lt;b&gt;bold&lt;/b&gt;"));
+    let paged =
+        send(&app, get("/console/streams/account-1?from=3&dir=backward&limit=2", Some(VIEWER)))
+            .await
+            .body;
+    assert_eq!(paged.matches("<tr id=\"v").count(), 2, "a page of two, backwards");
+    assert!(paged.find("id=\"v3\"") < paged.find("id=\"v2\""), "newest first");
+    let hostile =
+        send(&app, get("/console/streams/order-%3Cscript%3Ealert(1)%3C%2Fscript%3E", Some(VIEWER)))
+            .await;
+    assert_eq!(hostile.status, StatusCode::OK, "an odd id is a stream like any other");
+    assert!(hostile.body.contains("order-&lt;script&gt;"));
+    let projections = send(&app, get("/console/projections/balances", Some(VIEWER))).await.body;
+    assert!(projections.contains("overflow &lt;i&gt;here&lt;/i&gt;"), "the parked reason");
+    assert!(!projections.contains("Rebuild…"), "no admin action for a reader");
+    let log = send(&app, get("/console/log", Some(VIEWER))).await.body;
+    assert_eq!(log.matches("<td class=\"num\">").count() / 2, 5, "the five events of the log");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_reason_never_a_server_error() {
+    let Fixture { app, .. } = fixture().await;
+    let long = "a".repeat(300);
+    let cases: Vec<(String, StatusCode)> = vec![
+        ("/console/streams/%0A".into(), StatusCode::BAD_REQUEST),
+        (format!("/console/streams/{long}"), StatusCode::BAD_REQUEST),
+        ("/console/streams/no-such-stream".into(), StatusCode::NOT_FOUND),
+        ("/console/streams/account-1?limit=1001".into(), StatusCode::BAD_REQUEST),
+        ("/console/streams/account-1?limit=0".into(), StatusCode::BAD_REQUEST),
+        (
+            "/console/streams/account-1?limit=99999999999999999999999".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/console/streams/account-1?from=-1".into(), StatusCode::BAD_REQUEST),
+        ("/console/streams/account-1?dir=sideways".into(), StatusCode::BAD_REQUEST),
+        ("/console/streams/account-1?from=99999".into(), StatusCode::OK),
+        ("/console/streams?limit=100000".into(), StatusCode::BAD_REQUEST),
+        ("/console/streams?limit=abc".into(), StatusCode::BAD_REQUEST),
+        ("/console/streams?prefix=a&category=b".into(), StatusCode::BAD_REQUEST),
+        (format!("/console/streams?prefix={long}"), StatusCode::BAD_REQUEST),
+        ("/console/streams?category=a-b".into(), StatusCode::BAD_REQUEST),
+        ("/console/streams?after=%07".into(), StatusCode::BAD_REQUEST),
+        ("/console/log?after=zzz".into(), StatusCode::BAD_REQUEST),
+        ("/console/log?limit=5000".into(), StatusCode::BAD_REQUEST),
+        ("/console/log?after=18446744073709551615".into(), StatusCode::OK),
+        ("/console/log/live?after=x".into(), StatusCode::BAD_REQUEST),
+        ("/console/projections/nope".into(), StatusCode::NOT_FOUND),
+        ("/console/projections/balances/explode".into(), StatusCode::NOT_FOUND),
+        ("/console/projections/balances/parked/77".into(), StatusCode::NOT_FOUND),
+        ("/console/projections/balances/parked/x".into(), StatusCode::BAD_REQUEST),
+        ("/console/subjects?subject=%00".into(), StatusCode::BAD_REQUEST),
+        ("/console/subjects/forget?subject=x".into(), StatusCode::FORBIDDEN),
+        ("/console/nothing/here".into(), StatusCode::NOT_FOUND),
+    ];
+    for (path, expected) in cases {
+        let answer = send(&app, get(&path, Some(VIEWER))).await;
+        assert_eq!(answer.status, expected, "{path}: {}", answer.body);
+    }
+}
+
+#[tokio::test]
+async fn only_an_admin_acts_and_each_action_runs_once() {
+    let Fixture { app, rebuilds, .. } = fixture().await;
+    let refused = send(&app, post("/console/projections/balances/rebuild", Some(VIEWER), "")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let confirm = send(&app, get("/console/projections/balances/rebuild", Some(VIEWER))).await;
+    assert_eq!(confirm.status, StatusCode::FORBIDDEN, "a reader gets no confirmation page either");
+    assert_eq!(rebuilds.load(Ordering::SeqCst), 0);
+    let confirm = send(&app, get("/console/projections/balances/rebuild", Some(ADMIN))).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("method=\"post\""), "the confirmation is a form");
+    assert_eq!(rebuilds.load(Ordering::SeqCst), 0, "confirming is not doing");
+    let done = send(&app, post("/console/projections/balances/rebuild", Some(ADMIN), "")).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("rebuilt"), "the action's outcome is shown");
+    assert_eq!(rebuilds.load(Ordering::SeqCst), 1);
+    let absent = send(&app, post("/console/projections/balances/reset", Some(ADMIN), "")).await;
+    assert_eq!(absent.status, StatusCode::NOT_FOUND, "an action the application did not offer");
+}
+
+/// The session id and CSRF token of a signed-in browser.
+async fn sign_in(app: &Router, token: &str) -> (String, String) {
+    let answer = send(app, post("/console/login", None, &format!("token={token}"))).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(answer.headers[header::LOCATION], "/console");
+    let cookie = answer.headers[header::SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/console"), "{cookie}");
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let page = send(
+        app,
+        Request::get("/console/projections/balances/rebuild")
+            .header(header::COOKIE, &session)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let start = page.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    let csrf = page.body[start..start + 64].to_owned();
+    (session, csrf)
+}
+
+fn browser_post(path: &str, session: &str, form: &str, site: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, session)
+        .header("sec-fetch-site", site)
+        .body(Body::from(form.to_owned()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_browser_session_changes_state_only_with_its_csrf_token_from_its_own_site() {
+    let Fixture { app, rebuilds, .. } = fixture().await;
+    let bad = send(&app, post("/console/login", None, "token=not-the-token-0123456789")).await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.headers.get(header::SET_COOKIE).is_none());
+    let (session, csrf) = sign_in(&app, ADMIN).await;
+    let path = "/console/projections/balances/rebuild";
+    for (form, site) in [
+        (String::new(), "same-origin"),
+        ("csrf=0000".to_owned(), "same-origin"),
+        (format!("csrf={csrf}"), "cross-site"),
+        (format!("csrf={csrf}"), "same-site"),
+    ] {
+        let answer = send(&app, browser_post(path, &session, &form, site)).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{form} from {site}");
+    }
+    assert_eq!(rebuilds.load(Ordering::SeqCst), 0, "no refused request acted");
+    let answer =
+        send(&app, browser_post(path, &session, &format!("csrf={csrf}"), "same-origin")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(rebuilds.load(Ordering::SeqCst), 1);
+    // Signing out ends the session.
+    let out = send(
+        &app,
+        browser_post("/console/logout", &session, &format!("csrf={csrf}"), "same-origin"),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let after = send(
+        &app,
+        Request::get("/console")
+            .header(header::COOKIE, &session)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_admin_forgets_a_subject_and_the_audit_trail_shows_it() {
+    let Fixture { app, store, .. } = fixture().await;
+    let refused =
+        send(&app, post("/console/subjects/forget", Some(VIEWER), "subject=customer-7&reason=r"))
+            .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let no_reason =
+        send(&app, post("/console/subjects/forget", Some(ADMIN), "subject=customer-7&reason="))
+            .await;
+    assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
+    assert!(!store.is_forgotten("customer-7").await.expect("look up"));
+    let done = send(
+        &app,
+        post(
+            "/console/subjects/forget",
+            Some(ADMIN),
+            "subject=customer-7&reason=erasure+request+%2342",
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("is <strong>forgotten</strong>"), "{}", done.body);
+    assert!(store.is_forgotten("customer-7").await.expect("look up"));
+    let trail = send(&app, get("/console/subjects", Some(VIEWER))).await.body;
+    assert!(trail.contains("erasure request #42") && trail.contains("console (admin)"));
+    assert!(!trail.contains("customer-7"), "the trail names a digest, not the subject");
+}
+
+#[tokio::test]
+async fn the_live_tail_sends_an_append_as_it_commits() {
+    let Fixture { app, store, .. } = fixture().await;
+    let response =
+        app.clone().oneshot(get("/console/log/live?after=5", Some(VIEWER))).await.expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = response.into_body();
+    let appended = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let event = EventData::new(
+            EventType::new("test.live").expect("type"),
+            Payload::from_value(&serde_json::json!({})).expect("payload"),
+        );
+        store
+            .append(
+                &StreamId::new("live-1").expect("id"),
+                ExpectedVersion::Any,
+                vec![event],
+                AppendOptions::default(),
+            )
+            .await
+            .expect("append")
+    });
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(1), body.frame())
+        .await
+        .expect("the append arrives within a second")
+        .expect("a frame")
+        .expect("no error");
+    let text = String::from_utf8_lossy(frame.data_ref().expect("data")).into_owned();
+    assert!(text.contains("\"stream_id\":\"live-1\"") && text.contains("\"position\":6"), "{text}");
+    appended.await.expect("appended");
+}
