@@ -499,7 +499,18 @@ pub async fn serve_with<S: BankStore>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     limits: ServeLimits,
 ) -> std::io::Result<()> {
-    let app = router(bank.clone());
+    serve_app(bank.clone(), router(bank), listener, shutdown, limits).await
+}
+
+/// As [`serve_with`], with the application's router `app` (the bank's API, with the operations
+/// console nested in it, say).
+pub async fn serve_app<S: BankStore>(
+    bank: Arc<Bank<S>>,
+    app: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: ServeLimits,
+) -> std::io::Result<()> {
     let (closing, closed) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);

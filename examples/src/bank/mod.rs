@@ -14,6 +14,7 @@
 //! ```
 
 pub mod account;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod http;

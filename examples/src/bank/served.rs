@@ -171,6 +171,29 @@ where
         Ok(handled)
     }
 
+    /// Hands the view's parked events (all, or the one at `position`) to it again, between two
+    /// passes of its runner. Returns how many were replayed and how many remain parked.
+    pub async fn replay_parked(
+        self: &Arc<Self>,
+        position: Option<Position>,
+    ) -> Result<(u64, u64), String> {
+        let mut running = self.running.lock().await;
+        let Some(old) = running.take() else {
+            return Err("the view is stopped".into());
+        };
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
+        let _ = old.stop.send(());
+        let joined = old.task.await;
+        self.stopping.store(false, std::sync::atomic::Ordering::Release);
+        let Ok(mut runner) = joined else {
+            *self.state.lock() = ("dead", Some("the runner task ended unexpectedly".into()));
+            return Err("the view's runner task ended unexpectedly".into());
+        };
+        let replayed = runner.replay_parked_at(position).await;
+        *running = Some(self.follow(runner));
+        replayed.map_err(|error| error.to_string())
+    }
+
     /// Stops the runner (after its current pass).
     pub async fn stop(&self) {
         self.stopping.store(true, std::sync::atomic::Ordering::Release);

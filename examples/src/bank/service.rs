@@ -444,6 +444,23 @@ impl<S: BankStore> Bank<S> {
         rebuilt.map_err(|error| BankError::Internal(error.to_string()))
     }
 
+    /// Replays a view's parked events (all, or the one at `position`); returns how many were
+    /// replayed and how many remain parked.
+    pub async fn replay_parked(
+        &self,
+        name: &str,
+        position: Option<Position>,
+    ) -> Result<(u64, u64), BankError> {
+        let replayed = match name {
+            "balances" => self.balances.replay_parked(position).await,
+            "statements" => self.statements.replay_parked(position).await,
+            other => {
+                return Err(BankError::NotFound(format!("view {other} (balances, statements)")));
+            }
+        };
+        replayed.map_err(BankError::Internal)
+    }
+
     /// Whether the store answers and the views have finished their first catch-up.
     pub async fn ready(&self) -> Result<(), BankError> {
         // The reasons name what is not ready, never the store's own error text (that goes to the

@@ -17,12 +17,14 @@ pub trait BankStore:
     + ProjectionLocks
     + OutboxStore
     + PersonalData
+    + es::StreamCatalog
 {
 }
 
 impl<T> BankStore for T where
     T: EventStore
         + PersonalData
+        + es::StreamCatalog
         + SnapshotStore
         + CheckpointStore
         + DeadLetterStore

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use es::console::{ConsoleConfig, Role};
 use es::nats::{JetStreamSink, StreamConfig};
 use es::outbox::{Relay, RelayOptions};
 use es::pii::MasterKeys;
@@ -93,6 +94,36 @@ struct ServeArgs {
     /// The first token of the subjects (`bank.account.deposited`, …).
     #[arg(long, env = "BANK_SUBJECT_PREFIX", default_value = "bank")]
     subject_prefix: String,
+    /// Mount the operations console at /console and admit this admin token (at least 24
+    /// visible characters). The console is off unless a token is set.
+    #[arg(long, env = "BANK_CONSOLE_ADMIN_TOKEN", hide_env_values = true)]
+    console_admin_token: Option<String>,
+    /// Admit this read-only token to the console too.
+    #[arg(long, env = "BANK_CONSOLE_VIEWER_TOKEN", hide_env_values = true)]
+    console_viewer_token: Option<String>,
+    /// Send the console's session cookie over plain HTTP (loopback and tests only; behind TLS,
+    /// leave it off so the cookie is `Secure`).
+    #[arg(long, env = "BANK_CONSOLE_INSECURE_COOKIE")]
+    console_insecure_cookie: bool,
+}
+
+/// The console's configuration from the serve options; `None` when no token is set.
+fn console_config(
+    admin: Option<&str>,
+    viewer: Option<&str>,
+    insecure_cookie: bool,
+) -> Result<Option<ConsoleConfig>, Failure> {
+    let mut config = ConsoleConfig::new();
+    if let Some(token) = admin {
+        config = config.token(token, Role::Admin)?;
+    }
+    if let Some(token) = viewer {
+        config = config.token(token, Role::ReadOnly)?;
+    }
+    if insecure_cookie {
+        config = config.insecure_cookie();
+    }
+    Ok(config.is_enabled().then_some(config))
 }
 
 #[derive(Subcommand)]
@@ -222,8 +253,16 @@ async fn dispatch<S: BankStore>(store: S, command: Command) -> Result<ExitCode, 
             nats_url,
             nats_stream,
             subject_prefix,
+            console_admin_token,
+            console_viewer_token,
+            console_insecure_cookie,
             ..
         }) => {
+            let console = console_config(
+                console_admin_token.as_deref(),
+                console_viewer_token.as_deref(),
+                console_insecure_cookie,
+            )?;
             // Publishing: the messages are enqueued with the events; a relay delivers them.
             let (publish, relay) = match nats_url {
                 Some(url) => {
@@ -261,7 +300,12 @@ async fn dispatch<S: BankStore>(store: S, command: Command) -> Result<ExitCode, 
                 let signal = termination().await;
                 tracing::info!(signal, "bank: shutting down");
             };
-            http::serve_with(bank, listener, shutdown, limits).await?;
+            let mut app = http::router(bank.clone());
+            if let Some(config) = console {
+                app = app.nest("/console", examples::bank::console::router(&bank, config));
+                println!("console: http://{}/console", listener.local_addr()?);
+            }
+            http::serve_app(bank, app, listener, shutdown, limits).await?;
             // The relay goes last: what the last requests enqueued is delivered, or waits in
             // the outbox for the next instance.
             stop_relay.send_replace(true);

@@ -204,8 +204,20 @@ where
     /// retries); those that now succeed are unparked, the others stay parked with the new error.
     /// Returns how many were replayed successfully and how many remain parked.
     pub async fn replay_parked(&mut self) -> Result<(u64, u64), RunnerError> {
+        self.replay_parked_at(None).await
+    }
+
+    /// As [`replay_parked`](Self::replay_parked), but with `Some(position)` only the event parked
+    /// at that position (none if nothing is parked there).
+    pub async fn replay_parked_at(
+        &mut self,
+        only: Option<Position>,
+    ) -> Result<(u64, u64), RunnerError> {
         let (mut replayed, mut remaining) = (0, 0);
-        for parked in self.store.parked(&self.name).await? {
+        let parked = self.store.parked(&self.name).await?;
+        for parked in
+            parked.into_iter().filter(|parked| only.is_none_or(|at| parked.position == at))
+        {
             let before = Position::new(parked.position.value().saturating_sub(1));
             let found: Vec<_> = self
                 .store

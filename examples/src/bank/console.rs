@@ -1,0 +1,75 @@
+//! The operations console, mounted by the bank at `/console`: its two views and the transfer
+//! process as projections (rebuild and replay for the views), readiness on the health page.
+
+use std::sync::Arc;
+
+use axum::Router;
+use es::console::{Console, ConsoleConfig, HealthCheck, ProjectionControl, ProjectionStatus};
+use es::{Position, ProjectionName};
+
+use crate::bank::service::Bank;
+use crate::bank::store::BankStore;
+
+/// The console's routes for `bank`, to nest under `/console`.
+pub fn router<S: BankStore>(bank: &Arc<Bank<S>>, config: ConsoleConfig) -> Router {
+    let mut console = Console::new(bank.store().clone(), config.title("bank console"));
+    for view in ["balances", "statements"] {
+        let Ok(name) = ProjectionName::new(view) else { continue };
+        let (status, rebuild, replay) = (bank.clone(), bank.clone(), bank.clone());
+        console = console.projection(
+            ProjectionControl::new(name)
+                .status(move || {
+                    let bank = status.clone();
+                    async move { view_status(&bank, view).await }
+                })
+                .rebuild(move || {
+                    let bank = rebuild.clone();
+                    async move {
+                        bank.rebuild(view)
+                            .await
+                            .map(|handled| format!("Rebuilt {view}: {handled} events handled."))
+                            .map_err(|error| error.to_string())
+                    }
+                })
+                .replay_parked(move |position: Option<Position>| {
+                    let bank = replay.clone();
+                    async move {
+                        bank.replay_parked(view, position)
+                            .await
+                            .map(|(replayed, remaining)| {
+                                format!("Replayed {replayed}; {remaining} still parked.")
+                            })
+                            .map_err(|error| error.to_string())
+                    }
+                }),
+        );
+    }
+    let process = <crate::bank::process::TransferProcess<S> as es::Projection>::projection_name();
+    console = console.projection(ProjectionControl::new(process));
+    let ready = bank.clone();
+    console
+        .health(move || {
+            let bank = ready.clone();
+            async move {
+                let readiness = match bank.ready().await {
+                    Ok(()) => HealthCheck::new("service readiness", "ready", true),
+                    Err(error) => HealthCheck::new("service readiness", error.to_string(), false),
+                };
+                vec![readiness]
+            }
+        })
+        .router()
+}
+
+async fn view_status<S: BankStore>(bank: &Bank<S>, view: &str) -> ProjectionStatus {
+    match bank.projections().await {
+        Ok(reports) => match reports.into_iter().find(|report| report.name == view) {
+            Some(report) => {
+                ProjectionStatus::new(report.state, Some(Position::new(report.checkpoint)))
+                    .last_error(report.last_error)
+            }
+            None => ProjectionStatus::new("unknown", None),
+        },
+        Err(error) => ProjectionStatus::new("unknown", None).last_error(Some(error.to_string())),
+    }
+}
