@@ -67,14 +67,28 @@ if ! nats_up; then
 fi
 echo "NATS is up; NATS_URL=$NATS_URL"
 
+step "Chromium and ChromeDriver for the console's browser tests"
+if [ "${ES_BROWSER_TESTS:-on}" = "off" ]; then
+  echo "ES_BROWSER_TESTS=off: the console's browser tests will say SKIPPED"
+elif ! [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || ! [ -x "${CHROMEDRIVER:-/usr/bin/chromedriver}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's chromium and chromium-driver packages"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+      || die "could not install chromium and chromium-driver; install them, set CHROMIUM and CHROMEDRIVER, or set ES_BROWSER_TESTS=off"
+  else
+    die "the console's browser tests need Chromium and ChromeDriver: apt-get install chromium chromium-driver (or set CHROMIUM and CHROMEDRIVER, or ES_BROWSER_TESTS=off)"
+  fi
+fi
+[ "${ES_BROWSER_TESTS:-on}" = "off" ] || "${CHROMEDRIVER:-/usr/bin/chromedriver}" --version
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "the facade's feature combinations build (es: memory, postgres, nats, testing)"
-for features in "--no-default-features" "--no-default-features --features postgres" "--no-default-features --features nats" "--features postgres,nats,testing"; do
+step "the facade's feature combinations build (es: memory, postgres, nats, console, testing)"
+for features in "--no-default-features" "--no-default-features --features postgres" "--no-default-features --features nats" "--no-default-features --features console" "--features postgres,nats,console,testing"; do
   echo "cargo check -p es $features"
   # shellcheck disable=SC2086
   cargo check -q -p es $features

@@ -33,7 +33,7 @@
 //! - Every state change is a POST that passes a CSRF check (the session's token in the form, no
 //!   cross-site `Sec-Fetch-Site`, a same-host `Origin`), and the destructive ones a confirmation.
 //! - Every response carries a strict content security policy (no inline script or style, no
-//!   framing), `nosniff`, `no-referrer` and `no-store`. Every value on a page is escaped.
+//!   framing), `nosniff`, a `same-origin` referrer policy and `no-store`. Every value on a page is escaped.
 //! - Every input is checked with the store's own rules (ids, positions, page sizes) and refused
 //!   with a 400 saying what was wrong. Nothing the console logs holds a payload or a subject.
 

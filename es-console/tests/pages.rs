@@ -395,3 +395,47 @@ async fn the_live_tail_sends_an_append_as_it_commits() {
     assert!(text.contains("\"stream_id\":\"live-1\"") && text.contains("\"position\":6"), "{text}");
     appended.await.expect("appended");
 }
+
+#[tokio::test]
+async fn a_projection_behind_shows_its_lag_until_a_rebuild_catches_it_up() {
+    use std::sync::atomic::AtomicU64;
+    let store = MemoryStore::new().tenant(TenantId::new("lag").expect("tenant"));
+    for _ in 0..4 {
+        let event = EventData::new(
+            EventType::new("test.happened").expect("type"),
+            Payload::from_value(&serde_json::json!({})).expect("payload"),
+        );
+        store
+            .append(
+                &StreamId::new("s-1").expect("id"),
+                ExpectedVersion::Any,
+                vec![event],
+                AppendOptions::default(),
+            )
+            .await
+            .expect("append");
+    }
+    let checkpoint = Arc::new(AtomicU64::new(1));
+    let (seen, caught_up) = (checkpoint.clone(), checkpoint.clone());
+    let control = ProjectionControl::new(ProjectionName::new("view").expect("name"))
+        .status(move || {
+            let at = seen.load(Ordering::SeqCst);
+            async move { es_console::ProjectionStatus::new("running", Some(Position::new(at))) }
+        })
+        .rebuild(move || {
+            caught_up.store(4, Ordering::SeqCst);
+            async { Ok("rebuilt".to_owned()) }
+        });
+    let config = ConsoleConfig::new().token(ADMIN, Role::Admin).expect("token");
+    let app = Console::new(store, config).projection(control).router();
+    let lag = |body: &str| {
+        let start = body.find("<td class=\"num lag\">").expect("a lag cell") + 20;
+        body[start..].split('<').next().expect("text").to_owned()
+    };
+    let before = send(&app, get("/projections", Some(ADMIN))).await;
+    assert_eq!(lag(&before.body), "3", "head 4, checkpoint 1");
+    assert!(before.body.contains("href=\"/projections/view\""), "at the root, links start at /");
+    let after = send(&app, post("/projections/view/rebuild", Some(ADMIN), "")).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(lag(&after.body), "0", "the rebuild caught up");
+}
