@@ -1,5 +1,5 @@
 //! Every console page and every bad input, without a browser: the status, the security headers,
-//! the roles, CSRF, escaping; never a 500.
+//! the roles, CSRF, escaping; never a 500. Each case runs on both backends (a module each).
 #![allow(clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -8,28 +8,33 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use es_console::ConsoleStore;
 use es_console::{Console, ConsoleConfig, ProjectionControl, Role};
-use es_core::pii::PersonalData;
-use es_core::projection::{DeadLetterStore, ParkedEvent};
+use es_core::projection::ParkedEvent;
 use es_core::{
-    AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore, Payload,
-    Position, ProjectionName, StreamId, TenantId,
+    AppendOptions, EventData, EventType, ExpectedVersion, MultiTenantStore, Payload, Position,
+    ProjectionName, StreamId, TenantId,
 };
-use es_memory::{MemoryStore, MemoryTenantStore};
+use es_memory::MemoryStore;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 const VIEWER: &str = "viewer-token-0123456789abcdef";
 
-struct Fixture {
+struct Fixture<S> {
     app: Router,
-    store: MemoryTenantStore,
+    store: S,
     rebuilds: Arc<AtomicU32>,
 }
 
-async fn fixture() -> Fixture {
-    let store = MemoryStore::new().tenant(TenantId::new("acme").expect("tenant"));
+/// A fresh in-memory store's tenant.
+fn memory() -> es_memory::MemoryTenantStore {
+    MemoryStore::new().tenant(TenantId::new("acme").expect("tenant"))
+}
+
+/// The console over `store` (fresh), after three streams and a parked event were written.
+async fn fixture<S: ConsoleStore>(store: S) -> Fixture<S> {
     for (stream, n) in [("account-1", 3), ("account-2", 1), ("order-<script>alert(1)</script>", 1)]
     {
         let events = (0..n)
@@ -127,9 +132,7 @@ const PAGES: [&str; 10] = [
     "/console/health",
 ];
 
-#[tokio::test]
-async fn a_console_without_credentials_configured_is_off() {
-    let store = MemoryStore::new().tenant(TenantId::new("acme").expect("tenant"));
+async fn a_console_without_credentials_configured_is_off<S: ConsoleStore>(store: S) {
     let app = Router::new().nest("/console", Console::new(store, ConsoleConfig::new()).router());
     for path in PAGES.iter().chain(&["/console/login"]) {
         assert_eq!(send(&app, get(path, None)).await.status, StatusCode::NOT_FOUND, "{path}");
@@ -141,9 +144,8 @@ async fn a_console_without_credentials_configured_is_off() {
     }
 }
 
-#[tokio::test]
-async fn every_page_refuses_a_caller_without_a_valid_token() {
-    let Fixture { app, .. } = fixture().await;
+async fn every_page_refuses_a_caller_without_a_valid_token<S: ConsoleStore>(store: S) {
+    let Fixture { app, .. } = fixture(store).await;
     for path in PAGES {
         for token in [None, Some("wrong-token-0123456789abcdefgh"), Some("")] {
             let answer = send(&app, get(path, token)).await;
@@ -154,9 +156,8 @@ async fn every_page_refuses_a_caller_without_a_valid_token() {
     }
 }
 
-#[tokio::test]
-async fn every_page_renders_for_a_reader_with_strict_security_headers() {
-    let Fixture { app, .. } = fixture().await;
+async fn every_page_renders_for_a_reader_with_strict_security_headers<S: ConsoleStore>(store: S) {
+    let Fixture { app, .. } = fixture(store).await;
     for path in PAGES {
         let answer = send(&app, get(path, Some(VIEWER))).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
@@ -173,9 +174,8 @@ async fn every_page_renders_for_a_reader_with_strict_security_headers() {
     }
 }
 
-#[tokio::test]
-async fn pages_show_what_the_store_holds() {
-    let Fixture { app, .. } = fixture().await;
+async fn pages_show_what_the_store_holds<S: ConsoleStore>(store: S) {
+    let Fixture { app, .. } = fixture(store).await;
     let streams = send(&app, get("/console/streams?category=account", Some(VIEWER))).await.body;
     assert!(streams.contains(">account-1<") && streams.contains(">account-2<"));
     assert!(!streams.contains("order-"), "a category lists only its streams");
@@ -200,9 +200,8 @@ async fn pages_show_what_the_store_holds() {
     assert_eq!(log.matches("<td class=\"num\">").count() / 2, 5, "the five events of the log");
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_with_a_reason_never_a_server_error() {
-    let Fixture { app, .. } = fixture().await;
+async fn bad_input_is_refused_with_a_reason_never_a_server_error<S: ConsoleStore>(store: S) {
+    let Fixture { app, .. } = fixture(store).await;
     let long = "a".repeat(300);
     let cases: Vec<(String, StatusCode)> = vec![
         ("/console/streams/%0A".into(), StatusCode::BAD_REQUEST),
@@ -241,9 +240,8 @@ async fn bad_input_is_refused_with_a_reason_never_a_server_error() {
     }
 }
 
-#[tokio::test]
-async fn only_an_admin_acts_and_each_action_runs_once() {
-    let Fixture { app, rebuilds, .. } = fixture().await;
+async fn only_an_admin_acts_and_each_action_runs_once<S: ConsoleStore>(store: S) {
+    let Fixture { app, rebuilds, .. } = fixture(store).await;
     let refused = send(&app, post("/console/projections/balances/rebuild", Some(VIEWER), "")).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let confirm = send(&app, get("/console/projections/balances/rebuild", Some(VIEWER))).await;
@@ -293,9 +291,12 @@ fn browser_post(path: &str, session: &str, form: &str, site: &str) -> Request<Bo
         .expect("request")
 }
 
-#[tokio::test]
-async fn a_browser_session_changes_state_only_with_its_csrf_token_from_its_own_site() {
-    let Fixture { app, rebuilds, .. } = fixture().await;
+async fn a_browser_session_changes_state_only_with_its_csrf_token_from_its_own_site<
+    S: ConsoleStore,
+>(
+    store: S,
+) {
+    let Fixture { app, rebuilds, .. } = fixture(store).await;
     let bad = send(&app, post("/console/login", None, "token=not-the-token-0123456789")).await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert!(bad.headers.get(header::SET_COOKIE).is_none());
@@ -333,9 +334,8 @@ async fn a_browser_session_changes_state_only_with_its_csrf_token_from_its_own_s
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn an_admin_forgets_a_subject_and_the_audit_trail_shows_it() {
-    let Fixture { app, store, .. } = fixture().await;
+async fn an_admin_forgets_a_subject_and_the_audit_trail_shows_it<S: ConsoleStore>(store: S) {
+    let Fixture { app, store, .. } = fixture(store).await;
     let refused =
         send(&app, post("/console/subjects/forget", Some(VIEWER), "subject=customer-7&reason=r"))
             .await;
@@ -362,9 +362,8 @@ async fn an_admin_forgets_a_subject_and_the_audit_trail_shows_it() {
     assert!(!trail.contains("customer-7"), "the trail names a digest, not the subject");
 }
 
-#[tokio::test]
-async fn the_live_tail_sends_an_append_as_it_commits() {
-    let Fixture { app, store, .. } = fixture().await;
+async fn the_live_tail_sends_an_append_as_it_commits<S: ConsoleStore>(store: S) {
+    let Fixture { app, store, .. } = fixture(store).await;
     let response =
         app.clone().oneshot(get("/console/log/live?after=5", Some(VIEWER))).await.expect("answers");
     assert_eq!(response.status(), StatusCode::OK);
@@ -396,10 +395,10 @@ async fn the_live_tail_sends_an_append_as_it_commits() {
     appended.await.expect("appended");
 }
 
-#[tokio::test]
-async fn a_projection_behind_shows_its_lag_until_a_rebuild_catches_it_up() {
+async fn a_projection_behind_shows_its_lag_until_a_rebuild_catches_it_up<S: ConsoleStore>(
+    store: S,
+) {
     use std::sync::atomic::AtomicU64;
-    let store = MemoryStore::new().tenant(TenantId::new("lag").expect("tenant"));
     for _ in 0..4 {
         let event = EventData::new(
             EventType::new("test.happened").expect("type"),
@@ -439,3 +438,39 @@ async fn a_projection_behind_shows_its_lag_until_a_rebuild_catches_it_up() {
     assert_eq!(after.status, StatusCode::OK);
     assert_eq!(lag(&after.body), "0", "the rebuild caught up");
 }
+
+/// One test per case and backend: `memory::case` and `postgres::case`.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::memory()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let fresh = es_postgres::testing::FreshSchema::new().await;
+                    super::$case(fresh.default_tenant()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_console_without_credentials_configured_is_off,
+    every_page_refuses_a_caller_without_a_valid_token,
+    every_page_renders_for_a_reader_with_strict_security_headers,
+    pages_show_what_the_store_holds,
+    bad_input_is_refused_with_a_reason_never_a_server_error,
+    only_an_admin_acts_and_each_action_runs_once,
+    a_browser_session_changes_state_only_with_its_csrf_token_from_its_own_site,
+    an_admin_forgets_a_subject_and_the_audit_trail_shows_it,
+    the_live_tail_sends_an_append_as_it_commits,
+    a_projection_behind_shows_its_lag_until_a_rebuild_catches_it_up,
+);
