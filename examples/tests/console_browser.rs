@@ -104,7 +104,8 @@ struct Bank_ {
 }
 
 async fn bank() -> Bank_ {
-    let store = es::memory::MemoryStore::new().tenant(TenantId::new("browser").unwrap());
+    let backend = es::memory::MemoryStore::new();
+    let store = backend.tenant(TenantId::new("browser").unwrap());
     let bank = Bank::start(store.clone()).await;
     let config = ConsoleConfig::new()
         .token(ADMIN, Role::Admin)
@@ -112,8 +113,8 @@ async fn bank() -> Bank_ {
         .token(VIEWER, Role::ReadOnly)
         .unwrap()
         .insecure_cookie();
-    let app =
-        http::router(bank.clone()).nest("/console", examples::bank::console::router(&bank, config));
+    let app = http::router(bank.clone())
+        .nest("/console", examples::bank::console::router(&bank, config, backend));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -405,4 +406,7 @@ async fn every_section_renders_with_its_stylesheet_and_navigation() {
     assert!(text(client, "main").await.contains("No subject has been forgotten"));
     client.goto(&format!("{}/console/health", bank.base)).await.unwrap();
     assert!(text(client, "#health").await.contains("service readiness"));
+    client.goto(&format!("{}/console/tenants", bank.base)).await.unwrap();
+    let tenants = text(client, "#tenants").await;
+    assert!(tenants.contains("browser"), "the bank's tenant and its usage: {tenants}");
 }

@@ -5,13 +5,19 @@ use std::sync::Arc;
 
 use axum::Router;
 use es::console::{Console, ConsoleConfig, HealthCheck, ProjectionControl, ProjectionStatus};
+use es::quota::TenantQuotas;
 use es::{Position, ProjectionName};
 
 use crate::bank::service::Bank;
 use crate::bank::store::BankStore;
 
-/// The console's routes for `bank`, to nest under `/console`.
-pub fn router<S: BankStore>(bank: &Arc<Bank<S>>, config: ConsoleConfig) -> Router {
+/// The console's routes for `bank`, to nest under `/console`, with every tenant's usage against
+/// its quotas from `quotas` (the backend the bank's store comes from).
+pub fn router<S, Q>(bank: &Arc<Bank<S>>, config: ConsoleConfig, quotas: Q) -> Router
+where
+    S: BankStore,
+    Q: TenantQuotas + Clone + 'static,
+{
     let mut console = Console::new(bank.store().clone(), config.title("bank console"));
     for view in ["balances", "statements"] {
         let Ok(name) = ProjectionName::new(view) else { continue };
@@ -48,6 +54,10 @@ pub fn router<S: BankStore>(bank: &Arc<Bank<S>>, config: ConsoleConfig) -> Route
     console = console.projection(ProjectionControl::new(process));
     let ready = bank.clone();
     console
+        .tenants(move || {
+            let quotas = quotas.clone();
+            async move { quotas.tenants_usage().await }
+        })
         .health(move || {
             let bank = ready.clone();
             async move {

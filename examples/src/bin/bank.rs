@@ -182,7 +182,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::parse_from(["bank serve"])));
     if !postgres {
         println!("store: in memory (nothing is kept when the process stops)");
-        return dispatch(es::memory::MemoryStore::new().tenant(tenant), command).await;
+        let backend = es::memory::MemoryStore::new();
+        return dispatch(backend.tenant(tenant), backend, command).await;
     }
     let url = cli.database_url.ok_or("--store postgres needs DATABASE_URL or --database-url")?;
     let demo_schema = matches!(command, Command::Demo { .. })
@@ -210,7 +211,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         backend.migrate().await?;
     }
     println!("store: PostgreSQL, schema {schema}, tenant {tenant}");
-    let outcome = dispatch(backend.tenant(tenant), command).await;
+    let outcome = dispatch(backend.tenant(tenant), backend.clone(), command).await;
     if let Some(schema) = demo_schema {
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(backend.pool())
@@ -243,7 +244,12 @@ async fn termination() -> &'static str {
     }
 }
 
-async fn dispatch<S: BankStore>(store: S, command: Command) -> Result<ExitCode, Failure> {
+/// Runs `command` on `store`; `quotas` is the backend it comes from (the console's tenants page).
+async fn dispatch<S, Q>(store: S, quotas: Q, command: Command) -> Result<ExitCode, Failure>
+where
+    S: BankStore,
+    Q: es::quota::TenantQuotas + Clone + 'static,
+{
     let _ = http::prometheus();
     match command {
         Command::Serve(ServeArgs {
@@ -302,7 +308,7 @@ async fn dispatch<S: BankStore>(store: S, command: Command) -> Result<ExitCode, 
             };
             let mut app = http::router(bank.clone());
             if let Some(config) = console {
-                app = app.nest("/console", examples::bank::console::router(&bank, config));
+                app = app.nest("/console", examples::bank::console::router(&bank, config, quotas));
                 println!("console: http://{}/console", listener.local_addr()?);
             }
             http::serve_app(bank, app, listener, shutdown, limits).await?;
