@@ -114,7 +114,7 @@ async fn bank() -> Bank_ {
         .unwrap()
         .insecure_cookie();
     let app = http::router(bank.clone())
-        .nest("/console", examples::bank::console::router(&bank, config, backend));
+        .nest("/console", examples::bank::console::router(&bank, config, backend, None));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -405,7 +405,8 @@ async fn every_section_renders_with_its_stylesheet_and_navigation() {
     }
     assert!(text(client, "main").await.contains("No subject has been forgotten"));
     client.goto(&format!("{}/console/health", bank.base)).await.unwrap();
-    assert!(text(client, "#health").await.contains("service readiness"));
+    let health = text(client, "#health").await;
+    assert!(health.contains("service readiness") && health.contains("outbox depth"), "{health}");
     client.goto(&format!("{}/console/tenants", bank.base)).await.unwrap();
     let tenants = text(client, "#tenants").await;
     assert!(tenants.contains("browser"), "the bank's tenant and its usage: {tenants}");

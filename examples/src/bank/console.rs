@@ -11,9 +11,19 @@ use es::{Position, ProjectionName};
 use crate::bank::service::Bank;
 use crate::bank::store::BankStore;
 
+/// Health checks only the backend can make (PostgreSQL's read horizon), added to the bank's own.
+pub type BackendHealth =
+    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Vec<HealthCheck>> + Send + Sync>;
+
 /// The console's routes for `bank`, to nest under `/console`, with every tenant's usage against
-/// its quotas from `quotas` (the backend the bank's store comes from).
-pub fn router<S, Q>(bank: &Arc<Bank<S>>, config: ConsoleConfig, quotas: Q) -> Router
+/// its quotas from `quotas` (the backend the bank's store comes from) and the backend's own
+/// health checks.
+pub fn router<S, Q>(
+    bank: &Arc<Bank<S>>,
+    config: ConsoleConfig,
+    quotas: Q,
+    backend_health: Option<BackendHealth>,
+) -> Router
 where
     S: BankStore,
     Q: TenantQuotas + Clone + 'static,
@@ -60,12 +70,17 @@ where
         })
         .health(move || {
             let bank = ready.clone();
+            let backend_health = backend_health.clone();
             async move {
-                let readiness = match bank.ready().await {
+                let mut checks = vec![match bank.ready().await {
                     Ok(()) => HealthCheck::new("service readiness", "ready", true),
                     Err(error) => HealthCheck::new("service readiness", error.to_string(), false),
-                };
-                vec![readiness]
+                }];
+                checks.extend(outbox_checks(bank.store()).await);
+                if let Some(backend_health) = backend_health {
+                    checks.extend(backend_health().await);
+                }
+                checks
             }
         })
         .router()
@@ -81,5 +96,35 @@ async fn view_status<S: BankStore>(bank: &Bank<S>, view: &str) -> ProjectionStat
             None => ProjectionStatus::new("unknown", None),
         },
         Err(error) => ProjectionStatus::new("unknown", None).last_error(Some(error.to_string())),
+    }
+}
+
+/// The outbox's depth, the age of its oldest waiting message, and its parked messages.
+async fn outbox_checks<S: BankStore>(store: &S) -> Vec<HealthCheck> {
+    match store.outbox_stats().await {
+        Ok(stats) => {
+            let age = stats.oldest_pending.map(|at| (chrono::Utc::now() - at).num_seconds().max(0));
+            vec![
+                HealthCheck::new(
+                    "outbox depth",
+                    format!(
+                        "{} waiting, {} delivered not yet pruned",
+                        stats.pending, stats.delivered
+                    ),
+                    true,
+                ),
+                HealthCheck::new(
+                    "outbox oldest waiting message",
+                    age.map_or_else(|| "none".to_owned(), |age| format!("{age} s old")),
+                    age.is_none_or(|age| age < 60),
+                ),
+                HealthCheck::new(
+                    "outbox parked messages",
+                    stats.parked.to_string(),
+                    stats.parked == 0,
+                ),
+            ]
+        }
+        Err(error) => vec![HealthCheck::new("outbox", format!("unreadable: {error}"), false)],
     }
 }

@@ -13,12 +13,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use es::console::{ConsoleConfig, Role};
+use es::console::{ConsoleConfig, HealthCheck, Role};
 use es::nats::{JetStreamSink, StreamConfig};
 use es::outbox::{Relay, RelayOptions};
 use es::pii::MasterKeys;
 use es::postgres::{PgStore, PgStoreOptions};
 use es::{MultiTenantStore, TenantId};
+use examples::bank::console::BackendHealth;
 use examples::bank::demo::{self, DemoOptions};
 use examples::bank::publish::PublicEvents;
 use examples::bank::{Bank, BankStore, http};
@@ -183,7 +184,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     if !postgres {
         println!("store: in memory (nothing is kept when the process stops)");
         let backend = es::memory::MemoryStore::new();
-        return dispatch(backend.tenant(tenant), backend, command).await;
+        return dispatch(backend.tenant(tenant), backend, None, command).await;
     }
     let url = cli.database_url.ok_or("--store postgres needs DATABASE_URL or --database-url")?;
     let demo_schema = matches!(command, Command::Demo { .. })
@@ -211,7 +212,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         backend.migrate().await?;
     }
     println!("store: PostgreSQL, schema {schema}, tenant {tenant}");
-    let outcome = dispatch(backend.tenant(tenant), backend.clone(), command).await;
+    let horizon = horizon_health(backend.clone());
+    let outcome = dispatch(backend.tenant(tenant), backend.clone(), Some(horizon), command).await;
     if let Some(schema) = demo_schema {
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(backend.pool())
@@ -244,8 +246,59 @@ async fn termination() -> &'static str {
     }
 }
 
-/// Runs `command` on `store`; `quotas` is the backend it comes from (the console's tenants page).
-async fn dispatch<S, Q>(store: S, quotas: Q, command: Command) -> Result<ExitCode, Failure>
+/// The console's health lines of PostgreSQL's read horizon: where it stands, and the sessions
+/// holding it back (appends still open).
+fn horizon_health(backend: PgStore) -> BackendHealth {
+    Arc::new(move || {
+        let backend = backend.clone();
+        Box::pin(async move {
+            match backend.horizon_status().await {
+                Ok(status) => {
+                    let behind = status.last_taken.value().saturating_sub(status.horizon.value());
+                    let oldest = status
+                        .open_appends
+                        .iter()
+                        .filter_map(|open| open.transaction_start)
+                        .min()
+                        .map(|start| (chrono::Utc::now() - start).num_seconds().max(0));
+                    vec![
+                        HealthCheck::new(
+                            "read horizon",
+                            format!(
+                                "{} ({behind} positions taken beyond it)",
+                                status.horizon.value()
+                            ),
+                            true,
+                        ),
+                        HealthCheck::new(
+                            "sessions holding the horizon back",
+                            match oldest {
+                                Some(age) => format!(
+                                    "{} open appends, the oldest {age} s",
+                                    status.open_appends.len()
+                                ),
+                                None => "none".to_owned(),
+                            },
+                            oldest.is_none_or(|age| age < 10),
+                        ),
+                    ]
+                }
+                Err(error) => {
+                    vec![HealthCheck::new("read horizon", format!("unreadable: {error}"), false)]
+                }
+            }
+        })
+    })
+}
+
+/// Runs `command` on `store`; `quotas` is the backend it comes from (the console's tenants page),
+/// `backend_health` the backend's own lines of the console's health page.
+async fn dispatch<S, Q>(
+    store: S,
+    quotas: Q,
+    backend_health: Option<BackendHealth>,
+    command: Command,
+) -> Result<ExitCode, Failure>
 where
     S: BankStore,
     Q: es::quota::TenantQuotas + Clone + 'static,
@@ -308,7 +361,10 @@ where
             };
             let mut app = http::router(bank.clone());
             if let Some(config) = console {
-                app = app.nest("/console", examples::bank::console::router(&bank, config, quotas));
+                app = app.nest(
+                    "/console",
+                    examples::bank::console::router(&bank, config, quotas, backend_health),
+                );
                 println!("console: http://{}/console", listener.local_addr()?);
             }
             http::serve_app(bank, app, listener, shutdown, limits).await?;
