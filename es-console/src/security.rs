@@ -74,7 +74,8 @@ async fn admit<S: ConsoleStore>(
     let base = base_of(&request);
     if path == "/login" {
         if auth::changes_state(request.method()) {
-            check_site(&request).map_err(IntoResponse::into_response)?;
+            // The sign-in form has no session to check a token against: its site only.
+            auth::check_site(request.headers()).map_err(IntoResponse::into_response)?;
         }
         request.extensions_mut().insert(pages::login::Base(base));
         return Ok(next.run(request).await);
@@ -107,17 +108,6 @@ async fn admit<S: ConsoleStore>(
         }
     }
     Ok(response)
-}
-
-/// Refuses a state change sent from another site (the sign-in form has no session to check).
-fn check_site(request: &Request) -> Result<(), ConsoleError> {
-    let site = request.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if let Some(site) = site
-        && !matches!(site, "same-origin" | "none")
-    {
-        return Err(ConsoleError::Forbidden(format!("a request from another site ({site})")));
-    }
-    Ok(())
 }
 
 /// The stylesheet.

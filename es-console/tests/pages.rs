@@ -300,6 +300,14 @@ async fn a_browser_session_changes_state_only_with_its_csrf_token_from_its_own_s
     let bad = send(&app, post("/console/login", None, "token=not-the-token-0123456789")).await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert!(bad.headers.get(header::SET_COOKIE).is_none());
+    let cross_site = Request::post("/console/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::from(format!("token={ADMIN}")))
+        .expect("request");
+    let refused = send(&app, cross_site).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "no sign-in posted from another site");
+    assert!(refused.headers.get(header::SET_COOKIE).is_none());
     let (session, csrf) = sign_in(&app, ADMIN).await;
     let path = "/console/projections/balances/rebuild";
     for (form, site) in [
