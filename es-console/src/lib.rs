@@ -71,6 +71,7 @@ impl<S> ConsoleStore for S where
 {
 }
 
+type Stop = futures_util::future::Shared<BoxFuture<'static, ()>>;
 type Usage =
     Arc<dyn Fn() -> BoxFuture<'static, Result<Vec<TenantUsage>, StoreError>> + Send + Sync>;
 type Health = Arc<dyn Fn() -> BoxFuture<'static, Vec<HealthCheck>> + Send + Sync>;
@@ -102,12 +103,13 @@ pub struct Console<S> {
     projections: Vec<ProjectionControl>,
     usage: Option<Usage>,
     health: Option<Health>,
+    stop: Option<Stop>,
 }
 
 impl<S: ConsoleStore> Console<S> {
     /// A console of `store`, let in by `config`.
     pub fn new(store: S, config: ConsoleConfig) -> Self {
-        Self { store, config, projections: Vec::new(), usage: None, health: None }
+        Self { store, config, projections: Vec::new(), usage: None, health: None, stop: None }
     }
 
     /// Shows a projection (its checkpoint, lag and parked events) and offers its actions.
@@ -140,6 +142,19 @@ impl<S: ConsoleStore> Console<S> {
         self
     }
 
+    /// Ends the live tails (server-sent events never end on their own) when `signal` completes:
+    /// give it the application's shutdown signal, so a graceful shutdown need not wait for the
+    /// browsers that follow the log. Their pages reconnect to the next instance.
+    #[must_use]
+    pub fn live_until<F>(mut self, signal: F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.stop =
+            Some(futures_util::FutureExt::shared(Box::pin(signal) as BoxFuture<'static, ()>));
+        self
+    }
+
     /// The console's routes, to mount under any prefix (`Router::nest("/console", …)`) or at
     /// the root.
     pub fn router(self) -> Router {
@@ -150,6 +165,7 @@ impl<S: ConsoleStore> Console<S> {
             projections: self.projections,
             usage: self.usage,
             health: self.health,
+            stop: self.stop,
         });
         Router::new()
             .route("/", get(pages::overview::page::<S>))
@@ -190,6 +206,7 @@ pub(crate) struct State<S> {
     pub(crate) projections: Vec<ProjectionControl>,
     pub(crate) usage: Option<Usage>,
     pub(crate) health: Option<Health>,
+    pub(crate) stop: Option<Stop>,
 }
 
 impl<S> State<S> {

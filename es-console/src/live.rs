@@ -63,7 +63,16 @@ pub(crate) async fn events<S: ConsoleStore>(
                 }
             }
         });
-    Ok(Sse::new(futures_util::StreamExt::flatten(messages)).keep_alive(KeepAlive::default()))
+    let stop = state.stop.clone();
+    let until = async move {
+        match stop {
+            Some(stop) => stop.await,
+            None => std::future::pending().await,
+        }
+    };
+    let events =
+        futures_util::StreamExt::take_until(futures_util::StreamExt::flatten(messages), until);
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 /// One event as a message: what the log page's row shows (no payload, no metadata).

@@ -482,3 +482,26 @@ on_both_backends!(
     the_live_tail_sends_an_append_as_it_commits,
     a_projection_behind_shows_its_lag_until_a_rebuild_catches_it_up,
 );
+
+/// The live tail ends when the application's shutdown signal fires (a graceful shutdown does not
+/// wait for the browsers that follow the log).
+#[tokio::test]
+async fn the_live_tail_ends_at_the_shutdown_signal() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ConsoleConfig::new().token(VIEWER, Role::ReadOnly).expect("token");
+    let app = Console::new(memory(), config)
+        .live_until(async move {
+            let _ = stopped.await;
+        })
+        .router();
+    let response = app.oneshot(get("/log/live", Some(VIEWER))).await.expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let open = tokio::time::timeout(std::time::Duration::from_millis(200), body.frame()).await;
+    assert!(open.is_err(), "the stream stays open while nothing happens");
+    stop.send(()).expect("the console listens");
+    let end = tokio::time::timeout(std::time::Duration::from_secs(2), body.frame())
+        .await
+        .expect("the stream ends at once");
+    assert!(end.is_none(), "no frame after the signal: {end:?}");
+}

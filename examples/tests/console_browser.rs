@@ -113,8 +113,10 @@ async fn bank() -> Bank_ {
         .token(VIEWER, Role::ReadOnly)
         .unwrap()
         .insecure_cookie();
-    let app = http::router(bank.clone())
-        .nest("/console", examples::bank::console::router(&bank, config, backend, None));
+    let app = http::router(bank.clone()).nest(
+        "/console",
+        examples::bank::console::router(&bank, config, backend, None, std::future::pending()),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -17,12 +17,13 @@ pub type BackendHealth =
 
 /// The console's routes for `bank`, to nest under `/console`, with every tenant's usage against
 /// its quotas from `quotas` (the backend the bank's store comes from) and the backend's own
-/// health checks.
+/// health checks; its live tails end when `shutdown` completes.
 pub fn router<S, Q>(
     bank: &Arc<Bank<S>>,
     config: ConsoleConfig,
     quotas: Q,
     backend_health: Option<BackendHealth>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Router
 where
     S: BankStore,
@@ -68,6 +69,7 @@ where
             let quotas = quotas.clone();
             async move { quotas.tenants_usage().await }
         })
+        .live_until(shutdown)
         .health(move || {
             let bank = ready.clone();
             let backend_health = backend_health.clone();

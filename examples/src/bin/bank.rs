@@ -355,16 +355,28 @@ where
                 header_timeout: std::time::Duration::from_secs(header_timeout.max(1)),
                 shutdown_deadline: std::time::Duration::from_secs(shutdown_deadline),
             };
-            let shutdown = async {
+            // The console's live tails end when shutdown starts, so draining need not wait for
+            // the browsers that follow the log.
+            let (closing, closed) = tokio::sync::watch::channel(false);
+            let shutdown = async move {
                 let signal = termination().await;
                 tracing::info!(signal, "bank: shutting down");
+                closing.send_replace(true);
             };
             let mut app = http::router(bank.clone());
             if let Some(config) = console {
-                app = app.nest(
-                    "/console",
-                    examples::bank::console::router(&bank, config, quotas, backend_health),
+                let mut closed = closed.clone();
+                let live_until = async move {
+                    let _ = closed.wait_for(|closing| *closing).await;
+                };
+                let console = examples::bank::console::router(
+                    &bank,
+                    config,
+                    quotas,
+                    backend_health,
+                    live_until,
                 );
+                app = app.nest("/console", console);
                 println!("console: http://{}/console", listener.local_addr()?);
             }
             http::serve_app(bank, app, listener, shutdown, limits).await?;
