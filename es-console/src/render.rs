@@ -89,9 +89,29 @@ pub(crate) fn time(at: &DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
 }
 
+/// The most bytes of one payload a page shows; the rest is cut, and the page says so.
+pub(crate) const MAX_SHOWN_PAYLOAD: usize = 64 * 1024;
+
 /// A JSON document, pretty-printed (escaped by maud where it is placed).
 pub(crate) fn json(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// An event's payload as a page shows it: pretty JSON, cut at [`MAX_SHOWN_PAYLOAD`] bytes (on a
+/// character boundary) with a line saying how much was left out.
+pub(crate) fn payload(payload: &es_core::Payload) -> String {
+    let mut text = payload.to_value().map_or_else(|_| payload.as_str().to_owned(), |v| json(&v));
+    if text.len() > MAX_SHOWN_PAYLOAD {
+        let total = text.len();
+        let mut cut = MAX_SHOWN_PAYLOAD;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        let note = format!("\n… cut: {} of {} bytes shown", count(cut as u64), count(total as u64));
+        text.push_str(&note);
+    }
+    text
 }
 
 /// A small line chart of `values` (an inline SVG, no script), scaled to its maximum.

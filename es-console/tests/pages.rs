@@ -447,6 +447,65 @@ async fn a_projection_behind_shows_its_lag_until_a_rebuild_catches_it_up<S: Cons
     assert_eq!(lag(&after.body), "0", "the rebuild caught up");
 }
 
+/// A page of large events stops at its byte budget and links to the rest; one large payload is
+/// cut, and the page says how much is shown.
+async fn large_payloads_are_cut_and_a_heavy_page_ends_early<S: ConsoleStore>(store: S) {
+    let big = "x".repeat(300 * 1024);
+    let stream = StreamId::new("heavy-1").expect("id");
+    for _ in 0..20 {
+        let event = EventData::new(
+            EventType::new("test.heavy").expect("type"),
+            Payload::from_value(&serde_json::json!({ "blob": big })).expect("payload"),
+        );
+        store
+            .append(&stream, ExpectedVersion::Any, vec![event], AppendOptions::default())
+            .await
+            .expect("append");
+    }
+    let many = StreamId::new("heavy-2").expect("id");
+    let medium = "y".repeat(60 * 1024);
+    for _ in 0..4 {
+        let events = (0..20)
+            .map(|_| {
+                EventData::new(
+                    EventType::new("test.heavy").expect("type"),
+                    Payload::from_value(&serde_json::json!({ "blob": medium })).expect("payload"),
+                )
+            })
+            .collect();
+        store
+            .append(&many, ExpectedVersion::Any, events, AppendOptions::default())
+            .await
+            .expect("append");
+    }
+    let config = ConsoleConfig::new().token(VIEWER, Role::ReadOnly).expect("token");
+    let app = Console::new(store, config).router();
+    let cut = send(&app, get("/streams/heavy-2?limit=1000", Some(VIEWER))).await;
+    assert_eq!(cut.status, StatusCode::OK);
+    let shown = cut.body.matches("<tr id=\"v").count();
+    assert!((60..80).contains(&shown), "80 events of 60 KiB pass the 4 MiB budget: {shown} shown");
+    assert!(cut.body.contains(&format!("This page stops at {shown} events")), "the page says so");
+    let next = format!(
+        "href=\"/streams/heavy-2?from={}&amp;dir=forward&amp;limit=1000\" rel=\"next\"",
+        shown + 1
+    );
+    assert!(cut.body.contains(&next), "the next page starts at the first event left out");
+    let rest =
+        send(&app, get(&format!("/streams/heavy-2?from={}&limit=1000", shown + 1), Some(VIEWER)))
+            .await;
+    assert_eq!(rest.body.matches("<tr id=\"v").count(), 80 - shown, "and holds the rest");
+    let page = send(&app, get("/streams/heavy-1?limit=1000", Some(VIEWER))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let shown = page.body.matches("<tr id=\"v").count();
+    assert_eq!(shown, 20, "64 KiB of each payload is shown: 20 fit in 4 MiB");
+    assert_eq!(
+        page.body.matches("… cut: 65,536 of 307,").count(),
+        20,
+        "each payload says it was cut"
+    );
+    assert!(page.body.len() < 5 * 1024 * 1024, "the page stays small: {} bytes", page.body.len());
+}
+
 /// One test per case and backend: `memory::case` and `postgres::case`.
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
@@ -481,6 +540,7 @@ on_both_backends!(
     an_admin_forgets_a_subject_and_the_audit_trail_shows_it,
     the_live_tail_sends_an_append_as_it_commits,
     a_projection_behind_shows_its_lag_until_a_rebuild_catches_it_up,
+    large_payloads_are_cut_and_a_heavy_page_ends_early,
 );
 
 /// The live tail ends when the application's shutdown signal fires (a graceful shutdown does not

@@ -11,7 +11,7 @@ use super::{number, segment};
 use crate::auth::Access;
 use crate::error::ConsoleError;
 use crate::render;
-use crate::render::{Section, csrf_field, json, time};
+use crate::render::{Section, csrf_field, time};
 use crate::{ConsoleStore, Shared};
 
 /// The parked event's page.
@@ -45,7 +45,7 @@ pub(crate) async fn inspect<S: ConsoleStore>(
         @if let Some(event) = &event {
             h2 { "The event" }
             p { a href=(access.link(&format!("/streams/{}?from={}", segment(event.stream_id.as_str()), event.stream_version))) { (event.stream_id) " v" (event.stream_version) } }
-            pre class="payload" { (event.payload.to_value().map_or_else(|_| event.payload.as_str().to_owned(), |v| json(&v))) }
+            pre class="payload" { (crate::render::payload(&event.payload)) }
         }
         @if access.role == crate::Role::Admin && control.replay.is_some() {
             form method="post" action=(access.link(&format!("/projections/{name}/replay"))) class="confirm" {

@@ -18,6 +18,10 @@ use crate::{ConsoleStore, Shared};
 /// The most events one stream page shows.
 pub(crate) const MAX_EVENTS_PER_PAGE: u64 = 1_000;
 
+/// The most payload bytes one stream page shows: past it, the page ends early and links to the
+/// rest (a page of a thousand large events would otherwise weigh a gigabyte).
+pub(crate) const MAX_PAGE_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Deserialize, Default)]
 pub(crate) struct Params {
     from: Option<String>,
@@ -57,6 +61,7 @@ pub(crate) async fn page<S: ConsoleStore>(
     options = options.limit(size);
     let events: Vec<RecordedEvent> =
         state.store.read_stream(&stream_id, options).try_collect().await?;
+    let (rows, cut) = rows_within_budget(&events);
     let link = |from: u64, dir: &str| {
         let (from, size) = (from.to_string(), size.to_string());
         access.link(&format!(
@@ -70,6 +75,12 @@ pub(crate) async fn page<S: ConsoleStore>(
     });
     let earlier = (!events.is_empty() && lowest > 1).then(|| link(lowest - 1, "backward"));
     let later = (!events.is_empty() && highest < version).then(|| link(highest + 1, "forward"));
+    // A page cut short by its size goes on from the first event it did not show.
+    let (earlier, later) = match cut {
+        Some(next) if backward => (Some(link(next, "backward")), later),
+        Some(next) => (earlier, Some(link(next, "forward"))),
+        None => (earlier, later),
+    };
     let body = html! {
         p class="facts" {
             "Version " strong { (count(version)) }
@@ -77,12 +88,15 @@ pub(crate) async fn page<S: ConsoleStore>(
             " · " a href=(link(version, "backward")) { "latest events" }
         }
         (pager(earlier.as_deref(), later.as_deref()))
+        @if cut.is_some() {
+            p class="notice" { "This page stops at " (rows.len()) " events: their payloads reach the page's limit of 4 MiB." }
+        }
         @if events.is_empty() {
             p class="empty" { "No events in this range." }
         } @else {
             table id="events" class="events" {
                 thead { tr { th class="num" { "Version" } th class="num" { "Position" } th { "Type" } th { "Recorded" } th { "Payload and metadata" } } }
-                tbody { @for event in &events { (row(event)) } }
+                tbody { @for (event, payload) in &rows { (row(event, payload)) } }
             }
         }
         (pager(earlier.as_deref(), later.as_deref()))
@@ -105,9 +119,23 @@ fn pager(earlier: Option<&str>, later: Option<&str>) -> Markup {
     }
 }
 
-fn row(event: &RecordedEvent) -> Markup {
-    let payload =
-        event.payload.to_value().map_or_else(|_| event.payload.as_str().to_owned(), |v| json(&v));
+/// The events a page shows with their payloads as shown, within [`MAX_PAGE_PAYLOAD_BYTES`] (at
+/// least one); and, if the page was cut, the version of the first event left out.
+fn rows_within_budget(events: &[RecordedEvent]) -> (Vec<(&RecordedEvent, String)>, Option<u64>) {
+    let mut rows = Vec::with_capacity(events.len());
+    let mut bytes = 0;
+    for event in events {
+        let shown = crate::render::payload(&event.payload);
+        bytes += shown.len();
+        if bytes > MAX_PAGE_PAYLOAD_BYTES && !rows.is_empty() {
+            return (rows, Some(event.stream_version));
+        }
+        rows.push((event, shown));
+    }
+    (rows, None)
+}
+
+fn row(event: &RecordedEvent, payload: &str) -> Markup {
     let metadata = serde_json::to_value(&*event.metadata).map(|v| json(&v)).unwrap_or_default();
     html! {
         tr id={ "v" (event.stream_version) } {
