@@ -138,3 +138,49 @@ pub trait StreamCatalog: Clone + Send + Sync + 'static {
         query: &StreamQuery,
     ) -> impl Future<Output = Result<Vec<StreamSummary>, StoreError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(text: &str) -> StreamId {
+        StreamId::new(text).expect("valid id")
+    }
+
+    #[test]
+    fn a_category_is_its_prefix_with_the_dash_and_is_checked() {
+        let query = StreamQuery::category("account").expect("valid");
+        assert_eq!(query.prefix_str(), "account-");
+        assert!(query.matches(&id("account-1")));
+        assert!(!query.matches(&id("accounts-1")), "another category");
+        assert!(!query.matches(&id("account")), "the bare category is no stream of it");
+        assert!(StreamQuery::category("a-b").is_err(), "a category holds no dash");
+        assert!(StreamQuery::category("").is_err());
+    }
+
+    #[test]
+    fn a_prefix_is_checked_with_the_id_rules() {
+        assert_eq!(StreamQuery::prefix("").expect("empty: every stream").prefix_str(), "");
+        assert_eq!(StreamQuery::prefix("acc").expect("valid").prefix_str(), "acc");
+        assert!(StreamQuery::prefix("bad\nprefix").is_err());
+        assert!(StreamQuery::prefix(&"a".repeat(300)).is_err(), "longer than any id");
+        assert!(StreamQuery::all().matches(&id("anything")));
+    }
+
+    #[test]
+    fn after_skips_up_to_and_including_its_id() {
+        let query = StreamQuery::prefix("s-").expect("valid").after(id("s-2"));
+        assert_eq!(query.after_id(), Some(&id("s-2")));
+        assert!(!query.matches(&id("s-1")));
+        assert!(!query.matches(&id("s-2")), "the last id of the previous page is not repeated");
+        assert!(query.matches(&id("s-3")));
+    }
+
+    #[test]
+    fn the_limit_is_clamped_to_a_page() {
+        assert_eq!(StreamQuery::all().page_size(), 100);
+        assert_eq!(StreamQuery::all().limit(0).page_size(), 1);
+        assert_eq!(StreamQuery::all().limit(7).page_size(), 7);
+        assert_eq!(StreamQuery::all().limit(usize::MAX).page_size(), MAX_STREAMS_PER_PAGE);
+    }
+}
