@@ -429,7 +429,8 @@ impl es_core::StreamCatalog for MemoryTenantStore {
             state.streams.iter().filter(|(stream_id, _)| query.matches(stream_id)).collect();
         let limit = query.page_size();
         if matching.len() > limit {
-            matching.select_nth_unstable_by(limit - 1, |a, b| a.0.as_str().cmp(b.0.as_str()));
+            // The `limit` smallest ids go before index `limit`; the rest is dropped unsorted.
+            matching.select_nth_unstable_by(limit, |a, b| a.0.as_str().cmp(b.0.as_str()));
             matching.truncate(limit);
         }
         matching.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));

@@ -213,6 +213,9 @@ where
         paged.extend(page.into_iter().map(|summary| summary.stream_id.to_string()));
     }
     assert_eq!(paged, ["account-1", "account-10", "account-2"]);
+    // A page exactly as large as what matches holds it all.
+    let exact = a.list_streams(&StreamQuery::category("account").expect("valid").limit(3)).await;
+    assert_eq!(exact.expect("list").len(), 3, "three accounts on a page of three");
 
     let prefixed = a.list_streams(&StreamQuery::prefix("account-1").expect("valid")).await;
     let prefixed: Vec<String> =
