@@ -38,6 +38,8 @@ function follow(state) {
     const empty = document.getElementById("log-empty");
     if (empty) empty.remove();
     state.dataset.after = String(event.position);
+    const head = document.getElementById("head");
+    if (head) head.textContent = event.position.toLocaleString("en-US");
   };
 }
 

@@ -270,7 +270,8 @@ async fn sign_in(app: &Router, token: &str) -> (String, String) {
     let session = cookie.split(';').next().expect("pair").to_owned();
     let page = send(
         app,
-        Request::get("/console/projections/balances/rebuild")
+        // Every page's header holds the sign-out form, and with it the CSRF token.
+        Request::get("/console")
             .header(header::COOKIE, &session)
             .body(Body::empty())
             .expect("request"),
@@ -504,6 +505,47 @@ async fn large_payloads_are_cut_and_a_heavy_page_ends_early<S: ConsoleStore>(sto
         "each payload says it was cut"
     );
     assert!(page.body.len() < 5 * 1024 * 1024, "the page stays small: {} bytes", page.body.len());
+}
+
+/// Sessions: two sign-ins live side by side, a session ends when its time is up, and a form is
+/// read up to 16 KiB.
+#[tokio::test]
+async fn sessions_expire_and_forms_are_bounded() {
+    let config = ConsoleConfig::new()
+        .token(ADMIN, Role::Admin)
+        .expect("token")
+        .session_ttl(std::time::Duration::from_millis(1_500));
+    let app = Router::new().nest("/console", Console::new(memory(), config).router());
+    let first = sign_in(&app, ADMIN).await;
+    let second = sign_in(&app, ADMIN).await;
+    assert_ne!(first.0, second.0, "each sign-in opens its own session");
+    for (session, _) in [&first, &second] {
+        let page = Request::get("/console").header(header::COOKIE, session).body(Body::empty());
+        assert_eq!(send(&app, page.expect("request")).await.status, StatusCode::OK, "both live");
+    }
+    // A form well within the bound is read (the padding is ignored); one past it is refused.
+    let (session, csrf) = &first;
+    let padded = format!("csrf={csrf}&padding={}", "p".repeat(8 * 1024));
+    let answer = send(
+        &app,
+        browser_post("/console/projections/nope/rebuild", session, &padded, "same-origin"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "read, checked, then no such projection");
+    let huge = format!("csrf={csrf}&padding={}", "p".repeat(20 * 1024));
+    let answer = send(
+        &app,
+        browser_post("/console/projections/nope/rebuild", session, &huge, "same-origin"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    tokio::time::sleep(std::time::Duration::from_millis(1_700)).await;
+    let page = Request::get("/console").header(header::COOKIE, &first.0).body(Body::empty());
+    assert_eq!(
+        send(&app, page.expect("request")).await.status,
+        StatusCode::UNAUTHORIZED,
+        "expired"
+    );
 }
 
 /// One test per case and backend: `memory::case` and `postgres::case`.

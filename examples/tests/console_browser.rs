@@ -270,6 +270,7 @@ async fn the_live_log_shows_an_append_as_it_commits() {
     })
     .await;
     eprintln!("live tail: the append answered in {committed:?}; its row appeared {shown:?} later");
+    assert_eq!(text(client, "#head").await, "2", "the head follows the live rows");
     screenshot(client, "log").await;
 }
 

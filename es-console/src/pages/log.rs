@@ -43,7 +43,7 @@ pub(crate) async fn page<S: ConsoleStore>(
     });
     let body = html! {
         p class="facts" {
-            "Head position " strong { (count(head)) }
+            "Head position " strong id="head" { (count(head)) }
             span id="live-state" class="live" data-after=(last) data-source=(access.link("/log/live")) { "" }
         }
         @if let Some(older) = older { p class="pager" { a href=(older) rel="prev" { "← Earlier" } } }
