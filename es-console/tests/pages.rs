@@ -548,6 +548,74 @@ async fn sessions_expire_and_forms_are_bounded() {
     );
 }
 
+/// A caller the application's authorizer admits (a proxy's header) gets a session, and its forms
+/// need that session's CSRF token like any browser's; a request the authorizer refuses is 401.
+#[tokio::test]
+async fn an_authorizer_admits_by_the_applications_rule_with_csrf_on_changes() {
+    let config =
+        ConsoleConfig::new().authorizer(Arc::new(|headers: &axum::http::HeaderMap| match headers
+            .get("x-proxy-user")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some("ops") => Some(Role::Admin),
+            Some("audit") => Some(Role::ReadOnly),
+            _ => None,
+        }));
+    let rebuilt = Arc::new(AtomicU32::new(0));
+    let counter = rebuilt.clone();
+    let control =
+        ProjectionControl::new(ProjectionName::new("view").expect("name")).rebuild(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok("rebuilt".to_owned()) }
+        });
+    let app =
+        Router::new().nest("/console", Console::new(memory(), config).projection(control).router());
+    let with_user =
+        |user: &str, request: axum::http::request::Builder| request.header("x-proxy-user", user);
+    let refused = send(
+        &app,
+        with_user("stranger", Request::get("/console")).body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let first = send(
+        &app,
+        with_user("ops", Request::get("/console")).body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let cookie = first.headers[header::SET_COOKIE].to_str().expect("ascii").to_owned();
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let start = first.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    let csrf = first.body[start..start + 64].to_owned();
+    assert_eq!(csrf.len(), 64, "a real token");
+    let post = |form: String| {
+        with_user("ops", Request::post("/console/projections/view/rebuild"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &session)
+            .body(Body::from(form))
+            .expect("request")
+    };
+    assert_eq!(send(&app, post(String::new())).await.status, StatusCode::FORBIDDEN, "no token");
+    assert_eq!(rebuilt.load(Ordering::SeqCst), 0);
+    assert_eq!(send(&app, post(format!("csrf={csrf}"))).await.status, StatusCode::OK);
+    assert_eq!(rebuilt.load(Ordering::SeqCst), 1);
+    // Without the session cookie the authorizer admits again, with a new session and token.
+    let ambient = with_user("ops", Request::post("/console/projections/view/rebuild"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={csrf}")))
+        .expect("request");
+    assert_eq!(send(&app, ambient).await.status, StatusCode::FORBIDDEN, "another session's token");
+    let reader = send(
+        &app,
+        with_user("audit", Request::get("/console/projections/view/rebuild"))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reader.status, StatusCode::FORBIDDEN, "a read-only caller by the authorizer");
+}
+
 /// One test per case and backend: `memory::case` and `postgres::case`.
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
