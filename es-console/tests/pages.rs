@@ -320,7 +320,18 @@ async fn a_browser_session_changes_state_only_with_its_csrf_token_from_its_own_s
         let answer = send(&app, browser_post(path, &session, &form, site)).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{form} from {site}");
     }
+    // A form posted from another origin is refused, even with the token; from its own, it passes.
+    let from = |origin: &str| {
+        let mut request = browser_post(path, &session, &format!("csrf={csrf}"), "same-origin");
+        request.headers_mut().insert(header::HOST, "console.test".parse().expect("host"));
+        request.headers_mut().insert(header::ORIGIN, origin.parse().expect("origin"));
+        request
+    };
+    assert_eq!(send(&app, from("https://evil.test")).await.status, StatusCode::FORBIDDEN);
     assert_eq!(rebuilds.load(Ordering::SeqCst), 0, "no refused request acted");
+    assert_eq!(send(&app, from("https://console.test")).await.status, StatusCode::OK);
+    assert_eq!(rebuilds.load(Ordering::SeqCst), 1, "the same origin passes");
+    rebuilds.store(0, Ordering::SeqCst);
     let answer =
         send(&app, browser_post(path, &session, &format!("csrf={csrf}"), "same-origin")).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
