@@ -71,8 +71,8 @@ impl Sessions {
         Self { sessions: Mutex::new(HashMap::new()), ttl }
     }
 
-    /// Opens a session; returns its id (the cookie's value).
-    pub(crate) fn open(&self, role: Role) -> String {
+    /// Opens a session; returns its id (the cookie's value) and its CSRF token.
+    pub(crate) fn open(&self, role: Role) -> (String, String) {
         let now = Instant::now();
         let id = random_secret();
         let mut sessions = self.sessions.lock();
@@ -83,11 +83,10 @@ impl Sessions {
                 sessions.remove(&oldest);
             }
         }
-        sessions.insert(
-            id.clone(),
-            Session { role, csrf: random_secret(), expires: now + self.ttl, created: now },
-        );
-        id
+        let csrf = random_secret();
+        let session = Session { role, csrf: csrf.clone(), expires: now + self.ttl, created: now };
+        sessions.insert(id.clone(), session);
+        (id, csrf)
     }
 
     /// The role and CSRF token of a live session.
@@ -99,11 +98,6 @@ impl Sessions {
             return None;
         }
         Some((session.role, session.csrf.clone()))
-    }
-
-    /// The CSRF token of a session.
-    pub(crate) fn csrf_of(&self, id: &str) -> Option<String> {
-        self.find(id).map(|(_, csrf)| csrf)
     }
 
     pub(crate) fn close(&self, id: &str) {

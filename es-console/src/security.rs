@@ -88,10 +88,9 @@ async fn admit<S: ConsoleStore>(
         Admitted::Session { role, csrf } => (role, Some(csrf)),
         Admitted::Bearer(role) => (role, None),
         Admitted::Authorizer(role) => {
-            let id = state.sessions.open(role);
-            let csrf = state.sessions.csrf_of(&id);
+            let (id, csrf) = state.sessions.open(role);
             opened = Some(id);
-            (role, csrf)
+            (role, Some(csrf))
         }
     };
     if auth::changes_state(request.method())

@@ -76,7 +76,7 @@ pub(crate) async fn sign_in<S: ConsoleStore>(
             Some("That token is not valid."),
         );
     };
-    let id = state.sessions.open(role);
+    let (id, _) = state.sessions.open(role);
     tracing::info!(role = role.as_str(), "es_console: signed in");
     with_cookie(
         Redirect::to(&home(&base)).into_response(),

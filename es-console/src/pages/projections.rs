@@ -170,12 +170,30 @@ enum Action {
 }
 
 impl Action {
+    const ALL: [Self; 3] = [Self::Rebuild, Self::Reset, Self::Replay];
+
+    /// The action's name: its path segment and its button's word.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rebuild => "rebuild",
+            Self::Reset => "reset",
+            Self::Replay => "replay",
+        }
+    }
+
     fn parse(text: &str) -> Result<Self, ConsoleError> {
-        match text {
-            "rebuild" => Ok(Self::Rebuild),
-            "reset" => Ok(Self::Reset),
-            "replay" => Ok(Self::Replay),
-            other => Err(ConsoleError::NotFound(format!("no projection action {other:?}"))),
+        Self::ALL
+            .into_iter()
+            .find(|action| action.name() == text)
+            .ok_or_else(|| ConsoleError::NotFound(format!("no projection action {text:?}")))
+    }
+
+    /// Whether the application gave `control` a hook for this action.
+    fn offered(self, control: &ProjectionControl) -> bool {
+        match self {
+            Self::Rebuild => control.rebuild.is_some(),
+            Self::Reset => control.reset.is_some(),
+            Self::Replay => control.replay.is_some(),
         }
     }
 
@@ -203,12 +221,10 @@ pub(crate) async fn confirm<S: ConsoleStore>(
     let control = state.control(&name)?;
     let action = Action::parse(&action)?;
     access.require_admin()?;
-    offered(control, action)?;
-    let path = match action {
-        Action::Rebuild => "rebuild",
-        Action::Reset => "reset",
-        Action::Replay => "replay",
-    };
+    if !action.offered(control) {
+        return Err(not_offered(control));
+    }
+    let path = action.name();
     let body = html! {
         p { (action.explain()) }
         form method="post" action=(access.link(&format!("/projections/{name}/{path}"))) class="confirm" {
@@ -227,20 +243,8 @@ pub(crate) async fn confirm<S: ConsoleStore>(
     ))
 }
 
-fn offered(control: &ProjectionControl, action: Action) -> Result<(), ConsoleError> {
-    let offered = match action {
-        Action::Rebuild => control.rebuild.is_some(),
-        Action::Reset => control.reset.is_some(),
-        Action::Replay => control.replay.is_some(),
-    };
-    if offered {
-        Ok(())
-    } else {
-        Err(ConsoleError::NotFound(format!(
-            "the application offers no such action for {}",
-            control.name()
-        )))
-    }
+fn not_offered(control: &ProjectionControl) -> ConsoleError {
+    ConsoleError::NotFound(format!("the application offers no such action for {}", control.name()))
 }
 
 #[derive(Deserialize, Default)]
@@ -258,16 +262,13 @@ pub(crate) async fn act<S: ConsoleStore>(
     let control = state.control(&name)?;
     let action = Action::parse(&action)?;
     access.require_admin()?;
-    offered(control, action)?;
     let position = number("position", form.position.as_deref())?.map(Position::new);
     let outcome = match action {
         Action::Rebuild => control.rebuild.as_ref().map(|run| run()),
         Action::Reset => control.reset.as_ref().map(|run| run()),
         Action::Replay => control.replay.as_ref().map(|run| run(position)),
-    };
-    let Some(outcome) = outcome else {
-        return Err(ConsoleError::NotFound("no such action".into()));
-    };
+    }
+    .ok_or_else(|| not_offered(control))?;
     tracing::info!(projection = %name, role = access.role.as_str(), "es_console: projection action");
     let message = outcome.await.map_err(ConsoleError::Action)?;
     render_detail(&state, &access, &name, Some(&message)).await

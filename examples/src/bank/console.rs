@@ -36,8 +36,8 @@ where
         console = console.projection(
             ProjectionControl::new(name)
                 .status(move || {
-                    let bank = status.clone();
-                    async move { view_status(&bank, view).await }
+                    let status = view_status(&status, view);
+                    async move { status }
                 })
                 .rebuild(move || {
                     let bank = rebuild.clone();
@@ -88,16 +88,13 @@ where
         .router()
 }
 
-async fn view_status<S: BankStore>(bank: &Bank<S>, view: &str) -> ProjectionStatus {
-    match bank.projections().await {
-        Ok(reports) => match reports.into_iter().find(|report| report.name == view) {
-            Some(report) => {
-                ProjectionStatus::new(report.state, Some(Position::new(report.checkpoint)))
-                    .last_error(report.last_error)
-            }
-            None => ProjectionStatus::new("unknown", None),
-        },
-        Err(error) => ProjectionStatus::new("unknown", None).last_error(Some(error.to_string())),
+/// A view's status from the bank's own state (one view, no store read).
+fn view_status<S: BankStore>(bank: &Bank<S>, view: &str) -> ProjectionStatus {
+    match bank.view_state(view) {
+        Some((state, checkpoint, last_error)) => {
+            ProjectionStatus::new(state, Some(checkpoint)).last_error(last_error)
+        }
+        None => ProjectionStatus::new("unknown", None),
     }
 }
 

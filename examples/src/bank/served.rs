@@ -101,6 +101,12 @@ where
         self.caught_up.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Its state (`running`, `rebuilding`, `failing`, `stopped`, `dead`) and last error, as
+    /// [`report`](Self::report) gives them, without reading the store.
+    pub fn state(&self) -> (&'static str, Option<String>) {
+        self.state.lock().clone()
+    }
+
     /// What keeps the view from serving (`None`: it serves): not caught up yet, failing, dead.
     pub fn health(&self) -> Option<String> {
         let (state, last_error) = self.state.lock().clone();
@@ -126,7 +132,7 @@ where
     pub async fn report(&self) -> Result<ProjectionReport, es::StoreError> {
         let head = self.store.head_position().await?;
         let checkpoint = self.checkpoint();
-        let (state, last_error) = self.state.lock().clone();
+        let (state, last_error) = self.state();
         Ok(ProjectionReport {
             name: P::NAME.to_owned(),
             state,
@@ -151,10 +157,7 @@ where
         }
         // The switch: stop the old runner, promote the new one, serve its model.
         if let Some(old) = running.take() {
-            self.stopping.store(true, std::sync::atomic::Ordering::Release);
-            let _ = old.stop.send(());
-            let _ = old.task.await;
-            self.stopping.store(false, std::sync::atomic::Ordering::Release);
+            let _ = self.halt(old).await;
         }
         let runner = next.promote().await?;
         *self.model.write() = runner.projection().clone();
@@ -181,11 +184,7 @@ where
         let Some(old) = running.take() else {
             return Err("the view is stopped".into());
         };
-        self.stopping.store(true, std::sync::atomic::Ordering::Release);
-        let _ = old.stop.send(());
-        let joined = old.task.await;
-        self.stopping.store(false, std::sync::atomic::Ordering::Release);
-        let Ok(mut runner) = joined else {
+        let Ok(mut runner) = self.halt(old).await else {
             *self.state.lock() = ("dead", Some("the runner task ended unexpectedly".into()));
             return Err("the view's runner task ended unexpectedly".into());
         };
@@ -202,6 +201,19 @@ where
             let _ = old.task.await;
         }
         self.state.lock().0 = "stopped";
+    }
+
+    /// Stops a running runner on purpose (its ending is not reported as a death) and returns it
+    /// once its current pass is done.
+    async fn halt(
+        &self,
+        old: Running<P, S>,
+    ) -> Result<ProjectionRunner<P, S>, tokio::task::JoinError> {
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
+        let _ = old.stop.send(());
+        let joined = old.task.await;
+        self.stopping.store(false, std::sync::atomic::Ordering::Release);
+        joined
     }
 
     async fn spawn(self: &Arc<Self>, runner: ProjectionRunner<P, S>) {

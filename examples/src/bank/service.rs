@@ -444,6 +444,16 @@ impl<S: BankStore> Bank<S> {
         rebuilt.map_err(|error| BankError::Internal(error.to_string()))
     }
 
+    /// A view's state, checkpoint and last error (no store read); `None` for another name.
+    pub fn view_state(&self, name: &str) -> Option<(&'static str, Position, Option<String>)> {
+        let (state, checkpoint) = match name {
+            "balances" => (self.balances.state(), self.balances.checkpoint()),
+            "statements" => (self.statements.state(), self.statements.checkpoint()),
+            _ => return None,
+        };
+        Some((state.0, checkpoint, state.1))
+    }
+
     /// Replays a view's parked events (all, or the one at `position`); returns how many were
     /// replayed and how many remain parked.
     pub async fn replay_parked(
