@@ -8,9 +8,11 @@ use es_core::{
     Direction, EventId, EventMetadata, EventStream, EventType, Payload, Position, ReadAllOptions,
     ReadStreamOptions, RecordedEvent, ReplayStream, ReplayedEvent, StoreError, StreamId, TenantId,
 };
-use futures_util::{TryStreamExt, stream};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
+use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::read_error;
@@ -145,6 +147,8 @@ struct AllCursor {
     inner: Arc<Inner>,
     /// The tenant's connections.
     pool: PgPool,
+    /// The tenant read (the decoder's own copy is borrowed while rows are decoded).
+    tenant: TenantId,
     decoder: Decoder,
     after: i64,
     horizon: Option<i64>,
@@ -161,6 +165,28 @@ impl AllCursor {
         let horizon =
             self.inner.horizon.advance(&self.inner.pool, self.inner.options.horizon_wait).await?;
         Ok(clamp(horizon))
+    }
+
+    /// Reads page after page into `pages` until the read ends, fails (the error is the last
+    /// item) or the reader goes away.
+    async fn send_pages(self, pages: mpsc::Sender<Result<Vec<RecordedEvent>, StoreError>>) {
+        let mut cursor = self;
+        loop {
+            match cursor.next_page().await {
+                Ok(Some((page, next))) => {
+                    if pages.send(Ok(page)).await.is_err() {
+                        return; // the reader dropped the stream
+                    }
+                    cursor = next;
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    // Whether the reader is still there to be told makes no difference here.
+                    let _ = pages.send(Err(error)).await;
+                    return;
+                }
+            }
+        }
     }
 
     /// The next page: events after `after`, never past the horizon. When a page comes back short
@@ -186,7 +212,7 @@ impl AllCursor {
             let limit = self.page_size.min(self.remaining);
             let query =
                 sqlx::query(if self.types.is_some() { sql::READ_ALL_TYPES } else { sql::READ_ALL })
-                    .bind(self.decoder.tenant.as_str())
+                    .bind(self.tenant.as_str())
                     .bind(self.after)
                     .bind(horizon)
                     .bind(clamp(limit));
@@ -194,10 +220,16 @@ impl AllCursor {
                 Some(types) => query.bind(types),
                 None => query,
             };
-            let rows =
-                query.fetch_all(&self.pool).await.map_err(|error| read_error("read_all", error))?;
-            let short = (rows.len() as u64) < limit;
-            let events = self.decoder.decode_page(&rows)?;
+            // Streamed, not collected: each row is decoded while the server sends the next.
+            let mut rows = query.fetch(&self.pool);
+            let mut events = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(8_192));
+            while let Some(row) =
+                rows.try_next().await.map_err(|error| read_error("read_all", error))?
+            {
+                events.push(self.decoder.decode(&row, Checked(events.is_empty()))?);
+            }
+            drop(rows);
+            let short = (events.len() as u64) < limit;
             if let Some(last) = events.last() {
                 self.after = clamp(last.position.value());
                 self.remaining -= events.len() as u64;
@@ -231,6 +263,7 @@ pub(crate) fn read_all(
     let cursor = AllCursor {
         inner,
         pool,
+        tenant: tenant.clone(),
         decoder: Decoder::new(tenant),
         after: clamp(options.after.value()),
         horizon: None,
@@ -242,7 +275,20 @@ pub(crate) fn read_all(
             .event_types
             .map(|types| types.iter().map(|t| t.as_str().to_owned()).collect()),
     };
-    let pages = stream::try_unfold(cursor, AllCursor::next_page);
+    // Pages are read in a task of their own, one page ahead of the reader: the next page's query
+    // and decoding run while the reader handles this one (a projection's catch-up, a long
+    // `read_all`). A query never waits for the reader (it would hold its connection, and could
+    // meet the statement timeout, behind a slow handler): a page is read whole, then handed over.
+    // Started at the first poll, inside the reader's runtime; it ends when the read does or when
+    // the reader drops the stream.
+    let pages = stream::once(async move {
+        let (sender, receiver) = mpsc::channel(1);
+        tokio::spawn(cursor.send_pages(sender).in_current_span());
+        stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|page| (page, receiver))
+        })
+    })
+    .flatten();
     Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
 }
 

@@ -130,7 +130,8 @@ pub struct ReadAllOptions {
     pub event_types: Option<Vec<EventType>>,
     /// The most events to return; `None` for all.
     pub limit: Option<u64>,
-    /// How many events the backend fetches per page (a hint; memory use is bounded by it).
+    /// How many events the backend fetches per page (a hint; memory use is bounded by a few pages:
+    /// a backend may read the next page while the reader handles this one, as PostgreSQL does).
     pub page_size: usize,
 }
 

@@ -133,45 +133,22 @@ where
         // not one per batch.
         let head = self.store.head_position().await?;
         self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
-        // The next batch, read while this one is handled: the batch after a full one starts at
-        // its last position, which is where the checkpoint goes unless handling fails (then the
-        // read ahead is dropped). `None`, or read from elsewhere: read it now.
-        let mut ahead: Option<(Position, Result<Vec<RecordedEvent>, StoreError>)> = None;
+        // One read for the whole pass, cut into batches: a backend may read its next page while
+        // a batch is handled (PostgreSQL does, in a task of its own). Dropped, so ended, when the
+        // pass ends or fails.
+        let mut events = self.store.read_all(
+            ReadAllOptions::after(saved.unwrap_or(Position::BEGINNING))
+                .event_types(P::event_types())
+                .page_size(self.options.batch_size),
+        );
         loop {
             let after = saved.unwrap_or(Position::BEGINNING);
-            let batch = match ahead.take() {
-                Some((from, Ok(batch))) if from == after => batch,
-                _ => {
-                    read_batch(&self.store, &self.name, P::event_types(), after, &self.options)
-                        .await?
-                }
-            };
+            let batch = next_batch(&mut events, &self.name, after, self.options.batch_size).await?;
             let full = batch.len() >= self.options.batch_size;
             // Handled by the runner's strategy: partitioned by stream when `with_concurrency`
             // asked for more than one partition, otherwise in log order.
             let context = Context { store: &self.store, name: &self.name, options: &self.options };
-            let handling = self.batches.run(&mut self.projection, &batch, after, &context);
-            let outcome = match batch.last().filter(|_| full) {
-                Some(last) => {
-                    let from = last.position;
-                    // In a task of its own, so the next batch is fetched and decoded on another
-                    // thread while this one is handled (dropped, so aborted, if handling fails).
-                    let (store, name) = (self.store.clone(), self.name.clone());
-                    let options = self.options.clone();
-                    let mut reading =
-                        ReadAhead(tokio::spawn(
-                            async move {
-                                read_batch(&store, &name, P::event_types(), from, &options).await
-                            }
-                            .in_current_span(),
-                        ));
-                    let outcome = handling.await?;
-                    // A read that panicked is made again in place (and fails there).
-                    ahead = (&mut reading.0).await.ok().map(|read| (from, read));
-                    outcome
-                }
-                None => handling.await?,
-            };
+            let outcome = self.batches.run(&mut self.projection, &batch, after, &context).await?;
             handled += outcome.handled;
             // After a failure the checkpoint stops before the failing event; otherwise it may
             // pass over events of other types up to the head (see `checkpoint_after_batch`).
@@ -295,15 +272,6 @@ where
     }
 }
 
-/// A batch being read ahead; aborted when dropped.
-struct ReadAhead(tokio::task::JoinHandle<Result<Vec<RecordedEvent>, StoreError>>);
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Reads one batch of a projection: its types after `after`, `batch_size` events at most, in an
 /// `es.projection.read` span that records how many came.
 pub(crate) async fn read_batch<S: EventStore>(
@@ -329,6 +297,36 @@ pub(crate) async fn read_batch<S: EventStore>(
         .try_collect()
         .instrument(span.clone())
         .await?;
+    span.record("events", batch.len());
+    Ok(batch)
+}
+
+/// The next batch of a pass's read: up to `batch_size` events (fewer only where the read ends),
+/// in an `es.projection.read` span that records how many came.
+async fn next_batch(
+    events: &mut crate::EventStream,
+    name: &ProjectionName,
+    after: Position,
+    batch_size: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let span = tracing::debug_span!(
+        "es.projection.read",
+        projection = %name,
+        after = after.value(),
+        events = tracing::field::Empty,
+    );
+    let mut batch = Vec::with_capacity(batch_size.min(8_192));
+    async {
+        while batch.len() < batch_size {
+            match events.try_next().await? {
+                Some(event) => batch.push(event),
+                None => break,
+            }
+        }
+        Ok::<_, StoreError>(())
+    }
+    .instrument(span.clone())
+    .await?;
     span.record("events", batch.len());
     Ok(batch)
 }
