@@ -9,11 +9,13 @@ use es_core::{
     ReadStreamOptions, RecordedEvent, ReplayStream, ReplayedEvent, StoreError, StreamId, TenantId,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::postgres::{PgRow, PgValueFormat};
+use sqlx::{PgPool, Row, TypeInfo, ValueRef};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
+
+use es_core::pii::{Vault, open_all};
 
 use crate::error::read_error;
 use crate::row::{bound_i64, corrupt_in, get, stored_u32, stored_u64};
@@ -92,10 +94,10 @@ impl Decoder {
             .types
             .get(checked.get(row, 4, "event_type")?)
             .map_err(corrupt_in(format_args!("event at position {position}: event type")))?;
-        let metadata = match checked.get::<Option<&str>>(row, 7, "metadata")? {
+        let metadata = match checked.jsonb(row, 7, "metadata")? {
             None => self.empty_metadata.clone(),
             Some(json) => Arc::new(
-                serde_json::from_str(json)
+                serde_json::from_slice(json)
                     .map_err(corrupt_in(format_args!("event at position {position}: metadata")))?,
             ),
         };
@@ -113,7 +115,7 @@ impl Decoder {
                 checked.get(row, 5, "schema_version")?,
                 format_args!("event at position {position}: schema version"),
             )?,
-            payload: Payload::from_stored(checked.get::<String>(row, 6, "payload")?),
+            payload: Payload::from_stored(checked.payload(row, 6)?),
             metadata,
             recorded_at: checked.get::<DateTime<Utc>>(row, 8, "recorded_at")?,
         })
@@ -137,6 +139,45 @@ impl Checked {
                 .map_err(|error| StoreError::corrupt_because(format!("column {column}"), error))
         }
     }
+
+    /// A `jsonb` column's JSON text, read without a conversion to `text` on the server: in the
+    /// binary format it is a format version (1) then the text; in the text format, the text.
+    /// `None` for NULL.
+    fn jsonb<'r>(
+        self,
+        row: &'r PgRow,
+        index: usize,
+        column: &str,
+    ) -> Result<Option<&'r [u8]>, StoreError> {
+        let corrupt = |detail: &str| StoreError::corrupt(format!("column {column}: {detail}"));
+        let value = row
+            .try_get_raw(index)
+            .map_err(|error| StoreError::corrupt_because(format!("column {column}"), error))?;
+        if self.0 && !value.type_info().name().eq_ignore_ascii_case("jsonb") {
+            return Err(corrupt(&format!("is {}, not jsonb", value.type_info().name())));
+        }
+        if value.is_null() {
+            return Ok(None);
+        }
+        let bytes = value
+            .as_bytes()
+            .map_err(|error| StoreError::corrupt_because(format!("column {column}"), error))?;
+        match value.format() {
+            PgValueFormat::Text => Ok(Some(bytes)),
+            PgValueFormat::Binary => match bytes.split_first() {
+                Some((1, json)) => Ok(Some(json)),
+                _ => Err(corrupt("not jsonb in binary format version 1")),
+            },
+        }
+    }
+
+    /// The `payload` column (never NULL), as bytes of its own.
+    fn payload(self, row: &PgRow, index: usize) -> Result<Vec<u8>, StoreError> {
+        match self.jsonb(row, index, "payload")? {
+            Some(json) => Ok(json.to_vec()),
+            None => Err(StoreError::corrupt("column payload: NULL")),
+        }
+    }
 }
 
 fn clamp(value: u64) -> i64 {
@@ -149,6 +190,8 @@ struct AllCursor {
     pool: PgPool,
     /// The tenant read (the decoder's own copy is borrowed while rows are decoded).
     tenant: TenantId,
+    /// Opens sealed personal data (`None`: a sealed value is refused).
+    vault: Option<Arc<Vault>>,
     decoder: Decoder,
     after: i64,
     horizon: Option<i64>,
@@ -173,7 +216,15 @@ impl AllCursor {
         let mut cursor = self;
         loop {
             match cursor.next_page().await {
-                Ok(Some((page, next))) => {
+                Ok(Some((mut page, next))) => {
+                    // Sealed personal data is opened here too, a page at a time, off the reader.
+                    let payloads = page.iter_mut().map(|event| &mut event.payload).collect();
+                    if let Err(error) =
+                        open_all(next.vault.as_deref(), &next.tenant, payloads).await
+                    {
+                        let _ = pages.send(Err(error)).await;
+                        return;
+                    }
                     if pages.send(Ok(page)).await.is_err() {
                         return; // the reader dropped the stream
                     }
@@ -254,6 +305,7 @@ impl AllCursor {
     }
 }
 
+/// The tenant's global log, personal data opened with `vault`.
 pub(crate) fn read_all(
     inner: Arc<Inner>,
     pool: PgPool,
@@ -261,6 +313,7 @@ pub(crate) fn read_all(
     options: ReadAllOptions,
 ) -> EventStream {
     let cursor = AllCursor {
+        vault: inner.vault.clone(),
         inner,
         pool,
         tenant: tenant.clone(),
@@ -403,7 +456,7 @@ impl ReplayCursor {
                     checked.get(row, 2, "schema_version")?,
                     format_args!("event {version} of {}: schema version", self.stream_id),
                 )?,
-                payload: Payload::from_stored(checked.get::<String>(row, 3, "payload")?),
+                payload: Payload::from_stored(checked.payload(row, 3)?),
                 event_id: EventId::from_uuid(checked.get(row, 4, "event_id")?),
             });
         }

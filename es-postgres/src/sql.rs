@@ -364,7 +364,7 @@ macro_rules! select_events {
     ($($where:literal),+) => {
         concat!(
             "SELECT position, stream_id, stream_version, event_id, event_type, schema_version, ",
-            "payload::text AS payload, metadata::text AS metadata, recorded_at FROM events WHERE ",
+            "payload, metadata, recorded_at FROM events WHERE ",
             $($where),+
         )
     };
@@ -389,7 +389,7 @@ pub(crate) const READ_BACKWARD: &str = select_events!(
 pub(crate) const SEALED_PAYLOADS: &str = "SELECT payload::text FROM events \
      WHERE tenant = $1 AND stream_id = $2 AND stream_version BETWEEN $3 AND $4 ORDER BY stream_version";
 
-pub(crate) const REPLAY: &str = "SELECT stream_version, event_type, schema_version, payload::text AS payload, event_id FROM events \
+pub(crate) const REPLAY: &str = "SELECT stream_version, event_type, schema_version, payload, event_id FROM events \
      WHERE tenant = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version LIMIT $4";
 
 // ---- projection locks: one advisory-lock class per schema, one key per tenant and projection

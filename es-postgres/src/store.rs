@@ -490,9 +490,8 @@ impl EventStore for PgTenantStore {
     }
 
     fn read_all(&self, options: ReadAllOptions) -> EventStream {
-        let events =
-            read::read_all(self.inner.clone(), self.pool.clone(), self.tenant.clone(), options);
-        open_events(self.inner.vault.clone(), self.tenant.clone(), events)
+        // Personal data is opened by the read itself, a page at a time.
+        read::read_all(self.inner.clone(), self.pool.clone(), self.tenant.clone(), options)
     }
 
     fn replay_stream(&self, stream_id: &StreamId, from_version: u64) -> es_core::ReplayStream {
