@@ -139,7 +139,7 @@ where
         let mut events = self.store.read_all(
             ReadAllOptions::after(saved.unwrap_or(Position::BEGINNING))
                 .event_types(P::event_types())
-                .page_size(self.options.batch_size),
+                .page_size(self.options.read_page()),
         );
         loop {
             let after = saved.unwrap_or(Position::BEGINNING);

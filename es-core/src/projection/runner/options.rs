@@ -6,8 +6,10 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunnerOptions {
-    /// Events per batch; the checkpoint is saved after each batch (one read and one save per
-    /// batch, so larger batches rebuild faster and replay more after a crash). Default 5,000.
+    /// Events per batch; the checkpoint is saved after each batch (one save per batch, so larger
+    /// batches rebuild faster and replay more after a crash). Default 5,000. The store is read
+    /// in pages of up to four batches ([`RunnerOptions::read_page`]), the next page while this
+    /// one is handled where the backend can (PostgreSQL does).
     pub batch_size: usize,
     /// Attempts per event before the runner stops with the handler's error. Default 3.
     pub handler_attempts: u32,
@@ -44,6 +46,21 @@ impl Default for RunnerOptions {
 }
 
 impl RunnerOptions {
+    /// The most events one page of a pass's read holds: four batches, but never more than the
+    /// larger of one batch and 20,000 events (memory: about three pages may be held at once).
+    /// Fewer, larger pages cost fewer queries (`projection_rebuild` in `docs/benchmarks.md`).
+    ///
+    /// ```
+    /// use es_core::projection::RunnerOptions;
+    /// assert_eq!(RunnerOptions::default().read_page(), 20_000);
+    /// assert_eq!(RunnerOptions::default().batch_size(100).read_page(), 400);
+    /// assert_eq!(RunnerOptions::default().batch_size(50_000).read_page(), 50_000);
+    /// ```
+    pub fn read_page(&self) -> usize {
+        const MOST: usize = 20_000;
+        self.batch_size.saturating_mul(4).min(self.batch_size.max(MOST))
+    }
+
     /// Sets the batch size (at least 1).
     #[must_use]
     pub fn batch_size(mut self, size: usize) -> Self {
