@@ -510,3 +510,36 @@ async fn negative_stored_numbers_are_corruption_not_zero() {
         "the corruption keeps its source"
     );
 }
+
+/// A damaged event in the log (here a stream id the contract refuses, written past the store)
+/// ends a read with a corruption error after the events before it, never with a quiet end: a
+/// projection would take a quiet end for the head and move its checkpoint over events it never
+/// saw. With small pages the damaged row is in a later page than the first, so the error crosses
+/// the read task after pages were handed over.
+#[tokio::test]
+async fn a_damaged_event_ends_a_read_with_an_error_never_early() {
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("damaged"));
+    append_new(&store, "s-1", 3).await;
+    let mut connection = fresh.store.pool().acquire().await.unwrap();
+    raw_append(&mut connection, "damaged", "bad\nid", 1).await;
+    drop(connection);
+    append_new(&store, "s-2", 2).await;
+    for page_size in [1, 2, 1_000] {
+        let mut events = store.read_all(ReadAllOptions::from_beginning().page_size(page_size));
+        let mut seen = 0;
+        let error = loop {
+            match events.try_next().await {
+                Ok(Some(_)) => seen += 1,
+                Ok(None) => panic!("pages of {page_size}: the read ended after {seen} events"),
+                Err(error) => break error,
+            }
+        };
+        // Whole pages before the damaged row's page come; that page fails as a whole.
+        assert_eq!(seen, 3 - 3 % page_size, "pages of {page_size}");
+        assert!(
+            matches!(&error, StoreError::Corrupt { detail, .. } if detail.contains("stream id")),
+            "pages of {page_size}: {error:?}"
+        );
+    }
+}

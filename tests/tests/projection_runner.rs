@@ -179,6 +179,59 @@ async fn killed_mid_run_converges_to_a_rebuild<
     );
 }
 
+/// The checkpoint as stored, read by [`CheckpointWatch`]'s handler.
+type StoredCheckpoint =
+    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Option<Position>> + Send + Sync>;
+
+/// Records, for each deposit it handles, the checkpoint stored at that moment: where the runner's
+/// batches ended.
+#[derive(Clone)]
+pub struct CheckpointWatch {
+    stored: StoredCheckpoint,
+    seen: Arc<Mutex<Vec<Option<Position>>>>,
+}
+
+#[projection(name = "checkpoint-watch")]
+impl CheckpointWatch {
+    async fn on_deposited(&mut self, _event: &Deposited) -> Result<(), ProjectionError> {
+        let stored = (self.stored)().await;
+        self.seen.lock().unwrap().push(stored);
+        Ok(())
+    }
+}
+
+/// A pass is cut into batches of exactly `batch_size` handled events, and the checkpoint is
+/// saved after each: the first three deposits see none, the next three the third's position, and
+/// so on (the notes between deposits are not the projection's, so they never count).
+async fn saves_its_checkpoint_after_each_batch_of_batch_size<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..11).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let watched = store.clone();
+    let stored: StoredCheckpoint = Arc::new(move || {
+        let store = watched.clone();
+        Box::pin(async move {
+            let name = es_core::ProjectionName::new("checkpoint-watch").unwrap();
+            store.load_checkpoint(&name).await.unwrap()
+        })
+    });
+    let watch = CheckpointWatch { stored, seen: seen.clone() };
+    let done = ProjectionRunner::new(watch, store.clone())
+        .with_options(RunnerOptions::default().batch_size(3))
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(done.handled, 10);
+    let deposits: Vec<Position> =
+        deposits_in_log(&store).await.keys().copied().map(Position::new).collect();
+    let expected: Vec<Option<Position>> =
+        (0..10).map(|i| (i >= 3).then(|| deposits[i / 3 * 3 - 1])).collect();
+    assert_eq!(*seen.lock().unwrap(), expected);
+}
+
 /// The oracle, independent of the runner: every deposit in the log, by position, read directly.
 async fn deposits_in_log<S: EventStore>(store: &S) -> BTreeMap<u64, i64> {
     use futures_util::TryStreamExt;
@@ -743,6 +796,7 @@ tests::on_both_backends!(
     tenant: TenantId::default(), postgres: super::postgres;
     catches_up_and_follows,
     resumes_from_its_checkpoint,
+    saves_its_checkpoint_after_each_batch_of_batch_size,
     killed_mid_run_converges_to_a_rebuild,
     a_stale_worker_cannot_move_the_checkpoint,
     a_failing_handler_stops_before_the_event,
