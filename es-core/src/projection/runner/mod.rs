@@ -281,24 +281,13 @@ pub(crate) async fn read_batch<S: EventStore>(
     after: Position,
     options: &RunnerOptions,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let span = tracing::debug_span!(
-        "es.projection.read",
-        projection = %name,
-        after = after.value(),
-        events = tracing::field::Empty,
+    let mut events = store.read_all(
+        ReadAllOptions::after(after)
+            .event_types(types)
+            .page_size(options.batch_size)
+            .limit(options.batch_size as u64),
     );
-    let batch: Vec<RecordedEvent> = store
-        .read_all(
-            ReadAllOptions::after(after)
-                .event_types(types)
-                .page_size(options.batch_size)
-                .limit(options.batch_size as u64),
-        )
-        .try_collect()
-        .instrument(span.clone())
-        .await?;
-    span.record("events", batch.len());
-    Ok(batch)
+    next_batch(&mut events, name, after, options.batch_size).await
 }
 
 /// The next batch of a pass's read: up to `batch_size` events (fewer only where the read ends),
