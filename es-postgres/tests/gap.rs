@@ -85,6 +85,28 @@ async fn reader_waits_for_a_held_transaction_then_sees_it() {
     assert!(seen[0].position < seen[1].position);
 }
 
+/// While an append is held open, readers still get every event below it: the horizon stays where
+/// the last probe left it (a probe that times out falls back to it, never to nothing), and moves
+/// on once the append ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_transaction_keeps_earlier_events_readable() {
+    let fresh = fresh_schema_with(|options| options.horizon_wait(Duration::from_millis(50))).await;
+    let store = fresh.tenant(tenant("held"));
+    append_one(&store, "before-1", 1).await;
+    let numbers = |events: Vec<RecordedEvent>| events.iter().map(number).collect::<Vec<_>>();
+    assert_eq!(numbers(read_all(&store, Position::BEGINNING).await), [1]);
+
+    let mut held = fresh.store.pool().begin().await.unwrap();
+    raw_append(&mut held, "held", "held-1", 2).await;
+    append_one(&store, "after-1", 3).await;
+    for _ in 0..3 {
+        let seen = numbers(read_all(&store, Position::BEGINNING).await);
+        assert_eq!(seen, [1], "while position 2 is held: the event below it, nothing past it");
+    }
+    held.commit().await.unwrap();
+    assert_eq!(numbers(read_all(&store, Position::BEGINNING).await), [1, 2, 3]);
+}
+
 /// A rolled-back append leaves a hole in the positions; the reader must go past it, not stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reader_passes_a_rolled_back_transaction() {
