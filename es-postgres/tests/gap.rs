@@ -107,6 +107,29 @@ async fn a_held_transaction_keeps_earlier_events_readable() {
     assert_eq!(numbers(read_all(&store, Position::BEGINNING).await), [1, 2, 3]);
 }
 
+/// A reader waits up to `horizon_wait` for an append in flight to end, then returns its events
+/// with the rest: it does not settle at once for the horizon it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_waits_within_horizon_wait_for_an_append_in_flight() {
+    let fresh = fresh_schema_with(|options| options.horizon_wait(Duration::from_secs(20))).await;
+    let store = fresh.tenant(tenant("waits"));
+    append_one(&store, "before-1", 1).await;
+    let numbers = |events: Vec<RecordedEvent>| events.iter().map(number).collect::<Vec<_>>();
+    assert_eq!(numbers(read_all(&store, Position::BEGINNING).await), [1]);
+
+    let mut held = fresh.store.pool().begin().await.unwrap();
+    raw_append(&mut held, "waits", "held-1", 2).await;
+    append_one(&store, "after-1", 3).await;
+    let committer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.commit().await.unwrap();
+    });
+    // Started before the commit: it gets all three only by waiting for the held append.
+    let seen = numbers(read_all(&store, Position::BEGINNING).await);
+    committer.await.unwrap();
+    assert_eq!(seen, [1, 2, 3], "the read must wait for the append in flight");
+}
+
 /// A rolled-back append leaves a hole in the positions; the reader must go past it, not stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reader_passes_a_rolled_back_transaction() {
