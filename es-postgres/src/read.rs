@@ -212,7 +212,7 @@ impl AllCursor {
 
     /// Reads page after page into `pages` until the read ends, fails (the error is the last
     /// item) or the reader goes away.
-    async fn send_pages(self, pages: mpsc::Sender<Result<Vec<RecordedEvent>, StoreError>>) {
+    async fn send_pages(self, pages: mpsc::Sender<Page>) {
         let mut cursor = self;
         loop {
             match cursor.next_page().await {
@@ -334,15 +334,41 @@ pub(crate) fn read_all(
     // meet the statement timeout, behind a slow handler): a page is read whole, then handed over.
     // Started at the first poll, inside the reader's runtime; it ends when the read does or when
     // the reader drops the stream.
-    let pages = stream::once(async move {
+    let pages = pages_of("read_all", |sender| cursor.send_pages(sender));
+    Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
+}
+
+/// A page a read task hands over, or the error that ended the read.
+type Page = Result<Vec<RecordedEvent>, StoreError>;
+
+/// The pages `produce` sends, from a task of its own started at the first poll (inside the
+/// reader's runtime) and holding at most one page ahead. A task that ends without finishing its
+/// read (it panicked) is reported as an error of `operation`, never as a quiet end: a reader
+/// would take a quiet end for the end of the log.
+fn pages_of<F>(
+    operation: &'static str,
+    produce: impl FnOnce(mpsc::Sender<Page>) -> F + Send + 'static,
+) -> impl futures_core::Stream<Item = Page> + Send + 'static
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    stream::once(async move {
         let (sender, receiver) = mpsc::channel(1);
-        tokio::spawn(cursor.send_pages(sender).in_current_span());
-        stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|page| (page, receiver))
+        let task = tokio::spawn(produce(sender).in_current_span());
+        stream::unfold((receiver, Some(task)), move |(mut receiver, task)| async move {
+            if let Some(page) = receiver.recv().await {
+                return Some((page, (receiver, task)));
+            }
+            // The task dropped its sender: it has ended, normally or not.
+            match task?.await {
+                Ok(()) => None,
+                Err(error) => {
+                    Some((Err(StoreError::backend(operation, false, error)), (receiver, None)))
+                }
+            }
         })
     })
-    .flatten();
-    Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
+    .flatten()
 }
 
 struct StreamCursor {
@@ -481,4 +507,41 @@ pub(crate) fn replay_stream(
         exhausted: false,
     };
     Box::pin(stream::try_unfold(cursor, ReplayCursor::next_page))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// A read task that panics after handing over a page ends the read with an error after that
+    /// page, not with a quiet end that a projection would take for the head of the log.
+    #[tokio::test]
+    async fn a_read_task_that_panics_ends_the_read_with_an_error() {
+        let mut pages = Box::pin(pages_of("read_all", |sender| async move {
+            sender.send(Ok(Vec::new())).await.unwrap();
+            panic!("the read task breaks");
+        }));
+        assert!(matches!(pages.next().await, Some(Ok(page)) if page.is_empty()));
+        let error = pages.next().await;
+        assert!(
+            matches!(
+                &error,
+                Some(Err(StoreError::Backend { operation: "read_all", retryable: false, .. }))
+            ),
+            "{error:?}"
+        );
+        assert!(pages.next().await.is_none());
+    }
+
+    /// A read task that finishes ends the read after its pages.
+    #[tokio::test]
+    async fn a_read_task_that_finishes_ends_the_read() {
+        let mut pages = Box::pin(pages_of("read_all", |sender| async move {
+            sender.send(Ok(Vec::new())).await.unwrap();
+        }));
+        assert!(matches!(pages.next().await, Some(Ok(_))));
+        assert!(pages.next().await.is_none());
+    }
 }
