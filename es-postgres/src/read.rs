@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use es_core::pii::{Vault, open_all};
+use es_core::pii::open_all;
 
 use crate::error::read_error;
 use crate::row::{bound_i64, corrupt_in, get, stored_u32, stored_u64};
@@ -188,10 +188,6 @@ struct AllCursor {
     inner: Arc<Inner>,
     /// The tenant's connections.
     pool: PgPool,
-    /// The tenant read (the decoder's own copy is borrowed while rows are decoded).
-    tenant: TenantId,
-    /// Opens sealed personal data (`None`: a sealed value is refused).
-    vault: Option<Arc<Vault>>,
     decoder: Decoder,
     after: i64,
     horizon: Option<i64>,
@@ -212,15 +208,15 @@ impl AllCursor {
 
     /// Reads page after page into `pages` until the read ends, fails (the error is the last
     /// item) or the reader goes away.
-    async fn send_pages(self, pages: mpsc::Sender<Page>) {
-        let mut cursor = self;
+    async fn send_pages(mut self, pages: mpsc::Sender<Page>) {
         loop {
-            match cursor.next_page().await {
+            match self.next_page().await {
                 Ok(Some((mut page, next))) => {
-                    // Sealed personal data is opened here too, a page at a time, off the reader.
+                    // Sealed personal data is opened here too, a page at a time, off the reader
+                    // (`None` for a store without master keys: a sealed value is refused).
                     let payloads = page.iter_mut().map(|event| &mut event.payload).collect();
                     if let Err(error) =
-                        open_all(next.vault.as_deref(), &next.tenant, payloads).await
+                        open_all(next.inner.vault.as_deref(), &next.decoder.tenant, payloads).await
                     {
                         let _ = pages.send(Err(error)).await;
                         return;
@@ -228,7 +224,7 @@ impl AllCursor {
                     if pages.send(Ok(page)).await.is_err() {
                         return; // the reader dropped the stream
                     }
-                    cursor = next;
+                    self = next;
                 }
                 Ok(None) => return,
                 Err(error) => {
@@ -263,7 +259,8 @@ impl AllCursor {
             let limit = self.page_size.min(self.remaining);
             let query =
                 sqlx::query(if self.types.is_some() { sql::READ_ALL_TYPES } else { sql::READ_ALL })
-                    .bind(self.tenant.as_str())
+                    // Owned: the decoder, which holds the tenant, is borrowed mutably below.
+                    .bind(self.decoder.tenant.as_str().to_owned())
                     .bind(self.after)
                     .bind(horizon)
                     .bind(clamp(limit));
@@ -305,7 +302,7 @@ impl AllCursor {
     }
 }
 
-/// The tenant's global log, personal data opened with `vault`.
+/// The tenant's global log, personal data opened with the store's vault.
 pub(crate) fn read_all(
     inner: Arc<Inner>,
     pool: PgPool,
@@ -313,10 +310,8 @@ pub(crate) fn read_all(
     options: ReadAllOptions,
 ) -> EventStream {
     let cursor = AllCursor {
-        vault: inner.vault.clone(),
         inner,
         pool,
-        tenant: tenant.clone(),
         decoder: Decoder::new(tenant),
         after: clamp(options.after.value()),
         horizon: None,
@@ -334,7 +329,7 @@ pub(crate) fn read_all(
     // meet the statement timeout, behind a slow handler): a page is read whole, then handed over.
     // Started at the first poll, inside the reader's runtime; it ends when the read does or when
     // the reader drops the stream.
-    let pages = pages_of("read_all", |sender| cursor.send_pages(sender));
+    let pages = pages_of(|sender| cursor.send_pages(sender));
     Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
 }
 
@@ -343,10 +338,9 @@ type Page = Result<Vec<RecordedEvent>, StoreError>;
 
 /// The pages `produce` sends, from a task of its own started at the first poll (inside the
 /// reader's runtime) and holding at most one page ahead. A task that ends without finishing its
-/// read (it panicked) is reported as an error of `operation`, never as a quiet end: a reader
+/// read (it panicked) is reported as a `read_all` backend error, never as a quiet end: a reader
 /// would take a quiet end for the end of the log.
 fn pages_of<F>(
-    operation: &'static str,
     produce: impl FnOnce(mpsc::Sender<Page>) -> F + Send + 'static,
 ) -> impl futures_core::Stream<Item = Page> + Send + 'static
 where
@@ -355,7 +349,7 @@ where
     stream::once(async move {
         let (sender, receiver) = mpsc::channel(1);
         let task = tokio::spawn(produce(sender).in_current_span());
-        stream::unfold((receiver, Some(task)), move |(mut receiver, task)| async move {
+        stream::unfold((receiver, Some(task)), |(mut receiver, task)| async move {
             if let Some(page) = receiver.recv().await {
                 return Some((page, (receiver, task)));
             }
@@ -363,7 +357,7 @@ where
             match task?.await {
                 Ok(()) => None,
                 Err(error) => {
-                    Some((Err(StoreError::backend(operation, false, error)), (receiver, None)))
+                    Some((Err(StoreError::backend("read_all", false, error)), (receiver, None)))
                 }
             }
         })
@@ -519,7 +513,7 @@ mod tests {
     /// page, not with a quiet end that a projection would take for the head of the log.
     #[tokio::test]
     async fn a_read_task_that_panics_ends_the_read_with_an_error() {
-        let mut pages = Box::pin(pages_of("read_all", |sender| async move {
+        let mut pages = Box::pin(pages_of(|sender| async move {
             sender.send(Ok(Vec::new())).await.unwrap();
             panic!("the read task breaks");
         }));
@@ -538,7 +532,7 @@ mod tests {
     /// A read task that finishes ends the read after its pages.
     #[tokio::test]
     async fn a_read_task_that_finishes_ends_the_read() {
-        let mut pages = Box::pin(pages_of("read_all", |sender| async move {
+        let mut pages = Box::pin(pages_of(|sender| async move {
             sender.send(Ok(Vec::new())).await.unwrap();
         }));
         assert!(matches!(pages.next().await, Some(Ok(_))));

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{fresh_schema, fresh_schema_with, raw_append, tenant};
+use common::{FreshSchema, fresh_schema, fresh_schema_with, raw_append, tenant};
 use es_core::{
     AppendOptions, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore, Payload,
     Position, ReadAllOptions, RecordedEvent, StreamId,
@@ -85,6 +85,26 @@ async fn reader_waits_for_a_held_transaction_then_sees_it() {
     assert!(seen[0].position < seen[1].position);
 }
 
+/// The numbers of `events`, in the order read.
+fn numbers(events: &[RecordedEvent]) -> Vec<u64> {
+    events.iter().map(number).collect()
+}
+
+/// Appends event 1 and reads it (so a horizon past it is published), then holds an append of
+/// event 2 open in the returned transaction and appends event 3 after it.
+async fn hold_the_middle_of_three(
+    fresh: &FreshSchema,
+    store: &impl EventStore,
+    tenant: &str,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    append_one(store, "before-1", 1).await;
+    assert_eq!(numbers(&read_all(store, Position::BEGINNING).await), [1]);
+    let mut held = fresh.store.pool().begin().await.unwrap();
+    raw_append(&mut held, tenant, "held-1", 2).await;
+    append_one(store, "after-1", 3).await;
+    held
+}
+
 /// While an append is held open, readers still get every event below it: the horizon stays where
 /// the last probe left it (a probe that times out falls back to it, never to nothing), and moves
 /// on once the append ends.
@@ -92,19 +112,13 @@ async fn reader_waits_for_a_held_transaction_then_sees_it() {
 async fn a_held_transaction_keeps_earlier_events_readable() {
     let fresh = fresh_schema_with(|options| options.horizon_wait(Duration::from_millis(50))).await;
     let store = fresh.tenant(tenant("held"));
-    append_one(&store, "before-1", 1).await;
-    let numbers = |events: Vec<RecordedEvent>| events.iter().map(number).collect::<Vec<_>>();
-    assert_eq!(numbers(read_all(&store, Position::BEGINNING).await), [1]);
-
-    let mut held = fresh.store.pool().begin().await.unwrap();
-    raw_append(&mut held, "held", "held-1", 2).await;
-    append_one(&store, "after-1", 3).await;
+    let held = hold_the_middle_of_three(&fresh, &store, "held").await;
     for _ in 0..3 {
-        let seen = numbers(read_all(&store, Position::BEGINNING).await);
+        let seen = numbers(&read_all(&store, Position::BEGINNING).await);
         assert_eq!(seen, [1], "while position 2 is held: the event below it, nothing past it");
     }
     held.commit().await.unwrap();
-    assert_eq!(numbers(read_all(&store, Position::BEGINNING).await), [1, 2, 3]);
+    assert_eq!(numbers(&read_all(&store, Position::BEGINNING).await), [1, 2, 3]);
 }
 
 /// A reader waits up to `horizon_wait` for an append in flight to end, then returns its events
@@ -113,19 +127,13 @@ async fn a_held_transaction_keeps_earlier_events_readable() {
 async fn a_reader_waits_within_horizon_wait_for_an_append_in_flight() {
     let fresh = fresh_schema_with(|options| options.horizon_wait(Duration::from_secs(20))).await;
     let store = fresh.tenant(tenant("waits"));
-    append_one(&store, "before-1", 1).await;
-    let numbers = |events: Vec<RecordedEvent>| events.iter().map(number).collect::<Vec<_>>();
-    assert_eq!(numbers(read_all(&store, Position::BEGINNING).await), [1]);
-
-    let mut held = fresh.store.pool().begin().await.unwrap();
-    raw_append(&mut held, "waits", "held-1", 2).await;
-    append_one(&store, "after-1", 3).await;
+    let held = hold_the_middle_of_three(&fresh, &store, "waits").await;
     let committer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         held.commit().await.unwrap();
     });
     // Started before the commit: it gets all three only by waiting for the held append.
-    let seen = numbers(read_all(&store, Position::BEGINNING).await);
+    let seen = numbers(&read_all(&store, Position::BEGINNING).await);
     committer.await.unwrap();
     assert_eq!(seen, [1, 2, 3], "the read must wait for the append in flight");
 }
