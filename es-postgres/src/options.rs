@@ -200,7 +200,8 @@ impl PgStoreOptions {
     }
 
     /// How often a process refreshes what it knows of a tenant's quotas (default 250 ms): the
-    /// tenant's limits, and its usage counted from the log up to the read horizon. Within one
+    /// tenant's limits, and its usage counted from the log (every committed event, an open
+    /// transaction holding the read horizon back or not). Within one
     /// process limits are exact; across processes a tenant can pass a limit by what the other
     /// processes append within one interval, plus what is in flight, and a limit changed
     /// elsewhere holds here within one interval. `Duration::ZERO` refreshes before every append

@@ -476,8 +476,16 @@ pub(crate) const REMOVE_LIMITS: &str = "WITH gone AS (DELETE FROM tenant_limits 
 pub(crate) const LIMITED_TENANTS: &str = "SELECT tenant FROM tenant_limits";
 
 /// A tenant's limits and usage counted from the log through $2 (a read horizon): see
-/// `tenant_usage_sync()` in migration `20261202000002`. No row when it has no limits.
-pub(crate) const TENANT_USAGE_SYNC: &str = "SELECT * FROM tenant_usage_sync($1, $2)";
+/// `tenant_usage_sync()` in migration `20261202000002`. No row when it has no limits. With them,
+/// the events above the mark committed when the statement began (not stored: an append in flight
+/// below them may still commit), and those of them in the server's current second `o_second`.
+pub(crate) const TENANT_USAGE_SYNC: &str = "SELECT s.*, a.* FROM tenant_usage_sync($1, $2) s \
+             CROSS JOIN LATERAL (SELECT count(*) AS o_above_events, \
+             count(*) FILTER (WHERE stream_version = 1) AS o_above_streams, \
+             coalesce(sum(octet_length(payload::text)), 0)::bigint AS o_above_bytes, \
+             floor(extract(epoch FROM now()))::bigint AS o_second, \
+             count(*) FILTER (WHERE recorded_at >= date_trunc('second', now())) AS o_above_in_second \
+             FROM events WHERE tenant = $1 AND position > s.o_counted_through) a";
 
 /// Usage and limits of every tenant with events or limits ($1 NULL), or of one: for a tenant
 /// with limits, its counted usage and the events past its mark; for another, a count of its

@@ -409,17 +409,18 @@ impl PgTenantStore {
         );
         // Counted as written when it returns; if the transaction rolls back, the next refresh of
         // the ledger drops it (the log count passes its positions without finding it).
-        self.within_quota(request, |request| {
+        self.within_quota(request, false, |request| {
             append::append_in(&self.inner, &self.tenant, connection, request).instrument(span)
         })
         .await
     }
 
     /// Runs `append` if the tenant's quotas admit `request`, and settles its reservation with
-    /// the outcome.
+    /// the outcome (`committed`: whether a written append is committed when it returns).
     async fn within_quota<F, Fut>(
         &self,
         request: AppendRequest,
+        committed: bool,
         append: F,
     ) -> Result<AppendResult, StoreError>
     where
@@ -429,7 +430,7 @@ impl PgTenantStore {
         let ticket = self.admit(&request).await?;
         let result = append(request).await;
         if let Some(ticket) = ticket {
-            ticket.settle(&result);
+            ticket.settle(&result, committed);
         }
         result
     }
@@ -477,7 +478,7 @@ impl EventStore for PgTenantStore {
         let span = tracing::debug_span!(
             "es.append", tenant = %self.tenant, stream = %stream_id, %expected, count = request.events.len()
         );
-        self.within_quota(request, |request| {
+        self.within_quota(request, true, |request| {
             append::append(&self.inner, &self.pool, &self.tenant, request).instrument(span)
         })
         .await

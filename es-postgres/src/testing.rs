@@ -137,6 +137,11 @@ pub async fn dump_schema(pool: &sqlx::PgPool, schema: &str) -> String {
     text
 }
 
+/// Ends the sessions (other than this one) holding a lock on a relation of schema $1.
+const TERMINATE_SCHEMA_LOCK_HOLDERS: &str = "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+     JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()";
+
 impl Drop for SchemaGuard {
     fn drop(&mut self) {
         let schema = self.schema.clone();
@@ -148,9 +153,20 @@ impl Drop for SchemaGuard {
                 .expect("runtime");
             runtime.block_on(async {
                 let pool = sqlx::PgPool::connect(&database_url()).await?;
-                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")))
-                    .execute(&pool)
-                    .await?;
+                let drop = || async {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await?;
+                    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                    sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+                    tx.commit().await
+                };
+                if drop().await.is_err() {
+                    // A test that panicked while it held a transaction open on its schema: its
+                    // connection waits on the test's runtime, which waits on this drop. End the
+                    // sessions holding locks in the schema (only this test's), then drop.
+                    sqlx::query(TERMINATE_SCHEMA_LOCK_HOLDERS).bind(&schema).execute(&pool).await?;
+                    drop().await?;
+                }
                 pool.close().await;
                 Ok::<(), sqlx::Error>(())
             })

@@ -112,3 +112,38 @@ async fn limits_set_elsewhere_hold_within_one_interval_and_the_log_is_the_count(
     let usage = operator.tenant_usage(&tenant).await.unwrap();
     assert_eq!((usage.usage.events, usage.usage.streams), (8, 6));
 }
+
+/// Another process's committed appends count at the next refresh even while a transaction
+/// (of any tenant) holds the read horizon below them: the count does not wait for the horizon.
+#[tokio::test]
+async fn appends_committed_elsewhere_count_while_a_transaction_holds_the_horizon() {
+    const LIMIT: u64 = 6;
+    let fresh = FreshSchema::with(|o| o.quota_sync_interval(Duration::ZERO)).await;
+    let other = other_process(&fresh, Duration::ZERO).await;
+    let tenant = TenantId::new("held").unwrap();
+    fresh.store.set_limits(&tenant, Limits::none().events(LIMIT)).await.unwrap();
+    let here = fresh.store.tenant(tenant.clone());
+    append_one(&here, "s-here").await.unwrap(); // known here before the horizon is held
+
+    let blocker = fresh.store.tenant(TenantId::new("blocker").unwrap());
+    let mut tx = blocker.pool().begin().await.unwrap();
+    let stream = StreamId::new("s-open").unwrap();
+    blocker
+        .append_in(&mut tx, &stream, ExpectedVersion::Any, vec![event()], AppendOptions::default())
+        .await
+        .unwrap();
+    let there = other.tenant(tenant.clone());
+    for n in 1..LIMIT {
+        append_one(&there, &format!("s-there-{n}")).await.expect("within the limit");
+    }
+    let outcome = append_one(&here, "s-here").await;
+    let usage = fresh.store.tenant_usage(&tenant).await;
+    tx.rollback().await.unwrap();
+    match outcome {
+        Err(StoreError::QuotaExceeded(exceeded)) => {
+            assert_eq!((exceeded.limit, exceeded.used, exceeded.requested), (LIMIT, LIMIT, 1));
+        }
+        outcome => panic!("the other process's appends count here: {outcome:?}"),
+    }
+    assert_eq!(usage.unwrap().usage.events, LIMIT);
+}

@@ -2,12 +2,14 @@
 //! touching the database on the append path.
 //!
 //! Per tenant: its limits and its usage counted from the log through a mark (both from
-//! `tenant_usage_sync()`, refreshed every [`PgStoreOptions::quota_sync_interval`]), this process's
-//! own appends above the mark, and what it has in flight. An append is checked against the sum,
-//! under a short lock, and reserves its share while it runs; so within one process a limit is
-//! exact (concurrent appends included). Other processes' appends count once they are below the
-//! read horizon at a refresh: across processes a tenant can pass a limit by what the others
-//! append within one interval, plus what is in flight.
+//! `tenant_usage_sync()`, refreshed every [`PgStoreOptions::quota_sync_interval`]), the committed
+//! events above the mark (counted by the same refresh, not stored: an append in flight below them
+//! may still commit), this process's own appends since, and what it has in flight. An append is
+//! checked against the sum, under a short lock, and reserves its share while it runs; so within
+//! one process a limit is exact (concurrent appends included). Other processes' appends count
+//! once they are committed at a refresh, however far an open transaction holds the read horizon
+//! back: across processes a tenant can pass a limit by what the others append within one
+//! interval, plus what is in flight.
 //!
 //! [`PgStoreOptions::quota_sync_interval`]: crate::PgStoreOptions::quota_sync_interval
 
@@ -55,37 +57,52 @@ struct State {
     mark: u64,
     /// Events counted whose second (server clock, Unix time) is `window.0`.
     window: (u64, u64),
-    /// This process's appends above the mark.
+    /// Committed events above the mark when last refreshed, and those of them in `window.0`.
+    above: Usage,
+    above_in_window: u64,
+    /// This process's appends the last refresh may not have seen.
     own: OwnAppends,
     /// What appends running now will add (streams: those that may create one).
     in_flight: Usage,
     in_flight_events: u64,
 }
 
-/// An append of this process that the log count may not include yet.
+/// An append of this process that the last refresh may not have counted.
 #[derive(Clone, Copy)]
 struct Own {
     last_position: u64,
     usage: Usage,
     second: u64,
+    /// Its place among this process's appends (see [`OwnAppends::pushed`]).
+    sequence: u64,
+    /// Whether it was committed when it returned: `false` for an append into the caller's
+    /// transaction, which counts until the mark passes it (committed or rolled back).
+    committed: bool,
 }
 
-/// This process's appends above the mark, with their sums kept as they change, so a check costs
-/// the same however many there are. While the mark cannot move (a transaction holding the read
-/// horizon back), neighbours are merged past [`OWN_MAX`] entries: a merged entry leaves when the
-/// mark passes the later of the two, so it may count a little longer, never less.
+/// This process's appends the last refresh may not have counted, with their sums kept as they
+/// change, so a check costs the same however many there are. A committed append leaves at the
+/// first refresh sent after it returned (that refresh sees it, below the mark or above it); an
+/// append into a transaction leaves when the mark passes it. While the mark cannot move (a
+/// transaction holding the read horizon back), neighbours are merged past [`OWN_MAX`] entries: a
+/// merged entry leaves when both of its appends would, so it may count a little longer, never
+/// less.
 #[derive(Default)]
 struct OwnAppends {
     entries: Vec<Own>,
     total: Usage,
     /// Events of `this_second.0`, the latest second appended in.
     this_second: (u64, u64),
+    /// How many appends were ever pushed: the next one's sequence.
+    pushed: u64,
 }
 
 const OWN_MAX: usize = 4_096;
 
 impl OwnAppends {
-    fn push(&mut self, own: Own) {
+    fn push(&mut self, mut own: Own) {
+        own.sequence = self.pushed;
+        self.pushed += 1;
         self.total = self.total + own.usage;
         if own.second == self.this_second.0 {
             self.this_second.1 += own.usage.events;
@@ -103,6 +120,8 @@ impl OwnAppends {
                         last_position: a.last_position.max(b.last_position),
                         usage: a.usage + b.usage,
                         second: a.second.max(b.second),
+                        sequence: a.sequence.max(b.sequence),
+                        committed: a.committed && b.committed,
                     })
                 })
                 .map(|merged| merged.unwrap_or_else(|| unreachable!("chunks are not empty")))
@@ -110,9 +129,11 @@ impl OwnAppends {
         }
     }
 
-    /// Drops what the log count through `mark` includes.
-    fn trim(&mut self, mark: u64) {
-        self.entries.retain(|own| own.last_position > mark);
+    /// Drops what a refresh counted: appends through its `mark`, and committed appends pushed
+    /// before `seen` (the count of pushes when it was sent: they were committed before it read).
+    fn trim(&mut self, mark: u64, seen: u64) {
+        self.entries
+            .retain(|own| own.last_position > mark && !(own.committed && own.sequence < seen));
         self.total = self.entries.iter().fold(Usage::default(), |sum, own| sum + own.usage);
         let second = self.this_second.0;
         let events =
@@ -334,8 +355,10 @@ impl Ledger {
         pool: &PgPool,
         tenant: &TenantId,
     ) -> Result<(), StoreError> {
-        // Stamped with its start: what it reads is at least as new as that.
+        // Stamped with its start: what it reads is at least as new as that. So is what it reads of
+        // the appends this process had returned by then.
         let started = Instant::now();
+        let seen = lock(&self.state).own.pushed;
         let horizon = store.horizon.advance(&store.pool, Duration::ZERO).await?;
         let row = sqlx::query(sql::TENANT_USAGE_SYNC)
             .bind(tenant.as_str())
@@ -347,7 +370,10 @@ impl Ledger {
         state.refreshed = Some(started);
         let Some(row) = row else {
             state.limits = Limits::none();
-            state.own = OwnAppends::default();
+            state.above = Usage::default();
+            state.above_in_window = 0;
+            let pushed = state.own.pushed;
+            state.own = OwnAppends { pushed, ..OwnAppends::default() };
             return Ok(());
         };
         let number = |name: &str| -> Result<Option<u64>, StoreError> {
@@ -366,23 +392,38 @@ impl Ledger {
             bytes: number("o_bytes")?.unwrap_or(0),
         };
         state.mark = number("o_counted_through")?.unwrap_or(0);
-        state.window =
-            (number("o_window_second")?.unwrap_or(0), number("o_window_events")?.unwrap_or(0));
+        state.above = Usage {
+            events: number("o_above_events")?.unwrap_or(0),
+            streams: number("o_above_streams")?.unwrap_or(0),
+            bytes: number("o_above_bytes")?.unwrap_or(0),
+        };
+        // The window is the server's current second, whether or not it counted any event.
+        let second = number("o_second")?.unwrap_or(0);
+        let counted_in_window = match number("o_window_second")? {
+            Some(counted) if counted == second => number("o_window_events")?.unwrap_or(0),
+            _ => 0,
+        };
+        state.window = (second, counted_in_window);
+        state.above_in_window = number("o_above_in_second")?.unwrap_or(0);
         let mark = state.mark;
-        state.own.trim(mark);
+        state.own.trim(mark, seen);
         Ok(())
     }
 }
 
 impl State {
-    /// Counted usage, own appends above the mark, and what is in flight.
+    /// Counted usage, committed events above the mark, own appends since, and what is in flight.
     fn used(&self) -> Usage {
-        self.counted + self.own.total + self.in_flight
+        self.counted + self.above + self.own.total + self.in_flight
     }
 
     /// Events of the current second: counted, own, in flight.
     fn used_this_second(&self, second: u64) -> u64 {
-        let counted = if self.window.0 == second { self.window.1 } else { 0 };
+        let counted = if self.window.0 == second {
+            self.window.1.saturating_add(self.above_in_window)
+        } else {
+            0
+        };
         counted.saturating_add(self.own.events_in(second)).saturating_add(self.in_flight_events)
     }
 
@@ -414,9 +455,10 @@ impl Request {
 }
 
 impl Ticket {
-    /// Releases the reservation; a written append becomes one of this process's own (until the
-    /// log count passes it).
-    pub(crate) fn settle(mut self, result: &Result<AppendResult, StoreError>) {
+    /// Releases the reservation; a written append becomes one of this process's own (until a
+    /// refresh counts it). `committed`: whether it was committed when it returned (not an append
+    /// into the caller's transaction).
+    pub(crate) fn settle(mut self, result: &Result<AppendResult, StoreError>, committed: bool) {
         let mut state = lock(&self.ledger.state);
         self.release(&mut state);
         self.settled = true;
@@ -428,6 +470,8 @@ impl Ticket {
                 last_position: result.last_position.value(),
                 usage: Usage { streams: created, ..self.reserved },
                 second: unix_second(),
+                sequence: 0,
+                committed,
             });
         }
     }
@@ -452,7 +496,8 @@ mod tests {
     use super::*;
 
     fn own(position: u64, second: u64) -> Own {
-        Own { last_position: position, usage: Usage { events: 1, streams: 0, bytes: 10 }, second }
+        let usage = Usage { events: 1, streams: 0, bytes: 10 };
+        Own { last_position: position, usage, second, sequence: 0, committed: false }
     }
 
     #[test]
@@ -468,10 +513,10 @@ mod tests {
         assert_eq!(appends.events_in(7), n);
         assert_eq!(appends.events_in(8), 0);
         // A merged entry leaves only when the mark passes its later append: never undercounted.
-        appends.trim(n / 2);
+        appends.trim(n / 2, u64::MAX);
         assert!(appends.total.events >= n - n / 2, "{}", appends.total.events);
         assert!(appends.total.events <= n - n / 2 + 8, "{}", appends.total.events);
-        appends.trim(n);
+        appends.trim(n, u64::MAX);
         assert_eq!((appends.total.events, appends.events_in(7)), (0, 0));
     }
 
@@ -495,7 +540,7 @@ mod tests {
             first_position: es_core::Position::new(5),
             last_position: es_core::Position::new(6),
         });
-        reserve().settle(&result); // settled: counted once, as its own append
+        reserve().settle(&result, true); // settled: counted once, as its own append
         assert_eq!(lock(&ledger.state).used(), reserved);
     }
 
@@ -506,7 +551,23 @@ mod tests {
         appends.push(own(2, 6));
         appends.push(own(3, 6));
         assert_eq!((appends.events_in(5), appends.events_in(6)), (0, 2));
-        appends.trim(2);
+        appends.trim(2, u64::MAX);
         assert_eq!((appends.total.events, appends.events_in(6)), (1, 1));
+    }
+
+    #[test]
+    fn a_refresh_drops_the_committed_appends_it_saw_and_keeps_the_rest() {
+        let mut appends = OwnAppends::default();
+        let committed = |position| Own { committed: true, ..own(position, 1) };
+        appends.push(committed(10)); // returned before the refresh was sent
+        appends.push(own(11, 1)); // into a transaction: counted until the mark passes it
+        let seen = appends.pushed;
+        appends.push(committed(12)); // returned while the refresh ran: it may not have seen it
+        appends.trim(5, seen);
+        let kept: Vec<u64> = appends.entries.iter().map(|own| own.last_position).collect();
+        assert_eq!(kept, [11, 12]);
+        assert_eq!((appends.total.events, appends.events_in(1)), (2, 2));
+        appends.trim(11, appends.pushed);
+        assert_eq!(appends.total.events, 0);
     }
 }
