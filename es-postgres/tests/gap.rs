@@ -105,6 +105,38 @@ async fn hold_the_middle_of_three(
     held
 }
 
+/// A probe of the horizon that fails (here: `horizon_probe()` renamed away for one read) fails
+/// that read, and the next read probes again: one failed probe does not freeze the horizon where
+/// it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_horizon_probe_does_not_freeze_the_horizon() {
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("probe"));
+    append_one(&store, "before-1", 1).await;
+    assert_eq!(numbers(&read_all(&store, Position::BEGINNING).await), [1]);
+    let rename = |from: &str, to: &str| {
+        format!("ALTER FUNCTION \"{}\".{from}() RENAME TO {to}", fresh.schema())
+    };
+    let pool = fresh.store.pool();
+    sqlx::query(sqlx::AssertSqlSafe(rename("horizon_probe", "horizon_probe_away")))
+        .execute(pool)
+        .await
+        .unwrap();
+    append_one(&store, "after-1", 2).await;
+    let failed: Result<Vec<RecordedEvent>, _> =
+        store.read_all(ReadAllOptions::after(Position::BEGINNING)).try_collect().await;
+    sqlx::query(sqlx::AssertSqlSafe(rename("horizon_probe_away", "horizon_probe")))
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(failed.is_err(), "a read whose probe failed is an error: {failed:?}");
+    assert_eq!(
+        numbers(&read_all(&store, Position::BEGINNING).await),
+        [1, 2],
+        "the next read probes again and sees the event appended since"
+    );
+}
+
 /// While an append is held open, readers still get every event below it: the horizon stays where
 /// the last probe left it (a probe that times out falls back to it, never to nothing), and moves
 /// on once the append ends.
