@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 
 use es_core::repository::{CommandOptions, Repository, RepositoryError, RepositoryOptions};
 use es_core::snapshot::{Snapshot, SnapshotStore, SnapshotVerdict};
@@ -402,6 +404,258 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
     }
 }
 
+// ---------------------------------------------------------------- commands decided together
+
+/// A store whose appends wait while its gate is shut; it counts the appends that reached it and
+/// those waiting.
+#[derive(Clone)]
+struct Gated<S> {
+    inner: S,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+    waiting: Arc<AtomicUsize>,
+    appends: Arc<AtomicUsize>,
+}
+
+impl<S: EventStore> Gated<S> {
+    fn shut(inner: S) -> Self {
+        Self {
+            inner,
+            open: Arc::new(tokio::sync::watch::Sender::new(false)),
+            waiting: Arc::default(),
+            appends: Arc::default(),
+        }
+    }
+
+    fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl<S: EventStore> EventStore for Gated<S> {
+    fn tenant(&self) -> &TenantId {
+        self.inner.tenant()
+    }
+
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: es_core::ExpectedVersion,
+        events: Vec<es_core::EventData>,
+        options: es_core::AppendOptions,
+    ) -> Result<es_core::AppendResult, es_core::StoreError> {
+        self.waiting.fetch_add(1, SeqCst);
+        let mut open = self.open.subscribe();
+        open.wait_for(|open| *open).await.expect("the gate outlives its store");
+        self.waiting.fetch_sub(1, SeqCst);
+        self.appends.fetch_add(1, SeqCst);
+        self.inner.append(stream_id, expected, events, options).await
+    }
+
+    fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        options: ReadStreamOptions,
+    ) -> es_core::EventStream {
+        self.inner.read_stream(stream_id, options)
+    }
+
+    fn replay_stream(&self, stream_id: &StreamId, from_version: u64) -> es_core::ReplayStream {
+        self.inner.replay_stream(stream_id, from_version)
+    }
+
+    fn read_all(&self, options: es_core::ReadAllOptions) -> es_core::EventStream {
+        self.inner.read_all(options)
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, es_core::StoreError> {
+        self.inner.stream_version(stream_id).await
+    }
+
+    async fn head_position(&self) -> Result<es_core::Position, es_core::StoreError> {
+        self.inner.head_position().await
+    }
+
+    async fn wait_for_events(
+        &self,
+        after: es_core::Position,
+        timeout: std::time::Duration,
+    ) -> Result<es_core::Position, es_core::StoreError> {
+        self.inner.wait_for_events(after, timeout).await
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<es_core::IdempotencyRecord>, es_core::StoreError> {
+        self.inner.idempotency_record(key).await
+    }
+
+    async fn fingerprint_matches(
+        &self,
+        record: &es_core::IdempotencyRecord,
+        fingerprint: &es_core::Fingerprint,
+    ) -> Result<bool, es_core::StoreError> {
+        self.inner.fingerprint_matches(record, fingerprint).await
+    }
+}
+
+/// Waits (up to 30 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+type Running = tokio::task::JoinHandle<
+    Result<es_core::repository::CommandOutcome, RepositoryError<AccountError>>,
+>;
+
+/// Starts a deposit of `first` whose append waits at the shut gate, then queues `commands` one
+/// at a time behind it (each queued before the next starts, so their order is known).
+async fn queue_behind_a_held_command<S: EventStore>(
+    accounts: &Repository<Account, Gated<S>>,
+    id: &StreamId,
+    first: i64,
+    commands: Vec<AccountCommand>,
+) -> (Running, Vec<Running>) {
+    let gated = accounts.store().clone();
+    let held = {
+        let (accounts, id) = (accounts.clone(), id.clone());
+        tokio::spawn(async move {
+            accounts.execute(&id, Deposit(first), CommandOptions::default()).await
+        })
+    };
+    until("the first command waits at the gate", || gated.waiting.load(SeqCst) == 1).await;
+    let mut queued = Vec::new();
+    for (index, command) in commands.into_iter().enumerate() {
+        let (runner, stream) = (accounts.clone(), id.clone());
+        queued.push(tokio::spawn(async move {
+            runner.execute(&stream, command, CommandOptions::default()).await
+        }));
+        until("the command is queued", || accounts.queued_commands(id) == index + 1).await;
+    }
+    (held, queued)
+}
+
+/// Commands queued behind a running one are decided together, one after the other on one load,
+/// and appended as one batch: each caller gets its own versions and its own domain error (a
+/// refusal in the middle changes nothing for the others), the state is what they would have
+/// made one by one.
+async fn queued_commands_are_decided_together_each_with_its_own_outcome<
+    S: EventStore + SnapshotStore,
+>(
+    store: S,
+) {
+    let gated = Gated::shut(store.clone());
+    let accounts = Repository::<Account, _>::new(gated.clone()).with_cache(16);
+    let id = account("together");
+    let commands = vec![
+        AccountCommand::from(Deposit(1)),
+        AccountCommand::from(Withdraw(1_000)),
+        AccountCommand::from(Deposit(2)),
+        AccountCommand::from(Withdraw(50)),
+    ];
+    let (held, queued) = queue_behind_a_held_command(&accounts, &id, 100, commands).await;
+    gated.open();
+    let held = held.await.unwrap().unwrap();
+    assert_eq!(held.version, 1);
+    let mut outcomes = Vec::new();
+    for running in queued {
+        outcomes.push(running.await.unwrap());
+    }
+    let appended = |outcome: &Result<es_core::repository::CommandOutcome, _>| {
+        let outcome = outcome.as_ref().expect("appended");
+        let appended = outcome.appended.expect("events");
+        assert_eq!(outcome.attempts, 1);
+        assert_eq!(appended.last_version, outcome.version);
+        (appended.first_version, appended.last_version, appended.last_position)
+    };
+    let (deposit_1, deposit_2, withdraw_50) =
+        (appended(&outcomes[0]), appended(&outcomes[2]), appended(&outcomes[3]));
+    assert_eq!((deposit_1.0, deposit_1.1), (2, 2));
+    assert!(
+        matches!(
+            outcomes[1],
+            Err(RepositoryError::Domain(AccountError::InsufficientFunds {
+                balance: 101,
+                asked: 1_000
+            }))
+        ),
+        "refused on the state the deposit before it left: {:?}",
+        outcomes[1]
+    );
+    assert_eq!((deposit_2.0, deposit_2.1), (3, 3));
+    assert_eq!((withdraw_50.0, withdraw_50.1), (4, 4));
+    assert_eq!((deposit_1.2, deposit_2.2), (withdraw_50.2, withdraw_50.2), "one shared append");
+    assert_eq!(gated.appends.load(SeqCst), 2, "the held command's append and the group's");
+    let loaded = accounts.load(&id).await.unwrap();
+    assert_eq!((loaded.state.balance, loaded.version), (53, 4));
+    assert_eq!((loaded.state, loaded.version), full_replay(&store, &id).await);
+}
+
+/// A caller that stops waiting before its queued command is decided is left out: nothing of its
+/// command is appended, and the others are decided as if it had never queued.
+async fn a_queued_command_whose_caller_went_away_is_left_out<S: EventStore + SnapshotStore>(
+    store: S,
+) {
+    let gated = Gated::shut(store.clone());
+    let accounts = Repository::<Account, _>::new(gated.clone());
+    let id = account("gone");
+    let commands = vec![
+        AccountCommand::from(Deposit(1)),
+        AccountCommand::from(Deposit(1_000)),
+        AccountCommand::from(Deposit(2)),
+    ];
+    let (held, mut queued) = queue_behind_a_held_command(&accounts, &id, 100, commands).await;
+    let gone = queued.remove(1);
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    gated.open();
+    held.await.unwrap().unwrap();
+    let versions: Vec<u64> = futures_util::future::join_all(queued)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.unwrap().unwrap().version)
+        .collect();
+    assert_eq!(versions, [2, 3]);
+    let (state, version) = full_replay(&store, &id).await;
+    assert_eq!((state.balance, version), (103, 3), "the deposit of 1,000 was never appended");
+}
+
+/// When the shared append fails other than by a conflict (here a quota), the group's commands
+/// run again one by one, each getting the outcome it would have had alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_refused_by_a_quota_runs_its_commands_one_by_one() {
+    use es_core::quota::{Limits, TenantQuotas};
+    let backend = es_memory::MemoryStore::new();
+    backend.set_limits(&bank(), Limits::none().events(3)).await.unwrap();
+    let store = backend.tenant(bank());
+    let gated = Gated::shut(store.clone());
+    let accounts = Repository::<Account, _>::new(gated.clone());
+    let id = account("quota");
+    let commands = (2..=5).map(|amount| AccountCommand::from(Deposit(amount))).collect();
+    let (held, queued) = queue_behind_a_held_command(&accounts, &id, 1, commands).await;
+    gated.open();
+    assert_eq!(held.await.unwrap().unwrap().version, 1);
+    let mut outcomes = Vec::new();
+    for running in queued {
+        outcomes.push(running.await.unwrap());
+    }
+    assert_eq!(outcomes[0].as_ref().unwrap().version, 2);
+    assert_eq!(outcomes[1].as_ref().unwrap().version, 3);
+    for refused in &outcomes[2..] {
+        assert!(
+            matches!(refused, Err(RepositoryError::Store(es_core::StoreError::QuotaExceeded(_)))),
+            "past the limit, alone: {refused:?}"
+        );
+    }
+    // The held command's, the group's (refused whole), then one per command.
+    assert_eq!(gated.appends.load(SeqCst), 6);
+    assert_eq!(full_replay(&store, &id).await.0.balance, 1 + 2 + 3);
+}
+
 // ---------------------------------------------------------------- backends
 
 /// A named tenant (not the default one), so a wrong tenant in an error shows.
@@ -423,6 +677,8 @@ tests::on_both_backends!(
     stale_cache_entries_cost_a_reload_not_a_wrong_state,
     stale_cache_entries_never_refuse_wrongly,
     a_key_used_on_another_stream_is_a_conflict,
+    queued_commands_are_decided_together_each_with_its_own_outcome,
+    a_queued_command_whose_caller_went_away_is_left_out,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,7 +42,17 @@ where
         );
         let command = command.into();
         async move {
-            let result = self.run(stream_id, &command, &options).await;
+            let together = options.idempotency_key.is_none()
+                && self.options.take_turns
+                && self.options.decide_together > 1;
+            // Boxed: the pipeline's future is deep (load, decide, append, retries, a group's
+            // worker), and an application's own futures around it (an HTTP handler, a spawned
+            // process) would otherwise reach the compiler's query depth limit.
+            let result = if together {
+                Box::pin(self.run_together(stream_id, command, options)).await
+            } else {
+                Box::pin(self.run(stream_id, command, &options)).await
+            };
             let span = tracing::Span::current();
             let outcome = match &result {
                 Ok(outcome) => {
@@ -65,7 +75,7 @@ where
 
     /// The state to decide on: the cached entry unless `fresh` (or none is cached), else a load.
     /// Tells whether it came from the cache.
-    async fn current(
+    pub(super) async fn current(
         &self,
         stream_id: &StreamId,
         fresh: bool,
@@ -106,12 +116,12 @@ where
     }
 
     /// The command's turn on its stream, unless turns are off.
-    async fn turn(&self, stream_id: &StreamId) -> Option<super::queue::Turn> {
+    pub(super) async fn turn(&self, stream_id: &StreamId) -> Option<super::queue::Turn> {
         if self.options.take_turns { Some(self.queue.turn(stream_id).await) } else { None }
     }
 
     /// The append options with the publisher's message for each event it publishes.
-    fn with_publications(
+    pub(super) fn with_publications(
         &self,
         mut options: AppendOptions,
         stream_id: &StreamId,
@@ -129,19 +139,21 @@ where
         options
     }
 
-    async fn run(
+    pub(super) async fn run(
         &self,
         stream_id: &StreamId,
-        command: &A::Command,
+        command: A::Command,
         options: &CommandOptions,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>>
     where
         A::Command: Clone + Hash,
     {
+        // Owned, not borrowed: a reference held across the awaits below would ask commands to be
+        // `Sync` for the future to be `Send` (a group's worker runs it in a task of its own).
         let mut append_options = AppendOptions::default();
         let mut command_print = None;
         if let Some(key) = &options.idempotency_key {
-            let print = fingerprint::command_fingerprint(A::NAME, stream_id, command);
+            let print = fingerprint::command_fingerprint(A::NAME, stream_id, &command);
             if let Some(record) = self.store.idempotency_record(key).await? {
                 return self.replayed(stream_id, key, &print, record).await;
             }
@@ -149,7 +161,24 @@ where
             command_print = Some(print);
         }
         // From here (a replay above needs no turn), this process's commands for the stream take turns.
-        let _turn = self.turn(stream_id).await;
+        let turn = self.turn(stream_id).await;
+        self.decide_alone(stream_id, command, options, append_options, command_print, turn).await
+    }
+
+    /// Load, decide, append with `Exact(version)`, retried on conflict, while `_turn` (this
+    /// command's turn on the stream, if it holds it itself) is held.
+    pub(super) async fn decide_alone(
+        &self,
+        stream_id: &StreamId,
+        command: A::Command,
+        options: &CommandOptions,
+        append_options: AppendOptions,
+        command_print: Option<Fingerprint>,
+        _turn: Option<super::queue::Turn>,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>>
+    where
+        A::Command: Clone + Hash,
+    {
         let mut fresh = false;
         for attempt in 1..=self.options.max_attempts {
             let (loaded, from_cache) = self.current(stream_id, fresh).await?;

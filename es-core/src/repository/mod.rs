@@ -42,6 +42,7 @@ mod options;
 mod outcome;
 mod queue;
 mod snapshots;
+mod together;
 mod write_behind;
 
 use std::num::NonZeroUsize;
@@ -72,6 +73,8 @@ pub struct Repository<A: Aggregate, S, N = NoSnapshots> {
     publisher: Option<Arc<dyn Publisher<A::Event>>>,
     /// Commands for one stream take turns (shared by clones).
     queue: Arc<queue::StreamQueue>,
+    /// Commands queued for one stream, decided together (shared by clones).
+    together: Arc<together::Together<A>>,
 }
 
 impl<A: Aggregate, S: Clone, N: Clone> Clone for Repository<A, S, N> {
@@ -84,6 +87,7 @@ impl<A: Aggregate, S: Clone, N: Clone> Clone for Repository<A, S, N> {
             writes: self.writes.clone(),
             publisher: self.publisher.clone(),
             queue: self.queue.clone(),
+            together: self.together.clone(),
         }
     }
 }
@@ -99,6 +103,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S, NoSnapshots> {
             writes: Arc::default(),
             publisher: None,
             queue: Arc::default(),
+            together: Arc::default(),
         }
     }
 }
@@ -125,6 +130,7 @@ where
             writes: self.writes,
             publisher: self.publisher,
             queue: self.queue,
+            together: self.together,
         }
     }
 
@@ -159,5 +165,12 @@ where
     /// The event store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// How many commands for `stream_id` are queued in this process (the repository and its
+    /// clones) waiting to be decided together: a measure of how hot the stream is here (see
+    /// [`RepositoryOptions::decide_together`]).
+    pub fn queued_commands(&self, stream_id: &crate::StreamId) -> usize {
+        self.together.queued(stream_id)
     }
 }

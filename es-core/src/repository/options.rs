@@ -20,6 +20,15 @@ pub struct RepositoryOptions {
     /// clones): a hot aggregate's commands queue instead of racing each other to version conflicts.
     /// Default on. Commands from other processes still race; the retries handle them.
     pub take_turns: bool,
+    /// With [`take_turns`](Self::take_turns), how many commands queued for one stream are decided
+    /// together: one after the other on one load of the state, their events appended as one
+    /// batch with one version check (default 64; 1 turns it off). Each caller still gets its own
+    /// outcome: its own versions and its own domain error; the positions in
+    /// [`CommandOutcome::appended`](super::CommandOutcome::appended) are those of the shared
+    /// append. A command with an idempotency key is never grouped. If the shared append fails
+    /// other than by a version conflict (a quota, a size limit, the database), the commands run
+    /// again one by one, each getting the outcome it would have had alone.
+    pub decide_together: usize,
 }
 
 impl Default for RepositoryOptions {
@@ -29,6 +38,7 @@ impl Default for RepositoryOptions {
             base_delay: Duration::from_millis(2),
             max_delay: Duration::from_millis(200),
             take_turns: true,
+            decide_together: 64,
         }
     }
 }
@@ -46,6 +56,14 @@ impl RepositoryOptions {
     #[must_use]
     pub fn take_turns(mut self, on: bool) -> Self {
         self.take_turns = on;
+        self
+    }
+
+    /// How many queued commands for one stream are decided together (see
+    /// [`decide_together`](Self::decide_together); default 64, at least 1: 1 turns it off).
+    #[must_use]
+    pub fn decide_together(mut self, max: usize) -> Self {
+        self.decide_together = max.max(1);
         self
     }
 

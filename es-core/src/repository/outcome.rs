@@ -20,7 +20,9 @@ pub struct Loaded<A> {
 pub struct CommandOutcome {
     /// The stream's version after the command.
     pub version: u64,
-    /// What was appended (`None`: the command decided no event).
+    /// What was appended (`None`: the command decided no event). For a command decided together
+    /// with others ([`RepositoryOptions::decide_together`](super::RepositoryOptions::decide_together)),
+    /// the versions are its own and the positions span the shared append.
     pub appended: Option<AppendResult>,
     /// Attempts it took (1 without conflicts).
     pub attempts: u32,

@@ -35,6 +35,11 @@ impl StreamQueue {
         Turn { guard: Some(guard), queue: Arc::clone(self), stream: stream.clone() }
     }
 
+    /// Whether a command holds or waits for the turn on `stream`.
+    pub(crate) fn is_busy(&self, stream: &StreamId) -> bool {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner).contains_key(stream)
+    }
+
     /// How many streams have an entry (tests: entries do not outlive their commands).
     #[cfg(test)]
     fn len(&self) -> usize {
