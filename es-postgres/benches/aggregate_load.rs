@@ -3,7 +3,8 @@
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p es-postgres --bench aggregate_load`
 //!
 //! Environment: `BENCH_BIG_STREAM` (default 1000000 events), `BENCH_ROUND_MS` (default 3000),
-//! `BENCH_ONLY=commands` (only load + decide + append beside hand-written sqlx).
+//! `BENCH_ONLY=commands` (only load + decide + append beside hand-written sqlx), `BENCH_ONLY=hot`
+//! (only commands per second on one hot stream and on many).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -172,18 +173,36 @@ async fn raw_fold(pool: &sqlx::PgPool, schema: &str, stream: &str) -> (i64, u64)
     (balance, u64::try_from(after).unwrap())
 }
 
+/// How a process's concurrent commands for one stream run.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Queued commands decided together (the default).
+    Together,
+    /// Taking turns, one command per append (`decide_together(1)`).
+    Turns,
+    /// Racing to version conflicts and retries (`take_turns(false)`).
+    Racing,
+}
+
 /// Commands per second, and how many ended in an error (contention after the default 8 attempts).
 async fn commands_per_second<S: EventStore + SnapshotStore>(
     store: &S,
     clients: u64,
     streams: u64,
-    take_turns: bool,
+    mode: Mode,
 ) -> (f64, u64) {
     let round = Duration::from_millis(env("BENCH_ROUND_MS", 3_000));
+    let options = es_core::repository::RepositoryOptions::default();
+    let options = match mode {
+        Mode::Together => options,
+        Mode::Turns => options.decide_together(1),
+        Mode::Racing => options.take_turns(false),
+    };
+    let take_turns = !matches!(mode, Mode::Racing);
     let accounts = Repository::<Account, _>::new(store.clone())
         .with_snapshots(store.clone())
         .with_cache(20_000)
-        .with_options(es_core::repository::RepositoryOptions::default().take_turns(take_turns));
+        .with_options(options);
     let deadline = Instant::now() + round;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -195,7 +214,7 @@ async fn commands_per_second<S: EventStore + SnapshotStore>(
                 let id = StreamId::in_category(
                     "account",
                     format!(
-                        "c{clients}-s{streams}-t{take_turns}-{}",
+                        "c{clients}-s{streams}-t{take_turns}-{mode:?}-{}",
                         (client * 7_919 + done * 104_729) % streams
                     ),
                 )
@@ -329,27 +348,41 @@ async fn main() {
             100.0 * es / raw
         );
     }
-    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "commands") {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "commands" {
         bench.finish().await;
         return;
     }
+    if only != "hot" {
+        loads(&bench, &pg, &memory).await;
+    }
+    hot_streams(&pg, &memory).await;
+    bench.finish().await;
+}
 
+/// Aggregate loads: a big stream with and without its snapshot, and a 10,000-event one.
+async fn loads(
+    bench: &BenchSchema,
+    pg: &es_postgres::PgTenantStore,
+    memory: &es_memory::MemoryTenantStore,
+) {
+    let (schema, admin) = (bench.schema, &bench.admin);
     // --- loads
     let big: u64 = env("BENCH_BIG_STREAM", 1_000_000);
     let big_stream = StreamId::in_category("account", "big").unwrap();
     let small_stream = StreamId::in_category("account", "small").unwrap();
     let started = Instant::now();
-    fill(&pg, &big_stream, big).await;
-    fill(&pg, &small_stream, 10_000).await;
-    fill(&memory, &small_stream, 10_000).await;
+    fill(pg, &big_stream, big).await;
+    fill(pg, &small_stream, 10_000).await;
+    fill(memory, &small_stream, 10_000).await;
     println!("filled {big} + 10000 events on PostgreSQL in {:?}", started.elapsed());
     bench.vacuum(&format!("{schema}.events")).await;
 
     let plain = Repository::<Account, _>::new(pg.clone());
     let (raw_time, (raw_balance, raw_version)) =
-        best(3, || raw_fold(&admin, schema, big_stream.as_str())).await;
+        best(3, || raw_fold(admin, schema, big_stream.as_str())).await;
     let (envelope_time, _) =
-        best(3, || raw_fold_envelope(&admin, schema, big_stream.as_str())).await;
+        best(3, || raw_fold_envelope(admin, schema, big_stream.as_str())).await;
     println!("  (raw read-and-fold of the whole envelope: {envelope_time:?})");
     let (fold_time, loaded) = best(3, || async { plain.load(&big_stream).await.unwrap() }).await;
     assert_eq!((loaded.state.balance, loaded.version), (raw_balance, raw_version));
@@ -392,29 +425,32 @@ async fn main() {
     println!(
         "10000-event aggregate, no snapshot: es-memory {memory_small:?} (target < 2 ms), PostgreSQL {pg_small:?}"
     );
+}
 
-    // --- commands per second (one hot stream: with commands taking turns, the default, and racing)
+/// Commands per second on one hot stream (decided together, the default; taking turns one by
+/// one; racing) and on many streams.
+async fn hot_streams(pg: &es_postgres::PgTenantStore, memory: &es_memory::MemoryTenantStore) {
     for (name, store_is_pg) in [("es-memory", false), ("PostgreSQL", true)] {
-        for (clients, streams, turns) in [
-            (1, 1, true),
-            (8, 1, true),
-            (64, 1, true),
-            (8, 1, false),
-            (64, 1, false),
-            (1, 10_000, true),
-            (8, 10_000, true),
+        for (clients, streams, mode) in [
+            (1, 1, Mode::Together),
+            (8, 1, Mode::Together),
+            (64, 1, Mode::Together),
+            (8, 1, Mode::Turns),
+            (64, 1, Mode::Turns),
+            (8, 1, Mode::Racing),
+            (64, 1, Mode::Racing),
+            (1, 10_000, Mode::Together),
+            (8, 10_000, Mode::Together),
         ] {
             let (rate, failed) = if store_is_pg {
-                commands_per_second(&pg, clients, streams, turns).await
+                commands_per_second(pg, clients, streams, mode).await
             } else {
-                commands_per_second(&memory, clients, streams, turns).await
+                commands_per_second(memory, clients, streams, mode).await
             };
-            let mode = if turns { "turns" } else { "racing" };
             println!(
-                "{name:<10} commands/s, {clients:>2} client(s), {streams:>5} stream(s), {mode:<6}: {rate:>9.0} ({failed} failed)"
+                "{name:<10} commands/s, {clients:>2} client(s), {streams:>5} stream(s), {:<8}: {rate:>9.0} ({failed} failed)",
+                format!("{mode:?}")
             );
         }
     }
-
-    bench.finish().await;
 }

@@ -55,6 +55,9 @@ pub struct Withdraw(pub i64);
 #[commands]
 impl Account {
     pub fn deposit(&self, command: Deposit) -> Result<Deposited, AccountError> {
+        // A domain bug on demand: a decision that panics (commands decided together must not
+        // take the others down with it).
+        assert!(command.0 != i64::MIN, "the domain panics on this deposit");
         Ok(Deposited { amount: command.0 })
     }
 
@@ -622,6 +625,38 @@ async fn a_queued_command_whose_caller_went_away_is_left_out<S: EventStore + Sna
     assert_eq!(versions, [2, 3]);
     let (state, version) = full_replay(&store, &id).await;
     assert_eq!((state.balance, version), (103, 3), "the deposit of 1,000 was never appended");
+}
+
+/// A decision that panics in a group ends its worker before anything is appended: the others
+/// are decided again alone and land, and the panic reaches the caller whose command it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_that_panics_in_a_group_fails_only_its_own_caller() {
+    let store = memory();
+    let gated = Gated::shut(store.clone());
+    let accounts = Repository::<Account, _>::new(gated.clone());
+    let id = account("panics");
+    let commands = vec![
+        AccountCommand::from(Deposit(1)),
+        AccountCommand::from(Deposit(i64::MIN)),
+        AccountCommand::from(Deposit(2)),
+    ];
+    let (held, mut queued) = queue_behind_a_held_command(&accounts, &id, 100, commands).await;
+    gated.open();
+    assert_eq!(held.await.unwrap().unwrap().version, 1);
+    let panicking = queued.remove(1);
+    assert!(panicking.await.unwrap_err().is_panic(), "the panic is its caller's");
+    let mut versions = Vec::new();
+    for running in queued {
+        versions.push(running.await.unwrap().unwrap().version);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, [2, 3]);
+    let (state, version) = full_replay(&store, &id).await;
+    assert_eq!((state.balance, version), (103, 3));
+    // The stream is not left with a dead worker that would queue its next commands forever.
+    let next = accounts.execute(&id, Deposit(5), CommandOptions::default());
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), next).await;
+    assert_eq!(next.expect("the next command is answered").unwrap().version, 4);
 }
 
 /// When the shared append fails other than by a conflict (here a quota), the group's commands
