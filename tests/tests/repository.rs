@@ -54,9 +54,12 @@ pub struct Withdraw(pub i64);
 
 #[commands]
 impl Account {
+    /// Deposits.
+    ///
+    /// # Panics
+    /// On a deposit of `i64::MIN`: a domain bug on demand, a decision that panics (commands
+    /// decided together must not take the others down with it).
     pub fn deposit(&self, command: Deposit) -> Result<Deposited, AccountError> {
-        // A domain bug on demand: a decision that panics (commands decided together must not
-        // take the others down with it).
         assert!(command.0 != i64::MIN, "the domain panics on this deposit");
         Ok(Deposited { amount: command.0 })
     }
