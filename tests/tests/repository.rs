@@ -51,6 +51,9 @@ pub struct Account {
 pub struct Deposit(pub i64);
 #[derive(Clone, Debug, Hash)]
 pub struct Withdraw(pub i64);
+/// Deposits what the balance lacks to reach the amount; nothing when it is there already.
+#[derive(Clone, Debug, Hash)]
+pub struct TopUp(pub i64);
 
 #[commands]
 impl Account {
@@ -72,6 +75,10 @@ impl Account {
             });
         }
         Ok(Withdrawn { amount: command.0 })
+    }
+
+    pub fn top_up(&self, command: TopUp) -> Result<Option<Deposited>, AccountError> {
+        Ok((self.balance < command.0).then(|| Deposited { amount: command.0 - self.balance }))
     }
 }
 
@@ -207,6 +214,30 @@ async fn stale_cache_entries_cost_a_reload_not_a_wrong_state<S: EventStore + Sna
         "the refused command left a fresh state in the cache"
     );
     assert_eq!(full_replay(&store, &id).await.0.balance, 3);
+}
+
+/// A cached state made stale by another writer never answers "nothing to do" for a command the
+/// current state needs events for: a no-op appends nothing either, so the version is checked.
+async fn stale_cache_entries_never_skip_a_needed_change<S: EventStore + SnapshotStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone()).with_cache(8);
+    let id = account("stale-no-op");
+    accounts.execute(&id, Deposit(100), CommandOptions::default()).await.unwrap();
+    let nothing = accounts.execute(&id, TopUp(100), CommandOptions::default()).await.unwrap();
+    assert_eq!((nothing.version, nothing.appended), (1, None), "already topped up");
+    // Another process withdraws behind the cache's back; the cache says balance 100 at version 1.
+    let behind = AccountEvent::Withdrawn(Withdrawn { amount: 70 }).to_event_data().unwrap();
+    store
+        .append(
+            &id,
+            es_core::ExpectedVersion::Exact(1),
+            vec![behind],
+            es_core::AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let outcome = accounts.execute(&id, TopUp(100), CommandOptions::default()).await.unwrap();
+    assert_eq!(outcome.version, 3, "decided on the current state: {outcome:?}");
+    assert_eq!(full_replay(&store, &id).await.0.balance, 100);
 }
 
 /// A cached state made stale by another writer never refuses a command the current state allows:
@@ -413,13 +444,15 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
 // ---------------------------------------------------------------- commands decided together
 
 /// A store whose appends wait while its gate is shut; it counts the appends that reached it and
-/// those waiting.
+/// those waiting, and can refuse the next ones with a version conflict (as if another process
+/// had appended first).
 #[derive(Clone)]
 struct Gated<S> {
     inner: S,
     open: Arc<tokio::sync::watch::Sender<bool>>,
     waiting: Arc<AtomicUsize>,
     appends: Arc<AtomicUsize>,
+    conflicts: Arc<AtomicUsize>,
 }
 
 impl<S: EventStore> Gated<S> {
@@ -429,7 +462,14 @@ impl<S: EventStore> Gated<S> {
             open: Arc::new(tokio::sync::watch::Sender::new(false)),
             waiting: Arc::default(),
             appends: Arc::default(),
+            conflicts: Arc::default(),
         }
+    }
+
+    fn opened(inner: S) -> Self {
+        let gated = Self::shut(inner);
+        gated.open();
+        gated
     }
 
     fn open(&self) {
@@ -454,6 +494,15 @@ impl<S: EventStore> EventStore for Gated<S> {
         open.wait_for(|open| *open).await.expect("the gate outlives its store");
         self.waiting.fetch_sub(1, SeqCst);
         self.appends.fetch_add(1, SeqCst);
+        let conflict = self.conflicts.fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1));
+        if conflict.is_ok() {
+            return Err(es_core::StoreError::VersionConflict {
+                tenant: self.tenant().clone(),
+                stream_id: stream_id.clone(),
+                expected,
+                actual: self.inner.stream_version(stream_id).await?,
+            });
+        }
         self.inner.append(stream_id, expected, events, options).await
     }
 
@@ -630,6 +679,53 @@ async fn a_queued_command_whose_caller_went_away_is_left_out<S: EventStore + Sna
     assert_eq!((state.balance, version), (103, 3), "the deposit of 1,000 was never appended");
 }
 
+/// `max_attempts` bounds the attempts of a command that keeps meeting conflicts, and the backoff
+/// between them is the one configured (two waits of at least 50 and 100 ms here).
+async fn attempts_and_backoff_are_the_configured_ones<S: EventStore + SnapshotStore>(store: S) {
+    let gated = Gated::opened(store.clone());
+    let options = RepositoryOptions::default()
+        .max_attempts(3)
+        .backoff(std::time::Duration::from_millis(100), std::time::Duration::from_secs(1));
+    let accounts = Repository::<Account, _>::new(gated.clone()).with_options(options);
+    let id = account("attempts");
+    gated.conflicts.store(usize::MAX, SeqCst);
+    let started = std::time::Instant::now();
+    let outcome = accounts.execute(&id, Deposit(1), CommandOptions::default()).await;
+    assert!(matches!(outcome, Err(RepositoryError::Contention { attempts: 3, .. })), "{outcome:?}");
+    assert_eq!(gated.appends.load(SeqCst), 3, "one append per attempt");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(150), "{:?}", started.elapsed());
+    // Two conflicts, then the third attempt lands.
+    gated.conflicts.store(2, SeqCst);
+    let outcome = accounts.execute(&id, Deposit(1), CommandOptions::default()).await.unwrap();
+    assert_eq!((outcome.attempts, outcome.version), (3, 1));
+}
+
+/// With `take_turns(false)`, a process's commands for one stream do not queue: they race, and
+/// the version check and retries sort them out.
+async fn commands_race_when_turns_are_off<S: EventStore + SnapshotStore>(store: S) {
+    let gated = Gated::shut(store.clone());
+    let options = RepositoryOptions::default().take_turns(false);
+    let accounts = Repository::<Account, _>::new(gated.clone()).with_options(options);
+    let id = account("racing");
+    let mut running = Vec::new();
+    for amount in [1, 2] {
+        let (accounts, id) = (accounts.clone(), id.clone());
+        running.push(tokio::spawn(async move {
+            accounts.execute(&id, Deposit(amount), CommandOptions::default()).await
+        }));
+    }
+    until("both commands wait at the gate at once", || gated.waiting.load(SeqCst) == 2).await;
+    assert_eq!(accounts.queued_commands(&id), 0);
+    gated.open();
+    let mut attempts = Vec::new();
+    for running in running {
+        attempts.push(running.await.unwrap().unwrap().attempts);
+    }
+    attempts.sort_unstable();
+    assert_eq!(attempts, [1, 2], "the loser of the race decided again");
+    assert_eq!(full_replay(&store, &id).await.0.balance, 3);
+}
+
 /// A decision that panics in a group ends its worker before anything is appended: the others
 /// are decided again alone and land, and the panic reaches the caller whose command it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -714,9 +810,12 @@ tests::on_both_backends!(
     snapshots_are_written_and_used,
     stale_cache_entries_cost_a_reload_not_a_wrong_state,
     stale_cache_entries_never_refuse_wrongly,
+    stale_cache_entries_never_skip_a_needed_change,
     a_key_used_on_another_stream_is_a_conflict,
     queued_commands_are_decided_together_each_with_its_own_outcome,
     a_queued_command_whose_caller_went_away_is_left_out,
+    attempts_and_backoff_are_the_configured_ones,
+    commands_race_when_turns_are_off,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
