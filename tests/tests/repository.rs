@@ -726,6 +726,36 @@ async fn commands_race_when_turns_are_off<S: EventStore + SnapshotStore>(store: 
     assert_eq!(full_replay(&store, &id).await.0.balance, 3);
 }
 
+/// `decide_together(1)` turns grouping off: commands behind a running one take their turns one
+/// by one, one append each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decide_together_1_appends_each_command_alone() {
+    let store = memory();
+    let gated = Gated::shut(store.clone());
+    let options = RepositoryOptions::default().decide_together(1);
+    let accounts = Repository::<Account, _>::new(gated.clone()).with_options(options);
+    let id = account("alone");
+    let mut running = Vec::new();
+    for amount in [1, 2, 3] {
+        let (accounts, id) = (accounts.clone(), id.clone());
+        running.push(tokio::spawn(async move {
+            accounts.execute(&id, Deposit(amount), CommandOptions::default()).await
+        }));
+        if amount == 1 {
+            until("the first command waits at the gate", || gated.waiting.load(SeqCst) == 1).await;
+        }
+    }
+    // Time for the others to queue, were they grouped (they are not: nothing to wait for).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(accounts.queued_commands(&id), 0, "nothing queued for a group");
+    gated.open();
+    for running in running {
+        running.await.unwrap().unwrap();
+    }
+    assert_eq!(gated.appends.load(SeqCst), 3, "one append per command");
+    assert_eq!(full_replay(&store, &id).await, (Account { balance: 6, operations: 3 }, 3));
+}
+
 /// A decision that panics in a group ends its worker before anything is appended: the others
 /// are decided again alone and land, and the panic reaches the caller whose command it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,6 +94,21 @@ mod tests {
         }
     }
 
+    /// Lengths are part of the digest: two commands whose fields hold the same bytes split
+    /// differently are different commands.
+    #[test]
+    fn where_one_field_ends_and_the_next_begins_shows() {
+        #[derive(Hash)]
+        struct Split {
+            head: Vec<u8>,
+            tail: Vec<u8>,
+        }
+        let split = |head: &[u8], tail: &[u8]| Split { head: head.to_vec(), tail: tail.to_vec() };
+        let one = command_fingerprint("account", &stream("account-1"), &split(&[1, 2], &[3]));
+        let other = command_fingerprint("account", &stream("account-1"), &split(&[1], &[2, 3]));
+        assert_ne!(one, other);
+    }
+
     /// The digest is fixed: a change of hasher or of the byte layout would make every retry across
     /// a deployment a conflict, so it must show here first. (The expected value was computed once
     /// from the layout documented above; change it only together with a migration note.)

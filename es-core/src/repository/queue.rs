@@ -84,6 +84,25 @@ mod tests {
             assert_eq!(before.unwrap(), 0, "nobody else was inside");
         }
         assert_eq!(queue.len(), 0, "no entry outlives its commands");
+        // A turn handed to a waiting command keeps the stream's entry: one arriving then still
+        // waits for it (it does not find the stream idle and run beside it).
+        let first = queue.turn(&stream).await;
+        let waiting = tokio::spawn({
+            let (queue, stream) = (Arc::clone(&queue), stream.clone());
+            async move {
+                let _second = queue.turn(&stream).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        while Arc::strong_count(&queue.streams.lock().unwrap()[&stream]) < 3 {
+            tokio::task::yield_now().await; // the second one waits on the mutex
+        }
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(20)).await; // the second one holds the turn
+        let third = tokio::time::timeout(Duration::from_millis(50), queue.turn(&stream)).await;
+        assert!(third.is_err(), "the third one waits while the second holds the turn");
+        waiting.await.unwrap();
+        assert_eq!(queue.len(), 0);
         // Another stream does not wait for this one.
         let _hot = queue.turn(&stream).await;
         let cold = StreamId::new("cold").unwrap();
