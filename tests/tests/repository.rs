@@ -453,6 +453,8 @@ struct Gated<S> {
     waiting: Arc<AtomicUsize>,
     appends: Arc<AtomicUsize>,
     conflicts: Arc<AtomicUsize>,
+    /// Events another process appends to the stream right after the next append succeeds.
+    behind: Arc<std::sync::Mutex<Vec<es_core::EventData>>>,
 }
 
 impl<S: EventStore> Gated<S> {
@@ -463,6 +465,7 @@ impl<S: EventStore> Gated<S> {
             waiting: Arc::default(),
             appends: Arc::default(),
             conflicts: Arc::default(),
+            behind: Arc::default(),
         }
     }
 
@@ -503,7 +506,13 @@ impl<S: EventStore> EventStore for Gated<S> {
                 actual: self.inner.stream_version(stream_id).await?,
             });
         }
-        self.inner.append(stream_id, expected, events, options).await
+        let appended = self.inner.append(stream_id, expected, events, options).await?;
+        let behind = std::mem::take(&mut *self.behind.lock().unwrap());
+        if !behind.is_empty() {
+            let any = es_core::ExpectedVersion::Any;
+            self.inner.append(stream_id, any, behind, es_core::AppendOptions::default()).await?;
+        }
+        Ok(appended)
     }
 
     fn read_stream(
@@ -726,6 +735,30 @@ async fn commands_race_when_turns_are_off<S: EventStore + SnapshotStore>(store: 
     assert_eq!(full_replay(&store, &id).await.0.balance, 3);
 }
 
+/// A group that appends nothing (no-ops, refusals) on a cached state another process made
+/// stale is decided again on the current state: no version check would catch it otherwise.
+async fn a_group_on_a_stale_cached_state_is_decided_again<S: EventStore + SnapshotStore>(store: S) {
+    let gated = Gated::shut(store.clone());
+    let accounts = Repository::<Account, _>::new(gated.clone()).with_cache(8);
+    let id = account("stale-group");
+    // Right after the held deposit lands (balance 105 at version 1, cached), another process
+    // withdraws 70.
+    let behind = AccountEvent::Withdrawn(Withdrawn { amount: 70 }).to_event_data().unwrap();
+    gated.behind.lock().unwrap().push(behind);
+    let commands = vec![AccountCommand::from(TopUp(100)), AccountCommand::from(TopUp(100))];
+    let (held, queued) = queue_behind_a_held_command(&accounts, &id, 105, commands).await;
+    gated.open();
+    assert_eq!(held.await.unwrap().unwrap().version, 1);
+    let mut outcomes = Vec::new();
+    for running in queued {
+        outcomes.push(running.await.unwrap().unwrap());
+    }
+    let topped = outcomes[0].appended.expect("the first top-up deposits what the withdrawal took");
+    assert_eq!((topped.first_version, outcomes[0].version), (3, 3));
+    assert_eq!((outcomes[1].version, outcomes[1].appended), (3, None), "then nothing is missing");
+    assert_eq!(full_replay(&store, &id).await.0.balance, 100);
+}
+
 /// `decide_together(1)` turns grouping off: commands behind a running one take their turns one
 /// by one, one append each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -846,6 +879,7 @@ tests::on_both_backends!(
     a_queued_command_whose_caller_went_away_is_left_out,
     attempts_and_backoff_are_the_configured_ones,
     commands_race_when_turns_are_off,
+    a_group_on_a_stale_cached_state_is_decided_again,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
