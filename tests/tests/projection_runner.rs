@@ -516,8 +516,9 @@ async fn a_rebuild_beside_the_live_model_takes_over<
     };
     let mut next = Rebuild::start(Deposits::default(), store.clone(), options()).await.unwrap();
     let mut passes = 0;
-    next.build(|_| passes += 1).await.unwrap();
-    assert!(passes >= 1);
+    let last = next.build(|_| passes += 1).await.unwrap();
+    assert_eq!(last.handled, 0, "building ends on a pass that finds nothing more");
+    assert!(passes >= 2, "at least the pass that handled the log and the one that found no more");
     assert!(
         store.load_checkpoint(&Rebuild::<Deposits, S>::staging_name()).await.unwrap().is_some(),
         "the rebuild checkpoints under its staging name"
@@ -542,6 +543,32 @@ async fn a_rebuild_beside_the_live_model_takes_over<
     let mut promoted = promoted;
     assert_eq!(promoted.catch_up().await.unwrap().handled, 4);
     assert_eq!(promoted.projection().rows(), rebuild(&store).await);
+}
+
+/// A live model stopped behind the head: the promoted model's last pass handles the rest, and the
+/// live checkpoint is moved to the new model's, so nothing is handled twice after the switch.
+async fn a_promotion_moves_a_live_checkpoint_that_is_behind<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..9).await;
+    let mut live =
+        ProjectionRunner::new(Deposits::default(), store.clone()).with_options(options());
+    live.catch_up().await.unwrap();
+    deposit(&store, "account-2", 0..5).await; // the live model stops before these
+    let mut next = Rebuild::start(Deposits::default(), store.clone(), options()).await.unwrap();
+    next.build(|_| ()).await.unwrap();
+    deposit(&store, "account-3", 0..3).await; // the promotion's last pass handles these
+    let mut promoted = next.promote().await.unwrap();
+    let head = store.head_position().await.unwrap();
+    assert_eq!(
+        store.load_checkpoint(promoted.name()).await.unwrap(),
+        Some(head),
+        "the live checkpoint is the new model's"
+    );
+    assert_eq!(promoted.projection().rows(), rebuild(&store).await);
+    assert_eq!(promoted.catch_up().await.unwrap().handled, 0, "nothing handled twice");
 }
 
 /// Records the order events arrive in, per stream, and how many handlers ran at once.
@@ -805,6 +832,7 @@ tests::on_both_backends!(
     one_owner_at_a_time_and_takeover,
     failing_events_are_parked_and_replayed,
     a_rebuild_beside_the_live_model_takes_over,
+    a_promotion_moves_a_live_checkpoint_that_is_behind,
     concurrent_partitions_keep_each_stream_in_order,
     a_failing_partition_stops_before_its_event,
     follow_keeps_going_after_a_failing_pass,
