@@ -455,6 +455,9 @@ struct Gated<S> {
     conflicts: Arc<AtomicUsize>,
     /// Events another process appends to the stream right after the next append succeeds.
     behind: Arc<std::sync::Mutex<Vec<es_core::EventData>>>,
+    /// Calls of `replay_stream` (loads) and of `stream_version`.
+    replays: Arc<AtomicUsize>,
+    versions: Arc<AtomicUsize>,
 }
 
 impl<S: EventStore> Gated<S> {
@@ -466,6 +469,8 @@ impl<S: EventStore> Gated<S> {
             appends: Arc::default(),
             conflicts: Arc::default(),
             behind: Arc::default(),
+            replays: Arc::default(),
+            versions: Arc::default(),
         }
     }
 
@@ -524,6 +529,7 @@ impl<S: EventStore> EventStore for Gated<S> {
     }
 
     fn replay_stream(&self, stream_id: &StreamId, from_version: u64) -> es_core::ReplayStream {
+        self.replays.fetch_add(1, SeqCst);
         self.inner.replay_stream(stream_id, from_version)
     }
 
@@ -532,6 +538,7 @@ impl<S: EventStore> EventStore for Gated<S> {
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, es_core::StoreError> {
+        self.versions.fetch_add(1, SeqCst);
         self.inner.stream_version(stream_id).await
     }
 
@@ -688,6 +695,26 @@ async fn a_queued_command_whose_caller_went_away_is_left_out<S: EventStore + Sna
     assert_eq!((state.balance, version), (103, 3), "the deposit of 1,000 was never appended");
 }
 
+/// What each command costs in reads: with a cache, a command on a stream this process just wrote
+/// loads nothing; without one, it loads the stream once, and a refusal decided on that fresh
+/// load asks for no version check.
+async fn a_command_reads_only_what_it_needs<S: EventStore + SnapshotStore>(store: S) {
+    let gated = Gated::opened(store.clone());
+    let cached = Repository::<Account, _>::new(gated.clone()).with_cache(8);
+    let id = account("reads");
+    cached.execute(&id, Deposit(10), CommandOptions::default()).await.unwrap();
+    let loads = gated.replays.load(SeqCst);
+    cached.execute(&id, Deposit(10), CommandOptions::default()).await.unwrap();
+    assert_eq!(gated.replays.load(SeqCst), loads, "the cached state is used: no load");
+
+    let uncached = Repository::<Account, _>::new(gated.clone());
+    let (loads, versions) = (gated.replays.load(SeqCst), gated.versions.load(SeqCst));
+    let refused = uncached.execute(&id, Withdraw(1_000), CommandOptions::default()).await;
+    assert!(matches!(refused, Err(RepositoryError::Domain(_))), "{refused:?}");
+    assert_eq!(gated.replays.load(SeqCst), loads + 1, "one load");
+    assert_eq!(gated.versions.load(SeqCst), versions, "a fresh load needs no version check");
+}
+
 /// `max_attempts` bounds the attempts of a command that keeps meeting conflicts, and the backoff
 /// between them is the one configured (two waits of at least 50 and 100 ms here).
 async fn attempts_and_backoff_are_the_configured_ones<S: EventStore + SnapshotStore>(store: S) {
@@ -703,10 +730,12 @@ async fn attempts_and_backoff_are_the_configured_ones<S: EventStore + SnapshotSt
     assert!(matches!(outcome, Err(RepositoryError::Contention { attempts: 3, .. })), "{outcome:?}");
     assert_eq!(gated.appends.load(SeqCst), 3, "one append per attempt");
     assert!(started.elapsed() >= std::time::Duration::from_millis(150), "{:?}", started.elapsed());
-    // Two conflicts, then the third attempt lands.
+    // Two conflicts, then the third attempt lands, after a wait after each conflict.
     gated.conflicts.store(2, SeqCst);
+    let started = std::time::Instant::now();
     let outcome = accounts.execute(&id, Deposit(1), CommandOptions::default()).await.unwrap();
     assert_eq!((outcome.attempts, outcome.version), (3, 1));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(150), "{:?}", started.elapsed());
 }
 
 /// With `take_turns(false)`, a process's commands for one stream do not queue: they race, and
@@ -878,6 +907,7 @@ tests::on_both_backends!(
     queued_commands_are_decided_together_each_with_its_own_outcome,
     a_queued_command_whose_caller_went_away_is_left_out,
     attempts_and_backoff_are_the_configured_ones,
+    a_command_reads_only_what_it_needs,
     commands_race_when_turns_are_off,
     a_group_on_a_stale_cached_state_is_decided_again,
 );
