@@ -7,11 +7,14 @@
 #                                      # MUTANTS_MAX (35) of them, an even share of a larger set
 #   bash scripts/mutants.sh full       # every mutant of es-core and es-memory (hours on 2 cores)
 #   bash scripts/mutants.sh memory     # every mutant of es-memory (about half an hour)
+#   bash scripts/mutants.sh repository # es-core's repository/ against the `tests` crate (about
+#                                      # 50 minutes; PostgreSQL: DATABASE_URL)
+#   bash scripts/mutants.sh projection # es-core's projection/ against the `tests` crate (hours)
 #
 # Each package's mutants are tested with that package's own tests (es-memory's include the
-# conformance and capability suites): fast, no database. (`--test-package`, which would add other
-# packages' tests, was not honoured by cargo-mutants 27.1.0 here: its logs show only the mutated
-# package tested, so the scores are conservative.) Results land in mutants.out/ (missed.txt lists survivors; the ones
+# conformance and capability suites): fast, no database. es-core's repository/ and projection/
+# are tested by the `tests` crate: modes `repository` and `projection` (`--test-package tests`).
+# Results land in mutants.out/ (missed.txt lists survivors; the ones
 # known to be equivalent are excluded in .cargo/mutants.toml with the reason, see docs/testing.md).
 # Exit status: 0 when every viable mutant was caught (by a failing test or by a timeout: a mutant
 # that makes a loop endless is caught too), non-zero otherwise.
@@ -34,6 +37,21 @@ mutants() {
 case "$mode" in
   full) mutants -p es-core -p es-memory "${common[@]}" ;;
   memory) mutants -p es-memory "${common[@]}" ;;
+  repository|projection)
+    # Tested by the `tests` crate (both backends): cargo-mutants 27.1.0 tests its baseline with
+    # the mutated package only, which has none of these targets, so the baseline is skipped (CI
+    # runs the suites on the unmutated tree). Debug info off: each rebuild links less.
+    if [ "$mode" = repository ]; then
+      targets=(repository fault hostile_input spans derive_domain)
+    else
+      targets=(projection_runner projection_lag fault derive_domain spans)
+    fi
+    args=()
+    for target in "${targets[@]}"; do args+=("--cargo-test-arg=--test=$target"); done
+    CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0 mutants -p es-core \
+      -f "es-core/src/$mode/**" --test-package tests --baseline skip -j 1 --timeout 240 \
+      --build-timeout 1500 "${args[@]}"
+    ;;
   diff)
     base="${MUTANTS_BASE:-HEAD~1}"
     diff_file="$(mktemp)"
@@ -61,5 +79,5 @@ case "$mode" in
     export -f mutants
     timeout "${MUTANTS_SECONDS:-1500}" bash -c 'mutants "$@"' _ -p es-core -p es-memory --in-diff "$diff_file" "${shard[@]}" "${common[@]}"
     ;;
-  *) echo "usage: scripts/mutants.sh [diff|memory|full]" >&2; exit 2 ;;
+  *) echo "usage: scripts/mutants.sh [diff|memory|full|repository|projection]" >&2; exit 2 ;;
 esac
