@@ -179,6 +179,13 @@ async fn concurrent_commands_apply_exactly_once<S: EventStore + SnapshotStore>(s
     }
 }
 
+/// Another process appends `event` to the stream at `version`, behind this process's cache.
+async fn append_behind<S: EventStore>(store: &S, id: &StreamId, version: u64, event: AccountEvent) {
+    let event = event.to_event_data().unwrap();
+    let expected = es_core::ExpectedVersion::Exact(version);
+    store.append(id, expected, vec![event], es_core::AppendOptions::default()).await.unwrap();
+}
+
 /// A cached state made stale by another writer costs one conflict and a reload, never a wrong
 /// decision.
 async fn stale_cache_entries_cost_a_reload_not_a_wrong_state<S: EventStore + SnapshotStore>(
@@ -188,16 +195,7 @@ async fn stale_cache_entries_cost_a_reload_not_a_wrong_state<S: EventStore + Sna
     let id = account("cached");
     accounts.execute(&id, Deposit(10), CommandOptions::default()).await.unwrap();
     // Another process withdraws behind the cache's back.
-    let behind = AccountEvent::Withdrawn(Withdrawn { amount: 10 }).to_event_data().unwrap();
-    store
-        .append(
-            &id,
-            es_core::ExpectedVersion::Exact(1),
-            vec![behind],
-            es_core::AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    append_behind(&store, &id, 1, AccountEvent::Withdrawn(Withdrawn { amount: 10 })).await;
     // The cache still says balance 10 at version 1: the withdrawal conflicts, reloads, and is refused.
     let refused = accounts.execute(&id, Withdraw(5), CommandOptions::default()).await;
     assert!(
@@ -225,16 +223,7 @@ async fn stale_cache_entries_never_skip_a_needed_change<S: EventStore + Snapshot
     let nothing = accounts.execute(&id, TopUp(100), CommandOptions::default()).await.unwrap();
     assert_eq!((nothing.version, nothing.appended), (1, None), "already topped up");
     // Another process withdraws behind the cache's back; the cache says balance 100 at version 1.
-    let behind = AccountEvent::Withdrawn(Withdrawn { amount: 70 }).to_event_data().unwrap();
-    store
-        .append(
-            &id,
-            es_core::ExpectedVersion::Exact(1),
-            vec![behind],
-            es_core::AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    append_behind(&store, &id, 1, AccountEvent::Withdrawn(Withdrawn { amount: 70 })).await;
     let outcome = accounts.execute(&id, TopUp(100), CommandOptions::default()).await.unwrap();
     assert_eq!(outcome.version, 3, "decided on the current state: {outcome:?}");
     assert_eq!(full_replay(&store, &id).await.0.balance, 100);
@@ -249,16 +238,7 @@ async fn stale_cache_entries_never_refuse_wrongly<S: EventStore + SnapshotStore>
     accounts.execute(&id, Deposit(10), CommandOptions::default()).await.unwrap();
     accounts.execute(&id, Withdraw(10), CommandOptions::default()).await.unwrap();
     // Another process deposits behind the cache's back; the cache says balance 0 at version 2.
-    let behind = AccountEvent::Deposited(Deposited { amount: 50 }).to_event_data().unwrap();
-    store
-        .append(
-            &id,
-            es_core::ExpectedVersion::Exact(2),
-            vec![behind],
-            es_core::AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    append_behind(&store, &id, 2, AccountEvent::Deposited(Deposited { amount: 50 })).await;
     let outcome = accounts.execute(&id, Withdraw(20), CommandOptions::default()).await;
     assert!(matches!(outcome, Ok(ref done) if done.version == 4), "{outcome:?}");
     assert_eq!(full_replay(&store, &id).await.0.balance, 30);

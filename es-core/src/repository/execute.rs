@@ -120,6 +120,22 @@ where
         if self.options.take_turns { Some(self.queue.turn(stream_id).await) } else { None }
     }
 
+    /// Appends decided events with `Exact(version)`, timed (`es_append_seconds`).
+    pub(super) async fn append_at(
+        &self,
+        stream_id: &StreamId,
+        version: u64,
+        events: Vec<crate::EventData>,
+        options: AppendOptions,
+    ) -> Result<crate::AppendResult, StoreError> {
+        let started = std::time::Instant::now();
+        let appended =
+            self.store.append(stream_id, ExpectedVersion::Exact(version), events, options).await;
+        metrics::histogram!("es_append_seconds", "aggregate" => A::NAME)
+            .record(started.elapsed().as_secs_f64());
+        appended
+    }
+
     /// The append options with the publisher's message for each event it publishes.
     pub(super) fn with_publications(
         &self,
@@ -220,14 +236,7 @@ where
             // The event the snapshot (if one is due) will be anchored to: the batch's last.
             let last_event_id = data.last().map(|event| event.event_id);
             let append_options = self.with_publications(append_options.clone(), stream_id, &events);
-            let started = std::time::Instant::now();
-            let appended = self
-                .store
-                .append(stream_id, ExpectedVersion::Exact(loaded.version), data, append_options)
-                .await;
-            metrics::histogram!("es_append_seconds", "aggregate" => A::NAME)
-                .record(started.elapsed().as_secs_f64());
-            match appended {
+            match self.append_at(stream_id, loaded.version, data, append_options).await {
                 Ok(appended) => {
                     let last_version = appended.last_version;
                     self.after_append(stream_id, loaded, &events, last_version, last_event_id);

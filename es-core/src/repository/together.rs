@@ -22,10 +22,7 @@ use tokio::sync::oneshot;
 use super::queue::Turn;
 use super::snapshots::SnapshotsOf;
 use super::{CommandOptions, CommandOutcome, Loaded, Repository, RepositoryError};
-use crate::{
-    Aggregate, AppendOptions, AppendResult, Event, EventStore, ExpectedVersion, StoreError,
-    StreamId,
-};
+use crate::{Aggregate, AppendOptions, AppendResult, Event, EventStore, StoreError, StreamId};
 
 /// What a command decided together gets back.
 type Reply<A> = oneshot::Sender<Result<CommandOutcome, RepositoryError<<A as Aggregate>::Error>>>;
@@ -198,18 +195,9 @@ where
         A::Command: Clone + Hash,
     {
         if group.len() == 1 {
-            let Some(pending) = group.pop() else { return };
-            let outcome = self
-                .decide_alone(
-                    stream_id,
-                    pending.command,
-                    &pending.options,
-                    AppendOptions::default(),
-                    None,
-                    turn,
-                )
-                .await;
-            let _ = pending.reply.send(outcome);
+            if let Some(pending) = group.pop() {
+                self.answer_alone(stream_id, pending, turn).await;
+            }
             return;
         }
         let _turn = turn;
@@ -244,14 +232,7 @@ where
             let last_event_id = decided.data.last().map(|event| event.event_id);
             let append_options =
                 self.with_publications(AppendOptions::default(), stream_id, &decided.events);
-            let started = std::time::Instant::now();
-            let appended = self
-                .store
-                .append(stream_id, ExpectedVersion::Exact(version), decided.data, append_options)
-                .await;
-            metrics::histogram!("es_append_seconds", "aggregate" => A::NAME)
-                .record(started.elapsed().as_secs_f64());
-            match appended {
+            match self.append_at(stream_id, version, decided.data, append_options).await {
                 Ok(appended) => {
                     let last_version = appended.last_version;
                     // Answered first: nothing after this can undo the append or fail a caller.
@@ -303,18 +284,27 @@ where
         );
         // Still in the group's turn (held by the caller): each decides alone, in queue order.
         for pending in group {
-            let outcome = self
-                .decide_alone(
-                    stream_id,
-                    pending.command,
-                    &pending.options,
-                    AppendOptions::default(),
-                    None,
-                    None,
-                )
-                .await;
-            let _ = pending.reply.send(outcome);
+            self.answer_alone(stream_id, pending, None).await;
         }
+    }
+
+    /// Decides one queued command alone (holding `turn`, or in a turn its caller holds) and
+    /// answers it.
+    async fn answer_alone(&self, stream_id: &StreamId, pending: Pending<A>, turn: Option<Turn>)
+    where
+        A::Command: Clone + Hash,
+    {
+        let outcome = self
+            .decide_alone(
+                stream_id,
+                pending.command,
+                &pending.options,
+                AppendOptions::default(),
+                None,
+                turn,
+            )
+            .await;
+        let _ = pending.reply.send(outcome);
     }
 }
 
