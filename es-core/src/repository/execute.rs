@@ -155,6 +155,10 @@ where
         options
     }
 
+    /// Runs one command alone: its idempotency record if it has a key, then its turn, then
+    /// [`decide_alone`](Self::decide_alone). The command is owned, not borrowed: a reference held
+    /// across the awaits would ask commands to be `Sync` for the future to be `Send` (a group's
+    /// worker runs it in a task of its own).
     pub(super) async fn run(
         &self,
         stream_id: &StreamId,
@@ -164,8 +168,6 @@ where
     where
         A::Command: Clone + Hash,
     {
-        // Owned, not borrowed: a reference held across the awaits below would ask commands to be
-        // `Sync` for the future to be `Send` (a group's worker runs it in a task of its own).
         let mut append_options = AppendOptions::default();
         let mut command_print = None;
         if let Some(key) = &options.idempotency_key {

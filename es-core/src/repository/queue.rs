@@ -94,14 +94,18 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        while Arc::strong_count(&queue.streams.lock().unwrap()[&stream]) < 3 {
-            tokio::task::yield_now().await; // the second one waits on the mutex
+        let holders = || {
+            let streams = queue.streams.lock().unwrap_or_else(PoisonError::into_inner);
+            streams.get(&stream).map_or(0, Arc::strong_count)
+        };
+        while holders() < 3 {
+            tokio::task::yield_now().await; // the map, the first turn, the second one waiting
         }
         drop(first);
         tokio::time::sleep(Duration::from_millis(20)).await; // the second one holds the turn
         let third = tokio::time::timeout(Duration::from_millis(50), queue.turn(&stream)).await;
         assert!(third.is_err(), "the third one waits while the second holds the turn");
-        waiting.await.unwrap();
+        assert!(waiting.await.is_ok(), "the second command's task ends cleanly");
         assert_eq!(queue.len(), 0);
         // Another stream does not wait for this one.
         let _hot = queue.turn(&stream).await;

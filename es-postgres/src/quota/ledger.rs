@@ -417,7 +417,7 @@ impl State {
         self.counted + self.above + self.own.total + self.in_flight
     }
 
-    /// Events of the current second: counted, own, in flight.
+    /// Events of the current second: counted (through the mark and above it), own, in flight.
     fn used_this_second(&self, second: u64) -> u64 {
         let counted = if self.window.0 == second {
             self.window.1.saturating_add(self.above_in_window)
