@@ -90,6 +90,7 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod transactional;
+mod writes;
 
 pub use admin::StoreStatistics;
 pub use error::ConfigError;

@@ -1,9 +1,11 @@
 //! Transactional projections on PostgreSQL: the read model lives in this database, and each
 //! batch's handler writes commit in the same transaction as the checkpoint's move
 //! ([`TransactionalStore`] for [`PgTenantStore`]). A failure rolls the batch back, so every
-//! event's effect happens exactly once, even across crashes. Handlers receive the transaction's
-//! `sqlx::PgConnection` and typed, upcast events; the runner is es-core's
-//! [`TransactionalRunner`], with live mode, the exclusive lock, lag, retries and parking.
+//! event's effect happens exactly once, even across crashes. Handlers receive typed, upcast
+//! events and the transaction either as its `sqlx::PgConnection` (each statement one round trip,
+//! below) or as [`BatchWrites`] (statements deferred to the end of the batch and sent in one round
+//! trip: see its example); the runner is es-core's [`TransactionalRunner`], with live mode, the
+//! exclusive lock, lag, retries and parking.
 //!
 //! ```no_run
 //! use es_core::{Event, ProjectionError, RecordedEvent, projection};
@@ -42,10 +44,11 @@
 
 use es_core::projection::CheckpointError;
 pub use es_core::projection::{
-    BatchFailure, TransactionalProjection, TransactionalRunner, TransactionalStore,
+    BatchFailure, Through, TransactionalProjection, TransactionalRunner, TransactionalStore,
 };
-use es_core::{Position, StoreError};
-use sqlx::{PgConnection, Postgres, Transaction};
+use es_core::{Position, ProjectionError, StoreError};
+
+pub use crate::writes::{BatchWrites, Statement, Value};
 
 use crate::PgTenantStore;
 use crate::error::read_error;
@@ -53,8 +56,8 @@ use crate::row::stored_u64;
 use crate::sql;
 
 impl TransactionalStore for PgTenantStore {
-    type Connection = PgConnection;
-    type Transaction = Transaction<'static, Postgres>;
+    type Connection = BatchWrites;
+    type Transaction = Box<BatchWrites>;
 
     /// Begins a transaction and locks the projection's checkpoint row in it (`FOR UPDATE`), so a
     /// second runner's batch waits for this one to end. Before the first commit there is no row
@@ -75,9 +78,19 @@ impl TransactionalStore for PgTenantStore {
                 stored_u64(value, format_args!("checkpoint of {projection}")).map(Position::new)
             })
             .transpose()?;
-        Ok((tx, stored))
+        Ok((Box::new(BatchWrites::new(tx)), stored))
     }
 
+    /// Sends what the handlers pushed, in one round trip.
+    async fn flush_batch(
+        &self,
+        transaction: &mut Self::Transaction,
+    ) -> Result<(), ProjectionError> {
+        transaction.flush().await
+    }
+
+    /// Sends what is still pending (nothing, after the runner's
+    /// [`flush_batch`](TransactionalStore::flush_batch)), moves the checkpoint and commits.
     async fn commit_batch(
         &self,
         mut transaction: Self::Transaction,
@@ -85,6 +98,13 @@ impl TransactionalStore for PgTenantStore {
         from: Option<Position>,
         to: Position,
     ) -> Result<(), CheckpointError> {
+        if transaction.pending() > 0 {
+            transaction
+                .flush()
+                .await
+                .map_err(|error| StoreError::backend("commit_batch", false, error))?;
+        }
+        let mut transaction = transaction.into_transaction();
         let moved =
             crate::checkpoint::move_checkpoint(self, &mut *transaction, projection, from, to)
                 .await

@@ -12,7 +12,7 @@ use es_core::{
     AppendOptions, Event, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore,
     Payload, ProjectionError, RecordedEvent, StreamId, projection,
 };
-use es_postgres::transactional::{TransactionalProjection, TransactionalRunner};
+use es_postgres::transactional::{Through, TransactionalProjection, TransactionalRunner};
 use sqlx::PgConnection;
 
 #[derive(serde::Serialize, serde::Deserialize, Event)]
@@ -256,16 +256,14 @@ struct Slow {
     running: std::sync::Arc<std::sync::Mutex<Option<(i32, i64)>>>,
 }
 
-impl TransactionalProjection<PgConnection> for Slow {
+/// Written by hand for every connection that is a `PgConnection` (as `#[projection]` does).
+impl<C: Send + Through<PgConnection>> TransactionalProjection<C> for Slow {
     const NAME: &'static str = "balances";
     const EVENT_TYPES: &'static [&'static es_core::EventTypeInfo] =
         <Balances as TransactionalProjection<PgConnection>>::EVENT_TYPES;
 
-    async fn handle(
-        &mut self,
-        tx: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
+    async fn handle(&mut self, tx: &mut C, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let tx = Through::<PgConnection>::through(tx);
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut *tx)
             .await

@@ -21,7 +21,7 @@ pub use runner::{
     RunnerError, RunnerOptions, Sequential,
 };
 pub use transactional::{
-    BatchFailure, TransactionalProjection, TransactionalRunner, TransactionalStore,
+    BatchFailure, Through, TransactionalProjection, TransactionalRunner, TransactionalStore,
 };
 pub use volatile::VolatileCheckpoints;
 

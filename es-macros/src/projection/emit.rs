@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ImplItem, ItemImpl, Path, Type};
+use syn::{Generics, ImplItem, ItemImpl, Path, Type, parse_quote};
 
 use super::attrs::Attrs;
 use super::model::{Handler, Model, transaction_of};
@@ -12,7 +12,8 @@ use crate::internals::attr::krate;
 
 pub(crate) fn model(model: &Model) -> TokenStream {
     let Model { self_ty, name, krate, .. } = model;
-    let (impl_generics, _, where_clause) = model.generics.split_for_impl();
+    let generics = generics_of(&model.generics, model.transaction.as_ref(), krate);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
     let events: Vec<_> = model.handlers.iter().map(|handler| &handler.event).collect();
     let is_event_struct = events.iter().map(|ty| {
         quote_spanned! {ty.span()=>
@@ -22,7 +23,10 @@ pub(crate) fn model(model: &Model) -> TokenStream {
             };
         }
     });
-    let tx = model.transaction.as_ref().map(|_| quote!(tx,));
+    // Handlers see the batch's connection as the type they take (see `Through`).
+    let tx = model.transaction.as_ref().map(|connection| {
+        quote!(<__EsConnection as #krate::projection::Through<#connection>>::through(tx),)
+    });
     let dispatch = model.handlers.iter().map(|Handler { method, event, with_meta }| {
         let call = if *with_meta {
             quote!(Self::#method(self, #tx &decoded, event).await)
@@ -63,15 +67,28 @@ pub(crate) fn model(model: &Model) -> TokenStream {
 }
 
 /// The trait a projection implements and the transaction parameter of its `handle`: handlers
-/// that take the transaction make the projection transactional over its connection type.
+/// that take the transaction make the projection transactional over every connection that is
+/// `Through` their connection type (the type itself, or a backend's view of it).
 fn signature(transaction: Option<&Type>, krate: &Path) -> (TokenStream, TokenStream) {
     match transaction {
-        Some(connection) => (
-            quote!(#krate::projection::TransactionalProjection<#connection>),
-            quote!(tx: &mut #connection,),
+        Some(_) => (
+            quote!(#krate::projection::TransactionalProjection<__EsConnection>),
+            quote!(tx: &mut __EsConnection,),
         ),
         None => (quote!(#krate::Projection), quote!()),
     }
+}
+
+/// The impl's generics: the type's own, and for a transactional projection the connection
+/// `__EsConnection` it is implemented for.
+fn generics_of(generics: &Generics, transaction: Option<&Type>, krate: &Path) -> Generics {
+    let mut generics = generics.clone();
+    if let Some(connection) = transaction {
+        generics.params.push(parse_quote!(
+            __EsConnection: ::core::marker::Send + #krate::projection::Through<#connection>
+        ));
+    }
+    generics
 }
 
 /// Beside errors (a missing name): the projection's trait with a `handle` that never runs, so
@@ -87,7 +104,8 @@ pub(crate) fn fallback(item: &ItemImpl, attrs: &Attrs) -> TokenStream {
     });
     let (trait_path, tx_param) = signature(transaction, &krate);
     let self_ty = &item.self_ty;
-    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let generics = generics_of(&item.generics, transaction, &krate);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
     in_const(&quote! {
         impl #impl_generics #trait_path for #self_ty #where_clause {
             const NAME: &'static str = "";

@@ -72,6 +72,35 @@ pub trait TransactionalStore: CheckpointStore {
         from: Option<Position>,
         to: Position,
     ) -> impl Future<Output = Result<(), CheckpointError>> + Send;
+
+    /// Does the writes handlers deferred in `transaction` (a backend whose connection buffers
+    /// them, as es-postgres's `BatchWrites`, sends them in one round trip here); the runner calls
+    /// it after a batch's handlers and before [`commit_batch`](Self::commit_batch). A failure
+    /// cannot name the event whose write failed: the runner then redoes that batch one event per
+    /// transaction, which finds it. The default, for connections that write at once, does
+    /// nothing.
+    fn flush_batch(
+        &self,
+        transaction: &mut Self::Transaction,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        let _ = transaction;
+        async { Ok(()) }
+    }
+}
+
+/// What a batch's connection is seen as by handlers that take a `&mut C`: the connection itself
+/// (every type is `Through<Self>`), or a view a backend offers besides (es-postgres's
+/// `BatchWrites` is also a `sqlx::PgConnection`). `#[projection]` implements
+/// [`TransactionalProjection`] for every connection that is `Through` its handlers' type.
+pub trait Through<C> {
+    /// The connection as a `C`.
+    fn through(&mut self) -> &mut C;
+}
+
+impl<C> Through<C> for C {
+    fn through(&mut self) -> &mut C {
+        self
+    }
 }
 
 /// A read model whose handlers write through the batch's transaction (a connection `C`).

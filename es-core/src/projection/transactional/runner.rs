@@ -21,13 +21,26 @@ use crate::{EventStore, EventType, Position, ProjectionName, RecordedEvent, Stor
 /// backoff). When it keeps failing, the events before the failing one are committed on their own,
 /// so the checkpoint stops right before it; then, by [`RunnerOptions::on_failure`], the runner
 /// stops there or parks that event (its checkpoint moving past it in a transaction of its own)
-/// and goes on.
+/// and goes on. Writes the connection deferred ([`TransactionalStore::flush_batch`]) that fail
+/// cannot name their event: that batch is redone one event per transaction, so the events before
+/// the failing one commit and it is retried and parked or stopped at like any other.
 pub struct TransactionalRunner<P, S> {
     projection: P,
     store: S,
     name: ProjectionName,
     options: RunnerOptions,
     last_error: Option<String>,
+    /// How many events are still to be handled one per transaction (after deferred writes of a
+    /// batch failed).
+    narrow: usize,
+}
+
+/// Why a batch's handling failed.
+enum Failed {
+    /// A handler failed, at an event it names.
+    Handler(BatchFailure),
+    /// The writes deferred until the end of the batch failed, at an event they cannot name.
+    Flush(ProjectionError),
 }
 
 impl<P, S> TransactionalRunner<P, S>
@@ -43,6 +56,7 @@ where
             name: P::projection_name(),
             options: RunnerOptions::default(),
             last_error: None,
+            narrow: 0,
         }
     }
 
@@ -105,9 +119,12 @@ where
         loop {
             let (mut tx, stored) = self.store.begin_batch(&self.name).await?;
             let after = stored.unwrap_or(Position::BEGINNING);
+            let narrowed = self.narrow > 0;
+            let one = RunnerOptions { batch_size: 1, ..self.options.clone() };
+            let options = if narrowed { &one } else { &self.options };
             let batch =
-                read_batch(&self.store, &self.name, P::event_types(), after, &self.options).await?;
-            let full = batch.len() >= self.options.batch_size;
+                read_batch(&self.store, &self.name, P::event_types(), after, options).await?;
+            let full = batch.len() >= options.batch_size;
             // An empty batch has nothing to handle: handlers never see one.
             let handled =
                 if batch.is_empty() { Ok(()) } else { self.handle(&mut tx, &batch).await };
@@ -118,9 +135,21 @@ where
                     if next > after {
                         self.store.commit_batch(tx, &self.name, stored, next).await?;
                     }
+                    if narrowed {
+                        self.narrow -= 1;
+                    }
                     return Ok((batch.len() as u64, full, next.max(after)));
                 }
-                Err(failure) => failure,
+                Err(Failed::Flush(source)) if batch.len() > 1 => {
+                    // Which event's write failed is unknown: redo the batch one event per
+                    // transaction (not an attempt of its own: the failing event gets its own).
+                    tracing::warn!(projection = %self.name, events = batch.len(), error = %source, "es.projection: deferred writes failed, redoing the batch one event at a time");
+                    drop(tx);
+                    self.narrow = batch.len();
+                    continue;
+                }
+                Err(Failed::Flush(source)) => BatchFailure { index: 0, source },
+                Err(Failed::Handler(failure)) => failure,
             };
             // Dropping the transaction rolls back every write of the batch.
             drop(tx);
@@ -154,16 +183,20 @@ where
             park(&context, failed, &error).await?;
             let (tx, _) = self.store.begin_batch(&self.name).await?;
             self.store.commit_batch(tx, &self.name, checkpoint, failed.position).await?;
+            if narrowed {
+                self.narrow -= 1;
+            }
             return Ok((index as u64 + 1, true, failed.position));
         }
     }
 
-    /// Runs the batch handler; a panic is a failure of the batch, not of the runner's task.
+    /// Runs the batch handler, then does the writes it deferred; a panic is a failure of the
+    /// batch, not of the runner's task.
     async fn handle(
         &mut self,
         tx: &mut S::Transaction,
         batch: &[RecordedEvent],
-    ) -> Result<(), BatchFailure> {
+    ) -> Result<(), Failed> {
         std::panic::AssertUnwindSafe(self.projection.handle_batch(&mut **tx, batch))
             .catch_unwind()
             .await
@@ -173,6 +206,8 @@ where
                     source: ProjectionError::Panicked { message: panic_message(panic.as_ref()) },
                 })
             })
+            .map_err(Failed::Handler)?;
+        self.store.flush_batch(tx).await.map_err(Failed::Flush)
     }
 
     /// Commits the events before a failing one in a transaction of their own; returns the new
@@ -195,7 +230,12 @@ where
                 .into(),
             ));
         }
-        if let Err(failure) = self.handle(&mut tx, prefix).await {
+        if let Err(failed) = self.handle(&mut tx, prefix).await {
+            let failure = match failed {
+                Failed::Handler(failure) => failure,
+                // The prefix's deferred writes: named by its last event.
+                Failed::Flush(source) => BatchFailure { index: prefix.len() - 1, source },
+            };
             let event = &prefix[failure.index.min(prefix.len() - 1)];
             return Err(Self::handler_error(
                 &self.name,
