@@ -343,3 +343,27 @@ async fn writing_at_once_while_writes_are_pending_is_refused() {
     let refused = tx.flush().await.unwrap_err().to_string();
     assert!(refused.contains("pending"), "{refused}");
 }
+
+/// More than one script's worth of statements (over 4 MiB): every one runs, in order.
+#[tokio::test]
+async fn a_batch_longer_than_one_script_runs_whole_and_in_order() {
+    let (fresh, store) = setup(-1).await;
+    sqlx::query(
+        "CREATE TABLE long (id bigserial PRIMARY KEY, n integer NOT NULL, t text NOT NULL)",
+    )
+    .execute(fresh.store.pool())
+    .await
+    .unwrap();
+    let text = "it's \\ long ".repeat(700);
+    let mut tx = batch(&store).await;
+    for n in 0..600 {
+        tx.push(Statement::new("INSERT INTO long (n, t) VALUES ($1, $2)").bind(n).bind(&text));
+    }
+    let rows: Vec<(i32, String)> = sqlx::query_as("SELECT n, t FROM long ORDER BY id")
+        .fetch_all(tx.connection().await.unwrap())
+        .await
+        .unwrap();
+    assert!(text.len() * rows.len() > 4 << 20, "the statements span more than one script");
+    assert_eq!(rows.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (0..600).collect::<Vec<_>>());
+    assert!(rows.iter().all(|(_, t)| *t == text));
+}

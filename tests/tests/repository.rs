@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::SeqCst;
 
 use es_core::repository::{CommandOptions, Repository, RepositoryError, RepositoryOptions};
-use es_core::snapshot::{Snapshot, SnapshotStore, SnapshotVerdict};
+use es_core::snapshot::{Snapshot, SnapshotRejection, SnapshotStore, SnapshotVerdict};
 use es_core::{
     Aggregate, Apply, Event, EventStore, IdempotencyKey, MultiTenantStore, Payload,
     ReadStreamOptions, StreamId, TenantId, commands,
@@ -328,9 +328,11 @@ async fn snapshots_are_written_and_used<S: EventStore + SnapshotStore>(store: S)
 
 /// Damaged snapshots (a flipped byte, another schema version, a state that no longer
 /// deserializes, another aggregate's) are ignored: the load replays from events.
+/// Each one is counted once by `es_snapshots_rejected_total`, under its reason.
 async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotStore>(
     store: S,
     put: impl Fn(Snapshot) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    counters: Counters,
 ) {
     let accounts = Repository::<Account, _>::new(store.clone()).with_snapshots(store.clone());
     let id = account("c");
@@ -340,13 +342,52 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
     let good = snapshot_at(&store, &id, 5).await;
     let expected = full_replay(&store, &id).await;
 
+    let damaged = damaged_snapshots(&good, &id);
+    let trusted = accounts.verify_snapshot(&id).await.unwrap();
+    assert_eq!(trusted, SnapshotVerdict::Trusted { version: good.version });
+    for (what, reason, snapshot) in damaged {
+        put(snapshot).await;
+        assert!(
+            matches!(
+                accounts.verify_snapshot(&id).await.unwrap(),
+                SnapshotVerdict::Rejected { reason: found, .. } if found == reason
+            ),
+            "{what}: verification must reject the snapshot because of {reason:?}"
+        );
+        let (before, all_before) = (counters.rejected(reason), counters.rejected_total());
+        let loaded = accounts.load(&id).await.unwrap();
+        assert_eq!(
+            (counters.rejected(reason), counters.rejected_total()),
+            (before + 1, all_before + 1),
+            "{what}: one rejection counted, under {reason:?}"
+        );
+        assert_eq!(loaded.from_snapshot, None, "{what}: the snapshot must be ignored");
+        assert_eq!(
+            (loaded.state, loaded.version),
+            expected,
+            "{what}: the state must come from the events"
+        );
+    }
+}
+
+/// Snapshots that must not be used in place of `good` (of stream `id`), each with what is wrong
+/// and the reason it must be rejected for.
+fn damaged_snapshots(
+    good: &Snapshot,
+    id: &StreamId,
+) -> Vec<(&'static str, SnapshotRejection, Snapshot)> {
     let mut flipped = good.state.as_bytes().to_vec();
     flipped[3] ^= 0x01;
     let wrong_state = Payload::from_value(&serde_json::json!({ "balance": "lots" })).unwrap();
-    let damaged = [
-        ("flipped byte", Snapshot { state: Payload::from_stored(flipped), ..good.clone() }),
+    vec![
+        (
+            "flipped byte",
+            SnapshotRejection::Checksum,
+            Snapshot { state: Payload::from_stored(flipped), ..good.clone() },
+        ),
         (
             "old schema version",
+            SnapshotRejection::SchemaVersion,
             Snapshot::new(
                 Account::NAME,
                 id.clone(),
@@ -358,20 +399,24 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
         ),
         (
             "state no longer deserializes",
+            SnapshotRejection::Deserialize,
             Snapshot::new(Account::NAME, id.clone(), good.version, good.event_id, 1, wrong_state),
         ),
         (
             "another aggregate",
+            SnapshotRejection::Aggregate,
             Snapshot::new("ledger", id.clone(), good.version, good.event_id, 1, good.state.clone()),
         ),
         // Valid checksums, but not of this stream's history (a snapshots table restored from
         // another point in time than the events):
         (
             "beyond the stream's head",
+            SnapshotRejection::StreamMismatch,
             Snapshot::new(Account::NAME, id.clone(), 100, good.event_id, 1, good.state.clone()),
         ),
         (
             "labelled one version later than the state it holds",
+            SnapshotRejection::StreamMismatch,
             Snapshot::new(
                 Account::NAME,
                 id.clone(),
@@ -383,6 +428,7 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
         ),
         (
             "taken at another event of that version",
+            SnapshotRejection::StreamMismatch,
             Snapshot::new(
                 Account::NAME,
                 id.clone(),
@@ -394,31 +440,13 @@ async fn untrustworthy_snapshots_fall_back_to_replay<S: EventStore + SnapshotSto
         ),
         (
             "lying state",
+            SnapshotRejection::Checksum,
             Snapshot {
                 state: Payload::from_value(&Account { balance: 1_000_000, operations: 5 }).unwrap(),
                 ..good.clone()
             },
         ),
-    ];
-    let trusted = accounts.verify_snapshot(&id).await.unwrap();
-    assert_eq!(trusted, SnapshotVerdict::Trusted { version: good.version });
-    for (what, snapshot) in damaged {
-        put(snapshot).await;
-        assert!(
-            matches!(
-                accounts.verify_snapshot(&id).await.unwrap(),
-                SnapshotVerdict::Rejected { .. }
-            ),
-            "{what}: verification must reject the snapshot"
-        );
-        let loaded = accounts.load(&id).await.unwrap();
-        assert_eq!(loaded.from_snapshot, None, "{what}: the snapshot must be ignored");
-        assert_eq!(
-            (loaded.state, loaded.version),
-            expected,
-            "{what}: the state must come from the events"
-        );
-    }
+    ]
 }
 
 // ---------------------------------------------------------------- commands decided together
@@ -892,19 +920,99 @@ tests::on_both_backends!(
     a_group_on_a_stale_cached_state_is_decided_again,
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_untrustworthy_snapshots_fall_back_to_replay() {
-    let store = memory();
-    let target = store.clone();
-    untrustworthy_snapshots_fall_back_to_replay(store, move |snapshot| {
-        let target = target.clone();
-        Box::pin(async move { target.put_snapshot_unchecked(snapshot) })
-    })
-    .await;
+// ---------------------------------------------------------------- counters of one test's thread
+
+/// A recorder of counters, installed for one test's thread only (`metrics::with_local_recorder`,
+/// the test on a current-thread runtime), so tests running beside it cannot move its counts.
+#[derive(Clone, Default)]
+struct Counters(
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<metrics::atomics::AtomicU64>>>>,
+);
+
+impl Counters {
+    /// The count of `es_snapshots_rejected_total` for accounts rejected for `reason`.
+    fn rejected(&self, reason: SnapshotRejection) -> u64 {
+        let name =
+            format!("es_snapshots_rejected_total{{aggregate=account,reason={}}}", reason.as_str());
+        self.0.lock().unwrap().get(&name).map_or(0, |count| count.load(SeqCst))
+    }
+
+    /// Every count of `es_snapshots_rejected_total`.
+    fn rejected_total(&self) -> u64 {
+        let counters = self.0.lock().unwrap();
+        let rejected =
+            counters.iter().filter(|(name, _)| name.starts_with("es_snapshots_rejected_total{"));
+        rejected.map(|(_, count)| count.load(SeqCst)).sum()
+    }
+
+    /// Runs `test` on a current-thread runtime with this recorder.
+    fn run<F: std::future::Future>(&self, test: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        metrics::with_local_recorder(self, || runtime.block_on(test))
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
+impl metrics::Recorder for Counters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<String> =
+            key.labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        metrics::Counter::from_arc(self.0.lock().unwrap().entry(name).or_default().clone())
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+#[test]
+fn memory_untrustworthy_snapshots_fall_back_to_replay() {
+    let counters = Counters::default();
+    counters.run(async {
+        let store = memory();
+        let target = store.clone();
+        let put = move |snapshot| {
+            let target = target.clone();
+            Box::pin(async move { target.put_snapshot_unchecked(snapshot) }) as _
+        };
+        untrustworthy_snapshots_fall_back_to_replay(store, put, counters.clone()).await;
+    });
+}
+
+#[test]
+fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
+    let counters = Counters::default();
+    counters.run(postgres_untrustworthy_snapshots(counters.clone()));
+}
+
+async fn postgres_untrustworthy_snapshots(counters: Counters) {
     let fresh = es_postgres::testing::FreshSchema::new().await;
     let pool = Arc::new(fresh.store.pool().clone());
     let table = format!("{}.snapshots", fresh.schema());
@@ -926,7 +1034,7 @@ async fn postgres_untrustworthy_snapshots_fall_back_to_replay() {
                 .await
                 .unwrap();
         })
-    })
+    }, counters)
     .await;
 }
 
