@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -73,11 +73,13 @@ pub struct BatchWrites {
     runs: Vec<(usize, String)>,
     /// Why what is pending cannot be sent (the first reason found).
     refused: Option<String>,
+    /// Scripts sent so far.
+    round_trips: u64,
 }
 
 impl BatchWrites {
     pub(crate) fn new(tx: Transaction<'static, Postgres>) -> Self {
-        Self { tx, texts: HashMap::new(), runs: Vec::new(), refused: None }
+        Self { tx, texts: HashMap::new(), runs: Vec::new(), refused: None, round_trips: 0 }
     }
 
     /// Defers `statement` to the end of the batch (or the next [`flush`](Self::flush)), after
@@ -97,6 +99,12 @@ impl BatchWrites {
         self.runs.len()
     }
 
+    /// How many round trips flushing has cost this batch so far: one per flush that had
+    /// something to send (one more per 4 MiB of script).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+
     /// Sends every pending statement now, in one round trip (more for scripts over 4 MiB). A
     /// failing statement fails the flush and leaves the transaction aborted: the batch rolls back.
     pub async fn flush(&mut self) -> Result<(), ProjectionError> {
@@ -113,6 +121,7 @@ impl BatchWrites {
         let span = tracing::debug_span!("es.projection.flush", statements);
         let _entered = span.enter();
         for script in scripts {
+            self.round_trips += 1;
             sqlx::raw_sql(sqlx::AssertSqlSafe(script))
                 .execute(&mut *self.tx)
                 .await
@@ -150,7 +159,8 @@ impl BatchWrites {
         texts.sort_unstable_by_key(|(index, _)| *index);
         let mut script = String::new();
         for (index, text) in &texts {
-            let _ = writeln!(script, "PREPARE es_w{flush}_{index} AS {text};");
+            // The `;` on a line of its own: a statement that ends in a `--` comment stays whole.
+            let _ = writeln!(script, "PREPARE es_w{flush}_{index} AS {text}\n;");
         }
         let mut scripts = Vec::new();
         for (index, values) in &self.runs {
@@ -186,8 +196,8 @@ impl Through<PgConnection> for BatchWrites {
     }
 }
 
-impl std::fmt::Debug for BatchWrites {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for BatchWrites {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchWrites")
             .field("pending", &self.runs.len())
             .field("refused", &self.refused)
@@ -264,9 +274,10 @@ impl Value {
                 let _ = write!(out, "'{value}'");
             }
             Self::Float(value) => {
+                // `Debug` writes the shortest text that reads back to the same number (and `NaN`
+                // as PostgreSQL spells it); infinities are spelled PostgreSQL's way.
                 let _ = match value {
-                    v if v.is_nan() => write!(out, "'NaN'"),
-                    v if v.is_infinite() && *v > 0.0 => write!(out, "'Infinity'"),
+                    v if v.is_infinite() && v.is_sign_positive() => write!(out, "'Infinity'"),
                     v if v.is_infinite() => write!(out, "'-Infinity'"),
                     v => write!(out, "'{v:?}'"),
                 };

@@ -292,6 +292,24 @@ async fn values_reach_the_table_exactly() {
         assert_eq!((row.7, row.8), (uuid, at));
         assert_eq!(row.9, json);
     }
+    let floats = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.1,
+        f64::from(1.1_f32),
+        -0.0,
+        f64::MIN_POSITIVE,
+    ];
+    for (n, float) in (1..).map(|i| -100 - i).zip(floats) {
+        tx.push(Statement::new("INSERT INTO seen (n, f) VALUES ($1, $2)").bind(n).bind(float));
+    }
+    let read: Vec<f64> = sqlx::query_scalar("SELECT f FROM seen WHERE n < -100 ORDER BY n DESC")
+        .fetch_all(tx.connection().await.unwrap())
+        .await
+        .unwrap();
+    let bits = |floats: &[f64]| floats.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&read), bits(&floats), "every float reads back to the same bits");
     let nulls: Option<String> = sqlx::query_scalar("SELECT t FROM seen WHERE n = -1")
         .fetch_one(tx.connection().await.unwrap())
         .await
@@ -323,14 +341,19 @@ async fn reads_see_the_writes_pushed_before_them() {
     let (_fresh, store) = setup(-1).await;
     let mut tx = batch(&store).await;
     for amount in [1, 2, 3] {
-        tx.push(Statement::new("INSERT INTO guard (amount) VALUES ($1)").bind(amount));
+        let sql = "INSERT INTO guard (amount) VALUES ($1) -- a statement may end in a comment";
+        tx.push(Statement::new(sql).bind(amount));
     }
     assert_eq!(tx.pending(), 3);
     let sum: i64 = sqlx::query_scalar("SELECT sum(amount)::bigint FROM guard")
         .fetch_one(tx.connection().await.unwrap())
         .await
         .unwrap();
-    assert_eq!((sum, tx.pending()), (6, 0));
+    assert_eq!(
+        (sum, tx.pending(), tx.round_trips()),
+        (6, 0, 1),
+        "three statements, one round trip"
+    );
 }
 
 #[tokio::test]
@@ -364,6 +387,7 @@ async fn a_batch_longer_than_one_script_runs_whole_and_in_order() {
         .await
         .unwrap();
     assert!(text.len() * rows.len() > 4 << 20, "the statements span more than one script");
+    assert_eq!(tx.round_trips(), 2, "about 5 MiB of script: two round trips");
     assert_eq!(rows.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (0..600).collect::<Vec<_>>());
     assert!(rows.iter().all(|(_, t)| *t == text));
 }
