@@ -3,9 +3,10 @@
 //! back, so each event's effect happens exactly once, even across crashes.
 //!
 //! A capability: a backend that can do this implements [`TransactionalStore`] (es-postgres does;
-//! its transactions hand handlers a `sqlx::PgConnection`). [`TransactionalRunner`] runs a
-//! [`TransactionalProjection`] with everything [`ProjectionRunner`](super::ProjectionRunner)
-//! has: live mode, the exclusive lock, the lag gauge, retries, parking, restarts.
+//! its transactions hand handlers a `BatchWrites`, which is also a `sqlx::PgConnection`).
+//! [`TransactionalRunner`] runs a [`TransactionalProjection`] with everything
+//! [`ProjectionRunner`](super::ProjectionRunner) has: live mode, the exclusive lock, the lag
+//! gauge, retries, parking, restarts.
 //! `#[projection]` generates the trait when its handlers take the transaction first:
 //!
 //! ```
@@ -16,7 +17,8 @@
 //! #[event(name = "account.deposited")]
 //! pub struct Deposited { pub amount: i64 }
 //!
-//! /// What a backend's transaction hands handlers (es-postgres: `sqlx::PgConnection`).
+//! /// What a backend's transaction hands handlers (es-postgres: `BatchWrites`, or the
+//! /// `sqlx::PgConnection` inside it).
 //! pub struct Connection { pub writes: Vec<(String, i64)> }
 //!
 //! pub struct Balances;
@@ -50,7 +52,8 @@ use crate::{EventType, Position, ProjectionName, RecordedEvent, StoreError};
 
 /// A store that commits a projection's batch of handler writes together with its checkpoint.
 pub trait TransactionalStore: CheckpointStore {
-    /// What handlers write through (es-postgres: `sqlx::PgConnection`).
+    /// What handlers write through (es-postgres: `BatchWrites`, which handlers may also take as
+    /// its `sqlx::PgConnection`, see [`Through`]).
     type Connection: Send;
     /// An open batch transaction; dropping it rolls everything back.
     type Transaction: DerefMut<Target = Self::Connection> + Send;
