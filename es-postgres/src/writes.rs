@@ -17,6 +17,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use es_core::ProjectionError;
 use es_core::projection::Through;
 use sqlx::{PgConnection, Postgres, Transaction};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The most bytes of script sent in one round trip; a longer batch is sent in several.
@@ -118,16 +119,20 @@ impl BatchWrites {
         let scripts = self.scripts();
         let statements = self.runs.len();
         self.clear();
+        // The span is entered only while the flush is polled (a guard held across `.await`
+        // would leak it into whatever the task's thread runs meanwhile).
         let span = tracing::debug_span!("es.projection.flush", statements);
-        let _entered = span.enter();
-        for script in scripts {
-            self.round_trips += 1;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-                .execute(&mut *self.tx)
-                .await
-                .map_err(|error| ProjectionError::with_source("deferred writes failed", error))?;
+        async {
+            for script in scripts {
+                self.round_trips += 1;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&mut *self.tx).await.map_err(
+                    |error| ProjectionError::with_source("deferred writes failed", error),
+                )?;
+            }
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     /// The transaction's connection, for reads and immediate writes, once every pending statement

@@ -120,8 +120,14 @@ where
             let (mut tx, stored) = self.store.begin_batch(&self.name).await?;
             let after = stored.unwrap_or(Position::BEGINNING);
             let narrowed = self.narrow > 0;
-            let one = RunnerOptions { batch_size: 1, ..self.options.clone() };
-            let options = if narrowed { &one } else { &self.options };
+            // Options are cloned only for a narrowed batch, not for every batch.
+            let one;
+            let options = if narrowed {
+                one = RunnerOptions { batch_size: 1, ..self.options.clone() };
+                &one
+            } else {
+                &self.options
+            };
             let batch =
                 read_batch(&self.store, &self.name, P::event_types(), after, options).await?;
             let full = batch.len() >= options.batch_size;
