@@ -171,9 +171,9 @@ pub use pii::Pii;
 pub use projection::{Projection, ProjectionError};
 pub use store::{
     AppendOptions, AppendRequest, AppendResult, Direction, EventStore, EventStream,
-    ExpectedVersion, Fingerprint, IdempotencyRecord, InvalidAppend, MultiTenantStore, Position,
-    ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent, StoreError, StreamCatalog,
-    StreamQuery, StreamSummary,
+    ExpectedVersion, Fingerprint, IdempotencyRecord, InvalidAppend, LogEvent, LogEventStream,
+    MultiTenantStore, Position, ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent,
+    StoreError, StreamCatalog, StreamQuery, StreamSummary,
 };
 
 // The derive macros; each keeps its documentation from es-macros.

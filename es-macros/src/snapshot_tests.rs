@@ -88,3 +88,19 @@ fn projection() {
         item
     })));
 }
+
+/// No handler takes the envelope: the projection reads payloads only (`Reads::Payload`) and
+/// dispatches them the same way.
+#[test]
+fn projection_of_payloads_only() {
+    let item = syn::parse2(quote! {
+        impl Totals {
+            async fn on_deposited(&mut self, event: &Deposited) -> Result<(), ProjectionError> { todo!() }
+        }
+    })
+    .unwrap();
+    insta::assert_snapshot!(pretty(expand_with::<Projection>(&AttributeInput {
+        args: quote!(name = "totals"),
+        item
+    })));
+}

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use es_core::{
-    Direction, EventId, EventMetadata, EventStream, EventType, Payload, Position, ReadAllOptions,
-    ReadStreamOptions, RecordedEvent, ReplayStream, ReplayedEvent, StoreError, StreamId, TenantId,
+    Direction, EventId, EventMetadata, EventStream, EventType, LogEvent, LogEventStream, Payload,
+    Position, ReadAllOptions, ReadStreamOptions, RecordedEvent, ReplayStream, ReplayedEvent,
+    StoreError, StreamId, TenantId,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 use sqlx::postgres::{PgRow, PgValueFormat};
@@ -122,6 +123,64 @@ impl Decoder {
     }
 }
 
+/// What a read of the global log turns each row into: whole envelopes (`read_all`) or payloads
+/// only (`replay_all`). One cursor serves both, so both keep the same horizon and paging.
+trait LogRow: Sized + Send + 'static {
+    /// The query, without and with the type filter (`$5`).
+    const SQL: [&'static str; 2];
+    /// The row as this kind of event.
+    fn decode(decoder: &mut Decoder, row: &PgRow, checked: Checked) -> Result<Self, StoreError>;
+    /// Its position.
+    fn position(&self) -> Position;
+    /// Its payload, for sealed personal data to be opened in place.
+    fn payload_mut(&mut self) -> &mut Payload;
+}
+
+impl LogRow for RecordedEvent {
+    const SQL: [&'static str; 2] = [sql::READ_ALL, sql::READ_ALL_TYPES];
+
+    fn decode(decoder: &mut Decoder, row: &PgRow, checked: Checked) -> Result<Self, StoreError> {
+        decoder.decode(row, checked)
+    }
+
+    fn position(&self) -> Position {
+        self.position
+    }
+
+    fn payload_mut(&mut self) -> &mut Payload {
+        &mut self.payload
+    }
+}
+
+impl LogRow for LogEvent {
+    const SQL: [&'static str; 2] = [sql::REPLAY_ALL, sql::REPLAY_ALL_TYPES];
+
+    fn decode(decoder: &mut Decoder, row: &PgRow, checked: Checked) -> Result<Self, StoreError> {
+        let position = stored_u64(checked.get(row, 0, "position")?, "an event's position")?;
+        let event_type = decoder
+            .types
+            .get(checked.get(row, 1, "event_type")?)
+            .map_err(corrupt_in(format_args!("event at position {position}: event type")))?;
+        Ok(LogEvent {
+            position: Position::new(position),
+            event_type,
+            schema_version: stored_u32(
+                checked.get(row, 2, "schema_version")?,
+                format_args!("event at position {position}: schema version"),
+            )?,
+            payload: Payload::from_stored(checked.payload(row, 3)?),
+        })
+    }
+
+    fn position(&self) -> Position {
+        self.position
+    }
+
+    fn payload_mut(&mut self) -> &mut Payload {
+        &mut self.payload
+    }
+}
+
 /// Whether a row's column types are checked against the Rust types read (see
 /// [`Decoder::decode_page`]); a NULL where none may be is an error either way.
 #[derive(Clone, Copy)]
@@ -184,7 +243,7 @@ fn clamp(value: u64) -> i64 {
     bound_i64(value)
 }
 
-struct AllCursor {
+struct AllCursor<R> {
     inner: Arc<Inner>,
     /// The tenant's connections.
     pool: PgPool,
@@ -197,9 +256,10 @@ struct AllCursor {
     remaining: u64,
     page_size: u64,
     types: Option<Vec<String>>,
+    rows: std::marker::PhantomData<fn() -> R>,
 }
 
-impl AllCursor {
+impl<R: LogRow> AllCursor<R> {
     async fn horizon(&self) -> Result<i64, StoreError> {
         let horizon =
             self.inner.horizon.advance(&self.inner.pool, self.inner.options.horizon_wait).await?;
@@ -208,13 +268,13 @@ impl AllCursor {
 
     /// Reads page after page into `pages` until the read ends, fails (the error is the last
     /// item) or the reader goes away.
-    async fn send_pages(mut self, pages: mpsc::Sender<Page>) {
+    async fn send_pages(mut self, pages: mpsc::Sender<Page<R>>) {
         loop {
             match self.next_page().await {
                 Ok(Some((mut page, next))) => {
                     // Sealed personal data is opened here too, a page at a time, off the reader
                     // (`None` for a store without master keys: a sealed value is refused).
-                    let payloads = page.iter_mut().map(|event| &mut event.payload).collect();
+                    let payloads = page.iter_mut().map(LogRow::payload_mut).collect();
                     if let Err(error) =
                         open_all(next.inner.vault.as_deref(), &next.decoder.tenant, payloads).await
                     {
@@ -239,7 +299,7 @@ impl AllCursor {
     /// The next page: events after `after`, never past the horizon. When a page comes back short
     /// (the horizon is reached) the read asks once for a newer horizon, so events that committed
     /// while it read are included; then it ends.
-    async fn next_page(mut self) -> Result<Option<(Vec<RecordedEvent>, Self)>, StoreError> {
+    async fn next_page(mut self) -> Result<Option<(Vec<R>, Self)>, StoreError> {
         loop {
             if self.exhausted || self.remaining == 0 {
                 return Ok(None);
@@ -257,13 +317,12 @@ impl AllCursor {
                 horizon
             };
             let limit = self.page_size.min(self.remaining);
-            let query =
-                sqlx::query(if self.types.is_some() { sql::READ_ALL_TYPES } else { sql::READ_ALL })
-                    // Owned: the decoder, which holds the tenant, is borrowed mutably below.
-                    .bind(self.decoder.tenant.as_str().to_owned())
-                    .bind(self.after)
-                    .bind(horizon)
-                    .bind(clamp(limit));
+            let query = sqlx::query(R::SQL[usize::from(self.types.is_some())])
+                // Owned: the decoder, which holds the tenant, is borrowed mutably below.
+                .bind(self.decoder.tenant.as_str().to_owned())
+                .bind(self.after)
+                .bind(horizon)
+                .bind(clamp(limit));
             let query = match &self.types {
                 Some(types) => query.bind(types),
                 None => query,
@@ -274,12 +333,12 @@ impl AllCursor {
             while let Some(row) =
                 rows.try_next().await.map_err(|error| read_error("read_all", error))?
             {
-                events.push(self.decoder.decode(&row, Checked(events.is_empty()))?);
+                events.push(R::decode(&mut self.decoder, &row, Checked(events.is_empty()))?);
             }
             drop(rows);
             let short = (events.len() as u64) < limit;
             if let Some(last) = events.last() {
-                self.after = clamp(last.position.value());
+                self.after = clamp(last.position().value());
                 self.remaining -= events.len() as u64;
             }
             if short {
@@ -309,7 +368,27 @@ pub(crate) fn read_all(
     tenant: TenantId,
     options: ReadAllOptions,
 ) -> EventStream {
-    let cursor = AllCursor {
+    Box::pin(read_log::<RecordedEvent>(inner, pool, tenant, options))
+}
+
+/// The tenant's global log as payloads only (`replay_all`): `read_all`'s events, four columns of
+/// each row instead of nine.
+pub(crate) fn replay_all(
+    inner: Arc<Inner>,
+    pool: PgPool,
+    tenant: TenantId,
+    options: ReadAllOptions,
+) -> LogEventStream {
+    Box::pin(read_log::<LogEvent>(inner, pool, tenant, options))
+}
+
+fn read_log<R: LogRow>(
+    inner: Arc<Inner>,
+    pool: PgPool,
+    tenant: TenantId,
+    options: ReadAllOptions,
+) -> impl futures_core::Stream<Item = Result<R, StoreError>> + Send + 'static {
+    let cursor = AllCursor::<R> {
         inner,
         pool,
         decoder: Decoder::new(tenant),
@@ -322,6 +401,7 @@ pub(crate) fn read_all(
         types: options
             .event_types
             .map(|types| types.iter().map(|t| t.as_str().to_owned()).collect()),
+        rows: std::marker::PhantomData,
     };
     // Pages are read in a task of their own, one page ahead of the reader: the next page's query
     // and decoding run while the reader handles this one (a projection's catch-up, a long
@@ -330,19 +410,19 @@ pub(crate) fn read_all(
     // Started at the first poll, inside the reader's runtime; it ends when the read does or when
     // the reader drops the stream.
     let pages = pages_of(|sender| cursor.send_pages(sender));
-    Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
+    pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten()
 }
 
 /// A page a read task hands over, or the error that ended the read.
-type Page = Result<Vec<RecordedEvent>, StoreError>;
+type Page<R> = Result<Vec<R>, StoreError>;
 
 /// The pages `produce` sends, from a task of its own started at the first poll (inside the
 /// reader's runtime) and holding at most one page ahead. A task that ends without finishing its
 /// read (it panicked) is reported as a `read_all` backend error, never as a quiet end: a reader
 /// would take a quiet end for the end of the log.
-fn pages_of<F>(
-    produce: impl FnOnce(mpsc::Sender<Page>) -> F + Send + 'static,
-) -> impl futures_core::Stream<Item = Page> + Send + 'static
+fn pages_of<R: Send + 'static, F>(
+    produce: impl FnOnce(mpsc::Sender<Page<R>>) -> F + Send + 'static,
+) -> impl futures_core::Stream<Item = Page<R>> + Send + 'static
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -515,7 +595,7 @@ mod tests {
     async fn a_read_task_that_panics_ends_the_read_with_an_error() {
         let mut pages = Box::pin(pages_of(|sender| async move {
             // The reader polls until the error: it holds the receiver, so the send succeeds.
-            let _ = sender.send(Ok(Vec::new())).await;
+            let _ = sender.send(Ok(Vec::<RecordedEvent>::new())).await;
             panic!("the read task breaks"); // the failure under test
         }));
         assert!(matches!(pages.next().await, Some(Ok(page)) if page.is_empty()));
@@ -535,7 +615,7 @@ mod tests {
     async fn a_read_task_that_finishes_ends_the_read() {
         let mut pages = Box::pin(pages_of(|sender| async move {
             // The reader asserts the page arrives: a failed send fails the test there.
-            let _ = sender.send(Ok(Vec::new())).await;
+            let _ = sender.send(Ok(Vec::<RecordedEvent>::new())).await;
         }));
         assert!(matches!(pages.next().await, Some(Ok(_))));
         assert!(pages.next().await.is_none());

@@ -384,11 +384,28 @@ pub(crate) const READ_BACKWARD: &str = select_events!(
     "ORDER BY stream_version DESC LIMIT $4"
 );
 
-/// A fold's read (`replay_stream`): version, type, schema version, payload and id only.
 /// The payloads of a stream's versions $3..=$4, as stored (sealed fields stay sealed).
 pub(crate) const SEALED_PAYLOADS: &str = "SELECT payload::text FROM events \
      WHERE tenant = $1 AND stream_id = $2 AND stream_version BETWEEN $3 AND $4 ORDER BY stream_version";
 
+/// A projection's read of payloads only (`replay_all`): `READ_ALL`'s rows, four columns of them.
+macro_rules! select_log {
+    ($($where:literal),+) => {
+        concat!(
+            "SELECT position, event_type, schema_version, payload FROM events WHERE ",
+            $($where),+
+        )
+    };
+}
+
+pub(crate) const REPLAY_ALL: &str =
+    select_log!("tenant = $1 AND position > $2 AND position <= $3 ORDER BY position LIMIT $4");
+pub(crate) const REPLAY_ALL_TYPES: &str = select_log!(
+    "tenant = $1 AND position > $2 AND position <= $3 AND event_type = ANY($5) ",
+    "ORDER BY position LIMIT $4"
+);
+
+/// A fold's read (`replay_stream`): version, type, schema version, payload and id only.
 pub(crate) const REPLAY: &str = "SELECT stream_version, event_type, schema_version, payload, event_id FROM events \
      WHERE tenant = $1 AND stream_id = $2 AND stream_version >= $3 ORDER BY stream_version LIMIT $4";
 

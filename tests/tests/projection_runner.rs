@@ -809,6 +809,230 @@ async fn follow_exclusive_keeps_the_lock_through_failures<
     standby.abort();
 }
 
+// ---------------------------------------------------------------- payloads only
+
+/// A read model whose handler takes only the event (no envelope): `#[projection]` declares
+/// `Reads::Payload`, so the runner reads payloads only (`replay_all`). Amounts in the order
+/// handled.
+#[derive(Clone, Default)]
+pub struct Amounts {
+    seen: Arc<Mutex<Vec<i64>>>,
+    fail_at: Option<i64>,
+}
+
+impl Amounts {
+    fn seen(&self) -> Vec<i64> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[projection(name = "amounts")]
+impl Amounts {
+    async fn on_deposited(&mut self, event: &Deposited) -> Result<(), ProjectionError> {
+        if self.fail_at == Some(event.amount) {
+            return Err(ProjectionError::new(format!("cannot store amount {}", event.amount)));
+        }
+        self.seen.lock().unwrap().push(event.amount);
+        Ok(())
+    }
+}
+
+/// A hand-written projection that declares `Reads::Payload` but leaves `handle_payload` to its
+/// default.
+pub struct Undelivered;
+
+impl es_core::Projection for Undelivered {
+    const NAME: &'static str = "undelivered";
+    const EVENT_TYPES: &'static [&'static es_core::EventTypeInfo] =
+        &[&<Deposited as es_core::EventVariant>::INFO];
+    const READS: es_core::projection::Reads = es_core::projection::Reads::Payload;
+
+    async fn handle(&mut self, _: &RecordedEvent) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+/// A store that counts which read of the global log a runner asks for.
+#[derive(Clone)]
+pub struct CountedReads<S> {
+    inner: S,
+    envelopes: Arc<std::sync::atomic::AtomicU64>,
+    payloads: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<S> CountedReads<S> {
+    fn new(inner: S) -> Self {
+        Self { inner, envelopes: Arc::default(), payloads: Arc::default() }
+    }
+
+    /// (`read_all` calls, `replay_all` calls) so far.
+    fn reads(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.envelopes.load(SeqCst), self.payloads.load(SeqCst))
+    }
+}
+
+impl<S: EventStore> EventStore for CountedReads<S> {
+    fn tenant(&self) -> &TenantId {
+        self.inner.tenant()
+    }
+
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<es_core::EventData>,
+        options: AppendOptions,
+    ) -> Result<es_core::AppendResult, es_core::StoreError> {
+        self.inner.append(stream_id, expected, events, options).await
+    }
+
+    fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        options: es_core::ReadStreamOptions,
+    ) -> es_core::EventStream {
+        self.inner.read_stream(stream_id, options)
+    }
+
+    fn read_all(&self, options: es_core::ReadAllOptions) -> es_core::EventStream {
+        self.envelopes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read_all(options)
+    }
+
+    fn replay_all(&self, options: es_core::ReadAllOptions) -> es_core::LogEventStream {
+        self.payloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.replay_all(options)
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, es_core::StoreError> {
+        self.inner.stream_version(stream_id).await
+    }
+
+    async fn head_position(&self) -> Result<Position, es_core::StoreError> {
+        self.inner.head_position().await
+    }
+
+    async fn wait_for_events(
+        &self,
+        after: Position,
+        timeout: Duration,
+    ) -> Result<Position, es_core::StoreError> {
+        self.inner.wait_for_events(after, timeout).await
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &es_core::IdempotencyKey,
+    ) -> Result<Option<es_core::IdempotencyRecord>, es_core::StoreError> {
+        self.inner.idempotency_record(key).await
+    }
+
+    async fn fingerprint_matches(
+        &self,
+        record: &es_core::IdempotencyRecord,
+        fingerprint: &es_core::Fingerprint,
+    ) -> Result<bool, es_core::StoreError> {
+        self.inner.fingerprint_matches(record, fingerprint).await
+    }
+}
+
+impl<S: DeadLetterStore> DeadLetterStore for CountedReads<S> {
+    async fn park(
+        &self,
+        parked: es_core::projection::ParkedEvent,
+    ) -> Result<(), es_core::StoreError> {
+        self.inner.park(parked).await
+    }
+
+    async fn parked(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Vec<es_core::projection::ParkedEvent>, es_core::StoreError> {
+        self.inner.parked(projection).await
+    }
+
+    async fn unpark(
+        &self,
+        projection: &es_core::ProjectionName,
+        position: Position,
+    ) -> Result<(), es_core::StoreError> {
+        self.inner.unpark(projection, position).await
+    }
+}
+
+/// A projection whose handlers take only the event is fed payloads (`replay_all`, never
+/// `read_all`), in log order, and fails like any other: under `Stop` the checkpoint stays right
+/// before the failing event; under `Park` the event is parked (its position and type) and the rest
+/// handled. Envelope projections, and payload projections partitioned by stream (which needs the
+/// stream id), read envelopes. A hand-written projection that declares payloads without
+/// `handle_payload` fails with an error that says so, never skipping an event.
+async fn projections_of_payloads_read_payloads_only<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..4).await;
+    deposit(&store, "account-2", 4..7).await;
+    let deposits: Vec<(u64, i64)> = deposits_in_log(&store).await.into_iter().collect();
+    let counted = CountedReads::new(store.clone());
+    let reads = VolatileCheckpoints::new(counted.clone());
+
+    let stopping = Amounts { fail_at: Some(4), ..Amounts::default() };
+    let mut runner = ProjectionRunner::new(stopping.clone(), reads.clone()).with_options(options());
+    let failed = runner.catch_up().await;
+    let at_four = Position::new(deposits[3].0);
+    assert!(
+        matches!(&failed, Err(RunnerError::Handler { attempts: 2, position, .. }) if *position == at_four),
+        "{failed:?}"
+    );
+    assert_eq!(stopping.seen(), [1, 2, 3]);
+    let name = es_core::ProjectionName::new("amounts").unwrap();
+    assert_eq!(
+        reads.load_checkpoint(&name).await.unwrap(),
+        Some(Position::new(deposits[2].0)),
+        "the checkpoint stays right before the failing event"
+    );
+    assert_eq!(counted.reads(), (0, 1), "payloads only, one read for the pass");
+
+    let parking = Amounts { fail_at: Some(4), ..Amounts::default() };
+    let renamed = es_core::ProjectionName::new("amounts-parking").unwrap();
+    let done = ProjectionRunner::new(parking.clone(), reads.clone())
+        .with_name(renamed.clone())
+        .with_options(options().on_failure(OnFailure::Park))
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!((done.handled, parking.seen()), (6, vec![1, 2, 3, 5, 6]));
+    let parked = reads.parked(&renamed).await.unwrap();
+    assert_eq!(
+        parked.iter().map(|p| (p.position, p.event_type.as_str())).collect::<Vec<_>>(),
+        [(at_four, "account.deposited")]
+    );
+    assert_eq!(counted.reads(), (0, 2));
+
+    // The whole envelope where one is needed: a handler that takes it, or partitions by stream.
+    ProjectionRunner::new(Deposits::default(), reads.clone()).catch_up().await.unwrap();
+    assert_eq!(counted.reads(), (1, 2));
+    let partitioned = Amounts::default();
+    ProjectionRunner::new(partitioned.clone(), VolatileCheckpoints::new(counted.clone()))
+        .with_concurrency(2)
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(counted.reads(), (2, 2));
+    let mut seen = partitioned.seen();
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6]);
+
+    let failed =
+        ProjectionRunner::new(Undelivered, reads.clone()).with_options(options()).catch_up().await;
+    assert!(
+        matches!(&failed, Err(RunnerError::Handler { source, .. }) if source.to_string().contains("handle_payload")),
+        "{failed:?}"
+    );
+}
+
 // ---------------------------------------------------------------- backends
 
 /// A store on a fresh schema (dropped when the fixture goes, even on panic), polling every 100 ms.
@@ -837,4 +1061,5 @@ tests::on_both_backends!(
     a_failing_partition_stops_before_its_event,
     follow_keeps_going_after_a_failing_pass,
     follow_exclusive_keeps_the_lock_through_failures,
+    projections_of_payloads_read_payloads_only,
 );

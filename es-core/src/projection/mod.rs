@@ -29,7 +29,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 
 use crate::event::typed::{DecodeError, EventTypeInfo};
-use crate::{EventType, Position, ProjectionName, RecordedEvent};
+use crate::{EventType, LogEvent, Position, ProjectionName, RecordedEvent};
 
 /// The checkpoint after a batch read from the log filtered to a projection's types.
 ///
@@ -56,6 +56,34 @@ pub trait Projection: Send + 'static {
         event: &RecordedEvent,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 
+    /// What its handlers read of each event. [`Reads::Envelope`] (the default): the runner reads
+    /// whole envelopes and calls [`handle`](Projection::handle). [`Reads::Payload`]: the runner
+    /// reads only position, type, schema version and payload
+    /// ([`EventStore::replay_all`](crate::EventStore::replay_all), less than half of each stored
+    /// row) and calls [`handle_payload`](Projection::handle_payload) instead, except when it
+    /// handles batches partitioned by stream, which needs the envelope's stream id.
+    /// `#[projection]` declares `Payload` when no handler takes the envelope.
+    const READS: Reads = Reads::Envelope;
+
+    /// Handles one event read without its envelope (see [`Projection::READS`]); the same
+    /// contract as [`handle`](Projection::handle). A projection that declares
+    /// [`Reads::Payload`] must implement it: the default fails every event with a
+    /// [`ProjectionError::Handler`] that says so (the runner then retries, parks or stops under
+    /// its policy, never skips).
+    fn handle_payload(
+        &mut self,
+        event: &LogEvent,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        let position = event.position;
+        async move {
+            Err(ProjectionError::new(format!(
+                "projection {} declares `Reads::Payload` but does not implement `handle_payload` \
+                 (event at position {position})",
+                Self::NAME
+            )))
+        }
+    }
+
     /// The names of [`Projection::EVENT_TYPES`], for the store's filter.
     fn event_types() -> Vec<EventType> {
         Self::EVENT_TYPES.iter().filter_map(|info| EventType::new(info.name).ok()).collect()
@@ -66,6 +94,18 @@ pub trait Projection: Send + 'static {
     fn projection_name() -> ProjectionName {
         checked_name(<Self as CheckedName>::NAME)
     }
+}
+
+/// What a projection's handlers read of each event: see [`Projection::READS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reads {
+    /// The whole [`RecordedEvent`]: stream, version, id, metadata, time (a handler that takes
+    /// `meta: &RecordedEvent`).
+    #[default]
+    Envelope,
+    /// Only position, type, schema version and payload: a [`LogEvent`].
+    Payload,
 }
 
 /// The name of a projection, checked at compile time (evaluated once per projection type).

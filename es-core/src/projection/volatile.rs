@@ -74,6 +74,10 @@ impl<S: EventStore> EventStore for VolatileCheckpoints<S> {
         self.inner.read_all(options)
     }
 
+    fn replay_all(&self, options: ReadAllOptions) -> crate::LogEventStream {
+        self.inner.replay_all(options)
+    }
+
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         self.inner.stream_version(stream_id).await
     }

@@ -19,7 +19,8 @@ pub use error::{InvalidAppend, StoreError};
 pub use expected_version::ExpectedVersion;
 pub use position::Position;
 pub use read::{
-    Direction, EventStream, ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent,
+    Direction, EventStream, LogEvent, LogEventStream, ReadAllOptions, ReadStreamOptions,
+    ReplayStream, ReplayedEvent,
 };
 pub use subscribe::{SubscribeOptions, subscribe};
 pub use traits::{EventStore, MultiTenantStore};

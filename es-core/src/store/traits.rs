@@ -4,8 +4,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{
-    AppendOptions, AppendResult, EventStream, ExpectedVersion, IdempotencyRecord, Position,
-    ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent, StoreError,
+    AppendOptions, AppendResult, EventStream, ExpectedVersion, IdempotencyRecord, LogEvent,
+    LogEventStream, Position, ReadAllOptions, ReadStreamOptions, ReplayStream, ReplayedEvent,
+    StoreError,
 };
 use crate::{EventData, IdempotencyKey, StreamId, TenantId};
 
@@ -77,6 +78,18 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// Reads the tenant's global log after a position, in position order, in pages.
     fn read_all(&self, options: ReadAllOptions) -> EventStream;
+
+    /// [`read_all`](EventStore::read_all) returning only what a projection whose handlers take
+    /// only the event needs: position, type, schema version and payload. The same events in the
+    /// same order, under the same horizon and with personal data opened the same way; cheaper to
+    /// read. The default reads whole envelopes; backends override it with a narrower read (the
+    /// projection runner uses it for projections that declare
+    /// [`Reads::Payload`](crate::projection::Reads::Payload)). A store that wraps another must
+    /// forward it, or lose the narrower read (never correctness).
+    fn replay_all(&self, options: ReadAllOptions) -> LogEventStream {
+        use futures_util::TryStreamExt;
+        Box::pin(self.read_all(options).map_ok(LogEvent::from))
+    }
 
     /// The stream's version: that of its last event, 0 if it has none.
     fn stream_version(

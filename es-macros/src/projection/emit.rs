@@ -35,8 +35,30 @@ pub(crate) fn model(model: &Model) -> TokenStream {
         };
         quote! {
             if event.event_type.as_str() == <#event as #krate::EventVariant>::INFO.name {
-                let decoded = <#event as #krate::Event>::decode(event)?;
+                let decoded = <#event as #krate::Event>::from_stored(
+                    event.event_type.as_str(),
+                    event.schema_version,
+                    &event.payload,
+                )?;
                 return #call;
+            }
+        }
+    });
+    let dispatch: Vec<_> = dispatch.collect();
+    // No handler takes the envelope (and none a transaction, whose runner reads envelopes): the
+    // runner may read payloads only, and hands them to the same dispatch.
+    let payload_only = (model.transaction.is_none()
+        && model.handlers.iter().all(|handler| !handler.with_meta))
+    .then(|| {
+        quote! {
+            const READS: #krate::projection::Reads = #krate::projection::Reads::Payload;
+
+            async fn handle_payload(
+                &mut self,
+                event: &#krate::LogEvent,
+            ) -> ::core::result::Result<(), #krate::ProjectionError> {
+                #(#dispatch)*
+                ::core::result::Result::Ok(())
             }
         }
     });
@@ -59,6 +81,8 @@ pub(crate) fn model(model: &Model) -> TokenStream {
                 // those away): nothing to do.
                 ::core::result::Result::Ok(())
             }
+
+            #payload_only
         }
 
         // Two handled structs sharing a stored name would make the dispatch ambiguous.

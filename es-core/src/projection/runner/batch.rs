@@ -5,7 +5,55 @@ use futures_util::FutureExt;
 
 use super::{OnFailure, RunnerError, RunnerOptions};
 use crate::projection::{DeadLetterStore, ParkedEvent, Projection, ProjectionError};
-use crate::{Position, ProjectionName, RecordedEvent};
+use crate::{EventType, LogEvent, Position, ProjectionName, RecordedEvent};
+
+/// An event as a runner hands it to a projection: a whole envelope ([`Projection::handle`]) or,
+/// for a projection that reads only payloads, a [`LogEvent`] ([`Projection::handle_payload`]).
+pub(crate) trait Delivered: Sync {
+    /// Its position in the log.
+    fn position(&self) -> Position;
+    /// Its stored type.
+    fn event_type(&self) -> &EventType;
+    /// Hands it to the projection's handler for this kind of event.
+    fn deliver<P: Projection>(
+        &self,
+        projection: &mut P,
+    ) -> impl std::future::Future<Output = Result<(), ProjectionError>> + Send;
+}
+
+impl Delivered for RecordedEvent {
+    fn position(&self) -> Position {
+        self.position
+    }
+
+    fn event_type(&self) -> &EventType {
+        &self.event_type
+    }
+
+    fn deliver<P: Projection>(
+        &self,
+        projection: &mut P,
+    ) -> impl std::future::Future<Output = Result<(), ProjectionError>> + Send {
+        projection.handle(self)
+    }
+}
+
+impl Delivered for LogEvent {
+    fn position(&self) -> Position {
+        self.position
+    }
+
+    fn event_type(&self) -> &EventType {
+        &self.event_type
+    }
+
+    fn deliver<P: Projection>(
+        &self,
+        projection: &mut P,
+    ) -> impl std::future::Future<Output = Result<(), ProjectionError>> + Send {
+        projection.handle_payload(self)
+    }
+}
 
 /// How a runner handles a batch: [`Sequential`] (the default) or [`Partitioned`] by stream,
 /// chosen by type ([`ProjectionRunner::with_concurrency`](super::ProjectionRunner::with_concurrency)
@@ -20,6 +68,11 @@ pub trait BatchStrategy<P>: sealed::Sealed + Send + Sync + 'static {
         after: Position,
         context: &Context<'_, S>,
     ) -> impl std::future::Future<Output = Result<BatchOutcome, RunnerError>>;
+
+    /// Whether it handles every batch in log order on the projection itself (so a runner may
+    /// read payloads only, for a projection that declares [`crate::projection::Reads::Payload`]).
+    #[doc(hidden)]
+    fn in_log_order(&self) -> bool;
 }
 
 mod sealed {
@@ -50,6 +103,10 @@ impl<P: Projection> BatchStrategy<P> for Sequential {
     ) -> impl std::future::Future<Output = Result<BatchOutcome, RunnerError>> {
         sequential(projection, batch, after, context)
     }
+
+    fn in_log_order(&self) -> bool {
+        true
+    }
 }
 
 impl<P: Projection + Clone> BatchStrategy<P> for Partitioned {
@@ -68,6 +125,10 @@ impl<P: Projection + Clone> BatchStrategy<P> for Partitioned {
                 sequential(projection, batch, after, context).await
             }
         }
+    }
+
+    fn in_log_order(&self) -> bool {
+        self.at_once <= 1
     }
 }
 
@@ -93,15 +154,15 @@ pub struct BatchOutcome {
 }
 
 /// Handles the batch's events after `after`, in log order, on the projection itself.
-async fn sequential<P: Projection, S: DeadLetterStore>(
+pub(super) async fn sequential<P: Projection, S: DeadLetterStore, E: Delivered>(
     projection: &mut P,
-    batch: &[RecordedEvent],
+    batch: &[E],
     after: Position,
     context: &Context<'_, S>,
 ) -> Result<BatchOutcome, RunnerError> {
     let mut outcome = BatchOutcome { last: after, handled: 0, failure: None };
     for event in batch {
-        if event.position <= outcome.last {
+        if event.position() <= outcome.last {
             continue; // delivered twice: handled already
         }
         if let Err(failure) = handle_with_retries(projection, event, context).await {
@@ -111,7 +172,7 @@ async fn sequential<P: Projection, S: DeadLetterStore>(
             }
             park(context, event, &failure).await?;
         }
-        outcome.last = event.position;
+        outcome.last = event.position();
         outcome.handled += 1;
     }
     Ok(outcome)
@@ -219,9 +280,9 @@ async fn run_partition<P: Projection, S: DeadLetterStore>(
 }
 
 /// Hands `event` to the projection, retrying with backoff up to `options.handler_attempts`.
-pub(super) async fn handle_with_retries<P: Projection, S>(
+pub(super) async fn handle_with_retries<P: Projection, S, E: Delivered>(
     projection: &mut P,
-    event: &RecordedEvent,
+    event: &E,
     context: &Context<'_, S>,
 ) -> Result<(), RunnerError> {
     let (options, name) = (context.options, context.name);
@@ -231,7 +292,7 @@ pub(super) async fn handle_with_retries<P: Projection, S>(
         // A panicking handler must not take the runner's task down with it (a dead task would
         // leave its model frozen while everything reports it running): the panic becomes a
         // handler failure, retried and then stopped on or parked like any other.
-        let handled = std::panic::AssertUnwindSafe(projection.handle(event))
+        let handled = std::panic::AssertUnwindSafe(event.deliver(projection))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -242,14 +303,14 @@ pub(super) async fn handle_with_retries<P: Projection, S>(
             Err(source) if attempt >= options.handler_attempts => {
                 return Err(RunnerError::Handler {
                     projection: name.clone(),
-                    position: event.position,
-                    event_type: event.event_type.clone(),
+                    position: event.position(),
+                    event_type: event.event_type().clone(),
                     attempts: attempt,
                     source,
                 });
             }
             Err(error) => {
-                tracing::warn!(projection = %name, position = %event.position, attempt, %error, "es.projection: handler failed, retrying");
+                tracing::warn!(projection = %name, position = %event.position(), attempt, %error, "es.projection: handler failed, retrying");
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
                 attempt += 1;
@@ -270,19 +331,19 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Parks `event` with its failure in the dead-letter store.
-pub(crate) async fn park<S: DeadLetterStore>(
+pub(crate) async fn park<S: DeadLetterStore, E: Delivered>(
     context: &Context<'_, S>,
-    event: &RecordedEvent,
+    event: &E,
     failure: &RunnerError,
 ) -> Result<(), RunnerError> {
     let (store, name, attempts) = (context.store, context.name, context.options.handler_attempts);
-    tracing::error!(projection = %name, position = %event.position, error = %failure, "es.projection: event parked");
+    tracing::error!(projection = %name, position = %event.position(), error = %failure, "es.projection: event parked");
     metrics::counter!("es_projection_parked_total", "projection" => name.to_string()).increment(1);
     store
         .park(ParkedEvent {
             projection: name.clone(),
-            position: event.position,
-            event_type: event.event_type.clone(),
+            position: event.position(),
+            event_type: event.event_type().clone(),
             // A handler's message is the application's text: a NUL in it would make PostgreSQL
             // refuse the record (and the runner fail) where the memory store keeps it.
             error: failure.to_string().replace('\0', "\u{fffd}"),

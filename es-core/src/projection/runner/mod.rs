@@ -21,7 +21,7 @@ use self::batch::Context;
 pub use self::batch::{BatchStrategy, Partitioned, Sequential};
 pub use self::options::{OnFailure, RunnerOptions};
 pub use self::outcome::{CatchUp, ProjectionStatus, RunnerError};
-use super::{CheckpointStore, DeadLetterStore, Projection};
+use super::{CheckpointStore, DeadLetterStore, Projection, Reads};
 use crate::{EventStore, Position, ProjectionName, ReadAllOptions, RecordedEvent, StoreError};
 
 /// Drives one projection over one tenant's store, handling each batch by strategy `B`
@@ -135,20 +135,36 @@ where
         self.report_lag(head, saved.unwrap_or(Position::BEGINNING));
         // One read for the whole pass, cut into batches: a backend may read its next page while
         // a batch is handled (PostgreSQL does, in a task of its own). Dropped, so ended, when the
-        // pass ends or fails.
-        let mut events = self.store.read_all(
-            ReadAllOptions::after(saved.unwrap_or(Position::BEGINNING))
-                .event_types(P::event_types())
-                .page_size(self.options.read_page()),
-        );
+        // pass ends or fails. Payloads only where the projection reads nothing else and the
+        // batches are handled in log order (partitions need the envelope's stream id).
+        let options = ReadAllOptions::after(saved.unwrap_or(Position::BEGINNING))
+            .event_types(P::event_types())
+            .page_size(self.options.read_page());
+        let mut events = if P::READS == Reads::Payload && self.batches.in_log_order() {
+            Read::Payloads(self.store.replay_all(options))
+        } else {
+            Read::Envelopes(self.store.read_all(options))
+        };
         loop {
             let after = saved.unwrap_or(Position::BEGINNING);
-            let batch = next_batch(&mut events, &self.name, after, self.options.batch_size).await?;
-            let full = batch.len() >= self.options.batch_size;
-            // Handled by the runner's strategy: partitioned by stream when `with_concurrency`
-            // asked for more than one partition, otherwise in log order.
+            let batch_size = self.options.batch_size;
             let context = Context { store: &self.store, name: &self.name, options: &self.options };
-            let outcome = self.batches.run(&mut self.projection, &batch, after, &context).await?;
+            let (outcome, full) = match &mut events {
+                Read::Envelopes(events) => {
+                    let batch = next_batch(events, &self.name, after, batch_size).await?;
+                    // Handled by the runner's strategy: partitioned by stream when
+                    // `with_concurrency` asked for more than one partition, otherwise in log order.
+                    let outcome =
+                        self.batches.run(&mut self.projection, &batch, after, &context).await?;
+                    (outcome, batch.len() >= batch_size)
+                }
+                Read::Payloads(events) => {
+                    let batch = next_batch(events, &self.name, after, batch_size).await?;
+                    let outcome =
+                        batch::sequential(&mut self.projection, &batch, after, &context).await?;
+                    (outcome, batch.len() >= batch_size)
+                }
+            };
             handled += outcome.handled;
             // After a failure the checkpoint stops before the failing event; otherwise it may
             // pass over events of other types up to the head (see `checkpoint_after_batch`).
@@ -290,14 +306,20 @@ pub(crate) async fn read_batch<S: EventStore>(
     next_batch(&mut events, name, after, options.batch_size).await
 }
 
+/// A pass's read: whole envelopes, or payloads only (see [`Projection::READS`]).
+enum Read {
+    Envelopes(crate::EventStream),
+    Payloads(crate::LogEventStream),
+}
+
 /// The next batch of a pass's read: up to `batch_size` events (fewer only where the read ends),
 /// in an `es.projection.read` span that records how many came.
-async fn next_batch(
-    events: &mut crate::EventStream,
+async fn next_batch<T>(
+    events: &mut std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<T, StoreError>> + Send>>,
     name: &ProjectionName,
     after: Position,
     batch_size: usize,
-) -> Result<Vec<RecordedEvent>, StoreError> {
+) -> Result<Vec<T>, StoreError> {
     let span = tracing::debug_span!(
         "es.projection.read",
         projection = %name,

@@ -119,6 +119,7 @@ macro_rules! conformance_tests {
             read_all_past_head_is_empty,
             head_position_tracks_appends,
             read_all_pages_through_a_large_log,
+            replay_all_matches_read_all,
             tenants_cannot_read_each_others_streams,
             tenants_have_independent_stream_versions,
             read_all_and_head_are_scoped_to_tenant,

@@ -81,6 +81,12 @@ pub async fn personal_data_is_sealed_at_rest_and_opened_on_read<B: PiiBackend>(b
     let replayed: Vec<_> =
         store.replay_stream(&stream("member-1"), 1).try_concat().await.expect("replay");
     assert_eq!(replayed[0].payload.to_value().expect("JSON"), plain);
+    let log: Vec<_> = store
+        .replay_all(crate::ReadAllOptions::from_beginning())
+        .try_collect()
+        .await
+        .expect("replay_all");
+    assert_eq!(log[0].payload.to_value().expect("JSON"), plain);
 }
 
 /// Forgetting a subject redacts its fields in every read at once, leaves other subjects alone,
@@ -245,6 +251,12 @@ pub async fn a_wrong_master_key_fails_loudly_and_writes_nothing<B: PiiBackend>(b
     assert!(
         matches!(read, Err(StoreError::PersonalData(PiiError::UnknownMasterKey { .. }))),
         "{read:?}"
+    );
+    let replayed: Result<Vec<_>, _> =
+        stranger.replay_all(crate::ReadAllOptions::from_beginning()).try_collect().await;
+    assert!(
+        matches!(replayed, Err(StoreError::PersonalData(PiiError::UnknownMasterKey { .. }))),
+        "{replayed:?}"
     );
 }
 

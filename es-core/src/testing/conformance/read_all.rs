@@ -4,7 +4,7 @@ use super::fixtures::{
     append, assert_strictly_increasing_positions, batch, collect, event_type, numbers, read_all,
     scoped, stream, typed,
 };
-use crate::{EventStore, ExpectedVersion, MultiTenantStore, Position, ReadAllOptions};
+use crate::{EventStore, ExpectedVersion, LogEvent, MultiTenantStore, Position, ReadAllOptions};
 
 /// `read_all` returns events in the order their appends committed, at the positions reported.
 pub async fn read_all_order_equals_commit_order<B: MultiTenantStore>(backend: B) {
@@ -152,4 +152,64 @@ pub async fn read_all_pages_through_a_large_log<B: MultiTenantStore>(backend: B)
     let all = collect(store.read_all(ReadAllOptions::from_beginning().page_size(128))).await;
     assert_eq!(numbers(&all), (0..5_000).collect::<Vec<_>>());
     assert_strictly_increasing_positions(&all);
+}
+
+/// `replay_all` returns exactly `read_all`'s events (position, type, schema version, payload) for
+/// the same options: from the beginning, after a position between two events, filtered by type,
+/// limited with small pages, past the head; never another tenant's.
+pub async fn replay_all_matches_read_all<B: MultiTenantStore>(backend: B) {
+    let store = scoped(&backend, "a");
+    let other = scoped(&backend, "b");
+    for n in 0..30u64 {
+        let event = typed(["test.a", "test.b", "test.c"][(n % 3) as usize], n)
+            .with_schema_version(u32::try_from(n % 4).expect("small") + 1);
+        append(&store, &stream(&format!("order-{}", n % 4)), ExpectedVersion::Any, vec![event])
+            .await;
+        append(&other, &stream("order-0"), ExpectedVersion::Any, batch(n..n + 1)).await;
+    }
+    let all = read_all(&store).await;
+    let between = Position::new(all[11].position.value() + 1);
+    let types = |names: &[&str]| names.iter().map(|name| event_type(name)).collect::<Vec<_>>();
+    for options in [
+        ReadAllOptions::from_beginning(),
+        ReadAllOptions::after(all[11].position),
+        ReadAllOptions::after(between),
+        ReadAllOptions::from_beginning().event_types(types(&["test.b"])),
+        ReadAllOptions::after(all[4].position)
+            .event_types(types(&["test.a", "test.c"]))
+            .page_size(2),
+        ReadAllOptions::from_beginning().limit(7).page_size(3),
+        ReadAllOptions::from_beginning().event_types(types(&["test.none"])),
+        ReadAllOptions::after(all[29].position),
+    ] {
+        let read: Vec<LogEvent> = collect(store.read_all(options.clone()))
+            .await
+            .into_iter()
+            .map(LogEvent::from)
+            .collect();
+        let replayed: Vec<LogEvent> =
+            futures_util::TryStreamExt::try_collect(store.replay_all(options.clone()))
+                .await
+                .unwrap_or_else(|error| panic!("replay_all must succeed: {error}"));
+        assert_eq!(replayed.len(), read.len(), "{options:?}");
+        for (replayed, read) in replayed.iter().zip(&read) {
+            assert_eq!(
+                (replayed.position, &replayed.event_type, replayed.schema_version),
+                (read.position, &read.event_type, read.schema_version),
+                "{options:?}"
+            );
+            assert_eq!(
+                replayed.payload.to_value().expect("JSON"),
+                read.payload.to_value().expect("JSON"),
+                "{options:?}"
+            );
+        }
+    }
+    // Every event of the tenant, none of the other's, in position order.
+    let every: Vec<LogEvent> =
+        futures_util::TryStreamExt::try_collect(store.replay_all(ReadAllOptions::default()))
+            .await
+            .expect("replay_all");
+    assert_eq!(every.len(), 30);
+    assert!(every.windows(2).all(|pair| pair[0].position < pair[1].position));
 }
