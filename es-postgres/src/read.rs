@@ -368,11 +368,12 @@ pub(crate) fn read_all(
     tenant: TenantId,
     options: ReadAllOptions,
 ) -> EventStream {
-    Box::pin(read_log::<RecordedEvent>(inner, pool, tenant, options))
+    let pages = read_log::<RecordedEvent>(inner, pool, tenant, options);
+    Box::pin(pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten())
 }
 
 /// The tenant's global log as payloads only (`replay_all`): `read_all`'s events, four columns of
-/// each row instead of nine.
+/// each row instead of nine, a page per item.
 pub(crate) fn replay_all(
     inner: Arc<Inner>,
     pool: PgPool,
@@ -382,12 +383,13 @@ pub(crate) fn replay_all(
     Box::pin(read_log::<LogEvent>(inner, pool, tenant, options))
 }
 
+/// The pages of a read of the global log (never an empty one).
 fn read_log<R: LogRow>(
     inner: Arc<Inner>,
     pool: PgPool,
     tenant: TenantId,
     options: ReadAllOptions,
-) -> impl futures_core::Stream<Item = Result<R, StoreError>> + Send + 'static {
+) -> impl futures_core::Stream<Item = Page<R>> + Send + 'static {
     let cursor = AllCursor::<R> {
         inner,
         pool,
@@ -409,8 +411,7 @@ fn read_log<R: LogRow>(
     // meet the statement timeout, behind a slow handler): a page is read whole, then handed over.
     // Started at the first poll, inside the reader's runtime; it ends when the read does or when
     // the reader drops the stream.
-    let pages = pages_of(|sender| cursor.send_pages(sender));
-    pages.map_ok(|page| stream::iter(page.into_iter().map(Ok))).try_flatten()
+    pages_of(|sender| cursor.send_pages(sender))
 }
 
 /// A page a read task hands over, or the error that ended the read.

@@ -1011,16 +1011,26 @@ async fn projections_of_payloads_read_payloads_only<
     );
     assert_eq!(counted.reads(), (0, 2));
 
+    // Batches cut across pages (a page holds four batches): every event once, in order.
+    let small = Amounts::default();
+    let done = ProjectionRunner::new(small.clone(), VolatileCheckpoints::new(counted.clone()))
+        .with_options(RunnerOptions::default().batch_size(1))
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!((done.handled, small.seen()), (6, vec![1, 2, 3, 4, 5, 6]));
+    assert_eq!(counted.reads(), (0, 3));
+
     // The whole envelope where one is needed: a handler that takes it, or partitions by stream.
     ProjectionRunner::new(Deposits::default(), reads.clone()).catch_up().await.unwrap();
-    assert_eq!(counted.reads(), (1, 2));
+    assert_eq!(counted.reads(), (1, 3));
     let partitioned = Amounts::default();
     ProjectionRunner::new(partitioned.clone(), VolatileCheckpoints::new(counted.clone()))
         .with_concurrency(2)
         .catch_up()
         .await
         .unwrap();
-    assert_eq!(counted.reads(), (2, 2));
+    assert_eq!(counted.reads(), (2, 3));
     let mut seen = partitioned.seen();
     seen.sort_unstable();
     assert_eq!(seen, [1, 2, 3, 4, 5, 6]);

@@ -74,10 +74,12 @@ impl From<RecordedEvent> for LogEvent {
     }
 }
 
-/// The events [`EventStore::replay_all`](crate::EventStore::replay_all) returns, one at a time,
-/// in position order, fetched in pages like an [`EventStream`].
+/// The events [`EventStore::replay_all`](crate::EventStore::replay_all) returns, in position
+/// order, one page (up to the read's page size) per item, never an empty page: a replay walks
+/// millions of events, and per-event stream polling would cost it measurably (as for
+/// [`ReplayStream`]).
 pub type LogEventStream =
-    Pin<Box<dyn Stream<Item = Result<LogEvent, StoreError>> + Send + 'static>>;
+    Pin<Box<dyn Stream<Item = Result<Vec<LogEvent>, StoreError>> + Send + 'static>>;
 
 /// The direction of a stream read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -80,15 +80,21 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     fn read_all(&self, options: ReadAllOptions) -> EventStream;
 
     /// [`read_all`](EventStore::read_all) returning only what a projection whose handlers take
-    /// only the event needs: position, type, schema version and payload. The same events in the
-    /// same order, under the same horizon and with personal data opened the same way; cheaper to
-    /// read. The default reads whole envelopes; backends override it with a narrower read (the
+    /// only the event needs: position, type, schema version and payload, in pages. The same
+    /// events in the same order, under the same horizon and with personal data opened the same
+    /// way; cheaper to read. The default reads whole envelopes; backends override it with a narrower read (the
     /// projection runner uses it for projections that declare
     /// [`Reads::Payload`](crate::projection::Reads::Payload)). A store that wraps another must
     /// forward it, or lose the narrower read (never correctness).
     fn replay_all(&self, options: ReadAllOptions) -> LogEventStream {
         use futures_util::TryStreamExt;
-        Box::pin(self.read_all(options).map_ok(LogEvent::from))
+        let page_size = options.page_size.max(1);
+        Box::pin(
+            self.read_all(options)
+                .map_ok(LogEvent::from)
+                .try_chunks(page_size)
+                .map_err(|futures_util::stream::TryChunksError(_, error)| error),
+        )
     }
 
     /// The stream's version: that of its last event, 0 if it has none.

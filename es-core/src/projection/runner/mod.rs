@@ -141,7 +141,7 @@ where
             .event_types(P::event_types())
             .page_size(self.options.read_page());
         let mut events = if P::READS == Reads::Payload && self.batches.in_log_order() {
-            Read::Payloads(self.store.replay_all(options))
+            Read::Payloads(self.store.replay_all(options), Vec::new().into_iter())
         } else {
             Read::Envelopes(self.store.read_all(options))
         };
@@ -158,8 +158,9 @@ where
                         self.batches.run(&mut self.projection, &batch, after, &context).await?;
                     (outcome, batch.len() >= batch_size)
                 }
-                Read::Payloads(events) => {
-                    let batch = next_batch(events, &self.name, after, batch_size).await?;
+                Read::Payloads(pages, pending) => {
+                    let batch =
+                        next_batch_of_pages(pages, pending, &self.name, after, batch_size).await?;
                     let outcome =
                         batch::sequential(&mut self.projection, &batch, after, &context).await?;
                     (outcome, batch.len() >= batch_size)
@@ -306,10 +307,46 @@ pub(crate) async fn read_batch<S: EventStore>(
     next_batch(&mut events, name, after, options.batch_size).await
 }
 
-/// A pass's read: whole envelopes, or payloads only (see [`Projection::READS`]).
+/// A pass's read: whole envelopes, or pages of payloads only (see [`Projection::READS`]) with
+/// what is left of the page a batch ended in.
 enum Read {
     Envelopes(crate::EventStream),
-    Payloads(crate::LogEventStream),
+    Payloads(crate::LogEventStream, std::vec::IntoIter<crate::LogEvent>),
+}
+
+/// [`next_batch`] from a read of pages: the rest of the current page, then whole pages, without
+/// a poll per event.
+async fn next_batch_of_pages(
+    pages: &mut crate::LogEventStream,
+    pending: &mut std::vec::IntoIter<crate::LogEvent>,
+    name: &ProjectionName,
+    after: Position,
+    batch_size: usize,
+) -> Result<Vec<crate::LogEvent>, StoreError> {
+    let span = tracing::debug_span!(
+        "es.projection.read",
+        projection = %name,
+        after = after.value(),
+        events = tracing::field::Empty,
+    );
+    let mut batch = Vec::with_capacity(batch_size.min(8_192));
+    async {
+        loop {
+            batch.extend(pending.by_ref().take(batch_size - batch.len()));
+            if batch.len() >= batch_size {
+                break;
+            }
+            match pages.try_next().await? {
+                Some(page) => *pending = page.into_iter(),
+                None => break,
+            }
+        }
+        Ok::<_, StoreError>(())
+    }
+    .instrument(span.clone())
+    .await?;
+    span.record("events", batch.len());
+    Ok(batch)
 }
 
 /// The next batch of a pass's read: up to `batch_size` events (fewer only where the read ends),

@@ -83,7 +83,7 @@ pub async fn personal_data_is_sealed_at_rest_and_opened_on_read<B: PiiBackend>(b
     assert_eq!(replayed[0].payload.to_value().expect("JSON"), plain);
     let log: Vec<_> = store
         .replay_all(crate::ReadAllOptions::from_beginning())
-        .try_collect()
+        .try_concat()
         .await
         .expect("replay_all");
     assert_eq!(log[0].payload.to_value().expect("JSON"), plain);

@@ -187,10 +187,7 @@ pub async fn replay_all_matches_read_all<B: MultiTenantStore>(backend: B) {
             .into_iter()
             .map(LogEvent::from)
             .collect();
-        let replayed: Vec<LogEvent> =
-            futures_util::TryStreamExt::try_collect(store.replay_all(options.clone()))
-                .await
-                .unwrap_or_else(|error| panic!("replay_all must succeed: {error}"));
+        let replayed = replay_all(&store, options.clone()).await;
         assert_eq!(replayed.len(), read.len(), "{options:?}");
         for (replayed, read) in replayed.iter().zip(&read) {
             assert_eq!(
@@ -206,10 +203,24 @@ pub async fn replay_all_matches_read_all<B: MultiTenantStore>(backend: B) {
         }
     }
     // Every event of the tenant, none of the other's, in position order.
-    let every: Vec<LogEvent> =
-        futures_util::TryStreamExt::try_collect(store.replay_all(ReadAllOptions::default()))
-            .await
-            .expect("replay_all");
+    let every = replay_all(&store, ReadAllOptions::default()).await;
     assert_eq!(every.len(), 30);
+    let pages: Vec<Vec<LogEvent>> = futures_util::TryStreamExt::try_collect(
+        store.replay_all(ReadAllOptions::from_beginning().page_size(4)),
+    )
+    .await
+    .expect("replay_all");
+    assert!(pages.iter().all(|page| !page.is_empty() && page.len() <= 4), "pages of at most 4");
+    assert_eq!(pages.concat(), every);
     assert!(every.windows(2).all(|pair| pair[0].position < pair[1].position));
+}
+
+/// Every event `replay_all` returns for `options`; its pages are never empty.
+async fn replay_all<S: EventStore>(store: &S, options: ReadAllOptions) -> Vec<LogEvent> {
+    let pages: Vec<Vec<LogEvent>> =
+        futures_util::TryStreamExt::try_collect(store.replay_all(options))
+            .await
+            .unwrap_or_else(|error| panic!("replay_all must succeed: {error}"));
+    assert!(pages.iter().all(|page| !page.is_empty()), "replay_all pages are never empty");
+    pages.concat()
 }
