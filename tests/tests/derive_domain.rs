@@ -165,6 +165,21 @@ impl Balances {
     }
 }
 
+/// Owners by name, from the opened events only: no handler takes the envelope, so the runner
+/// reads payloads only.
+#[derive(Default)]
+pub struct Owners {
+    names: Vec<(String, String, String)>,
+}
+
+#[projection(name = "owners")]
+impl Owners {
+    async fn on_opened(&mut self, event: &AccountOpened) -> Result<(), ProjectionError> {
+        self.names.push((event.owner.clone(), event.first.clone(), event.last.clone()));
+        Ok(())
+    }
+}
+
 fn fold(events: &[AccountEvent]) -> Account {
     let mut account = Account::default();
     for event in events {
@@ -332,4 +347,46 @@ async fn the_domain_runs_on_es_memory_and_reads_older_versions() {
         matches!(&events[0], AccountEvent::Opened(opened) if opened.first == "Ada" && opened.last == "Lovelace")
     );
     assert_eq!(fold(&events).balance, 25);
+}
+
+/// A projection of payloads only reads every stored version upcast to the current one, like one
+/// that takes the envelope: the runner's payload read goes through the same upcaster chain.
+#[tokio::test]
+async fn a_projection_of_payloads_reads_older_versions_upcast() {
+    use es_core::projection::{ProjectionRunner, Reads};
+    assert_eq!(Owners::READS, Reads::Payload, "no handler takes the envelope");
+    assert_eq!(Balances::READS, Reads::Envelope, "a handler takes the envelope");
+    let store = es_memory::MemoryStore::new().tenant(TenantId::default());
+    let opened = es_core::EventType::new("account.opened").unwrap();
+    let v1 = es_core::EventData::json(opened.clone(), &json!({ "name": "Ada Lovelace" }))
+        .unwrap()
+        .with_schema_version(1);
+    let v2 = es_core::EventData::json(opened, &json!({ "first": "Grace", "last": "Hopper" }))
+        .unwrap()
+        .with_schema_version(2);
+    let v3 = AccountOpened {
+        owner: "alan".to_owned(),
+        email: Pii::new("alan@example.com".to_owned()),
+        first: "Alan".to_owned(),
+        last: "Turing".to_owned(),
+    }
+    .to_event_data()
+    .unwrap();
+    for (name, event) in [("ada", v1), ("grace", v2), ("alan", v3)] {
+        let stream = StreamId::in_category(Account::NAME, name).unwrap();
+        store
+            .append(&stream, ExpectedVersion::NoStream, vec![event], AppendOptions::default())
+            .await
+            .unwrap();
+    }
+    let mut runner = ProjectionRunner::new(Owners::default(), store);
+    assert_eq!(runner.catch_up().await.unwrap().handled, 3);
+    assert_eq!(
+        runner.projection().names,
+        [
+            ("ada-lovelace".to_owned(), "Ada".to_owned(), "Lovelace".to_owned()),
+            ("grace-hopper".to_owned(), "Grace".to_owned(), "Hopper".to_owned()),
+            ("alan".to_owned(), "Alan".to_owned(), "Turing".to_owned()),
+        ]
+    );
 }

@@ -852,17 +852,25 @@ impl es_core::Projection for Undelivered {
     }
 }
 
-/// A store that counts which read of the global log a runner asks for.
+/// A store that counts which read of the global log a runner asks for, and may hand out
+/// `replay_all`'s events in pages of its own size (the page size is a hint: a backend's pages
+/// need not line up with the runner's batches).
 #[derive(Clone)]
 pub struct CountedReads<S> {
     inner: S,
     envelopes: Arc<std::sync::atomic::AtomicU64>,
     payloads: Arc<std::sync::atomic::AtomicU64>,
+    page: Option<usize>,
 }
 
 impl<S> CountedReads<S> {
     fn new(inner: S) -> Self {
-        Self { inner, envelopes: Arc::default(), payloads: Arc::default() }
+        Self { inner, envelopes: Arc::default(), payloads: Arc::default(), page: None }
+    }
+
+    /// `replay_all` in pages of `size` events.
+    fn paged(inner: S, size: usize) -> Self {
+        Self { page: Some(size), ..Self::new(inner) }
     }
 
     /// (`read_all` calls, `replay_all` calls) so far.
@@ -901,8 +909,19 @@ impl<S: EventStore> EventStore for CountedReads<S> {
     }
 
     fn replay_all(&self, options: es_core::ReadAllOptions) -> es_core::LogEventStream {
+        use futures_util::{StreamExt, TryStreamExt};
         self.payloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.replay_all(options)
+        let pages = self.inner.replay_all(options);
+        match self.page {
+            None => pages,
+            Some(size) => Box::pin(
+                pages
+                    .map_ok(|page| futures_util::stream::iter(page.into_iter().map(Ok)))
+                    .try_flatten()
+                    .chunks(size)
+                    .map(|page| page.into_iter().collect()),
+            ),
+        }
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, es_core::StoreError> {
@@ -1021,16 +1040,47 @@ async fn projections_of_payloads_read_payloads_only<
     assert_eq!((done.handled, small.seen()), (6, vec![1, 2, 3, 4, 5, 6]));
     assert_eq!(counted.reads(), (0, 3));
 
+    // Pages that do not line up with batches (pages of 3, batches of 2): still batches of
+    // exactly 2, so the checkpoint is saved after every second deposit.
+    let repaged = VolatileCheckpoints::new(CountedReads::paged(store.clone(), 3));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let watched = repaged.clone();
+    let stored: StoredCheckpoint = Arc::new(move || {
+        let store = watched.clone();
+        Box::pin(async move {
+            let name = es_core::ProjectionName::new("checkpoint-watch").unwrap();
+            store.load_checkpoint(&name).await.unwrap()
+        })
+    });
+    let watch = CheckpointWatch { stored, seen: seen.clone() };
+    ProjectionRunner::new(watch, repaged)
+        .with_options(RunnerOptions::default().batch_size(2))
+        .catch_up()
+        .await
+        .unwrap();
+    let at = |i: usize| Some(Position::new(deposits[i].0));
+    assert_eq!(*seen.lock().unwrap(), [None, None, at(1), at(1), at(3), at(3)]);
+
+    // One partition is log order: payloads.
+    let one = Amounts::default();
+    ProjectionRunner::new(one.clone(), VolatileCheckpoints::new(counted.clone()))
+        .with_concurrency(1)
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(one.seen(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(counted.reads(), (0, 4));
+
     // The whole envelope where one is needed: a handler that takes it, or partitions by stream.
     ProjectionRunner::new(Deposits::default(), reads.clone()).catch_up().await.unwrap();
-    assert_eq!(counted.reads(), (1, 3));
+    assert_eq!(counted.reads(), (1, 4));
     let partitioned = Amounts::default();
     ProjectionRunner::new(partitioned.clone(), VolatileCheckpoints::new(counted.clone()))
         .with_concurrency(2)
         .catch_up()
         .await
         .unwrap();
-    assert_eq!(counted.reads(), (2, 3));
+    assert_eq!(counted.reads(), (2, 4));
     let mut seen = partitioned.seen();
     seen.sort_unstable();
     assert_eq!(seen, [1, 2, 3, 4, 5, 6]);
