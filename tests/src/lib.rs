@@ -1,6 +1,8 @@
 //! Cross-crate and cross-backend tests of the workspace live in `tests/tests/`; this library holds
 //! what they share.
 
+pub mod metrics;
+
 /// Runs each case (an `async fn(store)` taking a tenant handle) once on each backend, as
 /// `memory::<case>` and `postgres::<case>`, each on a multi-threaded runtime with two workers:
 ///

@@ -3,19 +3,12 @@
 //! million events catches up from the beginning.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-
 use es_core::projection::{
     CheckpointStore, DeadLetterStore, OnFailure, ProjectionRunner, RunnerOptions,
 };
 use es_core::{
     AppendOptions, Event, EventStore, ExpectedVersion, MultiTenantStore, ProjectionError, StreamId,
     TenantId, projection,
-};
-use metrics::{
-    Counter, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,64 +37,12 @@ impl Total {
     }
 }
 
-// ---------------------------------------------------------------- a recorder of gauges
+// ---------------------------------------------------------------- the lag gauge
 
-struct Cell(AtomicU64);
-
-impl GaugeFn for Cell {
-    fn increment(&self, value: f64) {
-        self.set(f64::from_bits(self.0.load(Ordering::Relaxed)) + value);
-    }
-    fn decrement(&self, value: f64) {
-        self.increment(-value);
-    }
-    fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Ordering::Relaxed);
-    }
-}
-
-#[derive(Default)]
-struct Gauges(Mutex<HashMap<String, Arc<Cell>>>);
-
-impl Recorder for Gauges {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::noop()
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        let labels: Vec<String> =
-            key.labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        let cell = self
-            .0
-            .lock()
-            .unwrap()
-            .entry(name)
-            .or_insert_with(|| Arc::new(Cell(AtomicU64::new(0f64.to_bits()))))
-            .clone();
-        Gauge::from_arc(cell)
-    }
-}
-
-fn gauges() -> &'static Gauges {
-    static GAUGES: OnceLock<&'static Gauges> = OnceLock::new();
-    GAUGES.get_or_init(|| {
-        let gauges: &'static Gauges = Box::leak(Box::default());
-        metrics::set_global_recorder(gauges).expect("the only recorder of this test binary");
-        gauges
-    })
-}
-
+/// The lag gauge of `projection`, as this test binary's recorder saw it last.
 fn lag(projection: &str) -> Option<f64> {
-    let cells = gauges().0.lock().unwrap();
-    cells
-        .get(&format!("es_projection_lag{{projection={projection}}}"))
-        .map(|cell| f64::from_bits(cell.0.load(Ordering::Relaxed)))
+    tests::metrics::Recorded::global()
+        .gauge(&format!("es_projection_lag{{projection={projection}}}"))
 }
 
 async fn deposit<S: EventStore>(store: &S, amounts: std::ops::Range<i64>) {
@@ -125,7 +66,7 @@ async fn the_lag_gauge_follows_appends_and_catch_up<
     store: S,
     name: &str,
 ) {
-    gauges();
+    tests::metrics::Recorded::global();
     deposit(&store, 1..21).await;
     let options = RunnerOptions::default().batch_size(4).retries(1, std::time::Duration::ZERO);
     let mut runner = ProjectionRunner::new(Total::default(), store.clone())

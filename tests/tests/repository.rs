@@ -922,73 +922,28 @@ tests::on_both_backends!(
 
 // ---------------------------------------------------------------- counters of one test's thread
 
-/// A recorder of counters, installed for one test's thread only (`metrics::with_local_recorder`,
-/// the test on a current-thread runtime), so tests running beside it cannot move its counts.
+/// The counters of one test's thread (`tests::metrics::Recorded::run_local`, the test on a
+/// current-thread runtime), so tests running beside it cannot move its counts.
 #[derive(Clone, Default)]
-struct Counters(
-    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<metrics::atomics::AtomicU64>>>>,
-);
+struct Counters(tests::metrics::Recorded);
 
 impl Counters {
     /// The count of `es_snapshots_rejected_total` for accounts rejected for `reason`.
     fn rejected(&self, reason: SnapshotRejection) -> u64 {
-        let name =
-            format!("es_snapshots_rejected_total{{aggregate=account,reason={}}}", reason.as_str());
-        self.0.lock().unwrap().get(&name).map_or(0, |count| count.load(SeqCst))
+        self.0.counter(&format!(
+            "es_snapshots_rejected_total{{aggregate=account,reason={}}}",
+            reason.as_str()
+        ))
     }
 
     /// Every count of `es_snapshots_rejected_total`.
     fn rejected_total(&self) -> u64 {
-        let counters = self.0.lock().unwrap();
-        let rejected =
-            counters.iter().filter(|(name, _)| name.starts_with("es_snapshots_rejected_total{"));
-        rejected.map(|(_, count)| count.load(SeqCst)).sum()
+        self.0.counter_total("es_snapshots_rejected_total")
     }
 
     /// Runs `test` on a current-thread runtime with this recorder.
     fn run<F: std::future::Future>(&self, test: F) -> F::Output {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        metrics::with_local_recorder(self, || runtime.block_on(test))
-    }
-}
-
-impl metrics::Recorder for Counters {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let labels: Vec<String> =
-            key.labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        metrics::Counter::from_arc(self.0.lock().unwrap().entry(name).or_default().clone())
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
+        self.0.run_local(test)
     }
 }
 
