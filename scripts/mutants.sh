@@ -41,15 +41,18 @@ case "$mode" in
     # Tested by the `tests` crate (both backends): cargo-mutants 27.1.0 tests its baseline with
     # the mutated package only, which has none of these targets, so the baseline is skipped (CI
     # runs the suites on the unmutated tree). Debug info off: each rebuild links less.
+    # The transactional runner's tests are es-postgres's (`transactional`, `deferred_writes`).
     if [ "$mode" = repository ]; then
       targets=(repository fault hostile_input spans derive_domain)
+      packages=(--test-package tests)
     else
-      targets=(projection_runner projection_lag fault derive_domain spans)
+      targets=(projection_runner projection_lag fault derive_domain spans transactional deferred_writes)
+      packages=(--test-package tests --test-package es-postgres)
     fi
     args=()
     for target in "${targets[@]}"; do args+=("--cargo-test-arg=--test=$target"); done
     CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0 mutants -p es-core \
-      -f "es-core/src/$mode/**" --test-package tests --baseline skip -j 1 --timeout 240 \
+      -f "es-core/src/$mode/**" "${packages[@]}" --baseline skip -j 1 --timeout 240 \
       --build-timeout 1500 "${args[@]}"
     ;;
   diff)

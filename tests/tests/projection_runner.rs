@@ -103,6 +103,11 @@ async fn catches_up_and_follows<S: EventStore + CheckpointStore + DeadLetterStor
     deposit(&store, "account-1", 1..11).await;
     let model = Deposits::default();
     let mut runner = ProjectionRunner::new(model.clone(), store.clone()).with_options(options());
+    assert_eq!(
+        (runner.options().batch_size, runner.options().handler_attempts),
+        (7, 2),
+        "the options given"
+    );
     let first = runner.catch_up().await.unwrap();
     assert_eq!(first.handled, 10, "only the handled type is delivered");
     assert_eq!(model.rows().values().sum::<i64>(), 55);
@@ -200,36 +205,60 @@ impl CheckpointWatch {
     }
 }
 
+/// [`CheckpointWatch`] with a handler that takes the envelope, so the runner reads envelopes
+/// (`read_all`) rather than payloads only.
+#[derive(Clone)]
+pub struct EnvelopeWatch(CheckpointWatch);
+
+#[projection(name = "checkpoint-watch-envelope")]
+impl EnvelopeWatch {
+    async fn on_deposited(
+        &mut self,
+        event: &Deposited,
+        _meta: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        self.0.on_deposited(event).await
+    }
+}
+
 /// A pass is cut into batches of exactly `batch_size` handled events, and the checkpoint is
 /// saved after each: the first three deposits see none, the next three the third's position, and
-/// so on (the notes between deposits are not the projection's, so they never count).
+/// so on (the notes between deposits are not the projection's, so they never count). Both reads:
+/// payloads only, and whole envelopes.
 async fn saves_its_checkpoint_after_each_batch_of_batch_size<
     S: EventStore + CheckpointStore + DeadLetterStore,
 >(
     store: S,
 ) {
     deposit(&store, "account-1", 1..11).await;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let watched = store.clone();
-    let stored: StoredCheckpoint = Arc::new(move || {
-        let store = watched.clone();
-        Box::pin(async move {
-            let name = es_core::ProjectionName::new("checkpoint-watch").unwrap();
-            store.load_checkpoint(&name).await.unwrap()
-        })
-    });
-    let watch = CheckpointWatch { stored, seen: seen.clone() };
-    let done = ProjectionRunner::new(watch, store.clone())
-        .with_options(RunnerOptions::default().batch_size(3))
-        .catch_up()
-        .await
-        .unwrap();
-    assert_eq!(done.handled, 10);
     let deposits: Vec<Position> =
         deposits_in_log(&store).await.keys().copied().map(Position::new).collect();
     let expected: Vec<Option<Position>> =
         (0..10).map(|i| (i >= 3).then(|| deposits[i / 3 * 3 - 1])).collect();
-    assert_eq!(*seen.lock().unwrap(), expected);
+    for envelope in [false, true] {
+        let name = if envelope { "checkpoint-watch-envelope" } else { "checkpoint-watch" };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let watched = store.clone();
+        let stored: StoredCheckpoint = Arc::new(move || {
+            let store = watched.clone();
+            Box::pin(async move {
+                let name = es_core::ProjectionName::new(name).unwrap();
+                store.load_checkpoint(&name).await.unwrap()
+            })
+        });
+        let watch = CheckpointWatch { stored, seen: seen.clone() };
+        let options = RunnerOptions::default().batch_size(3);
+        let done = if envelope {
+            let mut runner =
+                ProjectionRunner::new(EnvelopeWatch(watch), store.clone()).with_options(options);
+            runner.catch_up().await.unwrap()
+        } else {
+            let mut runner = ProjectionRunner::new(watch, store.clone()).with_options(options);
+            runner.catch_up().await.unwrap()
+        };
+        assert_eq!(done.handled, 10, "{name}");
+        assert_eq!(*seen.lock().unwrap(), expected, "{name}");
+    }
 }
 
 /// The oracle, independent of the runner: every deposit in the log, by position, read directly.
@@ -401,6 +430,40 @@ async fn failing_events_are_parked_and_replayed<
     assert!(
         store.parked(&es_core::ProjectionName::new("deposits").unwrap()).await.unwrap().is_empty()
     );
+    assert_eq!(model.rows(), rebuild(&store).await);
+}
+
+/// `replay_parked_at(Some(position))` replays the event parked there and no other.
+async fn one_parked_event_is_replayed_alone<S: EventStore + CheckpointStore + DeadLetterStore>(
+    store: S,
+) {
+    let name = es_core::ProjectionName::new("deposits").unwrap();
+    deposit(&store, "account-1", 1..4).await;
+    let model = Deposits { fail_at: Some(2), ..Deposits::default() };
+    let parking = options().on_failure(OnFailure::Park);
+    ProjectionRunner::new(model.clone(), store.clone())
+        .with_options(parking.clone())
+        .catch_up()
+        .await
+        .unwrap();
+    deposit(&store, "account-1", 4..7).await;
+    let later = Deposits { fail_at: Some(5), rows: model.rows.clone(), ..Deposits::default() };
+    ProjectionRunner::new(later, store.clone()).with_options(parking).catch_up().await.unwrap();
+    let parked: Vec<Position> =
+        store.parked(&name).await.unwrap().iter().map(|parked| parked.position).collect();
+    let deposits = deposits_in_log(&store).await;
+    let at = |amount: i64| Position::new(*deposits.iter().find(|(_, a)| **a == amount).unwrap().0);
+    assert_eq!(parked, [at(2), at(5)]);
+
+    let fixed = Deposits { rows: model.rows.clone(), ..Deposits::default() };
+    let mut runner = ProjectionRunner::new(fixed, store.clone()).with_options(options());
+    assert_eq!(runner.replay_parked_at(Some(at(5))).await.unwrap(), (1, 0));
+    let left: Vec<Position> =
+        store.parked(&name).await.unwrap().iter().map(|parked| parked.position).collect();
+    assert_eq!(left, [at(2)], "the other parked event stays parked");
+    assert_eq!(model.rows().values().copied().collect::<Vec<_>>(), [1, 3, 4, 5, 6]);
+    assert_eq!(runner.replay_parked_at(Some(Position::new(1_000_000))).await.unwrap(), (0, 0));
+    assert_eq!(runner.replay_parked().await.unwrap(), (1, 0));
     assert_eq!(model.rows(), rebuild(&store).await);
 }
 
@@ -809,6 +872,71 @@ async fn follow_exclusive_keeps_the_lock_through_failures<
     standby.abort();
 }
 
+/// `VolatileCheckpoints` is the store it wraps for everything but checkpoints: tenant, appends,
+/// reads, versions, head, waiting, idempotency records and fingerprints answer as the store does.
+async fn volatile_checkpoints_answer_as_the_store_they_wrap<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    use futures_util::TryStreamExt;
+    let volatile = VolatileCheckpoints::new(store.clone());
+    assert_eq!(volatile.tenant(), store.tenant());
+    let stream = StreamId::new("account-9").unwrap();
+    let key = es_core::IdempotencyKey::new("deposit-9").unwrap();
+    let events = (0..3).map(|_| Deposited { amount: 9 }.to_event_data().unwrap()).collect();
+    let appended = volatile
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            events,
+            AppendOptions::default().idempotency_key(key.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!((appended.first_version, appended.last_version), (1, 3));
+    assert_eq!(volatile.stream_version(&stream).await.unwrap(), 3);
+    assert_eq!(store.stream_version(&stream).await.unwrap(), 3, "written to the wrapped store");
+    let head = store.head_position().await.unwrap();
+    assert_eq!(volatile.head_position().await.unwrap(), head);
+    assert_eq!(head, appended.last_position);
+    assert_eq!(
+        volatile.wait_for_events(Position::BEGINNING, Duration::from_secs(5)).await.unwrap(),
+        head
+    );
+    let record = volatile.idempotency_record(&key).await.unwrap().expect("the key's record");
+    assert_eq!(record.result, appended);
+    let mine = store.idempotency_record(&key).await.unwrap().expect("the key's record");
+    assert_eq!(record.fingerprint, mine.fingerprint);
+    assert!(volatile.fingerprint_matches(&record, &mine.fingerprint).await.unwrap());
+    let read: Vec<RecordedEvent> = volatile
+        .read_stream(&stream, es_core::ReadStreamOptions::forward())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 3);
+    let replayed = volatile.replay_stream(&stream, 2).try_concat().await.unwrap();
+    assert_eq!(replayed.iter().map(|event| event.stream_version).collect::<Vec<_>>(), [2, 3]);
+    let all: Vec<RecordedEvent> =
+        volatile.read_all(es_core::ReadAllOptions::from_beginning()).try_collect().await.unwrap();
+    let log =
+        volatile.replay_all(es_core::ReadAllOptions::from_beginning()).try_concat().await.unwrap();
+    assert_eq!(
+        all.iter().map(|event| event.position).collect::<Vec<_>>(),
+        log.iter().map(|event| event.position).collect::<Vec<_>>()
+    );
+    assert_eq!(all.len(), 3);
+}
+
+/// `VolatileCheckpoints` reports the tenant of the store it wraps (one other than the default,
+/// which the cases on both backends use).
+#[tokio::test]
+async fn volatile_checkpoints_report_the_wrapped_tenant() {
+    let acme = TenantId::new("acme").unwrap();
+    let store = es_core::MultiTenantStore::tenant(&es_memory::MemoryStore::new(), acme.clone());
+    assert_eq!(VolatileCheckpoints::new(store).tenant(), &acme);
+}
+
 // ---------------------------------------------------------------- payloads only
 
 /// A read model whose handler takes only the event (no envelope): `#[projection]` declares
@@ -1115,6 +1243,8 @@ tests::on_both_backends!(
     live_mode_wakes_on_appends,
     one_owner_at_a_time_and_takeover,
     failing_events_are_parked_and_replayed,
+    one_parked_event_is_replayed_alone,
+    volatile_checkpoints_answer_as_the_store_they_wrap,
     a_rebuild_beside_the_live_model_takes_over,
     a_promotion_moves_a_live_checkpoint_that_is_behind,
     concurrent_partitions_keep_each_stream_in_order,
