@@ -323,14 +323,8 @@ async fn next_batch_of_pages(
     after: Position,
     batch_size: usize,
 ) -> Result<Vec<crate::LogEvent>, StoreError> {
-    let span = tracing::debug_span!(
-        "es.projection.read",
-        projection = %name,
-        after = after.value(),
-        events = tracing::field::Empty,
-    );
-    let mut batch = Vec::with_capacity(batch_size.min(8_192));
-    async {
+    in_read_span(name, after, async {
+        let mut batch = Vec::with_capacity(batch_size.min(8_192));
         loop {
             batch.extend(pending.by_ref().take(batch_size - batch.len()));
             if batch.len() >= batch_size {
@@ -341,21 +335,37 @@ async fn next_batch_of_pages(
                 None => break,
             }
         }
-        Ok::<_, StoreError>(())
-    }
-    .instrument(span.clone())
-    .await?;
-    span.record("events", batch.len());
-    Ok(batch)
+        Ok(batch)
+    })
+    .await
 }
 
 /// The next batch of a pass's read: up to `batch_size` events (fewer only where the read ends),
 /// in an `es.projection.read` span that records how many came.
-async fn next_batch<T>(
-    events: &mut std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<T, StoreError>> + Send>>,
+async fn next_batch(
+    events: &mut crate::EventStream,
     name: &ProjectionName,
     after: Position,
     batch_size: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    in_read_span(name, after, async {
+        let mut batch = Vec::with_capacity(batch_size.min(8_192));
+        while batch.len() < batch_size {
+            match events.try_next().await? {
+                Some(event) => batch.push(event),
+                None => break,
+            }
+        }
+        Ok(batch)
+    })
+    .await
+}
+
+/// Reads a batch (`read`) in an `es.projection.read` span that records how many events came.
+async fn in_read_span<T>(
+    name: &ProjectionName,
+    after: Position,
+    read: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
 ) -> Result<Vec<T>, StoreError> {
     let span = tracing::debug_span!(
         "es.projection.read",
@@ -363,18 +373,7 @@ async fn next_batch<T>(
         after = after.value(),
         events = tracing::field::Empty,
     );
-    let mut batch = Vec::with_capacity(batch_size.min(8_192));
-    async {
-        while batch.len() < batch_size {
-            match events.try_next().await? {
-                Some(event) => batch.push(event),
-                None => break,
-            }
-        }
-        Ok::<_, StoreError>(())
-    }
-    .instrument(span.clone())
-    .await?;
+    let batch = read.instrument(span.clone()).await?;
     span.record("events", batch.len());
     Ok(batch)
 }
