@@ -126,6 +126,8 @@ impl Decoder {
 /// What a read of the global log turns each row into: whole envelopes (`read_all`) or payloads
 /// only (`replay_all`). One cursor serves both, so both keep the same horizon and paging.
 trait LogRow: Sized + Send + 'static {
+    /// The store operation, as errors name it.
+    const OPERATION: &'static str;
     /// The query, without and with the type filter (`$5`).
     const SQL: [&'static str; 2];
     /// The row as this kind of event.
@@ -137,6 +139,7 @@ trait LogRow: Sized + Send + 'static {
 }
 
 impl LogRow for RecordedEvent {
+    const OPERATION: &'static str = "read_all";
     const SQL: [&'static str; 2] = [sql::READ_ALL, sql::READ_ALL_TYPES];
 
     fn decode(decoder: &mut Decoder, row: &PgRow, checked: Checked) -> Result<Self, StoreError> {
@@ -153,6 +156,7 @@ impl LogRow for RecordedEvent {
 }
 
 impl LogRow for LogEvent {
+    const OPERATION: &'static str = "replay_all";
     const SQL: [&'static str; 2] = [sql::REPLAY_ALL, sql::REPLAY_ALL_TYPES];
 
     fn decode(decoder: &mut Decoder, row: &PgRow, checked: Checked) -> Result<Self, StoreError> {
@@ -331,7 +335,7 @@ impl<R: LogRow> AllCursor<R> {
             let mut rows = query.fetch(&self.pool);
             let mut events = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(8_192));
             while let Some(row) =
-                rows.try_next().await.map_err(|error| read_error("read_all", error))?
+                rows.try_next().await.map_err(|error| read_error(R::OPERATION, error))?
             {
                 events.push(R::decode(&mut self.decoder, &row, Checked(events.is_empty()))?);
             }
@@ -419,9 +423,9 @@ type Page<R> = Result<Vec<R>, StoreError>;
 
 /// The pages `produce` sends, from a task of its own started at the first poll (inside the
 /// reader's runtime) and holding at most one page ahead. A task that ends without finishing its
-/// read (it panicked) is reported as a `read_all` backend error, never as a quiet end: a reader
-/// would take a quiet end for the end of the log.
-fn pages_of<R: Send + 'static, F>(
+/// read (it panicked) is reported as a backend error of the read (`read_all`, `replay_all`),
+/// never as a quiet end: a reader would take a quiet end for the end of the log.
+fn pages_of<R: LogRow, F>(
     produce: impl FnOnce(mpsc::Sender<Page<R>>) -> F + Send + 'static,
 ) -> impl futures_core::Stream<Item = Page<R>> + Send + 'static
 where
@@ -438,7 +442,7 @@ where
             match task?.await {
                 Ok(()) => None,
                 Err(error) => {
-                    Some((Err(StoreError::backend("read_all", false, error)), (receiver, None)))
+                    Some((Err(StoreError::backend(R::OPERATION, false, error)), (receiver, None)))
                 }
             }
         })

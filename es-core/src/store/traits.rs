@@ -82,8 +82,8 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// [`read_all`](EventStore::read_all) returning only what a projection whose handlers take
     /// only the event needs: position, type, schema version and payload, in pages. The same
     /// events in the same order, under the same horizon and with personal data opened the same
-    /// way; cheaper to read. The default reads whole envelopes; backends override it with a narrower read (the
-    /// projection runner uses it for projections that declare
+    /// way; cheaper to read. The default reads whole envelopes; backends override it with a
+    /// narrower read (the projection runner uses it for projections that declare
     /// [`Reads::Payload`](crate::projection::Reads::Payload)). A store that wraps another must
     /// forward it, or lose the narrower read (never correctness).
     fn replay_all(&self, options: ReadAllOptions) -> LogEventStream {
