@@ -155,6 +155,20 @@ async fn sign_in(client: &Client, base: &str, token: &str) {
     client.wait().for_element(Locator::Css("header .who")).await.unwrap();
 }
 
+/// Waits (up to 10 s) until the browser's address holds `part`: a form's submission has loaded
+/// its page, so what is found next is on that page and not on the one before.
+async fn arrive(client: &Client, part: &str) {
+    let start = Instant::now();
+    loop {
+        let url = client.current_url().await.unwrap();
+        if url.as_str().contains(part) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{part} not in the address: {url}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The text of the first element `css` finds (waiting for it up to 10 s; the page's source in
 /// the panic if it never comes).
 async fn text(client: &Client, css: &str) -> String {
@@ -241,6 +255,9 @@ async fn an_operator_opens_a_stream_and_sees_its_events() {
         .await
         .unwrap();
     client.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
+    // The unfiltered page already lists account-alice: a link found before the search's page
+    // has loaded goes stale when it does. Wait for the search's own page first.
+    arrive(client, "category=account").await;
     client.wait().for_element(Locator::LinkText("account-alice")).await.unwrap();
     screenshot(client, "streams").await;
     client.find(Locator::LinkText("account-alice")).await.unwrap().click().await.unwrap();
