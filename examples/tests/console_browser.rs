@@ -151,11 +151,11 @@ async fn sign_in(client: &Client, base: &str, token: &str) {
     let page = client.source().await.unwrap();
     assert!(page.contains("Sign in"), "an unsigned visit shows the sign-in form");
     client.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
-    client.find(Locator::Css("main.login button")).await.unwrap().click().await.unwrap();
+    click(client, Locator::Css("main.login button")).await;
     client.wait().for_element(Locator::Css("header .who")).await.unwrap();
 }
 
-/// Waits (up to 10 s) until the browser's address holds `part`: a form's submission has loaded
+/// Waits (up to [`PATIENCE`]) until the browser's address holds `part`: a form's submission has loaded
 /// its page, so what is found next is on that page and not on the one before.
 async fn arrive(client: &Client, part: &str) {
     let start = Instant::now();
@@ -164,19 +164,61 @@ async fn arrive(client: &Client, part: &str) {
         if url.as_str().contains(part) {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{part} not in the address: {url}");
+        assert!(start.elapsed() < PATIENCE, "{part} not in the address: {url}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// The text of the first element `css` finds (waiting for it up to 10 s; the page's source in
-/// the panic if it never comes).
+/// How long a step waits for the page it expects before the test fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Whether a WebDriver error means "not on this page (yet)": the element is not there, or it
+/// was found on a page that has since been replaced (a form's submission or a link's target
+/// loading). Either is worth another look until [`PATIENCE`] runs out; anything else is a failure.
+fn not_yet(error: &fantoccini::error::CmdError) -> bool {
+    error.is_no_such_element() || error.is_stale_element_reference()
+}
+
+/// The text of the first element `css` finds, looking again while the page changes under it
+/// (up to [`PATIENCE`]; the page's source in the panic if it never comes).
 async fn text(client: &Client, css: &str) -> String {
-    match client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await {
-        Ok(element) => element.text().await.unwrap(),
-        Err(error) => {
-            let page = client.source().await.unwrap_or_default();
-            panic!("{css} did not appear ({error}); the page: {page}")
+    let start = Instant::now();
+    loop {
+        let read = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await,
+            Err(error) => Err(error),
+        };
+        match read {
+            Ok(text) => return text,
+            Err(error) if not_yet(&error) && start.elapsed() < PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => {
+                let page = client.source().await.unwrap_or_default();
+                panic!("{css} did not appear ({error}); the page: {page}")
+            }
+        }
+    }
+}
+
+/// Clicks the first element `locator` finds, looking again while the page changes under it
+/// (up to [`PATIENCE`]). A click refused as stale never reached the page, so another is safe.
+async fn click(client: &Client, locator: Locator<'_>) {
+    let start = Instant::now();
+    loop {
+        let clicked = match client.find(locator).await {
+            Ok(element) => element.click().await,
+            Err(error) => Err(error),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(error) if not_yet(&error) && start.elapsed() < PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => {
+                let page = client.source().await.unwrap_or_default();
+                panic!("could not click {locator:?} ({error}); the page: {page}")
+            }
         }
     }
 }
@@ -201,7 +243,7 @@ async fn eventually(
         if check(&page) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{what}: not seen within 10 s");
+        assert!(start.elapsed() < PATIENCE, "{what}: not seen within {PATIENCE:?}");
         if reload {
             client.refresh().await.unwrap();
         } else {
@@ -226,7 +268,7 @@ async fn a_visitor_without_a_token_or_with_a_read_only_one_is_refused() {
         .send_keys("not-a-token-0123456789abcdef")
         .await
         .unwrap();
-    client.find(Locator::Css("main.login button")).await.unwrap().click().await.unwrap();
+    click(client, Locator::Css("main.login button")).await;
     assert!(text(client, "p.error").await.contains("not valid"));
 
     sign_in(client, &bank.base, VIEWER).await;
@@ -254,13 +296,13 @@ async fn an_operator_opens_a_stream_and_sees_its_events() {
         .send_keys("account")
         .await
         .unwrap();
-    client.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
+    click(client, Locator::Css("form.search button")).await;
     // The unfiltered page already lists account-alice: a link found before the search's page
     // has loaded goes stale when it does. Wait for the search's own page first.
     arrive(client, "category=account").await;
     client.wait().for_element(Locator::LinkText("account-alice")).await.unwrap();
     screenshot(client, "streams").await;
-    client.find(Locator::LinkText("account-alice")).await.unwrap().click().await.unwrap();
+    click(client, Locator::LinkText("account-alice")).await;
     let events = text(client, "#events").await;
     assert!(events.contains("account.opened") && events.contains("account.deposited"), "{events}");
     assert!(
@@ -305,8 +347,8 @@ async fn an_admin_rebuilds_a_projection_and_its_lag_falls_to_zero() {
     client.wait().for_element(Locator::Css("tr[data-projection=balances]")).await.unwrap();
     screenshot(client, "projections").await;
     client.goto(&format!("{}/console/projections/balances", bank.base)).await.unwrap();
-    client.find(Locator::LinkText("Rebuild…")).await.unwrap().click().await.unwrap();
-    client.find(Locator::Css("form.confirm button.danger")).await.unwrap().click().await.unwrap();
+    click(client, Locator::LinkText("Rebuild…")).await;
+    click(client, Locator::Css("form.confirm button.danger")).await;
     let outcome = text(client, "p.notice").await;
     assert!(outcome.starts_with("Rebuilt balances: 6 events handled"), "{outcome}");
     eventually(client, "the balances lag at 0", true, |page| {
@@ -343,10 +385,10 @@ async fn an_admin_replays_a_parked_event() {
     sign_in(client, &bank.base, ADMIN).await;
     client.goto(&format!("{}/console/projections/balances", bank.base)).await.unwrap();
     assert!(text(client, "#parked").await.contains("the view's dependency timed out"));
-    client.find(Locator::LinkText(&position.to_string())).await.unwrap().click().await.unwrap();
+    click(client, Locator::LinkText(&position.to_string())).await;
     assert!(text(client, "dl.record").await.contains("account.closed"));
     screenshot(client, "parked").await;
-    client.find(Locator::Css("form.confirm button")).await.unwrap().click().await.unwrap();
+    click(client, Locator::Css("form.confirm button")).await;
     assert_eq!(text(client, "p.notice").await, "Replayed 1; 0 still parked.");
     assert_eq!(text(client, "#no-parked").await, "None.");
     let left = bank.store.parked(&ProjectionName::new("balances").unwrap()).await.unwrap();
@@ -375,9 +417,9 @@ async fn an_admin_forgets_a_subject_and_its_fields_read_as_redacted() {
         .send_keys("account-erin")
         .await
         .unwrap();
-    client.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
+    click(client, Locator::Css("form.search button")).await;
     assert!(text(client, "#subject-state").await.contains("not forgotten"));
-    client.find(Locator::LinkText("Forget…")).await.unwrap().click().await.unwrap();
+    click(client, Locator::LinkText("Forget…")).await;
     client
         .find(Locator::Css("input[name=reason]"))
         .await
@@ -385,7 +427,7 @@ async fn an_admin_forgets_a_subject_and_its_fields_read_as_redacted() {
         .send_keys("erasure request 17")
         .await
         .unwrap();
-    client.find(Locator::Css("form.confirm button.danger")).await.unwrap().click().await.unwrap();
+    click(client, Locator::Css("form.confirm button.danger")).await;
     assert!(text(client, "#subject-state").await.contains("is forgotten"));
     assert!(text(client, "#audit").await.contains("erasure request 17"));
     screenshot(client, "subjects").await;
