@@ -13,6 +13,7 @@ use crate::error::{
     IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
     rolled_back_transiently,
 };
+use crate::notify::Carrier;
 use es_core::outbox::partition_of;
 
 use crate::row::{bound_i64, corrupt_in, stored_u64};
@@ -152,7 +153,8 @@ pub(crate) async fn append(
                 let written = row.outcome == WRITTEN;
                 let result = outcome(tenant, &request, row);
                 if written && result.is_ok() {
-                    inner.wakeups.appended(&inner.pool);
+                    // The function path carries no notification; the background task sends one.
+                    inner.wakeups.appended(&inner.pool, &Carrier::NONE);
                 }
                 return result;
             }
@@ -274,12 +276,18 @@ pub(crate) async fn append_exact(
         // No stream reaches i64::MAX events.
         return Err(version_conflict(inner, tenant, request).await);
     };
+    let carrier = inner.wakeups.carrier();
     let mut retries = Retries::new(inner.options.append_attempts);
-    loop {
+    let result = loop {
         let single = columns.event_ids.len() == 1;
+        // A single event without publications has a statement without the NOTIFY, for when it
+        // carries none; every other statement takes the channel or NULL.
+        let plain = single && published.is_none() && carrier.channel().is_none();
         let sql = match (single, expected == 0, published.is_some()) {
-            (true, true, false) => sql::APPEND_ONE_NEW,
-            (true, false, false) => sql::APPEND_ONE_AFTER,
+            (true, true, false) if plain => sql::APPEND_ONE_NEW,
+            (true, false, false) if plain => sql::APPEND_ONE_AFTER,
+            (true, true, false) => sql::APPEND_ONE_NEW_NOTIFYING,
+            (true, false, false) => sql::APPEND_ONE_AFTER_NOTIFYING,
             (false, true, false) => sql::APPEND_NEW,
             (false, false, false) => sql::APPEND_AFTER,
             (true, true, true) => sql::APPEND_ONE_NEW_PUBLISHING,
@@ -287,7 +295,7 @@ pub(crate) async fn append_exact(
             (false, true, true) => sql::APPEND_NEW_PUBLISHING,
             (false, false, true) => sql::APPEND_AFTER_PUBLISHING,
         };
-        let query = sqlx::query_scalar(sql)
+        let query = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>)>(sql)
             .bind(tenant.as_str())
             .bind(request.stream_id.as_str())
             .bind(expected);
@@ -321,33 +329,18 @@ pub(crate) async fn append_exact(
                 .bind(&published.headers),
             None => query,
         };
-        let inserted: Result<Vec<i64>, _> = query.fetch_all(pool).await;
-        let error = match inserted {
-            Ok(positions) if positions.is_empty() => {
-                return Err(version_conflict(inner, tenant, request).await);
-            }
-            Ok(positions) => {
-                let count = positions.len() as u64;
-                let position = |value: Option<&i64>| {
-                    stored_u64(value.copied().unwrap_or(0), "an appended event's position")
-                        .map(Position::new)
-                };
-                inner.wakeups.appended(&inner.pool);
-                return Ok(AppendResult {
-                    first_version: version + 1,
-                    last_version: version + count,
-                    first_position: position(positions.iter().min())?,
-                    last_position: position(positions.iter().max())?,
-                });
-            }
+        let query = if plain { query } else { query.bind(carrier.channel()) };
+        let error = match query.fetch_optional(pool).await {
+            Ok(None | Some((0, _, _))) => break Err(version_conflict(inner, tenant, request).await),
+            Ok(Some((count, first, last))) => break written(version, count, first, last),
             Err(error) => error,
         };
         match constraint(&error) {
             Some("events_event_id_key") => {
-                return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);
+                break Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);
             }
             Some("events_stream_version_key") => {
-                return Err(version_conflict(inner, tenant, request).await);
+                break Err(version_conflict(inner, tenant, request).await);
             }
             _ => {}
         }
@@ -356,8 +349,33 @@ pub(crate) async fn append_exact(
         if safe_to_retry && retries.after_failure(&error, &request.stream_id).await {
             continue;
         }
-        return Err(StoreError::backend("append", safe_to_retry, error));
+        break Err(StoreError::backend("append", safe_to_retry, error));
+    };
+    match &result {
+        Ok(_) => inner.wakeups.appended(&inner.pool, &carrier),
+        Err(_) => inner.wakeups.failed(&inner.pool, &carrier),
     }
+    result
+}
+
+/// The result of a fast-path append that wrote `count` events after `version`, from the lowest and
+/// highest positions the statement reported.
+fn written(
+    version: u64,
+    count: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> Result<AppendResult, StoreError> {
+    let position = |value: Option<i64>| {
+        stored_u64(value.unwrap_or(0), "an appended event's position").map(Position::new)
+    };
+    let count = stored_u64(count, "the count of appended events")?;
+    Ok(AppendResult {
+        first_version: version + 1,
+        last_version: version + count,
+        first_position: position(first)?,
+        last_position: position(last)?,
+    })
 }
 
 /// The attempts left for one append, shared by every kind of retry it makes.

@@ -314,9 +314,11 @@ async fn write(inner: &Inner, pool: &PgPool, mut batch: Vec<Queued>) {
         let _ = reply.send(result);
         return;
     }
-    let rows = match insert(pool, &batch).await {
+    let carrier = inner.wakeups.carrier();
+    let rows = match insert(pool, &batch, carrier.channel()).await {
         Ok(rows) => rows,
         Err(error) if outcome_unknown(&error) => {
+            inner.wakeups.failed(&inner.pool, &carrier);
             // The statement may have committed: no append of the batch can be repeated blindly.
             let error = Arc::new(error);
             for queued in batch {
@@ -329,6 +331,7 @@ async fn write(inner: &Inner, pool: &PgPool, mut batch: Vec<Queued>) {
             return;
         }
         Err(error) => {
+            inner.wakeups.failed(&inner.pool, &carrier);
             // Nothing was written: each append on its own, with its own outcome.
             if let Some(group) = &inner.group_commit {
                 group.refused.fetch_add(1, Ordering::Relaxed);
@@ -342,15 +345,19 @@ async fn write(inner: &Inner, pool: &PgPool, mut batch: Vec<Queued>) {
             return;
         }
     };
-    let positions: HashMap<Uuid, i64> = rows.into_iter().collect();
+    let positions: HashMap<Uuid, i64> =
+        rows.into_iter().map(|(id, position, _)| (id, position)).collect();
     let mut written = false;
     for queued in batch {
         let result = answer(inner, &queued, &positions).await;
         written |= result.is_ok();
         let _ = queued.reply.send(result);
     }
+    // The batch's NOTIFY was sent only if a row was written.
     if written {
-        inner.wakeups.appended(&inner.pool);
+        inner.wakeups.appended(&inner.pool, &carrier);
+    } else {
+        inner.wakeups.failed(&inner.pool, &carrier);
     }
 }
 
@@ -362,8 +369,13 @@ async fn one(inner: &Inner, pool: &PgPool, queued: Queued) -> (oneshot::Sender<R
     (reply, result)
 }
 
-/// The batch's statement: each event's id and position as written.
-async fn insert(pool: &PgPool, batch: &[Queued]) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+/// The batch's statement: each event's id and position as written (and the count of NOTIFYs it
+/// sent, 0 or 1, in every row). It carries the notification when `channel` is given.
+async fn insert(
+    pool: &PgPool,
+    batch: &[Queued],
+    channel: Option<&str>,
+) -> Result<Vec<(Uuid, i64, i64)>, sqlx::Error> {
     let events: usize = batch.iter().map(|queued| queued.request.events.len()).sum();
     let mut tenants = Vec::with_capacity(events);
     let mut streams = Vec::with_capacity(events);
@@ -389,7 +401,7 @@ async fn insert(pool: &PgPool, batch: &[Queued]) -> Result<Vec<(Uuid, i64)>, sql
             metadata.push(meta.as_deref());
         }
     }
-    sqlx::query_as::<_, (Uuid, i64)>(sql::APPEND_GROUP)
+    sqlx::query_as::<_, (Uuid, i64, i64)>(sql::APPEND_GROUP)
         .bind(&tenants)
         .bind(&streams)
         .bind(&expected)
@@ -399,6 +411,7 @@ async fn insert(pool: &PgPool, batch: &[Queued]) -> Result<Vec<(Uuid, i64)>, sql
         .bind(&schema_versions)
         .bind(&payloads)
         .bind(&metadata)
+        .bind(channel)
         .fetch_all(pool)
         .await
 }

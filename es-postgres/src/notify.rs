@@ -1,13 +1,17 @@
 //! Waking waiting readers: in process at once, across processes through LISTEN/NOTIFY.
 //!
-//! A `NOTIFY` inside every append transaction would make commits queue on PostgreSQL's notify lock,
-//! so appends only signal a background task that sends one `pg_notify` for however many appends
-//! happened meanwhile, at most one per `notify_interval` (a few milliseconds: a sequential writer
-//! then pays for one NOTIFY per interval, not one per append). Readers in the same process are woken directly; readers elsewhere within a
-//! round trip; and every waiter also polls, so a lost notification only delays it.
+//! A `NOTIFY` costs its transaction a commit record and a WAL flush, and makes commits that carry
+//! one queue on PostgreSQL's notify lock: one per append would slow every writer. So at most one
+//! append per `notify_interval` carries it, in its own statement ([`Wakeups::carrier`]): the
+//! notification is sent when, and only if, that append commits, and costs no transaction of its
+//! own. Appends between two carriers leave a mark; if no carrier follows within the interval
+//! (the writers have gone quiet), a background task sends one `pg_notify` for all of them, so the
+//! last appends of a burst wake remote readers within two intervals. Readers in the same process
+//! are woken directly; and every waiter also polls, so a lost notification only delays it.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -19,9 +23,34 @@ pub(crate) struct Wakeups {
     channel: String,
     /// Bumped on every local append and every notification received.
     generation: watch::Sender<u64>,
+    /// When the next append may carry a notification, in microseconds since `epoch`.
+    next_carrier: Arc<AtomicU64>,
+    /// Appends committed since the last notification was claimed, that no notification covers.
+    uncovered: Arc<AtomicBool>,
+    epoch: Instant,
+    /// Wakes the task that sends a notification for uncovered appends.
     outgoing: Arc<Notify>,
     notifier: OnceLock<AbortHandle>,
     listener: OnceLock<AbortHandle>,
+}
+
+/// A claim to carry the notification in one append's statement ([`Wakeups::carrier`]). Report
+/// what became of the append with [`Wakeups::appended`] (it committed) or [`Wakeups::failed`].
+#[must_use]
+pub(crate) struct Carrier<'a> {
+    channel: Option<&'a str>,
+}
+
+impl Carrier<'static> {
+    /// No notification carried: for appends whose statement cannot carry one.
+    pub(crate) const NONE: Self = Carrier { channel: None };
+}
+
+impl<'a> Carrier<'a> {
+    /// The channel to bind (`NULL` when this append carries no notification).
+    pub(crate) fn channel(&self) -> Option<&'a str> {
+        self.channel
+    }
 }
 
 impl Wakeups {
@@ -30,6 +59,9 @@ impl Wakeups {
             notify_interval,
             channel: format!("es_events_{schema}"),
             generation: watch::Sender::new(0),
+            next_carrier: Arc::new(AtomicU64::new(0)),
+            uncovered: Arc::new(AtomicBool::new(false)),
+            epoch: Instant::now(),
             outgoing: Arc::new(Notify::new()),
             notifier: OnceLock::new(),
             listener: OnceLock::new(),
@@ -41,20 +73,75 @@ impl Wakeups {
         &self.channel
     }
 
-    /// Called after an append committed.
-    pub(crate) fn appended(&self, pool: &PgPool) {
+    /// Whether the append about to be sent carries the notification: yes when none has been
+    /// claimed within `notify_interval`. A claim covers every append committed before it, so
+    /// their mark is cleared: the carrier commits after them.
+    pub(crate) fn carrier(&self) -> Carrier<'_> {
+        let now = micros_since(self.epoch);
+        let due = self.next_carrier.load(Ordering::Acquire);
+        let next = now.saturating_add(micros(self.notify_interval));
+        let claimed = now >= due
+            && self
+                .next_carrier
+                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        if claimed {
+            self.uncovered.store(false, Ordering::Release);
+        }
+        Carrier { channel: claimed.then_some(self.channel.as_str()) }
+    }
+
+    /// Called after an append committed: wakes local readers, and leaves remote ones to the
+    /// notification the append carried or, if it carried none, to the next carrier or the
+    /// background task.
+    pub(crate) fn appended(&self, pool: &PgPool, carrier: &Carrier<'_>) {
         self.generation.send_modify(|generation| *generation = generation.wrapping_add(1));
+        if carrier.channel.is_none() {
+            self.uncover(pool);
+        }
+    }
+
+    /// Called when an append wrote nothing or its outcome is unknown. If it had claimed the
+    /// notification, the appends its claim covered are uncovered again.
+    pub(crate) fn failed(&self, pool: &PgPool, carrier: &Carrier<'_>) {
+        if carrier.channel.is_some() {
+            self.uncover(pool);
+        }
+    }
+
+    /// Marks appends as not covered by any notification and makes sure the background task will
+    /// send one if no carrier comes first (within two intervals of the last claim).
+    fn uncover(&self, pool: &PgPool) {
+        self.uncovered.store(true, Ordering::Release);
         self.notifier.get_or_init(|| {
-            let (pool, channel, outgoing) = (pool.clone(), self.channel.clone(), self.outgoing.clone());
-            let interval = self.notify_interval;
+            let pool = pool.clone();
+            let (channel, outgoing) = (self.channel.clone(), Arc::clone(&self.outgoing));
+            let (next_carrier, uncovered) =
+                (Arc::clone(&self.next_carrier), Arc::clone(&self.uncovered));
+            let (epoch, interval) = (self.epoch, micros(self.notify_interval));
             tokio::spawn(async move {
                 loop {
                     outgoing.notified().await;
-                    if let Err(error) = sqlx::query(crate::sql::NOTIFY).bind(&channel).execute(&pool).await {
-                        tracing::warn!(%error, "es.notify: NOTIFY failed; remote readers fall back to polling");
+                    // Leave the mark to a carrier while the writers keep coming: the first
+                    // append after `next_carrier` claims it. Send only when none has.
+                    loop {
+                        let now = micros_since(epoch);
+                        let give_up_at =
+                            next_carrier.load(Ordering::Acquire).saturating_add(interval);
+                        if now < give_up_at {
+                            tokio::time::sleep(Duration::from_micros(give_up_at - now)).await;
+                            continue;
+                        }
+                        if !uncovered.swap(false, Ordering::AcqRel) {
+                            break;
+                        }
+                        next_carrier.store(now.saturating_add(interval), Ordering::Release);
+                        if let Err(error) =
+                            sqlx::query(crate::sql::NOTIFY).bind(&channel).execute(&pool).await
+                        {
+                            tracing::warn!(%error, "es.notify: NOTIFY failed; remote readers fall back to polling");
+                        }
                     }
-                    // Appends during the pause leave one permit: one NOTIFY covers them all.
-                    tokio::time::sleep(interval).await;
                 }
             })
             .abort_handle()
@@ -101,4 +188,12 @@ async fn listen(pool: PgPool, channel: String, generation: watch::Sender<u64>) {
         }
         tracing::debug!("es.notify: LISTEN connection lost; reconnecting");
     }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn micros_since(epoch: Instant) -> u64 {
+    micros(epoch.elapsed())
 }

@@ -128,8 +128,11 @@ impl PgStoreOptions {
     }
 
     /// The shortest time between two NOTIFYs this store sends to wake readers in other processes
-    /// (default 5 ms): their wake-up may lag a commit by this much, and writers do not pay one
-    /// NOTIFY per append. Readers in the same process are woken at once regardless.
+    /// (default 5 ms). At most one append per interval carries one, in its own statement; the
+    /// appends after it are covered by the next carrier or, when the writers go quiet, by a NOTIFY
+    /// the store sends within two intervals. So a remote reader's wake-up may lag a commit by up
+    /// to two intervals, and writers do not pay one NOTIFY per append. Readers in the same
+    /// process are woken at once regardless.
     #[must_use]
     pub fn notify_interval(mut self, interval: Duration) -> Self {
         self.notify_interval = interval;

@@ -143,7 +143,19 @@ macro_rules! where_version_exists {
 /// The INSERT takes its lock on `events` before it evaluates `nextval()`, as the horizon requires.
 macro_rules! insert_batch {
     ($($condition:tt)+) => {
-        concat!(insert_batch_rows!($($condition)+), " RETURNING position")
+        concat!("WITH appended AS (", insert_batch_rows!($($condition)+), " RETURNING position) ",
+            summary!("$9"))
+    };
+}
+/// What a fast-path append answers, in one row whatever it wrote: how many events, their lowest
+/// and highest positions (`NULL` when none); and the `NOTIFY` the append carries when the
+/// parameter `$n` names a channel (see `notify.rs`), sent once, on commit, only if it commits.
+macro_rules! summary {
+    ($channel:literal) => {
+        concat!(
+            "SELECT count(*), min(position), max(position), (SELECT count(*) FROM (SELECT pg_notify(",
+            $channel, ", '') WHERE ", $channel, "::text IS NOT NULL) AS n) FROM appended"
+        )
     };
 }
 /// The rows of [`insert_batch!`], without its `RETURNING`.
@@ -160,10 +172,19 @@ macro_rules! insert_batch_rows {
     };
 }
 pub(crate) const APPEND_NEW: &str = insert_batch!("WHERE $3 = 0");
-/// One event, bound as scalars (no arrays to encode and unnest): the commonest append.
+/// One event, bound as scalars (no arrays to encode and unnest): the commonest append. It answers
+/// the columns of [`summary!`] in one row, or no row when it wrote nothing; without the `NOTIFY`
+/// (no wrapping statement: this is the variant nearly every single append runs).
 macro_rules! insert_one {
     ($($condition:tt)+) => {
-        concat!(insert_one_row!($($condition)+), " RETURNING position")
+        concat!(insert_one_row!($($condition)+), " RETURNING 1::bigint, position, position")
+    };
+}
+/// [`insert_one!`] carrying the `NOTIFY` (`$9`, see [`summary!`]).
+macro_rules! insert_one_notifying {
+    ($($condition:tt)+) => {
+        concat!("WITH appended AS (", insert_one_row!($($condition)+), " RETURNING position) ",
+            summary!("$9"))
     };
 }
 /// The row of [`insert_one!`], without its `RETURNING`.
@@ -179,6 +200,8 @@ macro_rules! insert_one_row {
 }
 pub(crate) const APPEND_ONE_NEW: &str = insert_one!("WHERE $3 = 0");
 pub(crate) const APPEND_ONE_AFTER: &str = insert_one!(where_version_exists!());
+pub(crate) const APPEND_ONE_NEW_NOTIFYING: &str = insert_one_notifying!("WHERE $3 = 0");
+pub(crate) const APPEND_ONE_AFTER_NOTIFYING: &str = insert_one_notifying!(where_version_exists!());
 pub(crate) const APPEND_AFTER: &str = insert_batch!(where_version_exists!());
 
 /// Group commit (see `group_commit.rs`): the appends of several callers, each without a key and
@@ -190,6 +213,7 @@ pub(crate) const APPEND_AFTER: &str = insert_batch!(where_version_exists!());
 /// whole statement (nothing written: the callers then append one by one). One append per stream
 /// per statement, and none for a stream another statement in flight writes.
 pub(crate) const APPEND_GROUP: &str = concat!(
+    "WITH appended AS (",
     insert_into_events!(),
     "SELECT e.tenant, nextval('event_position_seq'), e.stream_id, e.expected + e.ord, e.id, e.ty, ",
     "e.sv, e.payload::jsonb, e.meta::jsonb, date_trunc('microseconds', now()) ",
@@ -199,7 +223,10 @@ pub(crate) const APPEND_GROUP: &str = concat!(
     "AND x.stream_id = e.stream_id AND x.stream_version = e.expected)) ",
     "AND NOT EXISTS (SELECT 1 FROM events x WHERE x.tenant = e.tenant ",
     "AND x.stream_id = e.stream_id AND x.stream_version = e.expected + 1) ",
-    "RETURNING event_id, position"
+    "RETURNING event_id, position) ",
+    // The NOTIFY the batch carries, when `$10` names a channel: once, and only if a row is written.
+    "SELECT event_id, position, (SELECT count(*) FROM (SELECT pg_notify($10, '') ",
+    "WHERE $10::text IS NOT NULL) AS n) FROM appended"
 );
 
 /// The outbox columns an append with publications writes, and the publications as arrays:
@@ -230,7 +257,7 @@ macro_rules! insert_batch_publishing {
             "SELECT $1, $9, $2, a.stream_version, a.event_id, a.event_type, o.subject, o.payload, ",
             "o.headers::jsonb, a.recorded_at FROM ", publications!(),
             " JOIN appended a ON a.stream_version = $3 + o.ord) ",
-            "SELECT position FROM appended"
+            summary!("$14")
         )
     };
 }
@@ -245,7 +272,7 @@ macro_rules! insert_one_publishing {
             insert_into_outbox!(),
             "SELECT $1, $9, $2, a.stream_version, a.event_id, a.event_type, $10, $11, $12::jsonb, ",
             "a.recorded_at FROM appended a) ",
-            "SELECT position FROM appended"
+            summary!("$13")
         )
     };
 }

@@ -152,7 +152,7 @@ async fn terminated_session_without_key_is_retried_exactly_once() {
     let fresh = es_postgres::testing::FreshSchema::with(|options| options.max_connections(1)).await;
     let store = fresh.tenant(tenant("kill"));
     // Only while our session runs the batch insert (the no-key fast path).
-    let killer = kill_own_session_while(&fresh, "INSERT INTO events%").await;
+    let killer = kill_own_session_while(&fresh, "WITH appended AS (INSERT INTO events%").await;
     let stream = StreamId::new("bulk-1").unwrap();
     let result = store
         .append(&stream, ExpectedVersion::NoStream, batch(20_000), AppendOptions::default())
@@ -434,6 +434,94 @@ async fn notify_wakes_a_reader_in_another_process() {
     assert!(
         waited < Duration::from_secs(2),
         "NOTIFY must wake the remote reader long before its 30 s poll ({waited:?})"
+    );
+}
+
+/// A reader in another process (a `PgStore` of its own on `fresh`'s schema) that polls only every
+/// 60 s, so only a NOTIFY wakes it in time; listening already. `wait` starts a wait for events after
+/// `after` and answers how long it took to wake.
+struct RemoteReader {
+    _store: PgStore,
+    reader: es_postgres::PgTenantStore,
+}
+
+impl RemoteReader {
+    async fn listening(fresh: &es_postgres::testing::FreshSchema, name: &str) -> Self {
+        let store = PgStore::connect_with(
+            PgStoreOptions::new(database_url())
+                .schema(fresh.schema())
+                .unwrap()
+                .poll_interval(Duration::from_mins(1)),
+        )
+        .await
+        .unwrap();
+        let reader = store.tenant(tenant(name));
+        // Start listening, then let the LISTEN connection settle.
+        reader.wait_for_events(Position::BEGINNING, Duration::from_millis(300)).await.unwrap();
+        Self { _store: store, reader }
+    }
+
+    fn wait(&self, after: Position) -> tokio::task::JoinHandle<(Position, Duration)> {
+        let reader = self.reader.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let head = reader.wait_for_events(after, Duration::from_secs(20)).await.unwrap();
+            (head, started.elapsed())
+        })
+    }
+}
+
+/// At most one append per `notify_interval` carries the NOTIFY; an append right after it carries
+/// none. When nothing follows (the burst is over), the store sends one NOTIFY of its own within
+/// two intervals, so the last append still wakes a remote reader long before its poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_append_of_a_burst_wakes_a_remote_reader() {
+    let fresh =
+        common::fresh_schema_with(|options| options.notify_interval(Duration::from_secs(1))).await;
+    let remote = RemoteReader::listening(&fresh, "n").await;
+    let writer = fresh.tenant(tenant("n"));
+    let first = append_new(&writer, "s-1", 1).await;
+    let waiting = remote.wait(first.last_position);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Within the interval of the first: this one carries no NOTIFY.
+    let last = append_new(&writer, "s-2", 1).await;
+    let (head, waited) = waiting.await.unwrap();
+    assert_eq!(head, last.last_position);
+    assert!(
+        waited < Duration::from_secs(8),
+        "the store's own NOTIFY must wake the remote reader within about two intervals ({waited:?})"
+    );
+}
+
+/// An append that claimed the NOTIFY but failed (here `NoStream` on a stream that exists: the
+/// unique key refuses the statement, and its NOTIFY goes with it) sends none; the appends its
+/// claim was to cover are then covered by the store's own NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notifying_append_that_fails_leaves_no_reader_asleep() {
+    let fresh =
+        common::fresh_schema_with(|options| options.notify_interval(Duration::from_secs(1))).await;
+    let remote = RemoteReader::listening(&fresh, "n").await;
+    let writer = fresh.tenant(tenant("n"));
+    let first = append_new(&writer, "s-1", 1).await;
+    let waiting = remote.wait(first.last_position);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let uncovered = append_new(&writer, "s-2", 1).await;
+    // Past the interval: the next append claims the NOTIFY, and fails.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let stale = writer
+        .append(
+            &StreamId::new("s-1").unwrap(),
+            ExpectedVersion::NoStream,
+            batch(1),
+            AppendOptions::default(),
+        )
+        .await;
+    assert!(matches!(stale, Err(StoreError::VersionConflict { .. })), "{stale:?}");
+    let (head, waited) = waiting.await.unwrap();
+    assert_eq!(head, uncovered.last_position);
+    assert!(
+        waited < Duration::from_secs(10),
+        "a NOTIFY must still wake the remote reader for the append before the failed one ({waited:?})"
     );
 }
 

@@ -279,7 +279,7 @@ async fn a_stream_in_flight_waits_for_its_batch_to_land() {
 async fn waiting_sessions(fresh: &FreshSchema) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-         AND query LIKE 'INSERT INTO events%' AND datname = current_database()",
+         AND query LIKE '%INSERT INTO events%' AND datname = current_database()",
     )
     .fetch_one(fresh.store.pool())
     .await
