@@ -244,3 +244,80 @@ async fn a_store_on_the_applications_pool() {
     assert_eq!(log(&store).await.len(), 1);
     assert_eq!(log(&fresh.default_tenant()).await.len(), 1, "the same schema");
 }
+
+/// An event id already in the log is refused inside the caller's transaction as the typed error,
+/// naming the id, like any other append.
+#[tokio::test]
+async fn a_stored_event_id_is_refused_as_a_duplicate() {
+    let (_fresh, store) = setup().await;
+    let first = event(1);
+    let id = first.event_id;
+    store
+        .append(
+            &stream("order-1"),
+            ExpectedVersion::NoStream,
+            vec![first],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    let again = store
+        .append_in(
+            &mut tx,
+            &stream("order-2"),
+            ExpectedVersion::NoStream,
+            vec![event(2).with_event_id(id)],
+            AppendOptions::default(),
+        )
+        .await;
+    match again {
+        Err(StoreError::DuplicateEventId { event_id, .. }) => assert_eq!(event_id, id),
+        other => panic!("expected the duplicate event id {id}, got {other:?}"),
+    }
+    tx.rollback().await.unwrap();
+    assert_eq!(log(&store).await.len(), 1);
+}
+
+/// The NOTIFY of an append in the caller's transaction leaves with its commit: a reader in another
+/// process (a store of its own that polls only every minute) wakes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_append_wakes_a_reader_in_another_process() {
+    let (fresh, store) = setup().await;
+    let remote = PgStore::connect_with(
+        PgStoreOptions::new(database_url())
+            .schema(fresh.schema())
+            .unwrap()
+            .poll_interval(Duration::from_mins(1)),
+    )
+    .await
+    .unwrap();
+    let reader = remote.tenant(TenantId::new("shop").unwrap());
+    // Start listening, then let the LISTEN connection settle.
+    reader.wait_for_events(es_core::Position::BEGINNING, Duration::from_millis(300)).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let head =
+            reader.wait_for_events(es_core::Position::BEGINNING, Duration::from_secs(20)).await;
+        (head.unwrap(), started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut tx = store.pool().begin().await.unwrap();
+    let written = store
+        .append_in(
+            &mut tx,
+            &stream("order-1"),
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (head, waited) = waiting.await.unwrap();
+    assert_eq!(head, written.last_position);
+    assert!(
+        waited < Duration::from_secs(5),
+        "the commit's NOTIFY must wake the reader ({waited:?})"
+    );
+}
