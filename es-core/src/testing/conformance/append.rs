@@ -5,8 +5,8 @@ use super::fixtures::{
     stream, versions,
 };
 use crate::{
-    AppendOptions, EventId, EventStore, ExpectedVersion, InvalidAppend, MultiTenantStore, Position,
-    StoreError,
+    AppendOptions, EventId, EventStore, ExpectedVersion, IdempotencyKey, InvalidAppend,
+    MultiTenantStore, Position, StoreError,
 };
 
 /// The first event of a stream has version 1.
@@ -235,6 +235,44 @@ pub async fn duplicate_event_id_is_rejected_and_writes_nothing<B: MultiTenantSto
     );
     assert!(read_stream(&store, &s).await.is_empty());
     assert_eq!(read_all(&store).await.len(), 1);
+
+    // Every append path refuses it the same way: each expectation, one event or several, with an
+    // idempotency key or without (a backend may write each combination with a statement of its
+    // own).
+    let existing = stream("order-3");
+    append(&store, &existing, ExpectedVersion::NoStream, vec![numbered(3)]).await;
+    let paths = [
+        (stream("order-4"), ExpectedVersion::NoStream),
+        (existing.clone(), ExpectedVersion::Exact(1)),
+        (existing.clone(), ExpectedVersion::StreamExists),
+        (stream("order-5"), ExpectedVersion::Any),
+    ];
+    let mut tried = 0;
+    for (target, expected) in &paths {
+        for size in [1, 3] {
+            for keyed in [false, true] {
+                let mut batch: Vec<_> = (10..10 + size - 1).map(numbered).collect();
+                batch.push(numbered(9).with_event_id(id));
+                let options = if keyed {
+                    let key = IdempotencyKey::new(format!("duplicate-{tried}")).expect("valid key");
+                    AppendOptions::default().idempotency_key(key)
+                } else {
+                    AppendOptions::default()
+                };
+                tried += 1;
+                let refused = store.append(target, *expected, batch, options).await;
+                assert!(
+                    matches!(&refused, Err(StoreError::DuplicateEventId { event_id, .. }) if *event_id == id),
+                    "{expected:?}, {size} event(s), keyed: {keyed}: expected DuplicateEventId, got {refused:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        read_all(&store).await.len(),
+        2,
+        "none of the {tried} refused appends wrote anything"
+    );
 }
 
 /// Event ids are unique per tenant: another tenant may hold the same id.
