@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{database_url, fresh_schema, raw_append, tenant};
+use common::{RemoteReader, database_url, fresh_schema, raw_append, tenant};
 use es_core::{
     AppendOptions, EventData, EventStore, EventType, ExpectedVersion, IdempotencyKey,
     MultiTenantStore, Payload, Position, ReadAllOptions, RecordedEvent, StoreError, StreamId,
@@ -401,74 +401,22 @@ async fn horizon_status_reports_positions() {
     sqlx::query("ROLLBACK").execute(&mut *open).await.unwrap();
 }
 
-/// A reader in another process (another `PgStore` on the same schema, polling only every 30 s) is
+/// A reader in another process (another `PgStore` on the same schema, polling only every minute) is
 /// woken by LISTEN/NOTIFY within a fraction of a second of a commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_wakes_a_reader_in_another_process() {
     let fresh = fresh_schema().await;
-    let remote = PgStore::connect_with(
-        PgStoreOptions::new(database_url())
-            .schema(fresh.schema())
-            .unwrap()
-            .poll_interval(Duration::from_secs(30)),
-    )
-    .await
-    .unwrap();
-    let reader = remote.tenant(tenant("n"));
+    let remote = RemoteReader::listening(&fresh, "n").await;
     let writer = fresh.tenant(tenant("n"));
-    // Start listening, then let the LISTEN connection settle before the append.
-    assert_eq!(
-        reader.wait_for_events(Position::BEGINNING, Duration::from_millis(300)).await.unwrap(),
-        Position::BEGINNING
-    );
-    let waiting = tokio::spawn(async move {
-        let started = std::time::Instant::now();
-        let head =
-            reader.wait_for_events(Position::BEGINNING, Duration::from_secs(20)).await.unwrap();
-        (head, started.elapsed())
-    });
+    let waiting = remote.wait(Position::BEGINNING);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let written = append_new(&writer, "s-1", 1).await;
     let (head, waited) = waiting.await.unwrap();
     assert_eq!(head, written.last_position);
     assert!(
         waited < Duration::from_secs(2),
-        "NOTIFY must wake the remote reader long before its 30 s poll ({waited:?})"
+        "NOTIFY must wake the remote reader long before its poll ({waited:?})"
     );
-}
-
-/// A reader in another process (a `PgStore` of its own on `fresh`'s schema) that polls only every
-/// 60 s, so only a NOTIFY wakes it in time; listening already. `wait` starts a wait for events after
-/// `after` and answers how long it took to wake.
-struct RemoteReader {
-    _store: PgStore,
-    reader: es_postgres::PgTenantStore,
-}
-
-impl RemoteReader {
-    async fn listening(fresh: &es_postgres::testing::FreshSchema, name: &str) -> Self {
-        let store = PgStore::connect_with(
-            PgStoreOptions::new(database_url())
-                .schema(fresh.schema())
-                .unwrap()
-                .poll_interval(Duration::from_mins(1)),
-        )
-        .await
-        .unwrap();
-        let reader = store.tenant(tenant(name));
-        // Start listening, then let the LISTEN connection settle.
-        reader.wait_for_events(Position::BEGINNING, Duration::from_millis(300)).await.unwrap();
-        Self { _store: store, reader }
-    }
-
-    fn wait(&self, after: Position) -> tokio::task::JoinHandle<(Position, Duration)> {
-        let reader = self.reader.clone();
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let head = reader.wait_for_events(after, Duration::from_secs(20)).await.unwrap();
-            (head, started.elapsed())
-        })
-    }
 }
 
 /// At most one append per `notify_interval` carries the NOTIFY; an append right after it carries

@@ -9,7 +9,7 @@ mod common;
 use std::str::FromStr;
 use std::time::Duration;
 
-use common::{FreshSchema, database_url, fresh_schema};
+use common::{FreshSchema, RemoteReader, database_url, fresh_schema};
 use es_core::outbox::{OutboxStore, Publication};
 use es_core::{
     AppendOptions, EventData, EventStore, EventType, ExpectedVersion, IdempotencyKey,
@@ -284,23 +284,8 @@ async fn a_stored_event_id_is_refused_as_a_duplicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committed_append_wakes_a_reader_in_another_process() {
     let (fresh, store) = setup().await;
-    let remote = PgStore::connect_with(
-        PgStoreOptions::new(database_url())
-            .schema(fresh.schema())
-            .unwrap()
-            .poll_interval(Duration::from_mins(1)),
-    )
-    .await
-    .unwrap();
-    let reader = remote.tenant(TenantId::new("shop").unwrap());
-    // Start listening, then let the LISTEN connection settle.
-    reader.wait_for_events(es_core::Position::BEGINNING, Duration::from_millis(300)).await.unwrap();
-    let waiting = tokio::spawn(async move {
-        let started = std::time::Instant::now();
-        let head =
-            reader.wait_for_events(es_core::Position::BEGINNING, Duration::from_secs(20)).await;
-        (head.unwrap(), started.elapsed())
-    });
+    let remote = RemoteReader::listening(&fresh, "shop").await;
+    let waiting = remote.wait(es_core::Position::BEGINNING);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut tx = store.pool().begin().await.unwrap();
     let written = store

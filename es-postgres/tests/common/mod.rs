@@ -7,7 +7,9 @@
     clippy::unwrap_used
 )]
 
-use es_core::TenantId;
+use std::time::Duration;
+
+use es_core::{EventStore, MultiTenantStore, Position, TenantId};
 
 #[allow(unused_imports, reason = "each test binary uses part of this module")]
 pub use es_postgres::testing::{FreshSchema, database_url};
@@ -44,4 +46,38 @@ pub async fn raw_append(tx: &mut sqlx::PgConnection, tenant: &str, stream: &str,
 
 pub fn tenant(name: &str) -> TenantId {
     TenantId::new(name).expect("valid tenant")
+}
+
+/// A reader in another process (a `PgStore` of its own on `fresh`'s schema) that polls only every
+/// 60 s, so only a NOTIFY wakes it in time; listening already. `wait` starts a wait for events after
+/// `after` and answers how long it took to wake.
+pub struct RemoteReader {
+    _store: es_postgres::PgStore,
+    reader: es_postgres::PgTenantStore,
+}
+
+impl RemoteReader {
+    pub async fn listening(fresh: &FreshSchema, name: &str) -> Self {
+        let store = es_postgres::PgStore::connect_with(
+            es_postgres::PgStoreOptions::new(database_url())
+                .schema(fresh.schema())
+                .unwrap()
+                .poll_interval(Duration::from_mins(1)),
+        )
+        .await
+        .unwrap();
+        let reader = store.tenant(tenant(name));
+        // Start listening, then let the LISTEN connection settle.
+        reader.wait_for_events(Position::BEGINNING, Duration::from_millis(300)).await.unwrap();
+        Self { _store: store, reader }
+    }
+
+    pub fn wait(&self, after: Position) -> tokio::task::JoinHandle<(Position, Duration)> {
+        let reader = self.reader.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let head = reader.wait_for_events(after, Duration::from_secs(20)).await.unwrap();
+            (head, started.elapsed())
+        })
+    }
 }
