@@ -345,8 +345,7 @@ async fn write(inner: &Inner, pool: &PgPool, mut batch: Vec<Queued>) {
             return;
         }
     };
-    let positions: HashMap<Uuid, i64> =
-        rows.into_iter().map(|(id, position, _)| (id, position)).collect();
+    let positions: HashMap<Uuid, i64> = rows.into_iter().collect();
     let mut written = false;
     for queued in batch {
         let result = answer(inner, &queued, &positions).await;
@@ -369,13 +368,13 @@ async fn one(inner: &Inner, pool: &PgPool, queued: Queued) -> (oneshot::Sender<R
     (reply, result)
 }
 
-/// The batch's statement: each event's id and position as written (and the count of NOTIFYs it
-/// sent, 0 or 1, in every row). It carries the notification when `channel` is given.
+/// The batch's statement: each event's id and position as written (the statement's third column,
+/// the NOTIFY's, is not read). It carries the notification when `channel` is given.
 async fn insert(
     pool: &PgPool,
     batch: &[Queued],
     channel: Option<&str>,
-) -> Result<Vec<(Uuid, i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
     let events: usize = batch.iter().map(|queued| queued.request.events.len()).sum();
     let mut tenants = Vec::with_capacity(events);
     let mut streams = Vec::with_capacity(events);
@@ -401,7 +400,7 @@ async fn insert(
             metadata.push(meta.as_deref());
         }
     }
-    sqlx::query_as::<_, (Uuid, i64, i64)>(sql::APPEND_GROUP)
+    sqlx::query_as::<_, (Uuid, i64)>(sql::APPEND_GROUP)
         .bind(&tenants)
         .bind(&streams)
         .bind(&expected)

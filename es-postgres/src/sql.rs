@@ -153,8 +153,22 @@ macro_rules! insert_batch {
 macro_rules! summary {
     ($channel:literal) => {
         concat!(
-            "SELECT count(*), min(position), max(position), (SELECT count(*) FROM (SELECT pg_notify(",
-            $channel, ", '') WHERE ", $channel, "::text IS NOT NULL) AS n) FROM appended"
+            "SELECT count(*), min(position), max(position), ",
+            notify_when!($channel),
+            " FROM appended"
+        )
+    };
+}
+/// A column that sends the `NOTIFY` when the parameter `$channel` names a channel (not `NULL`):
+/// an uncorrelated subquery, so evaluated once per statement, and only if a row is produced.
+macro_rules! notify_when {
+    ($channel:literal) => {
+        concat!(
+            "(SELECT count(*) FROM (SELECT pg_notify(",
+            $channel,
+            ", '') WHERE ",
+            $channel,
+            "::text IS NOT NULL) AS n)"
         )
     };
 }
@@ -225,8 +239,9 @@ pub(crate) const APPEND_GROUP: &str = concat!(
     "AND x.stream_id = e.stream_id AND x.stream_version = e.expected + 1) ",
     "RETURNING event_id, position) ",
     // The NOTIFY the batch carries, when `$10` names a channel: once, and only if a row is written.
-    "SELECT event_id, position, (SELECT count(*) FROM (SELECT pg_notify($10, '') ",
-    "WHERE $10::text IS NOT NULL) AS n) FROM appended"
+    "SELECT event_id, position, ",
+    notify_when!("$10"),
+    " FROM appended"
 );
 
 /// The outbox columns an append with publications writes, and the publications as arrays:

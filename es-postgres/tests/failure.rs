@@ -419,22 +419,41 @@ async fn notify_wakes_a_reader_in_another_process() {
     );
 }
 
+/// Two appends 100 ms apart on a store that lets one append per second carry the NOTIFY, so the
+/// second carries none, with a remote reader waiting for events after the first.
+struct UncoveredAppend {
+    fresh: es_postgres::testing::FreshSchema,
+    _remote: RemoteReader,
+    /// The remote reader's wait: the head it saw and how long it waited.
+    waiting: tokio::task::JoinHandle<(Position, Duration)>,
+    /// The second append (stream `s-2`; the first wrote `s-1`).
+    second: es_core::AppendResult,
+}
+
+impl UncoveredAppend {
+    async fn new() -> Self {
+        let fresh =
+            common::fresh_schema_with(|options| options.notify_interval(Duration::from_secs(1)))
+                .await;
+        let remote = RemoteReader::listening(&fresh, "n").await;
+        let writer = fresh.tenant(tenant("n"));
+        let first = append_new(&writer, "s-1", 1).await;
+        let waiting = remote.wait(first.last_position);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Within the interval of the first: this one carries no NOTIFY.
+        let second = append_new(&writer, "s-2", 1).await;
+        Self { fresh, _remote: remote, waiting, second }
+    }
+}
+
 /// At most one append per `notify_interval` carries the NOTIFY; an append right after it carries
 /// none. When nothing follows (the burst is over), the store sends one NOTIFY of its own within
 /// two intervals, so the last append still wakes a remote reader long before its poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_append_of_a_burst_wakes_a_remote_reader() {
-    let fresh =
-        common::fresh_schema_with(|options| options.notify_interval(Duration::from_secs(1))).await;
-    let remote = RemoteReader::listening(&fresh, "n").await;
-    let writer = fresh.tenant(tenant("n"));
-    let first = append_new(&writer, "s-1", 1).await;
-    let waiting = remote.wait(first.last_position);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // Within the interval of the first: this one carries no NOTIFY.
-    let last = append_new(&writer, "s-2", 1).await;
-    let (head, waited) = waiting.await.unwrap();
-    assert_eq!(head, last.last_position);
+    let burst = UncoveredAppend::new().await;
+    let (head, waited) = burst.waiting.await.unwrap();
+    assert_eq!(head, burst.second.last_position);
     assert!(
         waited < Duration::from_secs(8),
         "the store's own NOTIFY must wake the remote reader within about two intervals ({waited:?})"
@@ -446,17 +465,12 @@ async fn the_last_append_of_a_burst_wakes_a_remote_reader() {
 /// claim was to cover are then covered by the store's own NOTIFY.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notifying_append_that_fails_leaves_no_reader_asleep() {
-    let fresh =
-        common::fresh_schema_with(|options| options.notify_interval(Duration::from_secs(1))).await;
-    let remote = RemoteReader::listening(&fresh, "n").await;
-    let writer = fresh.tenant(tenant("n"));
-    let first = append_new(&writer, "s-1", 1).await;
-    let waiting = remote.wait(first.last_position);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let uncovered = append_new(&writer, "s-2", 1).await;
+    let burst = UncoveredAppend::new().await;
     // Past the interval: the next append claims the NOTIFY, and fails.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let stale = writer
+    let stale = burst
+        .fresh
+        .tenant(tenant("n"))
         .append(
             &StreamId::new("s-1").unwrap(),
             ExpectedVersion::NoStream,
@@ -465,8 +479,8 @@ async fn a_notifying_append_that_fails_leaves_no_reader_asleep() {
         )
         .await;
     assert!(matches!(stale, Err(StoreError::VersionConflict { .. })), "{stale:?}");
-    let (head, waited) = waiting.await.unwrap();
-    assert_eq!(head, uncovered.last_position);
+    let (head, waited) = burst.waiting.await.unwrap();
+    assert_eq!(head, burst.second.last_position);
     assert!(
         waited < Duration::from_secs(10),
         "a NOTIFY must still wake the remote reader for the append before the failed one ({waited:?})"

@@ -254,6 +254,7 @@ pub async fn duplicate_event_id_is_rejected_and_writes_nothing<B: MultiTenantSto
                 let mut batch: Vec<_> = (10..10 + size - 1).map(numbered).collect();
                 batch.push(numbered(9).with_event_id(id));
                 let options = if keyed {
+                    // ASCII letters, a dash and digits: a valid key by construction.
                     let key = IdempotencyKey::new(format!("duplicate-{tried}")).expect("valid key");
                     AppendOptions::default().idempotency_key(key)
                 } else {
