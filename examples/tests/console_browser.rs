@@ -175,8 +175,14 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// Whether a WebDriver error means "not on this page (yet)": the element is not there, or it
 /// was found on a page that has since been replaced (a form's submission or a link's target
 /// loading). Either is worth another look until [`PATIENCE`] runs out; anything else is a failure.
+///
+/// Chromium does not always say "stale" for the second case: a node of the replaced document can
+/// come back as an "unknown error" whose inspector message says the node "does not belong to the
+/// document" (a CI run failed on exactly that), so that message counts as stale too.
 fn not_yet(error: &fantoccini::error::CmdError) -> bool {
-    error.is_no_such_element() || error.is_stale_element_reference()
+    error.is_no_such_element()
+        || error.is_stale_element_reference()
+        || error.to_string().contains("does not belong to the document")
 }
 
 /// The text of the first element `css` finds, looking again while the page changes under it
