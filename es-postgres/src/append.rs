@@ -13,7 +13,6 @@ use crate::error::{
     IDEMPOTENCY_RACE, VERSION_RACE, constraint, has_sqlstate, outcome_unknown, read_error,
     rolled_back_transiently,
 };
-use crate::notify::Carrier;
 use es_core::outbox::partition_of;
 
 use crate::row::{bound_i64, corrupt_in, stored_u64};
@@ -144,22 +143,27 @@ pub(crate) async fn append(
             .await;
     }
     let key = request.idempotency.as_ref().map(|(key, _)| key.as_str());
+    let carrier = inner.wakeups.carrier();
     let mut retries = Retries::new(inner.options.append_attempts);
     loop {
-        let call =
-            append_events(tenant, &request, &columns, published.as_ref()).fetch_one(pool).await;
+        let call = append_events(tenant, &request, &columns, published.as_ref(), carrier.channel())
+            .fetch_one(pool)
+            .await;
         let error = match call {
             Ok(row) => {
                 let written = row.outcome == WRITTEN;
                 let result = outcome(tenant, &request, row);
                 if written && result.is_ok() {
-                    // The function path carries no notification; the background task sends one.
-                    inner.wakeups.appended(&inner.pool, &Carrier::NONE);
+                    inner.wakeups.appended(&inner.pool, &carrier);
+                } else {
+                    // A replay or a conflict sent no notification, though it may have claimed one.
+                    inner.wakeups.failed(&inner.pool, &carrier);
                 }
                 return result;
             }
             Err(error) => error,
         };
+        inner.wakeups.failed(&inner.pool, &carrier);
         if constraint(&error) == Some("events_event_id_key") {
             return Err(duplicate_event_id(inner, tenant, &columns.event_ids).await);
         }
@@ -192,6 +196,7 @@ fn append_events<'q>(
     request: &'q AppendRequest,
     columns: &'q Columns<'q>,
     published: Option<&'q Published<'q>>,
+    channel: Option<&'q str>,
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, AppendRow, sqlx::postgres::PgArguments> {
     let (expected_kind, expected_version) = expected_columns(request.expected);
     let (key, fingerprint) = match &request.idempotency {
@@ -217,16 +222,18 @@ fn append_events<'q>(
             .bind(&published.ordinals)
             .bind(&published.subjects)
             .bind(&published.payloads)
-            .bind(&published.headers),
-        None => call,
+            .bind(&published.headers)
+            .bind(channel),
+        None => call.bind(channel),
     }
 }
 
 /// An append on the caller's connection, inside the caller's transaction: always through
 /// `append_events()` (a version conflict is an outcome there, not an error that would abort the
 /// caller's transaction), never retried (a failed statement aborts the caller's transaction; the
-/// caller rolls back and decides), and the wake-up is a `pg_notify` in the same transaction, so
-/// readers elsewhere hear of the events when, and only if, they commit.
+/// caller rolls back and decides), and the wake-up is a `pg_notify` in the same statement (so in
+/// the same transaction, with no round trip of its own), so readers elsewhere hear of the events
+/// when, and only if, they commit.
 pub(crate) async fn append_in(
     inner: &Inner,
     tenant: &TenantId,
@@ -235,22 +242,12 @@ pub(crate) async fn append_in(
 ) -> Result<AppendResult, StoreError> {
     let columns = Columns::of(&request)?;
     let published = Published::of(&request)?;
-    match append_events(tenant, &request, &columns, published.as_ref())
+    let channel = Some(inner.wakeups.channel());
+    match append_events(tenant, &request, &columns, published.as_ref(), channel)
         .fetch_one(&mut *connection)
         .await
     {
-        Ok(row) => {
-            let written = row.outcome == WRITTEN;
-            let result = outcome(tenant, &request, row)?;
-            if written {
-                sqlx::query(sql::NOTIFY)
-                    .bind(inner.wakeups.channel())
-                    .execute(&mut *connection)
-                    .await
-                    .map_err(|error| StoreError::backend("append", false, error))?;
-            }
-            Ok(result)
-        }
+        Ok(row) => outcome(tenant, &request, row),
         Err(error) => Err(if constraint(&error) == Some("events_event_id_key") {
             duplicate_event_id(inner, tenant, &columns.event_ids).await
         } else if has_sqlstate(&error, VERSION_RACE) {

@@ -41,11 +41,6 @@ pub(crate) struct Carrier<'a> {
     channel: Option<&'a str>,
 }
 
-impl Carrier<'static> {
-    /// No notification carried: for appends whose statement cannot carry one.
-    pub(crate) const NONE: Self = Carrier { channel: None };
-}
-
 impl<'a> Carrier<'a> {
     /// The channel to bind (`NULL` when this append carries no notification).
     pub(crate) fn channel(&self) -> Option<&'a str> {

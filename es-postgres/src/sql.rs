@@ -114,12 +114,6 @@ pub(crate) const LOCK_CHECKPOINT: &str =
 
 // ---- appends (see `append.rs` for how each is chosen)
 
-pub(crate) const APPEND: &str = "SELECT o_outcome AS outcome, o_first_version AS first_version, \
-     o_last_version AS last_version, o_first_position AS first_position, \
-     o_last_position AS last_position, o_actual_version AS actual_version, \
-     o_original_stream_id AS original_stream_id \
-     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-
 /// The head of both inserts: the `events` columns an append writes, in the order they bind them.
 macro_rules! insert_into_events {
     () => {
@@ -172,6 +166,29 @@ macro_rules! notify_when {
         )
     };
 }
+/// The columns `append_events()` answers, under the names `AppendRow` reads, and the `NOTIFY` the
+/// append carries when the parameter `$channel` names a channel: sent only when the function wrote
+/// the events (outcome 0; a replay or a conflict wrote nothing to wake anyone for).
+macro_rules! append_events_answer {
+    ($channel:literal) => {
+        concat!(
+            "SELECT o_outcome AS outcome, o_first_version AS first_version, ",
+            "o_last_version AS last_version, o_first_position AS first_position, ",
+            "o_last_position AS last_position, o_actual_version AS actual_version, ",
+            "o_original_stream_id AS original_stream_id, CASE WHEN o_outcome = 0 THEN ",
+            notify_when!($channel),
+            " END AS notified"
+        )
+    };
+}
+
+/// The function path (`append_events()`, see `append.rs`): `$12` the channel of the `NOTIFY` it
+/// carries, or `NULL`.
+pub(crate) const APPEND: &str = concat!(
+    append_events_answer!("$12"),
+    " FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+);
+
 /// The rows of [`insert_batch!`], without its `RETURNING`.
 macro_rules! insert_batch_rows {
     ($($condition:tt)+) => {
@@ -297,7 +314,8 @@ pub(crate) const APPEND_ONE_AFTER_PUBLISHING: &str =
 pub(crate) const APPEND_NEW_PUBLISHING: &str = insert_batch_publishing!("WHERE $3 = 0");
 pub(crate) const APPEND_AFTER_PUBLISHING: &str = insert_batch_publishing!(where_version_exists!());
 /// `append_events()` with publications: the outbox rows are written only when the function
-/// wrote the events (outcome 0), in the same statement.
+/// wrote the events (outcome 0), in the same statement; `$17` the channel of the `NOTIFY` it
+/// carries, or `NULL`.
 pub(crate) const APPEND_PUBLISHING: &str = concat!(
     "WITH r AS (SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)), ",
     "queued AS (",
@@ -307,10 +325,8 @@ pub(crate) const APPEND_PUBLISHING: &str = concat!(
     "o.subject, o.payload, o.headers::jsonb, date_trunc('microseconds', now()) ",
     "FROM r, unnest($13::bigint[], $14::text[], $15::bytea[], $16::text[]) AS o(ord, subject, payload, headers) ",
     "WHERE r.o_outcome = 0) ",
-    "SELECT o_outcome AS outcome, o_first_version AS first_version, ",
-    "o_last_version AS last_version, o_first_position AS first_position, ",
-    "o_last_position AS last_position, o_actual_version AS actual_version, ",
-    "o_original_stream_id AS original_stream_id FROM r"
+    append_events_answer!("$17"),
+    " FROM r"
 );
 
 // ---- the outbox (`outbox.rs`)

@@ -487,6 +487,60 @@ async fn a_notifying_append_that_fails_leaves_no_reader_asleep() {
     );
 }
 
+/// A keyed append goes through `append_events()`, which carries the NOTIFY it claims in its own
+/// statement like the fast path: the only append of a store whose interval is a minute long
+/// claims it and wakes a remote reader at once (the store's own NOTIFY would come a minute or
+/// more later, and the reader's poll after a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_append_carries_the_notify_it_claims() {
+    let fresh =
+        common::fresh_schema_with(|options| options.notify_interval(Duration::from_mins(1))).await;
+    let remote = RemoteReader::listening(&fresh, "k").await;
+    let waiting = remote.wait(Position::BEGINNING);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let written = fresh
+        .tenant(tenant("k"))
+        .append(
+            &StreamId::new("s-1").unwrap(),
+            ExpectedVersion::Any,
+            batch(1),
+            AppendOptions::default().idempotency_key(IdempotencyKey::new("k-1").unwrap()),
+        )
+        .await
+        .unwrap();
+    let (head, waited) = waiting.await.unwrap();
+    assert_eq!(head, written.last_position);
+    assert!(
+        waited < Duration::from_secs(10),
+        "the keyed append's own NOTIFY must wake the remote reader ({waited:?})"
+    );
+}
+
+/// A keyed append replayed from its record writes nothing and sends no NOTIFY, though it may have
+/// claimed the interval's: the appends that claim was to cover are then covered by the store's
+/// own NOTIFY, not left to the reader's poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_keyed_append_that_claimed_the_notify_leaves_no_reader_asleep() {
+    let burst = UncoveredAppend::new().await;
+    let writer = burst.fresh.tenant(tenant("n"));
+    let (stream, key, events) =
+        (StreamId::new("s-3").unwrap(), IdempotencyKey::new("k-3").unwrap(), batch(1));
+    let keyed = || AppendOptions::default().idempotency_key(key.clone());
+    // Within the first append's interval: carries nothing, covered by the next claim.
+    let written =
+        writer.append(&stream, ExpectedVersion::Any, events.clone(), keyed()).await.unwrap();
+    // Past the interval: the replay claims the NOTIFY, and writes nothing.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let replayed = writer.append(&stream, ExpectedVersion::Any, events, keyed()).await.unwrap();
+    assert_eq!(replayed.last_position, written.last_position, "a replay of the record");
+    let (head, waited) = burst.waiting.await.unwrap();
+    assert_eq!(head, written.last_position);
+    assert!(
+        waited < Duration::from_secs(10),
+        "a NOTIFY must still wake the remote reader for the appends before the replay ({waited:?})"
+    );
+}
+
 /// A statement timeout aborts the append as a whole; the error says it is safe to retry.
 #[tokio::test]
 async fn statement_timeout_is_a_retryable_error_and_writes_nothing() {
