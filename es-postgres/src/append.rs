@@ -142,6 +142,12 @@ pub(crate) async fn append(
         return append_exact(inner, pool, tenant, &request, &columns, published.as_ref(), version)
             .await;
     }
+    if let (Some(version), Some(_), None) = (exact, &request.idempotency, &published)
+        && let Some(result) =
+            append_keyed_exact(inner, pool, tenant, &request, &columns, version).await
+    {
+        return result;
+    }
     let key = request.idempotency.as_ref().map(|(key, _)| key.as_str());
     let carrier = inner.wakeups.carrier();
     let mut retries = Retries::new(inner.options.append_attempts);
@@ -353,6 +359,55 @@ pub(crate) async fn append_exact(
         Err(_) => inner.wakeups.failed(&inner.pool, &carrier),
     }
     result
+}
+
+/// The fast path of a keyed append that expects an exact version ([`sql::APPEND_KEYED_NEW`],
+/// [`sql::APPEND_KEYED_AFTER`]): one statement writes the events and their idempotency record
+/// when the key is new and the stream is at `version`. `None` when it wrote nothing or failed in
+/// any way: the caller then asks `append_events()`, which answers a replay, a key used for other
+/// events, a conflict or a duplicate event id under the stream's lock, and retries what is safe
+/// to retry (with a key, an outcome left unknown is: a retry finds the record and replays it).
+async fn append_keyed_exact(
+    inner: &Inner,
+    pool: &PgPool,
+    tenant: &TenantId,
+    request: &AppendRequest,
+    columns: &Columns<'_>,
+    version: u64,
+) -> Option<Result<AppendResult, StoreError>> {
+    let (key, fingerprint) = request.idempotency.as_ref()?;
+    let expected = i64::try_from(version).ok()?;
+    let carrier = inner.wakeups.carrier();
+    let sql = if expected == 0 { sql::APPEND_KEYED_NEW } else { sql::APPEND_KEYED_AFTER };
+    let answer = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>)>(sql)
+        .bind(tenant.as_str())
+        .bind(request.stream_id.as_str())
+        .bind(expected)
+        .bind(&columns.event_ids)
+        .bind(&columns.event_types)
+        .bind(&columns.schema_versions)
+        .bind(&columns.payloads)
+        .bind(&columns.metadata)
+        .bind(key.as_str())
+        .bind(&fingerprint.0[..])
+        .bind(carrier.channel())
+        .fetch_one(pool)
+        .await;
+    match answer {
+        Ok((count, first, last)) if count > 0 => {
+            inner.wakeups.appended(&inner.pool, &carrier);
+            Some(written(version, count, first, last))
+        }
+        Ok(_) => {
+            inner.wakeups.failed(&inner.pool, &carrier);
+            None
+        }
+        Err(error) => {
+            tracing::debug!(%error, stream = %request.stream_id, "es.append: keyed fast path failed, asking append_events()");
+            inner.wakeups.failed(&inner.pool, &carrier);
+            None
+        }
+    }
 }
 
 /// The result of a fast-path append that wrote `count` events after `version`, from the lowest and

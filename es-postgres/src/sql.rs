@@ -203,6 +203,36 @@ macro_rules! insert_batch_rows {
     };
 }
 pub(crate) const APPEND_NEW: &str = insert_batch!("WHERE $3 = 0");
+/// The fast path of a keyed append that expects an exact version (`Exact(n)`, `NoStream` as
+/// `Exact(0)`): the events of [`insert_batch!`] and their idempotency record in one statement,
+/// written only when the key (`$9`) is not recorded yet; `$10` the fingerprint, `$11` the
+/// channel of the `NOTIFY` it carries (sent only when it wrote). It answers the count written
+/// and the lowest and highest positions. A count of 0 (the key is recorded, or the stream is not
+/// at n) leaves the answer to `append_events()`: a replay, a key used for other events, or a
+/// conflict. A concurrent append of the same version or the same key makes the unique keys refuse
+/// the statement as a whole (after waiting for that append to commit), which `append_events()`
+/// then answers under its lock: so a retry racing its first attempt is a replay, as there.
+macro_rules! insert_keyed {
+    ($($condition:tt)+) => {
+        concat!(
+            "WITH appended AS (",
+            insert_batch_rows!($($condition)+),
+            " AND NOT EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.tenant = $1 AND k.key = $9) ",
+            "RETURNING position), ",
+            "written AS (SELECT count(*) AS n, min(position) AS lo, max(position) AS hi FROM appended), ",
+            "recorded AS (INSERT INTO idempotency_keys (tenant, key, stream_id, fingerprint, ",
+            "first_version, last_version, first_position, last_position, recorded_at) ",
+            "SELECT $1, $9, $2, $10, $3 + 1, $3 + w.n, w.lo, w.hi, date_trunc('microseconds', now()) ",
+            "FROM written w WHERE w.n > 0) ",
+            "SELECT n, lo, hi, CASE WHEN n > 0 THEN ",
+            notify_when!("$11"),
+            " END FROM written"
+        )
+    };
+}
+pub(crate) const APPEND_KEYED_NEW: &str = insert_keyed!("WHERE $3 = 0");
+pub(crate) const APPEND_KEYED_AFTER: &str = insert_keyed!(where_version_exists!());
+
 /// One event, bound as scalars (no arrays to encode and unnest): the commonest append. It answers
 /// the columns of [`summary!`] in one row, or no row when it wrote nothing; without the `NOTIFY`
 /// (no wrapping statement: this is the variant nearly every single append runs).

@@ -112,23 +112,37 @@ async fn kill_own_session_while(
 }
 
 /// A large idempotent append whose connection is killed while it runs is retried by the store and
-/// lands exactly once, whether the kill hit before or after the commit.
+/// lands exactly once, whether the kill hit before or after the commit: on the keyed fast path
+/// (`NoStream`: one statement writes the events and the key's record) ...
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_append_survives_a_killed_connection_exactly_once() {
+    killed_keyed_append_lands_once(ExpectedVersion::NoStream, "%INSERT INTO idempotency_keys%")
+        .await;
+}
+
+/// ... and through `append_events()` (`Any`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_append_through_the_function_survives_a_killed_connection_exactly_once() {
+    killed_keyed_append_lands_once(ExpectedVersion::Any, "%append_events%").await;
+}
+
+/// Appends 20,000 events with a key and `expected` while the append's own session is killed
+/// during the statement whose text matches `pattern`; the store must retry it to exactly one copy.
+async fn killed_keyed_append_lands_once(expected: ExpectedVersion, pattern: &'static str) {
     const EVENTS: u64 = 20_000;
     // One connection, whose backend pid is known: the kill hits this test's append and nothing
     // else on the shared server (a server-wide filter on the query text once killed another
     // test's migration, whose SQL creates `append_events`).
     let fresh = es_postgres::testing::FreshSchema::with(|options| options.max_connections(1)).await;
     let store = fresh.tenant(tenant("kill"));
-    let killer = kill_own_session_while(&fresh, "%append_events%").await;
+    let killer = kill_own_session_while(&fresh, pattern).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let key = IdempotencyKey::new("bulk-import-1").unwrap();
     let stream = StreamId::new("bulk-1").unwrap();
     let result = store
         .append(
             &stream,
-            ExpectedVersion::NoStream,
+            expected,
             batch(EVENTS),
             AppendOptions::default().idempotency_key(key.clone()),
         )
