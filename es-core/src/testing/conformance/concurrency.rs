@@ -171,6 +171,61 @@ pub async fn concurrent_any_appends_lose_nothing<B: MultiTenantStore>(backend: B
     assert_strictly_increasing_positions(&all);
 }
 
+/// `Any` never conflicts, even beside writers that expect versions: on one stream, 8 tasks append
+/// with `Any` while 8 others read the stream's version and append `Exact` at it (deciding again on
+/// a conflict, as the command pipeline does), half of them with an idempotency key. A backend
+/// whose `Any` appends lose to the `Exact` ones a few times in a row and give up with a
+/// `VersionConflict` fails this; every event must land once, versions contiguous.
+pub async fn any_appends_beside_exact_writers_never_conflict<B: MultiTenantStore>(backend: B) {
+    const APPENDS: u64 = 20;
+    const HALF: u64 = TASKS / 2;
+    let store = scoped(&backend, "a");
+    let s = stream("mixed-1");
+    let barrier = Arc::new(Barrier::new(TASK_COUNT));
+    let mut tasks = JoinSet::new();
+    for task in 0..TASKS {
+        let (store, s, barrier) = (store.clone(), s.clone(), barrier.clone());
+        tasks.spawn(async move {
+            barrier.wait().await;
+            for seq in 0..APPENDS {
+                let events = vec![tagged(task, seq)];
+                if task < HALF {
+                    let result = store
+                        .append(&s, ExpectedVersion::Any, events, AppendOptions::default())
+                        .await;
+                    if let Err(error) = result {
+                        panic!("an Any append must never conflict: {error}");
+                    }
+                    continue;
+                }
+                let options = || match task % 2 {
+                    0 => AppendOptions::default(),
+                    _ => AppendOptions::default().idempotency_key(
+                        crate::IdempotencyKey::new(format!("mixed-{task}-{seq}")).expect("key"),
+                    ),
+                };
+                loop {
+                    let version = store.stream_version(&s).await.expect("version");
+                    match store
+                        .append(&s, ExpectedVersion::Exact(version), events.clone(), options())
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(StoreError::VersionConflict { .. }) => {}
+                        Err(error) => panic!("an Exact append failed: {error}"),
+                    }
+                }
+            }
+        });
+    }
+    join_all(tasks).await;
+    let events = read_stream(&store, &s).await;
+    let total = TASKS * APPENDS;
+    assert_eq!(versions(&events), (1..=total).collect::<Vec<_>>());
+    let tags: HashSet<(u64, u64)> = events.iter().map(tag).collect();
+    assert_eq!(tags.len() as u64, total, "every event must be stored exactly once");
+}
+
 /// 16 tasks each append to their own stream: `read_all` returns every event exactly once, at the
 /// positions the appends reported.
 pub async fn concurrent_appends_to_many_streams_are_all_read_once<B: MultiTenantStore>(backend: B) {

@@ -88,6 +88,7 @@ macro_rules! conformance_tests {
             concurrent_exact_appends_to_new_stream_have_one_winner,
             concurrent_exact_appends_one_winner_per_version,
             concurrent_any_appends_lose_nothing,
+            any_appends_beside_exact_writers_never_conflict,
             concurrent_appends_to_many_streams_are_all_read_once,
             tailing_reader_sees_every_event_once_in_order,
             subscription_catches_up_then_follows_live,
