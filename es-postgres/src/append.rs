@@ -107,6 +107,23 @@ impl<'a> Published<'a> {
     }
 }
 
+/// Binds an append's event columns as five arrays, in the order every append statement takes them.
+trait BindEvents<'q> {
+    fn bind_events(self, columns: &'q Columns<'q>) -> Self;
+}
+
+impl<'q, O> BindEvents<'q>
+    for sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+{
+    fn bind_events(self, columns: &'q Columns<'q>) -> Self {
+        self.bind(&columns.event_ids)
+            .bind(&columns.event_types)
+            .bind(&columns.schema_versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
+    }
+}
+
 fn expected_columns(expected: ExpectedVersion) -> (i16, i64) {
     match expected {
         ExpectedVersion::Any => (0, 0),
@@ -227,11 +244,7 @@ fn append_events<'q>(
         .bind(request.stream_id.as_str())
         .bind(expected_kind)
         .bind(expected_version)
-        .bind(&columns.event_ids)
-        .bind(&columns.event_types)
-        .bind(&columns.schema_versions)
-        .bind(&columns.payloads)
-        .bind(&columns.metadata)
+        .bind_events(columns)
         .bind(key)
         .bind(fingerprint);
     match published {
@@ -322,12 +335,7 @@ pub(crate) async fn append_exact(
                 .bind(columns.payloads[0])
                 .bind(columns.metadata[0].as_deref())
         } else {
-            query
-                .bind(&columns.event_ids)
-                .bind(&columns.event_types)
-                .bind(&columns.schema_versions)
-                .bind(&columns.payloads)
-                .bind(&columns.metadata)
+            query.bind_events(columns)
         };
         let query = match published {
             // One event has one publication at the most (checked by `AppendRequest::new`).
@@ -395,11 +403,7 @@ async fn append_keyed_exact(
         .bind(tenant.as_str())
         .bind(request.stream_id.as_str())
         .bind(expected)
-        .bind(&columns.event_ids)
-        .bind(&columns.event_types)
-        .bind(&columns.schema_versions)
-        .bind(&columns.payloads)
-        .bind(&columns.metadata)
+        .bind_events(columns)
         .bind(key.as_str())
         .bind(&fingerprint.0[..])
         .bind(carrier.channel())
