@@ -111,6 +111,48 @@ pub async fn idempotency_key_on_other_stream_conflicts<B: MultiTenantStore>(back
     assert!(read_stream(&store, &stream("order-2")).await.is_empty());
 }
 
+/// 8 tasks at once use one key for appends to 8 different streams (`NoStream`, the keyed command's
+/// expectation), in 20 rounds of a key each: in each round one is written and every other is an
+/// `IdempotencyConflict` naming the winner's stream; no loser's stream holds an event. A backend
+/// that checks the key before writing the events but records it without a unique check could
+/// write two streams under one key.
+pub async fn concurrent_appends_of_one_key_to_other_streams_write_one<B: MultiTenantStore>(
+    backend: B,
+) {
+    const TASKS: usize = 8;
+    const ROUNDS: usize = 20;
+    let store = scoped(&backend, "a");
+    let mut written = 0;
+    for round in 0..ROUNDS {
+        let barrier = Arc::new(Barrier::new(TASKS));
+        let mut tasks = JoinSet::new();
+        for task in 0..TASKS {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tasks.spawn(async move {
+                let s = stream(&format!("order-{round}-{task}"));
+                barrier.wait().await;
+                let options = with_key(&format!("shared-{round}"));
+                (s.clone(), store.append(&s, ExpectedVersion::NoStream, batch(0..2), options).await)
+            });
+        }
+        let mut winners = Vec::new();
+        let mut refused = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined.expect("task panicked") {
+                (s, Ok(_)) => winners.push(s),
+                (_, Err(StoreError::IdempotencyConflict { original_stream_id, .. })) => {
+                    refused.push(original_stream_id);
+                }
+                (s, Err(error)) => panic!("an append to {s} must win or conflict: {error}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "one stream is written under a key: {winners:?}");
+        assert!(refused.iter().all(|s| *s == winners[0]), "refusals name the winner: {refused:?}");
+        written += 2;
+        assert_eq!(read_all(&store).await.len(), written, "only the winners' events are stored");
+    }
+}
+
 /// The same key and events with another expected version is a different request.
 pub async fn idempotency_key_with_other_expected_version_conflicts<B: MultiTenantStore>(
     backend: B,

@@ -98,6 +98,7 @@ macro_rules! conformance_tests {
             idempotent_retry_with_rebuilt_event_ids_is_same_request,
             idempotency_key_with_other_events_conflicts,
             idempotency_key_on_other_stream_conflicts,
+            concurrent_appends_of_one_key_to_other_streams_write_one,
             idempotency_key_with_other_expected_version_conflicts,
             idempotency_keys_are_scoped_to_tenant,
             concurrent_idempotent_retries_write_once,
