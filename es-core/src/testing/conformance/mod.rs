@@ -110,6 +110,7 @@ macro_rules! conformance_tests {
             read_stream_backward_from_middle,
             read_stream_past_end,
             read_stream_with_limit,
+            read_stream_longer_than_a_page,
             missing_stream_reads_empty_at_version_zero,
             read_stream_returns_only_that_stream,
             replay_stream_matches_read_stream,

@@ -69,6 +69,31 @@ pub async fn read_stream_with_limit<B: MultiTenantStore>(backend: B) {
     assert!(read(&store, &s, ReadStreamOptions::forward().limit(0)).await.is_empty());
 }
 
+/// A stream longer than any backend's page (2,500 events; PostgreSQL reads pages of 1,000) reads
+/// whole and in order, forwards and backwards, from a version and with limits that end inside a
+/// later page: a read that stopped after a full page, or lost its place between pages, fails.
+pub async fn read_stream_longer_than_a_page<B: MultiTenantStore>(backend: B) {
+    const LONG: u64 = 2_500;
+    let store = scoped(&backend, "a");
+    let s = stream("long-1");
+    append(&store, &s, ExpectedVersion::NoStream, batch(1..LONG + 1)).await;
+    let forward = collect(store.read_stream(&s, ReadStreamOptions::forward())).await;
+    assert_eq!(versions(&forward), (1..=LONG).collect::<Vec<_>>());
+    assert_eq!(numbers(&forward), (1..=LONG).collect::<Vec<_>>(), "each version its own event");
+    assert_eq!(
+        read(&store, &s, ReadStreamOptions::backward()).await,
+        (1..=LONG).rev().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        read(&store, &s, ReadStreamOptions::forward().from_version(900).limit(1_200)).await,
+        (900..2_100).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        read(&store, &s, ReadStreamOptions::backward().from_version(2_100).limit(1_500)).await,
+        (601..=2_100).rev().collect::<Vec<_>>()
+    );
+}
+
 /// A stream that was never written reads as empty, at version 0.
 pub async fn missing_stream_reads_empty_at_version_zero<B: MultiTenantStore>(backend: B) {
     let store = scoped(&backend, "a");
