@@ -873,7 +873,8 @@ async fn follow_exclusive_keeps_the_lock_through_failures<
 }
 
 /// `VolatileCheckpoints` is the store it wraps for everything but checkpoints: tenant, appends,
-/// reads, versions, head, waiting, idempotency records and fingerprints answer as the store does.
+/// reads, versions, head, waiting, idempotency records, fingerprints and dead letters answer as the
+/// store does.
 async fn volatile_checkpoints_answer_as_the_store_they_wrap<
     S: EventStore + CheckpointStore + DeadLetterStore,
 >(
@@ -909,6 +910,11 @@ async fn volatile_checkpoints_answer_as_the_store_they_wrap<
     let mine = store.idempotency_record(&key).await.unwrap().expect("the key's record");
     assert_eq!(record.fingerprint, mine.fingerprint);
     assert!(volatile.fingerprint_matches(&record, &mine.fingerprint).await.unwrap());
+    let other = es_core::Fingerprint([7; 32]);
+    assert!(
+        !volatile.fingerprint_matches(&record, &other).await.unwrap(),
+        "another request's fingerprint does not match"
+    );
     let read: Vec<RecordedEvent> = volatile
         .read_stream(&stream, es_core::ReadStreamOptions::forward())
         .try_collect()
@@ -926,6 +932,21 @@ async fn volatile_checkpoints_answer_as_the_store_they_wrap<
         log.iter().map(|event| event.position).collect::<Vec<_>>()
     );
     assert_eq!(all.len(), 3);
+    // Dead letters are the wrapped store's: parked, listed and unparked there.
+    let projection = es_core::ProjectionName::new("volatile-dead-letters").unwrap();
+    let parked = es_core::projection::ParkedEvent {
+        projection: projection.clone(),
+        position: all[0].position,
+        event_type: all[0].event_type.clone(),
+        error: "handler failed".into(),
+        attempts: 3,
+        parked_at: all[0].recorded_at,
+    };
+    volatile.park(parked.clone()).await.unwrap();
+    assert_eq!(store.parked(&projection).await.unwrap(), vec![parked.clone()], "in the store");
+    assert_eq!(volatile.parked(&projection).await.unwrap(), vec![parked]);
+    volatile.unpark(&projection, all[0].position).await.unwrap();
+    assert!(store.parked(&projection).await.unwrap().is_empty(), "unparked in the store");
 }
 
 /// `VolatileCheckpoints` reports the tenant of the store it wraps (one other than the default,
