@@ -947,6 +947,12 @@ async fn volatile_checkpoints_answer_as_the_store_they_wrap<
     assert_eq!(volatile.parked(&projection).await.unwrap(), vec![parked]);
     volatile.unpark(&projection, all[0].position).await.unwrap();
     assert!(store.parked(&projection).await.unwrap().is_empty(), "unparked in the store");
+    // Checkpoints are its own: a reset removes one and says where it was.
+    volatile.save_checkpoint(&projection, None, head).await.unwrap();
+    assert_eq!(volatile.reset_checkpoint(&projection).await.unwrap(), Some(head));
+    assert_eq!(volatile.load_checkpoint(&projection).await.unwrap(), None);
+    assert_eq!(volatile.reset_checkpoint(&projection).await.unwrap(), None, "nothing to reset");
+    assert_eq!(store.load_checkpoint(&projection).await.unwrap(), None, "never in the store");
 }
 
 /// `VolatileCheckpoints` reports the tenant of the store it wraps (one other than the default,
