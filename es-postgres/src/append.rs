@@ -168,7 +168,6 @@ pub(crate) async fn append(
     let key = request.idempotency.as_ref().map(|(key, _)| key.as_str());
     let carrier = inner.wakeups.carrier();
     let mut retries = Retries::new(inner.options.append_attempts);
-    let mut races = 0;
     loop {
         let call = append_events(tenant, &request, &columns, published.as_ref(), carrier.channel())
             .fetch_one(pool)
@@ -201,11 +200,10 @@ pub(crate) async fn append(
             if !matches!(request.expected, ExpectedVersion::Any | ExpectedVersion::StreamExists) {
                 return Err(version_conflict(inner, tenant, &request).await);
             }
-            races += 1;
-            if races < ANY_RACES {
+            if retries.after_race() {
                 continue;
             }
-            tracing::warn!(stream = %request.stream_id, races, "es.append: an Any append lost every race to writers expecting versions");
+            tracing::warn!(stream = %request.stream_id, races = ANY_RACES, "es.append: an Any append lost every race to writers expecting versions");
             return Err(StoreError::backend("append", true, error));
         }
         // A statement the server rolled back wrote nothing; a lost connection may have committed,
@@ -219,11 +217,6 @@ pub(crate) async fn append(
         return Err(StoreError::backend("append", safe_to_retry, error));
     }
 }
-
-/// How many races for a version an `Any` or `StreamExists` append may lose to writers outside
-/// `append_events()`'s lock before it gives up with a retryable error. Each lost race is another
-/// append committed; `concurrent` conformance runs lose a few in a row at the most.
-const ANY_RACES: u32 = 64;
 
 /// The call of `append_events()` (with the outbox insert when there are publications), bound.
 fn append_events<'q>(
@@ -412,18 +405,15 @@ async fn append_keyed_exact(
     match answer {
         Ok((count, first, last)) if count > 0 => {
             inner.wakeups.appended(&inner.pool, &carrier);
-            Some(written(version, count, first, last))
+            return Some(written(version, count, first, last));
         }
-        Ok(_) => {
-            inner.wakeups.failed(&inner.pool, &carrier);
-            None
-        }
+        Ok(_) => {}
         Err(error) => {
             tracing::debug!(%error, stream = %request.stream_id, "es.append: keyed fast path failed, asking append_events()");
-            inner.wakeups.failed(&inner.pool, &carrier);
-            None
         }
     }
+    inner.wakeups.failed(&inner.pool, &carrier);
+    None
 }
 
 /// The result of a fast-path append that wrote `count` events after `version`, from the lowest and
@@ -446,24 +436,29 @@ fn written(
     })
 }
 
-/// The attempts left for one append, shared by every kind of retry it makes.
+/// How many races for a version an `Any` or `StreamExists` append may lose to writers outside
+/// `append_events()`'s lock before it gives up with a retryable error. Each lost race is another
+/// append committed; in the conformance case that provokes them, none lost more than one in a row.
+const ANY_RACES: u32 = 64;
+
+/// The attempts left for one append, shared by every kind of retry it makes; races for a version
+/// lost by an `Any` append are counted apart ([`ANY_RACES`]): each is progress, not a failure.
 struct Retries {
     attempt: u32,
     attempts: u32,
+    races: u32,
 }
 
 impl Retries {
     fn new(attempts: u32) -> Self {
-        Self { attempt: 1, attempts }
+        Self { attempt: 1, attempts, races: 0 }
     }
 
-    /// Uses up an attempt; false when none is left.
-    fn take(&mut self) -> bool {
-        if self.attempt >= self.attempts {
-            return false;
-        }
-        self.attempt += 1;
-        true
+    /// After a race for a version lost to another writer: true while fewer than [`ANY_RACES`]
+    /// were lost, to try again at once (the stream has moved on; no pause is needed).
+    fn after_race(&mut self) -> bool {
+        self.races += 1;
+        self.races < ANY_RACES
     }
 
     /// After a failure the caller found safe to repeat: waits an exponential pause (5 ms, 10 ms, …
@@ -474,7 +469,8 @@ impl Retries {
         }
         tracing::debug!(%error, attempt = self.attempt, stream = %stream_id, "es.append: transient failure, retrying");
         tokio::time::sleep(Duration::from_millis(5 << self.attempt.min(6))).await;
-        self.take()
+        self.attempt += 1;
+        true
     }
 }
 
