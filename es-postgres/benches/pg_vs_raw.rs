@@ -354,7 +354,7 @@ async fn main() {
     .execute(&admin)
     .await
     .unwrap();
-    let raw = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect(&url).await.unwrap();
+    let raw = support::raw_pool(&url, 10).await;
     let store = backend.tenant(TenantId::new(TENANT).unwrap());
     println!("es-postgres vs raw sqlx, {} rounds of {:?} per side, alternating", ROUNDS, round());
 
@@ -417,8 +417,7 @@ async fn main() {
     for table in ["es_bench.events", "es_bench_raw.events"] {
         bench.vacuum(table).await;
     }
-    let raw_reader =
-        sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
+    let raw_reader = support::raw_pool(&url, 2).await;
     let (mut raw_rate, mut store_rate) = (0.0, 0.0);
     for round_no in 0..=ROUNDS {
         // Alternate which side reads first (the first pays for a cold cache).

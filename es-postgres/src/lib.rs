@@ -79,6 +79,7 @@ mod lock;
 mod notify;
 mod options;
 mod outbox;
+mod pool;
 mod quota;
 mod read;
 mod rls;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use es_core::{StoreError, TenantId};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 use std::sync::Mutex;
 
@@ -71,7 +71,7 @@ impl TenantPools {
             return pool.clone();
         }
         let name = tenant.as_str().to_owned();
-        let pool = PgPoolOptions::new()
+        let pool = crate::pool::options()
             .max_connections(self.max_connections)
             .min_connections(0)
             .idle_timeout(IDLE)

@@ -11,7 +11,7 @@ use es_core::{
     ExpectedVersion, IdempotencyKey, IdempotencyRecord, MultiTenantStore, Position, ReadAllOptions,
     ReadStreamOptions, StoreError, StreamId, TenantId,
 };
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
 use es_core::pii::{KeyProvider, PersonalData, Vault, open_events, open_replay, seal_request};
@@ -141,7 +141,7 @@ impl PgStore {
             .map_err(|error| StoreError::backend("connect", false, error))?
             .application_name("es-postgres")
             .options(server_options);
-        let mut pool = PgPoolOptions::new()
+        let mut pool = crate::pool::options()
             .max_connections(options.max_connections)
             .min_connections(options.min_connections)
             .acquire_timeout(options.acquire_timeout);
