@@ -134,12 +134,28 @@ fn expected_columns(expected: ExpectedVersion) -> (i16, i64) {
     }
 }
 
+/// What an append answered: its result, and whether it was a replay (an idempotent append
+/// written before, whose record answered now: nothing was written this time, which the quota
+/// ledger must not count again).
+pub(crate) struct Appended {
+    pub(crate) result: AppendResult,
+    pub(crate) replayed: bool,
+}
+
+impl Appended {
+    /// An append that wrote its events now.
+    fn written(result: AppendResult) -> Self {
+        Self { result, replayed: false }
+    }
+}
+
+/// An append through the store's pool: group commit, a fast path, or `append_events()`.
 pub(crate) async fn append(
     inner: &Arc<Inner>,
     pool: &PgPool,
     tenant: &TenantId,
     request: AppendRequest,
-) -> Result<AppendResult, StoreError> {
+) -> Result<Appended, StoreError> {
     let exact = match request.expected {
         ExpectedVersion::NoStream => Some(0),
         ExpectedVersion::Exact(version) => Some(version),
@@ -151,19 +167,21 @@ pub(crate) async fn append(
         && request.publications.is_empty()
         && i64::try_from(version).is_ok()
     {
-        return group.append(inner, tenant, request, version).await;
+        return group.append(inner, tenant, request, version).await.map(Appended::written);
     }
     let columns = Columns::of(&request)?;
     let published = Published::of(&request)?;
     if let (Some(version), None) = (exact, &request.idempotency) {
         return append_exact(inner, pool, tenant, &request, &columns, published.as_ref(), version)
-            .await;
+            .await
+            .map(Appended::written);
     }
     if let (Some(version), Some(_), None) = (exact, &request.idempotency, &published)
         && let Some(result) =
             append_keyed_exact(inner, pool, tenant, &request, &columns, version).await
     {
-        return result;
+        // The keyed fast path only ever writes (a replay is the function's answer).
+        return result.map(Appended::written);
     }
     let key = request.idempotency.as_ref().map(|(key, _)| key.as_str());
     let carrier = inner.wakeups.carrier();
@@ -263,7 +281,7 @@ pub(crate) async fn append_in(
     tenant: &TenantId,
     connection: &mut sqlx::PgConnection,
     request: AppendRequest,
-) -> Result<AppendResult, StoreError> {
+) -> Result<Appended, StoreError> {
     let columns = Columns::of(&request)?;
     let published = Published::of(&request)?;
     let channel = Some(inner.wakeups.channel());
@@ -498,13 +516,16 @@ fn outcome(
     tenant: &TenantId,
     request: &AppendRequest,
     row: AppendRow,
-) -> Result<AppendResult, StoreError> {
+) -> Result<Appended, StoreError> {
     match row.outcome {
-        WRITTEN | REPLAYED => Ok(AppendResult {
-            first_version: returned(row.first_version, "first_version")?,
-            last_version: returned(row.last_version, "last_version")?,
-            first_position: Position::new(returned(row.first_position, "first_position")?),
-            last_position: Position::new(returned(row.last_position, "last_position")?),
+        WRITTEN | REPLAYED => Ok(Appended {
+            result: AppendResult {
+                first_version: returned(row.first_version, "first_version")?,
+                last_version: returned(row.last_version, "last_version")?,
+                first_position: Position::new(returned(row.first_position, "first_position")?),
+                last_position: Position::new(returned(row.last_position, "last_position")?),
+            },
+            replayed: row.outcome == REPLAYED,
         }),
         VERSION_CONFLICT => Err(StoreError::VersionConflict {
             tenant: tenant.clone(),

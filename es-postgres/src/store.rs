@@ -425,14 +425,14 @@ impl PgTenantStore {
     ) -> Result<AppendResult, StoreError>
     where
         F: FnOnce(AppendRequest) -> Fut,
-        Fut: std::future::Future<Output = Result<AppendResult, StoreError>>,
+        Fut: std::future::Future<Output = Result<append::Appended, StoreError>>,
     {
         let ticket = self.admit(&request).await?;
-        let result = append(request).await;
+        let appended = append(request).await;
         if let Some(ticket) = ticket {
-            ticket.settle(&result, committed);
+            ticket.settle(&appended, committed);
         }
-        result
+        appended.map(|appended| appended.result)
     }
 
     /// Checks an append against the tenant's quotas (see [`crate::quota::ledger`]). A keyed

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use es_core::quota::{Limits, QuotaExceeded, Usage};
-use es_core::{AppendRequest, AppendResult, ExpectedVersion, StoreError, TenantId};
+use es_core::{AppendRequest, ExpectedVersion, StoreError, TenantId};
 use sqlx::{PgPool, Row};
 
+use crate::append::Appended;
 use crate::error::read_error;
 use crate::row::{bound_i64, stored_u64};
 use crate::sql;
@@ -456,13 +457,13 @@ impl Request {
 
 impl Ticket {
     /// Releases the reservation; a written append becomes one of this process's own (until a
-    /// refresh counts it). `committed`: whether it was committed when it returned (not an append
-    /// into the caller's transaction).
-    pub(crate) fn settle(mut self, result: &Result<AppendResult, StoreError>, committed: bool) {
+    /// refresh counts it); a replay wrote nothing and counts nothing. `committed`: whether it
+    /// was committed when it returned (not an append into the caller's transaction).
+    pub(crate) fn settle(mut self, appended: &Result<Appended, StoreError>, committed: bool) {
         let mut state = lock(&self.ledger.state);
         self.release(&mut state);
         self.settled = true;
-        if let Ok(result) = result
+        if let Ok(Appended { result, replayed: false }) = appended
             && result.last_position.value() > state.mark
         {
             let created = u64::from(result.first_version == 1);
@@ -493,6 +494,8 @@ impl Drop for Ticket {
 
 #[cfg(test)]
 mod tests {
+    use es_core::AppendResult;
+
     use super::*;
 
     fn own(position: u64, second: u64) -> Own {
@@ -534,13 +537,17 @@ mod tests {
         drop(reserve()); // the append's future dropped mid-way
         assert_eq!(lock(&ledger.state).used(), Usage::default());
         assert_eq!(lock(&ledger.state).used_this_second(unix_second()), 0);
-        let result = Ok(AppendResult {
+        let result = AppendResult {
             first_version: 1,
             last_version: 2,
             first_position: es_core::Position::new(5),
             last_position: es_core::Position::new(6),
-        });
-        reserve().settle(&result, true); // settled: counted once, as its own append
+        };
+        let written = Ok(Appended { result, replayed: false });
+        reserve().settle(&written, true); // settled: counted once, as its own append
+        assert_eq!(lock(&ledger.state).used(), reserved);
+        // Its replay wrote nothing: released, and not counted again.
+        reserve().settle(&Ok(Appended { result, replayed: true }), true);
         assert_eq!(lock(&ledger.state).used(), reserved);
     }
 

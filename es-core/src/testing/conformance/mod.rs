@@ -211,6 +211,7 @@ macro_rules! quota_tests {
             use super::*;
             $crate::__conformance_cases! { @cases $factory;
                 an_append_past_a_limit_is_refused_and_writes_nothing,
+                replays_of_an_idempotent_append_count_once,
                 limits_change_live_and_usage_is_reported,
                 concurrent_writers_overshoot_a_limit_by_at_most_what_is_in_flight,
             }

@@ -138,6 +138,36 @@ pub async fn an_append_past_a_limit_is_refused_and_writes_nothing<
     append(&store, "next", 3).await.expect("a new second, a new window");
 }
 
+/// Retries of an idempotent append that replay it write nothing, so they count nothing: after
+/// three replays the tenant can still append up to its limits (events and streams), and its
+/// usage is what was written.
+pub async fn replays_of_an_idempotent_append_count_once<B: MultiTenantStore + TenantQuotas>(
+    backend: B,
+) {
+    let id = tenant("quota-replays");
+    let store = backend.tenant(id.clone());
+    backend.set_limits(&id, Limits::none().events(10).streams(2)).await.expect("limits");
+    let key = IdempotencyKey::new("k-replayed").expect("key");
+    let replayed = stream("s-1");
+    let keyed = || {
+        store.append(
+            &replayed,
+            ExpectedVersion::NoStream,
+            (0..4).map(small).collect(),
+            AppendOptions::default().idempotency_key(key.clone()),
+        )
+    };
+    let first = keyed().await.expect("written");
+    for _ in 0..3 {
+        assert_eq!(keyed().await.expect("replayed"), first);
+    }
+    append(&store, "s-2", 6).await.expect("up to the limits: the replays wrote nothing");
+    let refused = exceeded(append(&store, "s-2", 1).await);
+    assert_eq!((refused.quota, refused.used), (Quota::Events, 10));
+    let usage = backend.tenant_usage(&id).await.expect("usage");
+    assert_eq!((usage.usage.events, usage.usage.streams), (10, 2));
+}
+
 /// Operators read usage and change limits live: a raised limit lets the next append through, a
 /// removed one lifts it.
 pub async fn limits_change_live_and_usage_is_reported<B: MultiTenantStore + TenantQuotas>(
