@@ -101,3 +101,64 @@ async fn only_appends_without_an_expected_version_call_the_function() {
     append(&writer, "s-1", ExpectedVersion::Any, vec![event(4)], plain()).await;
     assert_eq!(function_calls(&store, fresh.schema()).await, 1);
 }
+
+/// An `Any` append through `append_events()` that loses the race for its version to a writer
+/// outside the function's lock (as the fast paths are: an `Exact` append takes none) tries again
+/// at once and lands after it: never a `VersionConflict` it did not ask for, never an error. The
+/// race is made to happen: a transaction holds version 2 uncommitted while the append, having
+/// read version 1 as the head, waits on it; the transaction then commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_any_append_that_loses_its_version_to_a_writer_outside_the_lock_lands_after_it() {
+    let fresh = fresh_schema().await;
+    let store = fresh.tenant(tenant("race"));
+    let stream = StreamId::new("raced").unwrap();
+    store
+        .append(&stream, ExpectedVersion::NoStream, vec![event(1)], AppendOptions::default())
+        .await
+        .unwrap();
+    let mut holder = fresh.store.pool().begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (tenant, position, stream_id, stream_version, event_id, event_type, \
+         schema_version, payload, metadata, recorded_at) \
+         VALUES ('race', nextval('event_position_seq'), 'raced', 2, $1, 'test.path', 1, '{}'::jsonb, NULL, now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+
+    let racing = tokio::spawn({
+        let (store, stream) = (store.clone(), stream.clone());
+        async move {
+            store
+                .append(&stream, ExpectedVersion::Any, vec![event(3)], AppendOptions::default())
+                .await
+        }
+    });
+    // Until the append waits for the holder's transaction (on the unique key of version 2).
+    let holder_pid: i32 =
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *holder).await.unwrap();
+    let admin = sqlx::PgPool::connect(&database_url()).await.unwrap();
+    let mut waited = false;
+    for _ in 0..1_000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%append_events%'",
+        )
+        .bind(holder_pid)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(waited, "the Any append never waited on the version the transaction holds");
+    holder.commit().await.unwrap();
+
+    let result = racing.await.unwrap().expect("a lost race is tried again, not answered");
+    assert_eq!((result.first_version, result.last_version), (3, 3));
+    assert_eq!(store.stream_version(&stream).await.unwrap(), 3);
+}
