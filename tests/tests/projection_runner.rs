@@ -494,6 +494,34 @@ async fn live_mode_wakes_on_appends<S: EventStore + CheckpointStore + DeadLetter
     runner.await.unwrap().unwrap();
 }
 
+/// Following the log, the runner asks the store to wait for new events as long as its options
+/// say (`idle_wait`), never the default.
+async fn live_mode_waits_as_long_as_its_options_say<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    let counted = CountedReads::new(store.clone());
+    let idle = Duration::from_millis(123);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let reads = VolatileCheckpoints::new(counted.clone());
+        tokio::spawn(async move {
+            ProjectionRunner::new(Deposits::default(), reads)
+                .with_options(options().idle_wait(idle))
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    wait_until("the runner waits for events", || counted.waits.lock().unwrap().len() >= 2).await;
+    stop.send(()).unwrap();
+    runner.await.unwrap().unwrap();
+    let waits = counted.waits.lock().unwrap().clone();
+    assert!(waits.iter().all(|wait| *wait == idle), "{waits:?}");
+}
+
 /// Waits for a condition, up to 30 s: generous, because a loaded CI machine stretches every
 /// backoff and poll, and a passing test returns as soon as the condition holds.
 async fn wait_until(what: &str, condition: impl Fn() -> bool) {
@@ -543,6 +571,47 @@ async fn one_owner_at_a_time_and_takeover<
         "it resumes from the owner's checkpoint"
     );
     standby.abort();
+}
+
+/// A runner that gets the projection's lock starts from the stored checkpoint, not from the one
+/// it knew before it asked: another owner may have moved it meanwhile.
+async fn a_runner_that_gets_the_lock_starts_from_the_stored_checkpoint<
+    S: EventStore + CheckpointStore + DeadLetterStore + ProjectionLocks,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..4).await;
+    let late = Deposits::default();
+    let mut runner = ProjectionRunner::new(late.clone(), store.clone()).with_options(options());
+    runner.catch_up().await.unwrap();
+    // Another owner of the projection moves its checkpoint past three more deposits.
+    deposit(&store, "account-1", 4..7).await;
+    ProjectionRunner::new(Deposits::default(), store.clone())
+        .with_options(options())
+        .catch_up()
+        .await
+        .unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let exclusive = {
+        let locks = store.clone();
+        tokio::spawn(async move {
+            runner
+                .run_exclusive(&locks, async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    deposit(&store, "account-1", 7..8).await;
+    wait_until("the runner handled the new deposit", || late.rows().len() == 4).await;
+    stop.send(()).unwrap();
+    exclusive.await.unwrap().unwrap();
+    assert_eq!(
+        late.rows().values().copied().collect::<Vec<_>>(),
+        [1, 2, 3, 7],
+        "it went on from the other owner's checkpoint"
+    );
 }
 
 /// Version 2 of a read model builds beside version 1 while events keep coming; at the switch it
@@ -1024,11 +1093,19 @@ pub struct CountedReads<S> {
     envelopes: Arc<std::sync::atomic::AtomicU64>,
     payloads: Arc<std::sync::atomic::AtomicU64>,
     page: Option<usize>,
+    /// The timeout of every `wait_for_events` call, in order.
+    waits: Arc<Mutex<Vec<Duration>>>,
 }
 
 impl<S> CountedReads<S> {
     fn new(inner: S) -> Self {
-        Self { inner, envelopes: Arc::default(), payloads: Arc::default(), page: None }
+        Self {
+            inner,
+            envelopes: Arc::default(),
+            payloads: Arc::default(),
+            page: None,
+            waits: Arc::default(),
+        }
     }
 
     /// `replay_all` in pages of `size` events.
@@ -1100,6 +1177,7 @@ impl<S: EventStore> EventStore for CountedReads<S> {
         after: Position,
         timeout: Duration,
     ) -> Result<Position, es_core::StoreError> {
+        self.waits.lock().unwrap().push(timeout);
         self.inner.wait_for_events(after, timeout).await
     }
 
@@ -1276,7 +1354,9 @@ tests::on_both_backends!(
     a_failing_handler_stops_before_the_event,
     a_panicking_handler_is_a_failure_not_a_dead_runner,
     live_mode_wakes_on_appends,
+    live_mode_waits_as_long_as_its_options_say,
     one_owner_at_a_time_and_takeover,
+    a_runner_that_gets_the_lock_starts_from_the_stored_checkpoint,
     failing_events_are_parked_and_replayed,
     one_parked_event_is_replayed_alone,
     volatile_checkpoints_answer_as_the_store_they_wrap,
