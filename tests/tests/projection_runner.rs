@@ -494,6 +494,24 @@ async fn live_mode_wakes_on_appends<S: EventStore + CheckpointStore + DeadLetter
     runner.await.unwrap().unwrap();
 }
 
+/// `run_until` ends with the first failing pass's error: only `follow` keeps going through
+/// failures.
+async fn run_until_ends_with_the_first_failure<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..6).await;
+    let model = Deposits { fail_at: Some(4), ..Deposits::default() };
+    let mut runner = ProjectionRunner::new(model.clone(), store.clone()).with_options(options());
+    let ended =
+        tokio::time::timeout(Duration::from_secs(10), runner.run_until(std::future::pending()))
+            .await
+            .expect("run_until must end on the failure, not try again");
+    assert!(matches!(ended, Err(RunnerError::Handler { attempts: 2, .. })), "{ended:?}");
+    assert_eq!(model.rows().values().copied().collect::<Vec<_>>(), [1, 2, 3]);
+}
+
 /// Following the log, the runner asks the store to wait for new events as long as its options
 /// say (`idle_wait`), never the default.
 async fn live_mode_waits_as_long_as_its_options_say<
@@ -1355,6 +1373,7 @@ tests::on_both_backends!(
     a_panicking_handler_is_a_failure_not_a_dead_runner,
     live_mode_wakes_on_appends,
     live_mode_waits_as_long_as_its_options_say,
+    run_until_ends_with_the_first_failure,
     one_owner_at_a_time_and_takeover,
     a_runner_that_gets_the_lock_starts_from_the_stored_checkpoint,
     failing_events_are_parked_and_replayed,
