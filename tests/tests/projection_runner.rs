@@ -632,6 +632,74 @@ async fn a_runner_that_gets_the_lock_starts_from_the_stored_checkpoint<
     );
 }
 
+/// Locks whose first `failures` requests fail (the database away), then those of `inner`.
+#[derive(Clone)]
+struct FailingLocks<L> {
+    inner: L,
+    failures: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl<L: ProjectionLocks> ProjectionLocks for FailingLocks<L> {
+    type Lock = L::Lock;
+
+    async fn try_lock(
+        &self,
+        projection: &es_core::ProjectionName,
+    ) -> Result<Option<Self::Lock>, es_core::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.failures.fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1)).is_ok() {
+            return Err(es_core::StoreError::backend("try_lock", true, "the database is away"));
+        }
+        self.inner.try_lock(projection).await
+    }
+}
+
+/// A request for the lock that fails ends `run_exclusive` with the error; `follow_exclusive`
+/// asks again until it gets the lock, then runs.
+async fn a_failed_lock_request_ends_run_exclusive_and_follow_exclusive_asks_again<
+    S: EventStore + CheckpointStore + DeadLetterStore + ProjectionLocks,
+>(
+    store: S,
+) {
+    deposit(&store, "account-1", 1..4).await;
+    let quick = options().idle_wait(Duration::from_millis(10));
+    let failing = |failures| FailingLocks { inner: store.clone(), failures: Arc::new(failures) };
+
+    let locks = failing(std::sync::atomic::AtomicU32::new(1));
+    let mut runner =
+        ProjectionRunner::new(Deposits::default(), store.clone()).with_options(quick.clone());
+    let ended = tokio::time::timeout(
+        Duration::from_secs(10),
+        runner.run_exclusive(&locks, std::future::pending()),
+    )
+    .await
+    .expect("run_exclusive must end on the failed request, not ask again");
+    assert!(matches!(ended, Err(RunnerError::Store(_))), "{ended:?}");
+
+    let locks = failing(std::sync::atomic::AtomicU32::new(3));
+    let model = Deposits::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let follower = {
+        let (model, store, locks) = (model.clone(), store.clone(), locks.clone());
+        tokio::spawn(async move {
+            ProjectionRunner::new(model, store)
+                .with_options(quick)
+                .follow_exclusive(
+                    &locks,
+                    async {
+                        let _ = stopped.await;
+                    },
+                    |_| {},
+                )
+                .await;
+        })
+    };
+    wait_until("the follower got the lock and caught up", || model.rows().len() == 3).await;
+    stop.send(()).unwrap();
+    follower.await.unwrap();
+    assert_eq!(locks.failures.load(std::sync::atomic::Ordering::SeqCst), 0, "asked again");
+}
+
 /// Version 2 of a read model builds beside version 1 while events keep coming; at the switch it
 /// equals the live model and a fresh rebuild, and it goes on from the live checkpoint.
 async fn a_rebuild_beside_the_live_model_takes_over<
@@ -1376,6 +1444,7 @@ tests::on_both_backends!(
     run_until_ends_with_the_first_failure,
     one_owner_at_a_time_and_takeover,
     a_runner_that_gets_the_lock_starts_from_the_stored_checkpoint,
+    a_failed_lock_request_ends_run_exclusive_and_follow_exclusive_asks_again,
     failing_events_are_parked_and_replayed,
     one_parked_event_is_replayed_alone,
     volatile_checkpoints_answer_as_the_store_they_wrap,
