@@ -859,6 +859,34 @@ async fn concurrent_partitions_keep_each_stream_in_order<
     assert!((2..=4).contains(&most), "ran {most} handlers at once");
 }
 
+/// One partition is the sequential runner: every event in log order, across streams too (a
+/// partition per stream, run one after another, would handle one stream's events before the
+/// next stream's).
+async fn one_partition_handles_the_log_in_order<
+    S: EventStore + CheckpointStore + DeadLetterStore,
+>(
+    store: S,
+) {
+    deposits_on_six_streams(&store).await;
+    for partitions in [1, 0] {
+        let model = Ordered::default();
+        let done = ProjectionRunner::new(model.clone(), VolatileCheckpoints::new(store.clone()))
+            .with_options(RunnerOptions::default().batch_size(25))
+            .with_concurrency(partitions)
+            .catch_up()
+            .await
+            .unwrap();
+        assert_eq!(done.handled, 60);
+        let positions: Vec<u64> =
+            model.seen.lock().unwrap().iter().map(|(_, position)| *position).collect();
+        assert_eq!(positions.len(), 60, "{partitions}: each event once");
+        assert!(
+            positions.windows(2).all(|pair| pair[0] < pair[1]),
+            "{partitions}: not in log order: {positions:?}"
+        );
+    }
+}
+
 /// A partition that fails stops the runner with the checkpoint before its event; a restart
 /// handles everything from there (other partitions' later events come again: at least once).
 async fn a_failing_partition_stops_before_its_event<
@@ -1451,6 +1479,7 @@ tests::on_both_backends!(
     a_rebuild_beside_the_live_model_takes_over,
     a_promotion_moves_a_live_checkpoint_that_is_behind,
     concurrent_partitions_keep_each_stream_in_order,
+    one_partition_handles_the_log_in_order,
     a_failing_partition_stops_before_its_event,
     follow_keeps_going_after_a_failing_pass,
     follow_exclusive_keeps_the_lock_through_failures,

@@ -275,6 +275,8 @@ where
     /// streams are independent: process managers (each step its own command), models behind an
     /// `Arc`. When a partition stops on a failing event, the checkpoint stays before it, and
     /// later events of other partitions that were handled come again (at least once).
+    /// `with_concurrency(1)` (or 0) is the sequential runner: every event in log order, on the
+    /// projection itself.
     #[must_use]
     pub fn with_concurrency(self, partitions: usize) -> ProjectionRunner<P, S, Partitioned> {
         ProjectionRunner {
