@@ -28,7 +28,8 @@ struct Deposited {
 
 /// Balances and each account's trail of amounts (which shows the order the writes ran in), and
 /// every amount in `guard`, whose check refuses one amount chosen by the test: the handler does
-/// not know it, only the deferred write fails.
+/// not know it, only the deferred write fails. `transactions` holds the transaction each amount
+/// was applied in (which shows how the runner cut its batches).
 struct Deferred;
 
 #[projection(name = "deferred")]
@@ -46,6 +47,10 @@ impl Deferred {
                 .bind(event.amount.to_string()),
         );
         tx.push(Statement::new("INSERT INTO guard (amount) VALUES ($1)").bind(event.amount));
+        tx.push(
+            Statement::new("INSERT INTO transactions (amount, tx) VALUES ($1, txid_current())")
+                .bind(event.amount),
+        );
         Ok(())
     }
 }
@@ -62,6 +67,7 @@ async fn setup(refused: i64) -> (FreshSchema, es_postgres::PgTenantStore) {
         "CREATE TABLE balances (account text PRIMARY KEY, cents bigint NOT NULL, trail text NOT NULL)"
             .to_owned(),
         format!("CREATE TABLE guard (amount bigint NOT NULL CHECK (amount <> {refused}))"),
+        "CREATE TABLE transactions (amount bigint NOT NULL, tx bigint NOT NULL)".to_owned(),
     ] {
         sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(fresh.store.pool()).await.unwrap();
     }
@@ -161,6 +167,29 @@ async fn a_failing_deferred_write_parks_the_event_that_pushed_it() {
         .await
         .unwrap();
     assert_eq!(guarded, 11, "each event's writes ran once");
+    // The batch of 6..=10 was redone an event per transaction; once past it, the runner goes back
+    // to whole batches (11 and 12 are the last, short one).
+    assert_eq!(
+        batches(&fresh).await,
+        [vec![1, 2, 3, 4, 5], vec![6], vec![7], vec![9], vec![10], vec![11, 12]]
+    );
+}
+
+/// The amounts applied in each transaction, in the order they were applied.
+async fn batches(fresh: &FreshSchema) -> Vec<Vec<i64>> {
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT amount, tx FROM transactions ORDER BY tx, amount")
+            .fetch_all(fresh.store.pool())
+            .await
+            .unwrap();
+    let mut batches: Vec<(i64, Vec<i64>)> = Vec::new();
+    for (amount, tx) in rows {
+        match batches.last_mut() {
+            Some((last, amounts)) if *last == tx => amounts.push(amount),
+            _ => batches.push((tx, vec![amount])),
+        }
+    }
+    batches.into_iter().map(|(_, amounts)| amounts).collect()
 }
 
 #[tokio::test]

@@ -128,6 +128,24 @@ async fn catches_up_with_the_read_model_and_checkpoint_in_step() {
         checkpoint(&fresh).await.map(|p| u64::try_from(p).unwrap()),
         Some(store.head_position().await.unwrap().value())
     );
+    // A pass that finds nothing new writes nothing, not even the same checkpoint again (an idle
+    // runner in live mode would otherwise commit a write on every pass).
+    let written = checkpoint_version(&fresh).await;
+    let again = TransactionalRunner::new(Balances::default(), store.clone())
+        .with_options(options(5))
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(again.handled, 0);
+    assert_eq!(checkpoint_version(&fresh).await, written, "the checkpoint row was written again");
+}
+
+/// The transaction that last wrote the checkpoint's row (`xmin`).
+async fn checkpoint_version(fresh: &FreshSchema) -> String {
+    sqlx::query_scalar("SELECT xmin::text FROM checkpoints WHERE projection = 'balances'")
+        .fetch_one(fresh.store.pool())
+        .await
+        .unwrap()
 }
 
 /// A handler that keeps failing in the second batch rolls that batch back (its own write
