@@ -224,6 +224,34 @@ async fn a_poison_event_is_parked_and_the_rest_applied() {
     assert_eq!(status.lag, 0, "{status:?}");
 }
 
+/// `follow` pauses for the runner's own `retry_delay` after a failing pass: a minute here, so no
+/// second pass within a second (the default 50 ms, doubling, would make several).
+#[tokio::test]
+async fn follow_pauses_for_its_retry_delay_after_a_failing_pass() {
+    let (_fresh, store) = setup().await;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let (report, mut passes) = tokio::sync::mpsc::unbounded_channel();
+    let follower = tokio::spawn(async move {
+        TransactionalRunner::new(Balances { fail_on: Some(1), flaky: 0 }, store)
+            .with_options(options(5).retries(1, Duration::from_mins(1)))
+            .follow(
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+                move |pass| {
+                    let _ = report.send(pass.is_ok());
+                },
+            )
+            .await;
+    });
+    let first = tokio::time::timeout(Duration::from_secs(30), passes.recv()).await;
+    assert_eq!(first, Ok(Some(false)), "the first pass fails on amount 1");
+    let next = tokio::time::timeout(Duration::from_secs(1), passes.recv()).await;
+    assert!(next.is_err(), "a second pass within a second of the first: {next:?}");
+    stop.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(30), follower).await.unwrap().unwrap();
+}
+
 /// Live mode under the lock: a runner following the log applies what is appended later, and a
 /// second runner waiting for the lock applies nothing meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
