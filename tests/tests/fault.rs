@@ -235,22 +235,20 @@ async fn a_projection_converges_after_crashes_mid_batch() {
         })
     };
     let faults = inject_restarts(cluster.clone(), 2, Duration::from_millis(300)).await.unwrap();
-    let mid_way =
-        store.load_checkpoint(&es_core::ProjectionName::new("rows").unwrap()).await.ok().flatten();
-    let head = store.head_position().await.ok();
+    // The server may still be starting after the last crash: ask until it answers (reading
+    // `None` of a failed query would compare two failures, not two positions).
+    let name = es_core::ProjectionName::new("rows").unwrap();
+    let (mid_way, _) = until_ok("load_checkpoint", || store.load_checkpoint(&name)).await;
+    let (head, _) = until_ok("head_position", || store.head_position()).await;
     assert!(
-        mid_way < head,
+        mid_way < Some(head),
         "the crashes must land before the projection caught up ({mid_way:?} of {head:?})"
     );
     // Converged: the stored checkpoint reaches the head (the runner resumed by itself).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let head = store.head_position().await.ok();
-        let checkpoint = store
-            .load_checkpoint(&es_core::ProjectionName::new("rows").unwrap())
-            .await
-            .ok()
-            .flatten();
+        let checkpoint = store.load_checkpoint(&name).await.ok().flatten();
         if head.is_some() && checkpoint == head && checkpoint > Some(Position::BEGINNING) {
             break;
         }
