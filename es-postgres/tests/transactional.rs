@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{FreshSchema, fresh_schema, tenant};
-use es_core::projection::{DeadLetterStore, OnFailure, RunnerError, RunnerOptions};
+use es_core::projection::{BatchFailure, DeadLetterStore, OnFailure, RunnerError, RunnerOptions};
 use es_core::{
     AppendOptions, Event, EventData, EventStore, EventType, ExpectedVersion, MultiTenantStore,
     Payload, ProjectionError, RecordedEvent, StreamId, projection,
@@ -294,6 +294,55 @@ async fn follows_the_log_under_the_lock() {
     stop.send_replace(true);
     owner.await.unwrap().unwrap();
     standby.await.unwrap().unwrap();
+}
+
+/// A batch handler written by hand that names an event outside its batch (index 99) whenever it
+/// gets more than one event, and applies a batch of one.
+struct OutOfRange;
+
+impl<C: Send + Through<PgConnection>> TransactionalProjection<C> for OutOfRange {
+    const NAME: &'static str = "balances";
+    const EVENT_TYPES: &'static [&'static es_core::EventTypeInfo] =
+        <Balances as TransactionalProjection<PgConnection>>::EVENT_TYPES;
+
+    async fn handle(&mut self, tx: &mut C, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let deposited: Deposited = event.deserialize_payload().unwrap();
+        add_deposit(Through::<PgConnection>::through(tx), UPSERT_V1, &deposited, event).await
+    }
+
+    async fn handle_batch(
+        &mut self,
+        tx: &mut C,
+        events: &[RecordedEvent],
+    ) -> Result<(), BatchFailure> {
+        if events.len() > 1 {
+            return Err(BatchFailure { index: 99, source: ProjectionError::new("miscounted") });
+        }
+        for event in events {
+            self.handle(tx, event).await.map_err(|source| BatchFailure { index: 0, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// A failure that names an index past the batch is charged to the batch's last event, both when
+/// the batch fails and when the events before that one, committed on their own, fail again: an
+/// error, never a panic of the runner.
+#[tokio::test]
+async fn a_failure_named_past_the_batch_is_charged_to_its_last_event() {
+    let (fresh, store) = setup().await;
+    let failed = TransactionalRunner::new(OutOfRange, store.clone())
+        .with_options(options(5).retries(1, Duration::from_millis(1)))
+        .catch_up()
+        .await;
+    // The batch of 1..=5 fails at "99", so at 5; 1..=4, committed on their own, fail at "99"
+    // again, so at 4.
+    let Err(RunnerError::Handler { position, .. }) = failed else {
+        panic!("the runner stops with the handler's failure: {failed:?}")
+    };
+    assert_eq!(i64::try_from(position.value()).unwrap(), deposit_position(&store, 4).await);
+    assert_eq!(balances(&fresh).await, (0, 0), "nothing applied");
+    assert_eq!(checkpoint(&fresh).await, None);
 }
 
 /// The balances projection, slowed down, telling which connection runs its batch.

@@ -164,7 +164,8 @@ impl<C: Send, P: TransactionalProjection<C> + ?Sized> CheckedName<C> for P {
 /// A batch handler failed.
 #[derive(Debug)]
 pub struct BatchFailure {
-    /// The index in the batch of the event that failed (0 when a set-based write cannot tell).
+    /// The index in the batch of the event that failed (0 when a set-based write cannot tell; an
+    /// index past the batch is charged to its last event).
     pub index: usize,
     /// Why.
     pub source: ProjectionError,
