@@ -29,8 +29,12 @@ struct Deposited {
 /// Balances and each account's trail of amounts (which shows the order the writes ran in), and
 /// every amount in `guard`, whose check refuses one amount chosen by the test: the handler does
 /// not know it, only the deferred write fails. `transactions` holds the transaction each amount
-/// was applied in (which shows how the runner cut its batches).
-struct Deferred;
+/// was applied in (which shows how the runner cut its batches). The handler itself refuses
+/// `fail_on`, before pushing anything.
+#[derive(Default)]
+struct Deferred {
+    fail_on: Option<i64>,
+}
 
 #[projection(name = "deferred")]
 impl Deferred {
@@ -40,6 +44,9 @@ impl Deferred {
         event: &Deposited,
         meta: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
+        if self.fail_on == Some(event.amount) {
+            return Err(ProjectionError::new(format!("refusing amount {}", event.amount)));
+        }
         tx.push(
             Statement::new(UPSERT)
                 .bind(meta.stream_id.as_str())
@@ -130,7 +137,10 @@ fn options(batch: usize) -> RunnerOptions {
 #[tokio::test]
 async fn deferred_writes_apply_every_event_once_in_log_order() {
     let (fresh, store) = setup(-1).await;
-    let done = TransactionalRunner::new(Deferred, store).with_options(options(5)).catch_up().await;
+    let done = TransactionalRunner::new(Deferred::default(), store)
+        .with_options(options(5))
+        .catch_up()
+        .await;
     assert_eq!(done.unwrap().handled, 12);
     assert_eq!(
         accounts(&fresh).await,
@@ -147,7 +157,7 @@ async fn deferred_writes_apply_every_event_once_in_log_order() {
 #[tokio::test]
 async fn a_failing_deferred_write_parks_the_event_that_pushed_it() {
     let (fresh, store) = setup(8).await;
-    let mut runner = TransactionalRunner::new(Deferred, store.clone())
+    let mut runner = TransactionalRunner::new(Deferred::default(), store.clone())
         .with_options(options(5).on_failure(OnFailure::Park));
     assert_eq!(runner.catch_up().await.unwrap().handled, 12, "11 applied and 1 parked");
     assert_eq!(
@@ -192,10 +202,57 @@ async fn batches(fresh: &FreshSchema) -> Vec<Vec<i64>> {
     batches.into_iter().map(|(_, amounts)| amounts).collect()
 }
 
+/// Two failures of different kinds in one batch: the handler refuses 9, and 7's deferred write
+/// fails. The attempts at the batch fail at 9 before any write runs; the events before 9,
+/// committed on their own, then fail at 7's write. The batch is redone one event per
+/// transaction: each failing event is parked, every other applied (before, the runner failed
+/// every pass at the same batch and parked neither).
+#[tokio::test]
+async fn a_batch_whose_events_before_the_failing_one_fail_too_is_redone_an_event_at_a_time() {
+    let (fresh, store) = setup(7).await;
+    let mut runner = TransactionalRunner::new(Deferred { fail_on: Some(9) }, store.clone())
+        .with_options(options(5).on_failure(OnFailure::Park));
+    assert_eq!(runner.catch_up().await.unwrap().handled, 12, "10 applied and 2 parked");
+    assert_eq!(
+        accounts(&fresh).await,
+        vec![
+            account("account-0", &[3, 6, 12]),
+            account("account-1", &[1, 4, 10]),
+            account("account-2", &[2, 5, 8, 11]),
+        ]
+    );
+    let parked = store.parked(&ProjectionName::new("deferred").unwrap()).await.unwrap();
+    let positions: Vec<u64> = parked.iter().map(|dead| dead.position.value()).collect();
+    assert_eq!(positions, [position_of(&store, 7).await, position_of(&store, 9).await]);
+    assert!(parked[0].error.contains("deferred writes failed"), "{}", parked[0].error);
+    assert!(parked[1].error.contains("refusing amount 9"), "{}", parked[1].error);
+    assert_eq!(
+        batches(&fresh).await,
+        [vec![1, 2, 3, 4, 5], vec![6], vec![8], vec![10], vec![11, 12]]
+    );
+
+    // Stopping instead: the runner stops right before 7, the first event that fails.
+    let (fresh, store) = setup(7).await;
+    let stopped = TransactionalRunner::new(Deferred { fail_on: Some(9) }, store.clone())
+        .with_options(options(5).on_failure(OnFailure::Stop))
+        .catch_up()
+        .await;
+    let Err(RunnerError::Handler { position, .. }) = stopped else {
+        panic!("the runner stops at the failing event: {stopped:?}");
+    };
+    assert_eq!(position.value(), position_of(&store, 7).await);
+    let checkpoint: i64 =
+        sqlx::query_scalar("SELECT position FROM checkpoints WHERE projection = 'deferred'")
+            .fetch_one(fresh.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(u64::try_from(checkpoint).unwrap(), position_of(&store, 6).await);
+}
+
 #[tokio::test]
 async fn a_runner_that_stops_stops_right_before_the_event_whose_deferred_write_failed() {
     let (fresh, store) = setup(8).await;
-    let mut runner = TransactionalRunner::new(Deferred, store.clone())
+    let mut runner = TransactionalRunner::new(Deferred::default(), store.clone())
         .with_options(options(5).on_failure(OnFailure::Stop));
     let Err(RunnerError::Handler { position, .. }) = runner.catch_up().await else {
         panic!("the runner stops at the failing event");

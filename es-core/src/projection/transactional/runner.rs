@@ -173,7 +173,17 @@ where
             // Keeps failing: commit what comes before the failing event on its own.
             let mut checkpoint = stored;
             if index > 0 {
-                checkpoint = Some(self.commit_prefix(&batch[..index], stored).await?);
+                let Some(committed) = self.commit_prefix(&batch[..index], stored).await? else {
+                    // The events before the failing one failed in their turn (a deferred write
+                    // that the failed attempts never reached, say): which one is unknown, so redo
+                    // the batch one event per transaction, each with attempts of its own.
+                    tracing::warn!(projection = %self.name, events = batch.len(), "es.projection: the events before a failing one failed too, redoing the batch one event at a time");
+                    self.narrow = batch.len();
+                    attempt = 1;
+                    delay = self.options.retry_delay;
+                    continue;
+                };
+                checkpoint = Some(committed);
             }
             let error = Self::handler_error(
                 &self.name,
@@ -217,12 +227,12 @@ where
     }
 
     /// Commits the events before a failing one in a transaction of their own; returns the new
-    /// checkpoint.
+    /// checkpoint, or `None` when one of them failed in its turn (nothing is committed then).
     async fn commit_prefix(
         &mut self,
         prefix: &[RecordedEvent],
         stored: Option<Position>,
-    ) -> Result<Position, RunnerError> {
+    ) -> Result<Option<Position>, RunnerError> {
         let (mut tx, now) = self.store.begin_batch(&self.name).await?;
         let last = prefix.last().map_or(Position::BEGINNING, |event| event.position);
         if now != stored {
@@ -236,23 +246,12 @@ where
                 .into(),
             ));
         }
-        if let Err(failed) = self.handle(&mut tx, prefix).await {
-            let failure = match failed {
-                Failed::Handler(failure) => failure,
-                // The prefix's deferred writes: named by its last event.
-                Failed::Flush(source) => BatchFailure { index: prefix.len() - 1, source },
-            };
-            let event = &prefix[failure.index.min(prefix.len() - 1)];
-            return Err(Self::handler_error(
-                &self.name,
-                event.position,
-                &event.event_type,
-                1,
-                failure.source,
-            ));
+        if self.handle(&mut tx, prefix).await.is_err() {
+            // Dropping the transaction rolls the prefix back.
+            return Ok(None);
         }
         self.store.commit_batch(tx, &self.name, stored, last).await?;
-        Ok(last)
+        Ok(Some(last))
     }
 
     fn handler_error(
