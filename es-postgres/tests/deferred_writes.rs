@@ -202,6 +202,17 @@ async fn batches(fresh: &FreshSchema) -> Vec<Vec<i64>> {
     batches.into_iter().map(|(_, amounts)| amounts).collect()
 }
 
+/// A handler that keeps failing at 8 (the third event of the batch 6..=10): 6 and 7 commit
+/// together in one transaction, 8 is parked, and the next batch starts after it, whole.
+#[tokio::test]
+async fn the_events_before_a_failing_one_commit_together() {
+    let (fresh, store) = setup(-1).await;
+    let mut runner = TransactionalRunner::new(Deferred { fail_on: Some(8) }, store.clone())
+        .with_options(options(5).on_failure(OnFailure::Park));
+    assert_eq!(runner.catch_up().await.unwrap().handled, 12, "11 applied and 1 parked");
+    assert_eq!(batches(&fresh).await, [vec![1, 2, 3, 4, 5], vec![6, 7], vec![9, 10, 11, 12]]);
+}
+
 /// Two failures of different kinds in one batch: the handler refuses 9, and 7's deferred write
 /// fails. The attempts at the batch fail at 9 before any write runs; the events before 9,
 /// committed on their own, then fail at 7's write. The batch is redone one event per
