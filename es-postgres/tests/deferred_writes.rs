@@ -185,6 +185,16 @@ async fn a_failing_deferred_write_parks_the_event_that_pushed_it() {
     );
 }
 
+/// The projection's stored checkpoint.
+async fn checkpoint(fresh: &FreshSchema) -> u64 {
+    let position: i64 =
+        sqlx::query_scalar("SELECT position FROM checkpoints WHERE projection = 'deferred'")
+            .fetch_one(fresh.store.pool())
+            .await
+            .unwrap();
+    u64::try_from(position).unwrap()
+}
+
 /// The amounts applied in each transaction, in the order they were applied.
 async fn batches(fresh: &FreshSchema) -> Vec<Vec<i64>> {
     let rows: Vec<(i64, i64)> =
@@ -252,12 +262,7 @@ async fn a_batch_whose_events_before_the_failing_one_fail_too_is_redone_an_event
         panic!("the runner stops at the failing event: {stopped:?}");
     };
     assert_eq!(position.value(), position_of(&store, 7).await);
-    let checkpoint: i64 =
-        sqlx::query_scalar("SELECT position FROM checkpoints WHERE projection = 'deferred'")
-            .fetch_one(fresh.store.pool())
-            .await
-            .unwrap();
-    assert_eq!(u64::try_from(checkpoint).unwrap(), position_of(&store, 6).await);
+    assert_eq!(checkpoint(&fresh).await, position_of(&store, 6).await);
 }
 
 #[tokio::test]
@@ -277,12 +282,7 @@ async fn a_runner_that_stops_stops_right_before_the_event_whose_deferred_write_f
             account("account-2", &[2, 5]),
         ]
     );
-    let checkpoint: i64 =
-        sqlx::query_scalar("SELECT position FROM checkpoints WHERE projection = 'deferred'")
-            .fetch_one(fresh.store.pool())
-            .await
-            .unwrap();
-    assert_eq!(u64::try_from(checkpoint).unwrap(), position_of(&store, 7).await);
+    assert_eq!(checkpoint(&fresh).await, position_of(&store, 7).await);
 }
 
 /// A batch's transaction, as a transactional runner gets it.

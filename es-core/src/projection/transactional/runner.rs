@@ -148,10 +148,11 @@ where
                 }
                 Err(Failed::Flush(source)) if batch.len() > 1 => {
                     // Which event's write failed is unknown: redo the batch one event per
-                    // transaction (not an attempt of its own: the failing event gets its own).
+                    // transaction, each with attempts of its own (this was not an attempt).
                     tracing::warn!(projection = %self.name, events = batch.len(), error = %source, "es.projection: deferred writes failed, redoing the batch one event at a time");
                     drop(tx);
                     self.narrow = batch.len();
+                    (attempt, delay) = (1, self.options.retry_delay);
                     continue;
                 }
                 Err(Failed::Flush(source)) => BatchFailure { index: 0, source },
@@ -179,8 +180,7 @@ where
                     // the batch one event per transaction, each with attempts of its own.
                     tracing::warn!(projection = %self.name, events = batch.len(), "es.projection: the events before a failing one failed too, redoing the batch one event at a time");
                     self.narrow = batch.len();
-                    attempt = 1;
-                    delay = self.options.retry_delay;
+                    (attempt, delay) = (1, self.options.retry_delay);
                     continue;
                 };
                 checkpoint = Some(committed);
